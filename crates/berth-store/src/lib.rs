@@ -1,0 +1,92 @@
+//! berth-store: revisioned records plus watch. Every write is a transaction that commits
+//! durably before it is acknowledged; every record carries the global revision of its last
+//! write, so controllers can watch a prefix and compare-and-swap.
+//!
+//! The `Store` trait is what services and controllers see. `SqliteStore` keeps every
+//! record in memory for reads and in SQLite (WAL, synchronous=FULL) for durability; a
+//! PostgreSQL backend can implement the same trait.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: String,
+    pub value: Arc<Value>,
+    /// Revision of the last write to this key.
+    pub revision: i64,
+    /// Revision at which the key was created.
+    pub create_revision: i64,
+}
+
+/// A precondition for a transaction.
+#[derive(Debug, Clone)]
+pub enum Cond {
+    /// The key does not exist.
+    Absent(String),
+    /// The key exists with exactly this revision.
+    Revision(String, i64),
+}
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put(String, Value),
+    Delete(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventKind,
+    pub key: String,
+    pub revision: i64,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// A condition did not hold; nothing was written.
+    Conflict(String),
+    /// The backend failed; nothing was written.
+    Backend(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Conflict(k) => write!(f, "conflict on {k}"),
+            StoreError::Backend(e) => write!(f, "store backend error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub trait Store: Send + Sync {
+    fn get(&self, key: &str) -> Option<Record>;
+    /// Records whose key starts with `prefix`, in key order.
+    fn list(&self, prefix: &str) -> Vec<Record>;
+    /// Apply `ops` atomically if every condition holds; returns the new revision once the
+    /// write is durable.
+    fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError>;
+    /// Events for every committed write, in revision order. Receivers filter by prefix.
+    fn watch(&self) -> tokio::sync::broadcast::Receiver<Event>;
+    fn revision(&self) -> i64;
+
+    fn put(&self, key: &str, value: Value) -> Result<i64, StoreError> {
+        self.txn(&[], vec![Op::Put(key.to_string(), value)])
+    }
+    /// Create `key` only if it does not exist.
+    fn create(&self, key: &str, value: Value) -> Result<i64, StoreError> {
+        self.txn(&[Cond::Absent(key.to_string())], vec![Op::Put(key.to_string(), value)])
+    }
+}

@@ -1,0 +1,148 @@
+//! botocore-derived service models (see tools/gen-models.py): the source of truth for
+//! operation names, shapes, required members, enums and limits.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::Read;
+
+#[derive(Debug, Deserialize)]
+pub struct Model {
+    pub metadata: Metadata,
+    pub operations: HashMap<String, Operation>,
+    pub shapes: HashMap<String, Shape>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub protocol: String,
+    pub api_version: String,
+    pub endpoint_prefix: String,
+    #[serde(default)]
+    pub signing_name: Option<String>,
+    #[serde(default)]
+    pub target_prefix: Option<String>,
+    #[serde(default)]
+    pub json_version: Option<String>,
+    #[serde(default)]
+    pub xml_namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Operation {
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Shape {
+    #[serde(rename = "type")]
+    pub kind: ShapeKind,
+    #[serde(default)]
+    pub members: Vec<(String, Member)>,
+    #[serde(default)]
+    pub required: Vec<String>,
+    #[serde(default, rename = "enum")]
+    pub enum_values: Vec<String>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub flattened: bool,
+    #[serde(default)]
+    pub member: Option<Member>,
+    #[serde(default)]
+    pub key: Option<Member>,
+    #[serde(default)]
+    pub value: Option<Member>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeKind {
+    Structure,
+    List,
+    Map,
+    String,
+    Integer,
+    Long,
+    Boolean,
+    Double,
+    Float,
+    Timestamp,
+    Blob,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub shape: String,
+    #[serde(default)]
+    pub location_name: Option<String>,
+    #[serde(default)]
+    pub query_name: Option<String>,
+    #[serde(default)]
+    pub flattened: bool,
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+
+impl Model {
+    /// Parse a gzipped model produced by tools/gen-models.py.
+    pub fn from_gzip(bytes: &[u8]) -> Model {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .expect("embedded model is valid gzip");
+        // Members arrive as a JSON object; keep them ordered as a list.
+        let mut raw: serde_json::Value = serde_json::from_str(&text).expect("embedded model is JSON");
+        if let Some(shapes) = raw.get_mut("shapes").and_then(|s| s.as_object_mut()) {
+            for shape in shapes.values_mut() {
+                if let Some(members) = shape.get_mut("members") {
+                    if let Some(obj) = members.as_object() {
+                        let list: Vec<serde_json::Value> = obj
+                            .iter()
+                            .map(|(k, v)| serde_json::json!([k, v]))
+                            .collect();
+                        *members = serde_json::Value::Array(list);
+                    }
+                }
+            }
+        }
+        serde_json::from_value(raw).expect("embedded model matches the schema")
+    }
+
+    pub fn shape(&self, name: &str) -> &Shape {
+        self.shapes
+            .get(name)
+            .unwrap_or_else(|| panic!("model has no shape {name}"))
+    }
+
+    pub fn input_shape(&self, op: &str) -> Option<&Shape> {
+        self.operations
+            .get(op)?
+            .input
+            .as_deref()
+            .map(|s| self.shape(s))
+    }
+
+    pub fn output_shape(&self, op: &str) -> Option<&Shape> {
+        self.operations
+            .get(op)?
+            .output
+            .as_deref()
+            .map(|s| self.shape(s))
+    }
+}
+
+impl Shape {
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+}

@@ -1,0 +1,81 @@
+//! Pagination as AWS does it: an opaque nextToken that resumes after the last item
+//! returned, and maxResults bounded per operation.
+
+use crate::error::ApiError;
+use base64::Engine;
+use serde_json::Value;
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// Page `items` (already sorted by `key`). `max_results` comes from the request;
+/// `default` applies when it is absent and `limit` is the largest accepted value.
+pub fn paginate<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    input: &Value,
+    default: usize,
+    limit: usize,
+    error_code: &str,
+) -> Result<Page<T>, ApiError> {
+    let max = match input.get("maxResults").and_then(Value::as_i64) {
+        None => default,
+        Some(n) if n >= 1 && n as usize <= limit => n as usize,
+        Some(_) => {
+            return Err(ApiError::client(error_code, format!("maxResults must be between 1 and {limit}.")));
+        }
+    };
+    let after = match input.get("nextToken").and_then(Value::as_str) {
+        None | Some("") => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| ApiError::client(error_code, "Invalid nextToken."))?),
+    };
+    let mut iter = items.into_iter().filter(|it| after.as_deref().is_none_or(|a| key(it).as_str() > a)).peekable();
+    let mut out = Vec::with_capacity(max.min(128));
+    while out.len() < max {
+        match iter.next() {
+            Some(it) => out.push(it),
+            None => break,
+        }
+    }
+    let next_token = if iter.peek().is_some() { out.last().map(|it| encode_token(&key(it))) } else { None };
+    Ok(Page { items: out, next_token })
+}
+
+pub fn encode_token(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.as_bytes())
+}
+
+pub fn decode_token(token: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    #[test]
+    fn pages_through_everything_once() {
+        let items: Vec<String> = (0..25).map(|i| format!("k{i:03}")).collect();
+        let mut seen = vec![];
+        let mut token: Option<String> = None;
+        loop {
+            let input = json!({"maxResults": 10, "nextToken": token});
+            let p = paginate(items.clone(), |s| s.clone(), &input, 100, 100, "X").unwrap();
+            seen.extend(p.items);
+            match p.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+    }
+    #[test]
+    fn rejects_out_of_range() {
+        assert!(paginate(vec![1], |i| i.to_string(), &json!({"maxResults": 0}), 10, 100, "X").is_err());
+        assert!(paginate(vec![1], |i| i.to_string(), &json!({"maxResults": 101}), 10, 100, "X").is_err());
+        assert!(paginate(vec![1], |i| i.to_string(), &json!({"nextToken": "!!"}), 10, 100, "X").is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! SigV4 credential scopes: who signed a request, for which region and service.
+//! Signature verification lives at the edge (it needs the whole HTTP request).
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialScope {
+    pub access_key: String,
+    pub date: String,
+    pub region: String,
+    pub service: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthHeader {
+    pub scope: CredentialScope,
+    pub signed_headers: Vec<String>,
+    pub signature: String,
+}
+
+/// `AKID/20260101/us-east-1/ecs/aws4_request`
+pub fn parse_credential(s: &str) -> Option<CredentialScope> {
+    let mut parts = s.split('/');
+    let access_key = parts.next()?.to_string();
+    let date = parts.next()?.to_string();
+    let region = parts.next()?.to_string();
+    let service = parts.next()?.to_string();
+    if parts.next()? != "aws4_request" || parts.next().is_some() || access_key.is_empty() {
+        return None;
+    }
+    Some(CredentialScope { access_key, date, region, service })
+}
+
+/// `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=a;b, Signature=hex`
+pub fn parse_authorization(header: &str) -> Option<AuthHeader> {
+    let rest = header.strip_prefix("AWS4-HMAC-SHA256")?.trim_start();
+    let (mut cred, mut signed, mut sig) = (None, None, None);
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        match k {
+            "Credential" => cred = parse_credential(v),
+            "SignedHeaders" => signed = Some(v.split(';').map(str::to_string).collect()),
+            "Signature" => sig = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Some(AuthHeader { scope: cred?, signed_headers: signed?, signature: sig? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parses_header() {
+        let h = "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ecs/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcd";
+        let a = parse_authorization(h).unwrap();
+        assert_eq!(a.scope.region, "eu-west-1");
+        assert_eq!(a.scope.service, "ecs");
+        assert_eq!(a.signed_headers, vec!["host", "x-amz-date"]);
+        assert_eq!(a.signature, "abcd");
+    }
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_authorization("Bearer x").is_none());
+        assert!(parse_credential("AKID/2026/us-east-1/ecs").is_none());
+        assert!(parse_credential("/2026/us-east-1/ecs/aws4_request").is_none());
+    }
+}
