@@ -1,1 +1,115 @@
-fn main(){}
+//! The `berth` binary: parses the command line and wires the crates together.
+
+mod auth;
+mod edge;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "An AWS-compatible container platform in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server: every AWS API on one port, state in the data directory.
+    Up(UpArgs),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct UpArgs {
+    /// Address to serve every API on.
+    #[arg(long, env = "BERTH_LISTEN", default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    /// Where state lives (default: $XDG_DATA_HOME/berth or ~/.local/share/berth).
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The account used when a request's access key does not name one.
+    #[arg(long, env = "BERTH_ACCOUNT_ID", default_value = "000000000000")]
+    account_id: String,
+    /// Require requests to be SigV4-signed with the configured credentials.
+    #[arg(long, env = "BERTH_ENFORCE_AUTH")]
+    enforce_auth: bool,
+    /// Access key id accepted when auth is enforced.
+    #[arg(long, env = "BERTH_ACCESS_KEY_ID", default_value = "test")]
+    access_key_id: String,
+    /// Secret access key accepted when auth is enforced.
+    #[arg(long, env = "BERTH_SECRET_ACCESS_KEY", default_value = "test", hide_env_values = true)]
+    secret_access_key: String,
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, env = "BERTH_LOG", default_value = "info")]
+    log: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("berth");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/berth")
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(up(args)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("berth: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn up(args: UpArgs) -> Result<(), String> {
+    if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("--account-id must be 12 digits, got {:?}", args.account_id));
+    }
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let store = berth_store::SqliteStore::open(&data_dir.join("state.db")).map_err(|e| e.to_string())?;
+    let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let clock = berth_wire::Clock::default();
+    let services = edge::Services::new(vec![
+        Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone())),
+        Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
+    ]);
+    let auth = auth::Auth {
+        enforce: args.enforce_auth,
+        access_key_id: args.access_key_id.clone(),
+        secret_access_key: args.secret_access_key.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(listen = %local, data_dir = %data_dir.display(), account = %args.account_id, enforce_auth = args.enforce_auth, "berth is serving");
+    let edge = Arc::new(edge::Edge { services, auth, default_account: args.account_id.clone() });
+    edge::serve(edge, listener, shutdown_signal()).await;
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: stop serving. Tasks (once they exist) keep running for the next start.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

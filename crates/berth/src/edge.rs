@@ -1,0 +1,209 @@
+//! The edge: one HTTP port for every API. It works out which service a request is for
+//! (SigV4 scope, then X-Amz-Target, then path, then Host), who is calling (account,
+//! region), checks the signature when auth is enforced, and hands the body to the wire
+//! layer. It knows no service by name.
+
+use crate::auth::Auth;
+use berth_wire::service::{handle_json, handle_query, json_error, query_error};
+use berth_wire::sigv4::{parse_authorization, parse_credential, CredentialScope};
+use berth_wire::{ApiError, RequestContext, Service, WireResponse};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest request body accepted (ECS's own limit for a request is lower than this).
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+const DEFAULT_REGION: &str = "us-east-1";
+
+pub struct Services {
+    all: Vec<Arc<dyn Service>>,
+    by_signing_name: HashMap<String, usize>,
+    by_target_prefix: HashMap<String, usize>,
+}
+
+impl Services {
+    pub fn new(all: Vec<Arc<dyn Service>>) -> Self {
+        let mut by_signing_name = HashMap::new();
+        let mut by_target_prefix = HashMap::new();
+        for (i, s) in all.iter().enumerate() {
+            let m = &s.model().metadata;
+            by_signing_name.insert(m.signing_name.clone().unwrap_or_else(|| m.endpoint_prefix.clone()), i);
+            by_signing_name.insert(m.endpoint_prefix.clone(), i);
+            if let Some(p) = &m.target_prefix {
+                by_target_prefix.insert(p.clone(), i);
+            }
+        }
+        Services { all, by_signing_name, by_target_prefix }
+    }
+    fn by_name(&self, name: &str) -> Option<&Arc<dyn Service>> {
+        self.by_signing_name.get(name).map(|&i| &self.all[i])
+    }
+    fn by_target(&self, prefix: &str) -> Option<&Arc<dyn Service>> {
+        self.by_target_prefix.get(prefix).map(|&i| &self.all[i])
+    }
+}
+
+pub struct Edge {
+    pub services: Services,
+    pub auth: Auth,
+    pub default_account: String,
+}
+
+pub async fn serve(edge: Arc<Edge>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let edge = edge.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let edge = edge.clone();
+                    async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, error_code: Option<&str>) -> Response<Full<Bytes>> {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", request_id)
+        .header("x-amz-request-id", request_id);
+    if let Some(code) = error_code {
+        b = b.header("x-amzn-errortype", code);
+    }
+    b.body(Full::new(Bytes::from(body))).expect("valid response")
+}
+
+fn wire(w: WireResponse, request_id: &str) -> Response<Full<Bytes>> {
+    respond(w.status, w.content_type, request_id, w.body, w.error_code.as_deref())
+}
+
+/// A plain JSON error for requests we could not attribute to any service.
+fn edge_error(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&serde_json::json!({"__type": e.code, "message": e.message})).expect("json");
+    respond(e.status, "application/json", request_id, body, Some(&e.code))
+}
+
+impl Edge {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let request_id = berth_wire::request_id();
+        let (parts, body) = req.into_parts();
+        if parts.uri.path() == "/_berth/health" {
+            let body = serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")});
+            return respond(200, "application/json", &request_id, body.to_string().into_bytes(), None);
+        }
+        let too_large = ApiError::new(413, "RequestEntityTooLarge", format!("Request body is larger than {MAX_BODY} bytes"));
+        if parts
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n > MAX_BODY)
+        {
+            return edge_error(&too_large, &request_id);
+        }
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return edge_error(&too_large, &request_id),
+        };
+
+        // Who signed, for which region and service.
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let auth_header = header("authorization").and_then(parse_authorization);
+        let query_params: HashMap<String, String> = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let scope: Option<CredentialScope> = auth_header
+            .as_ref()
+            .map(|a| a.scope.clone())
+            .or_else(|| query_params.get("X-Amz-Credential").and_then(|c| parse_credential(c)));
+
+        let target = header("x-amz-target");
+        let service = scope
+            .as_ref()
+            .and_then(|s| self.services.by_name(&s.service))
+            .or_else(|| target.and_then(|t| t.split_once('.')).and_then(|(p, _)| self.services.by_target(p)))
+            .or_else(|| {
+                let host = header("host")?;
+                let first = host.split(['.', ':']).next()?;
+                self.services.by_name(first)
+            });
+        let Some(service) = service else {
+            let what = scope.as_ref().map(|s| s.service.clone()).or(target.map(str::to_string));
+            let e = ApiError::new(
+                501,
+                "NotImplemented",
+                match what {
+                    Some(w) => format!("Berth does not serve the service for {w:?} yet"),
+                    None => "Berth could not tell which AWS service this request is for (no SigV4 credential scope, X-Amz-Target or known Host)".into(),
+                },
+            );
+            return edge_error(&e, &request_id);
+        };
+
+        let region = scope.as_ref().map(|s| s.region.clone()).unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let account = scope
+            .as_ref()
+            .map(|s| s.access_key.as_str())
+            .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string)
+            .unwrap_or_else(|| self.default_account.clone());
+        let ctx = RequestContext { account, region, request_id: request_id.clone() };
+
+        let model = service.model();
+        let is_json = model.metadata.protocol == "json";
+        if let Err(e) = self.auth.check(&parts, &body, auth_header.as_ref(), &query_params) {
+            return if is_json { wire(json_error(model, &e), &request_id) } else { wire(query_error(model, &e, &request_id), &request_id) };
+        }
+
+        let service = service.clone();
+        let response = tokio::task::block_in_place(|| {
+            if is_json {
+                let op = target.and_then(|t| t.split_once('.')).map(|(_, op)| op).unwrap_or("");
+                if op.is_empty() {
+                    return json_error(model, &ApiError::client("UnknownOperationException", "Missing or malformed X-Amz-Target header"));
+                }
+                handle_json(service.as_ref(), &ctx, op, &body)
+            } else {
+                let mut params = berth_wire::query::parse_form(&body);
+                for (k, v) in &query_params {
+                    params.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                handle_query(service.as_ref(), &ctx, &params)
+            }
+        });
+        if response.status >= 500 {
+            tracing::warn!(status = response.status, code = ?response.error_code, "request failed");
+        }
+        wire(response, &request_id)
+    }
+}

@@ -1,0 +1,70 @@
+# Shared helpers for the end-to-end scripts: start a real berth on a free port with a
+# fresh data directory, drive it with the aws CLI, and check what a user would check.
+# Source it; every script runs with `set -euo pipefail`.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BERTH_BIN="${BERTH_BIN:-$ROOT/target/debug/berth}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export AWS_PAGER=""
+FAILURES=0
+PASSES=0
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_berth [extra args...]: sets BERTH_PID, BERTH_URL, BERTH_DATA (reused if already set).
+start_berth() {
+  BERTH_PORT="$(free_port)"
+  BERTH_DATA="${BERTH_DATA:-$(mktemp -d)}"
+  BERTH_URL="http://127.0.0.1:$BERTH_PORT"
+  "$BERTH_BIN" up --listen "127.0.0.1:$BERTH_PORT" --data-dir "$BERTH_DATA" "$@" >"$BERTH_DATA/berth.log" 2>&1 &
+  BERTH_PID=$!
+  wait_for "berth health" 10 curl -fsS "$BERTH_URL/_berth/health"
+}
+
+stop_berth() {
+  if [ -n "${BERTH_PID:-}" ]; then kill "$BERTH_PID" 2>/dev/null || true; wait "$BERTH_PID" 2>/dev/null || true; BERTH_PID=""; fi
+}
+
+kill9_berth() {
+  kill -9 "$BERTH_PID"; wait "$BERTH_PID" 2>/dev/null || true; BERTH_PID=""
+}
+
+trap 'stop_berth' EXIT
+
+# wait_for DESCRIPTION DEADLINE_SECONDS CMD...: retry CMD until it succeeds or the deadline passes.
+wait_for() {
+  local what="$1" deadline=$(( $(date +%s) + $2 )); shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then echo "timed out waiting for $what" >&2; return 1; fi
+    sleep 0.05
+  done
+}
+
+awsb() { aws --endpoint-url "$BERTH_URL" "$@"; }
+
+pass() { PASSES=$((PASSES+1)); echo "ok - $1"; }
+fail() { FAILURES=$((FAILURES+1)); echo "FAIL - $1" >&2; }
+
+# expect_eq NAME EXPECTED ACTUAL
+expect_eq() {
+  if [ "$2" == "$3" ]; then pass "$1"; else fail "$1: expected [$2], got [$3]"; fi
+}
+
+# expect_error NAME CODE CMD...: CMD must fail and print the AWS error CODE.
+expect_error() {
+  local name="$1" code="$2"; shift 2
+  local out
+  if out="$("$@" 2>&1)"; then fail "$name: expected error $code, command succeeded: $out"; return; fi
+  if grep -q "($code)" <<<"$out"; then pass "$name"; else fail "$name: expected ($code), got: $out"; fi
+}
+
+finish() {
+  echo "$PASSES passed, $FAILURES failed"
+  [ "$FAILURES" -eq 0 ]
+}
