@@ -13,7 +13,6 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest request body accepted (ECS's own limit for a request is lower than this).
