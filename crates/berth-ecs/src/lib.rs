@@ -1,3 +1,17 @@
+//! berth-ecs: the Amazon ECS control-plane API. Handlers validate with ECS's rules and
+//! record desired state in the store; they never touch containers (controllers and the
+//! node act on the state).
+
+mod attributes;
+mod capacity;
+mod cluster;
+mod common;
+mod services;
+mod settings;
+mod tags;
+mod taskdef;
+mod tasks;
+
 use berth_store::Store;
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use serde_json::Value;
@@ -9,10 +23,8 @@ pub fn model() -> &'static Model {
 }
 
 pub struct Ecs {
-    #[allow(dead_code)]
-    store: Arc<dyn Store>,
-    #[allow(dead_code)]
-    clock: Clock,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Clock,
 }
 
 impl Ecs {
@@ -25,10 +37,64 @@ impl Service for Ecs {
     fn model(&self) -> &'static Model {
         model()
     }
+
     fn codes(&self) -> ValidationCodes {
         ValidationCodes { constraint: "InvalidParameterException", serialization: "SerializationException" }
     }
-    fn call(&self, _ctx: &RequestContext, operation: &str, _input: Value) -> ApiResult<Value> {
-        Err(ApiError::not_implemented("ecs", operation))
+
+    fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
+        let i = &input;
+        match operation {
+            "CreateCluster" => self.create_cluster(ctx, i),
+            "DescribeClusters" => self.describe_clusters(ctx, i),
+            "ListClusters" => self.list_clusters(ctx, i),
+            "DeleteCluster" => self.delete_cluster(ctx, i),
+            "UpdateCluster" => self.update_cluster(ctx, i),
+            "UpdateClusterSettings" => self.update_cluster_settings(ctx, i),
+            "PutClusterCapacityProviders" => self.put_cluster_capacity_providers(ctx, i),
+
+            "RegisterTaskDefinition" => self.register_task_definition(ctx, i),
+            "DescribeTaskDefinition" => self.describe_task_definition(ctx, i),
+            "ListTaskDefinitions" => self.list_task_definitions(ctx, i),
+            "ListTaskDefinitionFamilies" => self.list_task_definition_families(ctx, i),
+            "DeregisterTaskDefinition" => self.deregister_task_definition(ctx, i),
+            "DeleteTaskDefinitions" => self.delete_task_definitions(ctx, i),
+
+            "RunTask" => self.run_task(ctx, i),
+            "StartTask" => self.start_task(ctx, i),
+            "StopTask" => self.stop_task(ctx, i),
+            "DescribeTasks" => self.describe_tasks(ctx, i),
+            "ListTasks" => self.list_tasks(ctx, i),
+            "ListContainerInstances" => self.list_container_instances(ctx, i),
+            "DescribeContainerInstances" => self.describe_container_instances(ctx, i),
+
+            "CreateService" => self.create_service(ctx, i),
+            "DescribeServices" => self.describe_services(ctx, i),
+            "ListServices" => self.list_services(ctx, i),
+            "UpdateService" | "DeleteService" => {
+                self.existing_service(ctx, i)?;
+                Err(ApiError::new(501, "NotImplemented", format!("{operation}: the service scheduler is not built yet.")))
+            }
+
+            "CreateCapacityProvider" => self.create_capacity_provider(ctx, i),
+            "DescribeCapacityProviders" => self.describe_capacity_providers(ctx, i),
+            "UpdateCapacityProvider" => self.update_capacity_provider(ctx, i),
+            "DeleteCapacityProvider" => self.delete_capacity_provider(ctx, i),
+
+            "TagResource" => self.tag_resource(ctx, i),
+            "UntagResource" => self.untag_resource(ctx, i),
+            "ListTagsForResource" => self.list_tags_for_resource(ctx, i),
+
+            "PutAccountSetting" => self.put_account_setting(ctx, i, false),
+            "PutAccountSettingDefault" => self.put_account_setting(ctx, i, true),
+            "ListAccountSettings" => self.list_account_settings(ctx, i),
+            "DeleteAccountSetting" => self.delete_account_setting(ctx, i),
+
+            "PutAttributes" => self.put_attributes(ctx, i),
+            "ListAttributes" => self.list_attributes(ctx, i),
+            "DeleteAttributes" => self.delete_attributes(ctx, i),
+
+            _ => Err(ApiError::not_implemented("ecs", operation)),
+        }
     }
 }

@@ -49,13 +49,7 @@ pub fn handle_json(svc: &dyn Service, ctx: &RequestContext, operation: &str, bod
         if let Some(shape) = op.input.as_deref() {
             validate(model, model.shape(shape), &input, svc.codes())?;
         }
-        svc.call(ctx, operation, input).map_err(|e| {
-            if e.code == "NotImplemented" {
-                ApiError::not_implemented(service_label(model), operation)
-            } else {
-                e
-            }
-        })
+        svc.call(ctx, operation, input)
     })();
     match result {
         Ok(v) => WireResponse {
@@ -108,13 +102,7 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
             }
             None => Value::Object(Default::default()),
         };
-        svc.call(ctx, &action, input).map_err(|e| {
-            if e.code == "NotImplemented" {
-                ApiError::not_implemented(service_label(model), &action)
-            } else {
-                e
-            }
-        })
+        svc.call(ctx, &action, input)
     })();
     match result {
         Ok(v) => {

@@ -1,0 +1,603 @@
+//! Task definitions: Register (with ECS's validation rules), Describe, List,
+//! ListTaskDefinitionFamilies, Deregister, DeleteTaskDefinitions.
+
+use crate::common::*;
+use crate::Ecs;
+use berth_store::{Cond, Op, Record, StoreError};
+use berth_wire::page::paginate;
+use berth_wire::{ApiError, ApiResult, RequestContext};
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+
+/// ECS's limit on the size of a registered task definition.
+const MAX_TASK_DEFINITION_BYTES: usize = 64 * 1024;
+const MAX_CONTAINERS: usize = 10;
+
+/// The Fargate task sizes: cpu units and the memory (MiB) each allows.
+pub fn fargate_pair_valid(cpu: u32, memory: u32) -> bool {
+    let (lo, hi, step) = match cpu {
+        256 => return [512, 1024, 2048].contains(&memory),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122880, 8192),
+        _ => return false,
+    };
+    memory >= lo && memory <= hi && (memory - lo) % step == 0
+}
+
+/// Task cpu as ECS accepts it: "1024" or "1 vCPU" / "0.25 vcpu".
+pub fn parse_cpu(s: &str) -> Option<u32> {
+    let t = s.trim().to_ascii_lowercase();
+    if let Some(v) = t.strip_suffix("vcpu") {
+        let f: f64 = v.trim().parse().ok()?;
+        return (f > 0.0).then(|| (f * 1024.0).round() as u32);
+    }
+    t.parse().ok()
+}
+
+/// Task memory as ECS accepts it: "2048" (MiB) or "2 GB" / "2gb".
+pub fn parse_memory(s: &str) -> Option<u32> {
+    let t = s.trim().to_ascii_lowercase();
+    if let Some(v) = t.strip_suffix("gb") {
+        let f: f64 = v.trim().parse().ok()?;
+        return (f > 0.0).then(|| (f * 1024.0).round() as u32);
+    }
+    t.parse().ok()
+}
+
+fn td_key(ctx: &RequestContext, family: &str, revision: i64) -> String {
+    key(ctx, &format!("taskdef/{family}/{revision:010}"))
+}
+
+fn family_key(ctx: &RequestContext, family: &str) -> String {
+    key(ctx, &format!("family/{family}"))
+}
+
+impl Ecs {
+    pub(crate) fn register_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let family = str_of(input, "family").unwrap_or_default();
+        if !is_simple_name(family) {
+            return Err(client(
+                "Family contains invalid characters. Up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores are allowed.",
+            ));
+        }
+        let size = serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0);
+        if size > MAX_TASK_DEFINITION_BYTES {
+            return Err(client(format!(
+                "Actual length: '{size}'. Max allowed length is '{MAX_TASK_DEFINITION_BYTES}' bytes."
+            )));
+        }
+        check_tags(arr_of(input, "tags"))?;
+        let mut td = normalize(ctx, input)?;
+
+        // Allocate the next revision: the family record counts revisions ever registered,
+        // so a revision number is never reused, even after deletion.
+        for _ in 0..32 {
+            let fk = family_key(ctx, family);
+            let fam = self.store.get(&fk);
+            let revision = fam.as_ref().and_then(|r| r.value["latest"].as_i64()).unwrap_or(0) + 1;
+            let cond = match &fam {
+                Some(r) => Cond::Revision(fk.clone(), r.revision),
+                None => Cond::Absent(fk.clone()),
+            };
+            td["revision"] = json!(revision);
+            td["taskDefinitionArn"] = json!(arn(ctx, &format!("task-definition/{family}:{revision}")));
+            td["registeredAt"] = json!(self.clock.now());
+            let mut record = td.clone();
+            record["tags"] = json!(arr_of(input, "tags"));
+            match self.store.txn(
+                &[cond],
+                vec![
+                    Op::Put(fk, json!({"family": family, "latest": revision})),
+                    Op::Put(td_key(ctx, family, revision), record),
+                ],
+            ) {
+                Ok(_) => return Ok(json!({"taskDefinition": td, "tags": arr_of(input, "tags")})),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(ApiError::new(500, "ServerException", "Too many concurrent registrations for this family; try again."))
+    }
+
+    /// Resolve `family`, `family:revision` or an ARN to a stored task definition.
+    /// A bare family means its latest ACTIVE revision.
+    pub(crate) fn find_task_definition(&self, ctx: &RequestContext, id: &str) -> Option<Record> {
+        let spec = if id.starts_with("arn:") {
+            let a = parse_arn(id)?;
+            if a.kind != "task-definition" || a.region != ctx.region || a.account != ctx.account {
+                return None;
+            }
+            a.rest.to_string()
+        } else {
+            id.to_string()
+        };
+        match spec.rsplit_once(':') {
+            Some((family, rev)) => {
+                let rev: i64 = rev.parse().ok()?;
+                self.store.get(&td_key(ctx, family, rev))
+            }
+            None => self
+                .store
+                .list(&key(ctx, &format!("taskdef/{spec}/")))
+                .into_iter()
+                .rev()
+                .find(|r| r.value["status"] == "ACTIVE"),
+        }
+    }
+
+    pub(crate) fn describe_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let id = str_of(input, "taskDefinition").unwrap_or_default();
+        let r = self
+            .find_task_definition(ctx, id)
+            .ok_or_else(|| client("Unable to describe task definition."))?;
+        let mut td = (*r.value).clone();
+        let tags = td.as_object_mut().and_then(|o| o.remove("tags")).unwrap_or(json!([]));
+        let mut out = json!({"taskDefinition": td});
+        if include_has(input, "TAGS") {
+            out["tags"] = tags;
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn list_task_definitions(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let status = str_of(input, "status").unwrap_or("ACTIVE");
+        let prefix = str_of(input, "familyPrefix");
+        let desc = str_of(input, "sort") == Some("DESC");
+        let mut items: Vec<(String, String)> = self
+            .store
+            .list(&key(ctx, "taskdef/"))
+            .into_iter()
+            .filter(|r| r.value["status"] == status)
+            .filter(|r| match prefix {
+                // familyPrefix matches the whole family name, as ECS does.
+                Some(p) => r.value["family"] == p,
+                None => true,
+            })
+            .map(|r| (r.key.clone(), str_of(&r.value, "taskDefinitionArn").unwrap_or_default().to_string()))
+            .collect();
+        if desc {
+            items.reverse();
+        }
+        // Page by position key so that DESC pages too: prefix the key with its ordinal.
+        let indexed: Vec<(String, String)> = items.into_iter().enumerate().map(|(i, (_, a))| (format!("{i:010}"), a)).collect();
+        let page = paginate(indexed, |(k, _)| k.clone(), input, 100, 100, INVALID)?;
+        Ok(json!({
+            "taskDefinitionArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
+            "nextToken": page.next_token,
+        }))
+    }
+
+    pub(crate) fn list_task_definition_families(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let status = str_of(input, "status").unwrap_or("ACTIVE");
+        let prefix = str_of(input, "familyPrefix").unwrap_or("");
+        let mut families: Vec<String> = vec![];
+        for f in self.store.list(&key(ctx, &format!("family/{prefix}"))) {
+            let name = str_of(&f.value, "family").unwrap_or_default().to_string();
+            let revs = self.store.list(&key(ctx, &format!("taskdef/{name}/")));
+            let active = revs.iter().any(|r| r.value["status"] == "ACTIVE");
+            let keep = match status {
+                "ACTIVE" => active,
+                "INACTIVE" => !active && !revs.is_empty(),
+                _ => true,
+            };
+            if keep {
+                families.push(name);
+            }
+        }
+        let page = paginate(families, |f| f.clone(), input, 100, 100, INVALID)?;
+        Ok(json!({"families": page.items, "nextToken": page.next_token}))
+    }
+
+    pub(crate) fn deregister_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let id = str_of(input, "taskDefinition").unwrap_or_default();
+        let spec = name_from(ctx, id, "task-definition").unwrap_or_default();
+        if !spec.contains(':') {
+            return Err(client("Invalid revision number. Number: "));
+        }
+        let r = self
+            .find_task_definition(ctx, id)
+            .filter(|r| r.value["status"] != "DELETE_IN_PROGRESS")
+            .ok_or_else(|| client("The specified task definition does not exist."))?;
+        let mut td = (*r.value).clone();
+        if td["status"] == "ACTIVE" {
+            td["status"] = json!("INACTIVE");
+            td["deregisteredAt"] = json!(self.clock.now());
+            self.store
+                .txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), td.clone())])
+                .map_err(store_err)?;
+        }
+        td.as_object_mut().map(|o| o.remove("tags"));
+        Ok(json!({"taskDefinition": td}))
+    }
+
+    pub(crate) fn delete_task_definitions(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let ids = arr_of(input, "taskDefinitions");
+        if ids.len() > 10 {
+            return Err(invalid("You can specify up to 10 task definitions in a single request."));
+        }
+        let mut done = vec![];
+        let mut failures = vec![];
+        let mut ops = vec![];
+        let mut conds = vec![];
+        for id in ids.iter().filter_map(Value::as_str) {
+            let spec = name_from(ctx, id, "task-definition").unwrap_or_default();
+            let found = if spec.contains(':') { self.find_task_definition(ctx, id) } else { None };
+            let Some(r) = found else {
+                failures.push(json!({"arn": id, "reason": "The specified task definition does not exist. Specify a valid task definition and try again."}));
+                continue;
+            };
+            if r.value["status"] == "ACTIVE" {
+                failures.push(json!({"arn": r.value["taskDefinitionArn"], "reason": "The specified task definition is still in ACTIVE status. Please deregister the target and try again."}));
+                continue;
+            }
+            let mut td = (*r.value).clone();
+            if td["status"] != "DELETE_IN_PROGRESS" {
+                td["status"] = json!("DELETE_IN_PROGRESS");
+                td["deleteRequestedAt"] = json!(self.clock.now());
+                conds.push(Cond::Revision(r.key.clone(), r.revision));
+                ops.push(Op::Put(r.key.clone(), td.clone()));
+            }
+            td.as_object_mut().map(|o| o.remove("tags"));
+            done.push(td);
+        }
+        if !ops.is_empty() {
+            self.store.txn(&conds, ops).map_err(store_err)?;
+        }
+        Ok(json!({"taskDefinitions": done, "failures": failures}))
+    }
+}
+
+/// Validate a RegisterTaskDefinition request with ECS's rules and return the task
+/// definition as ECS stores it (defaults filled in, compatibilities computed).
+fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    let requires: Vec<&str> = arr_of(input, "requiresCompatibilities").iter().filter_map(Value::as_str).collect();
+    let fargate = requires.contains(&"FARGATE");
+    let network_mode = str_of(input, "networkMode");
+    let containers = arr_of(input, "containerDefinitions");
+    if containers.is_empty() {
+        return Err(client("Container list cannot be empty."));
+    }
+    if containers.len() > MAX_CONTAINERS {
+        return Err(client(format!("Too many containers. A task definition can have at most {MAX_CONTAINERS} containers.")));
+    }
+
+    // Task-level size.
+    let cpu = match str_of(input, "cpu") {
+        Some(s) => Some(parse_cpu(s).ok_or_else(|| client(format!("Invalid 'cpu' setting for task. '{s}' is not a valid value.")))?),
+        None => None,
+    };
+    let memory = match str_of(input, "memory") {
+        Some(s) => Some(parse_memory(s).ok_or_else(|| client(format!("Invalid 'memory' setting for task. '{s}' is not a valid value.")))?),
+        None => None,
+    };
+    if fargate {
+        if network_mode != Some("awsvpc") {
+            return Err(client("Fargate only supports network mode 'awsvpc'."));
+        }
+        let Some(c) = cpu else {
+            return Err(client("Fargate requires that 'cpu' be defined at the task level."));
+        };
+        let Some(m) = memory else {
+            return Err(client("Fargate requires that 'memory' be defined at the task level."));
+        };
+        if !fargate_pair_valid(c, m) {
+            return Err(client(format!(
+                "No Fargate configuration exists for given values: {c} CPU, {m} memory. See the Amazon ECS documentation for the valid values."
+            )));
+        }
+    }
+    if let Some(c) = cpu {
+        if !(128..=196_608).contains(&c) {
+            return Err(client("Invalid 'cpu' setting for task. The value must be between 128 and 196608 CPU units."));
+        }
+    }
+    if let Some(m) = memory {
+        if m < 128 {
+            return Err(client("Invalid 'memory' setting for task. The minimum is 128 MiB."));
+        }
+    }
+
+    // Volumes.
+    let mut volume_names = HashSet::new();
+    for v in arr_of(input, "volumes") {
+        let name = str_of(v, "name").unwrap_or_default();
+        if !is_simple_name(name) {
+            return Err(client("Invalid volume name. Up to 255 letters (uppercase and lowercase), numbers, hyphens, and underscores are allowed."));
+        }
+        if !volume_names.insert(name.to_string()) {
+            return Err(client(format!("Duplicate volume name found: '{name}'.")));
+        }
+        if fargate && v.pointer("/host/sourcePath").is_some() {
+            return Err(client("Fargate compatible task definitions do not support host volumes with a sourcePath."));
+        }
+        if fargate && v.get("dockerVolumeConfiguration").is_some() {
+            return Err(client("Fargate compatible task definitions do not support dockerVolumeConfiguration."));
+        }
+    }
+
+    // Containers.
+    let mut names = HashSet::new();
+    for c in containers {
+        let name = str_of(c, "name").unwrap_or_default();
+        if !is_simple_name(name) {
+            return Err(client("Container name must be between 1 and 255 characters: letters (uppercase and lowercase), numbers, hyphens and underscores."));
+        }
+        if !names.insert(name.to_string()) {
+            return Err(client(format!("Duplicate container name found: '{name}'.")));
+        }
+    }
+    let mut any_essential = false;
+    let mut out_containers = vec![];
+    let mut ports_seen: HashSet<(i64, String)> = HashSet::new();
+    let host_ports_must_match = matches!(network_mode, Some("awsvpc") | Some("host"));
+    for c in containers {
+        let name = str_of(c, "name").unwrap_or_default();
+        let image = str_of(c, "image").unwrap_or_default();
+        if image.trim().is_empty() {
+            return Err(client(format!("Container.image should not be null or empty. (container '{name}')")));
+        }
+        if image.len() > 1024 {
+            return Err(client(format!("Invalid setting for container '{name}'. The image name is longer than 1024 characters.")));
+        }
+        let cmem = c.get("memory").and_then(Value::as_i64);
+        let cres = c.get("memoryReservation").and_then(Value::as_i64);
+        if memory.is_none() && cmem.is_none() && cres.is_none() {
+            return Err(client(format!(
+                "Invalid setting for container '{name}'. At least one of 'memory' or 'memoryReservation' must be specified."
+            )));
+        }
+        for (field, v) in [("memory", cmem), ("memoryReservation", cres)] {
+            if let Some(v) = v {
+                if v < 6 {
+                    return Err(client(format!("Invalid '{field}' setting for container '{name}'. The minimum is 6 MiB.")));
+                }
+            }
+        }
+        if let (Some(m), Some(r)) = (cmem, cres) {
+            if r > m {
+                return Err(client(format!(
+                    "Invalid setting for container '{name}'. 'memoryReservation' must be less than or equal to 'memory'."
+                )));
+            }
+        }
+        if let (Some(task_m), Some(m)) = (memory, cmem) {
+            if m > task_m as i64 {
+                return Err(client(format!(
+                    "Invalid setting for container '{name}'. The container 'memory' ({m} MiB) exceeds the task memory ({task_m} MiB)."
+                )));
+            }
+        }
+        if let Some(cc) = c.get("cpu").and_then(Value::as_i64) {
+            if cc < 0 || cc > 196_608 {
+                return Err(client(format!("Invalid 'cpu' setting for container '{name}'.")));
+            }
+            if let Some(tc) = cpu {
+                if cc > tc as i64 {
+                    return Err(client(format!(
+                        "Invalid setting for container '{name}'. The container 'cpu' ({cc}) exceeds the task cpu ({tc})."
+                    )));
+                }
+            }
+        }
+        if fargate && c.get("privileged").and_then(Value::as_bool) == Some(true) {
+            return Err(client("Fargate compatible task definitions do not support privileged containers."));
+        }
+        if fargate && (c.get("links").is_some()) {
+            return Err(client("Fargate compatible task definitions do not support links."));
+        }
+        if network_mode == Some("awsvpc") && c.get("links").is_some() {
+            return Err(client("Links are not supported when networkMode=awsvpc."));
+        }
+        let essential = c.get("essential").and_then(Value::as_bool).unwrap_or(true);
+        any_essential |= essential;
+
+        let mut mappings = vec![];
+        for pm in arr_of(c, "portMappings") {
+            let container_port = pm.get("containerPort").and_then(Value::as_i64);
+            let host_port = pm.get("hostPort").and_then(Value::as_i64);
+            let range = str_of(pm, "containerPortRange");
+            if container_port.is_none() && range.is_none() {
+                return Err(client(format!("Invalid port mapping for container '{name}'. containerPort or containerPortRange is required.")));
+            }
+            for p in [container_port, host_port].into_iter().flatten() {
+                if !(0..=65535).contains(&p) {
+                    return Err(client(format!("Invalid port value {p} for container '{name}'. Ports must be between 0 and 65535.")));
+                }
+            }
+            let mut m = pm.clone();
+            let protocol = str_of(pm, "protocol").unwrap_or("tcp").to_string();
+            m["protocol"] = json!(protocol);
+            if let Some(cp) = container_port {
+                if host_ports_must_match {
+                    match host_port {
+                        Some(hp) if hp != cp => {
+                            return Err(client(format!(
+                                "When networkMode={}, the host ports and container ports in port mappings must match.",
+                                network_mode.unwrap_or_default()
+                            )))
+                        }
+                        _ => m["hostPort"] = json!(cp),
+                    }
+                }
+                let seen_key = if host_ports_must_match { cp } else { host_port.unwrap_or(-cp - 1) };
+                if (host_ports_must_match || host_port.is_some_and(|h| h != 0)) && !ports_seen.insert((seen_key, protocol.clone())) {
+                    return Err(client(format!("Duplicate port mapping found: port {seen_key}/{protocol} is used more than once.")));
+                }
+            }
+            mappings.push(m);
+        }
+        for mp in arr_of(c, "mountPoints") {
+            let src = str_of(mp, "sourceVolume").unwrap_or_default();
+            if !volume_names.contains(src) {
+                return Err(client(format!("Invalid 'mountPoints' setting for container '{name}': sourceVolume '{src}' is not defined in the task definition's volumes.")));
+            }
+        }
+        for vf in arr_of(c, "volumesFrom") {
+            let src = str_of(vf, "sourceContainer").unwrap_or_default();
+            if !names.contains(src) || src == name {
+                return Err(client(format!("Invalid 'volumesFrom' setting for container '{name}': '{src}' is not another container in this task definition.")));
+            }
+        }
+        for d in arr_of(c, "dependsOn") {
+            let other = str_of(d, "containerName").unwrap_or_default();
+            if !names.contains(other) || other == name {
+                return Err(client(format!("Invalid 'dependsOn' setting for container '{name}': '{other}' is not another container in this task definition.")));
+            }
+            if str_of(d, "condition") == Some("HEALTHY") {
+                let target = containers.iter().find(|x| str_of(x, "name") == Some(other));
+                if target.is_some_and(|t| t.get("healthCheck").is_none()) {
+                    return Err(client(format!(
+                        "Invalid 'dependsOn' setting for container '{name}': condition HEALTHY requires container '{other}' to have a healthCheck."
+                    )));
+                }
+            }
+        }
+        if let Some(hc) = c.get("healthCheck") {
+            if arr_of(hc, "command").is_empty() {
+                return Err(client(format!("Invalid 'healthCheck' setting for container '{name}': command must not be empty.")));
+            }
+            let first = arr_of(hc, "command")[0].as_str().unwrap_or_default();
+            if !["CMD", "CMD-SHELL", "NONE"].contains(&first) {
+                return Err(client(format!(
+                    "Invalid 'healthCheck' setting for container '{name}': the command must start with CMD, CMD-SHELL or NONE."
+                )));
+            }
+            for (field, lo, hi) in [("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300)] {
+                if let Some(v) = hc.get(field).and_then(Value::as_i64) {
+                    if v < lo || v > hi {
+                        return Err(client(format!(
+                            "Invalid 'healthCheck' setting for container '{name}': {field} must be between {lo} and {hi}."
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(lc) = c.get("logConfiguration") {
+            if str_of(lc, "logDriver") == Some("awslogs") {
+                let opts = lc.get("options");
+                for required in ["awslogs-group", "awslogs-region"] {
+                    if opts.and_then(|o| o.get(required)).is_none() {
+                        return Err(client(format!(
+                            "Invalid 'logConfiguration' for container '{name}': the awslogs log driver requires the '{required}' option."
+                        )));
+                    }
+                }
+            }
+            if fargate && !matches!(str_of(lc, "logDriver"), Some("awslogs") | Some("splunk") | Some("awsfirelens")) {
+                return Err(client("Fargate compatible task definitions support only the awslogs, splunk and awsfirelens log drivers."));
+            }
+        }
+
+        // The container as ECS stores it, with its defaults.
+        let mut out: Map<String, Value> = c.as_object().cloned().unwrap_or_default();
+        out.insert("cpu".into(), c.get("cpu").cloned().unwrap_or(json!(0)));
+        out.insert("portMappings".into(), Value::Array(mappings));
+        out.insert("essential".into(), json!(essential));
+        for list in ["environment", "mountPoints", "volumesFrom", "systemControls"] {
+            out.entry(list.to_string()).or_insert_with(|| json!([]));
+        }
+        if let Some(hc) = out.get_mut("healthCheck") {
+            let o = hc.as_object_mut().expect("validated structure");
+            o.entry("interval").or_insert(json!(30));
+            o.entry("timeout").or_insert(json!(5));
+            o.entry("retries").or_insert(json!(3));
+        }
+        out_containers.push(Value::Object(out));
+    }
+    if !any_essential {
+        return Err(client("A task definition must have at least one essential container."));
+    }
+
+    // What the task definition can run on: EC2 always; FARGATE when it satisfies Fargate's rules.
+    let fargate_ok = fargate
+        || (network_mode == Some("awsvpc")
+            && cpu.zip(memory).is_some_and(|(c, m)| fargate_pair_valid(c, m))
+            && !arr_of(input, "volumes").iter().any(|v| v.pointer("/host/sourcePath").is_some() || v.get("dockerVolumeConfiguration").is_some())
+            && !out_containers.iter().any(|c| c.get("privileged").and_then(Value::as_bool) == Some(true) || c.get("links").is_some()));
+    let mut compatibilities = vec![json!("EC2")];
+    if fargate_ok {
+        compatibilities.push(json!("FARGATE"));
+    }
+
+    let mut td: Map<String, Value> = Map::new();
+    td.insert("family".into(), json!(str_of(input, "family")));
+    td.insert("containerDefinitions".into(), Value::Array(out_containers));
+    for f in [
+        "taskRoleArn", "executionRoleArn", "networkMode", "pidMode", "ipcMode", "proxyConfiguration",
+        "inferenceAccelerators", "ephemeralStorage", "runtimePlatform", "enableFaultInjection",
+    ] {
+        if let Some(v) = input.get(f) {
+            td.insert(f.into(), v.clone());
+        }
+    }
+    if let Some(c) = cpu {
+        td.insert("cpu".into(), json!(c.to_string()));
+    }
+    if let Some(m) = memory {
+        td.insert("memory".into(), json!(m.to_string()));
+    }
+    td.insert("volumes".into(), json!(arr_of(input, "volumes")));
+    td.insert("placementConstraints".into(), json!(arr_of(input, "placementConstraints")));
+    td.insert("status".into(), json!("ACTIVE"));
+    td.insert("requiresAttributes".into(), json!(required_attributes(input, network_mode)));
+    td.insert("compatibilities".into(), Value::Array(compatibilities));
+    if !requires.is_empty() {
+        td.insert("requiresCompatibilities".into(), json!(requires));
+    }
+    td.insert("registeredBy".into(), json!(root_arn(ctx)));
+    Ok(Value::Object(td))
+}
+
+/// The agent capabilities a task definition needs, as ECS lists them.
+fn required_attributes(input: &Value, network_mode: Option<&str>) -> Vec<Value> {
+    let mut out = vec![];
+    let mut add = |name: &str| out.push(json!({"name": name}));
+    if network_mode == Some("awsvpc") {
+        add("com.amazonaws.ecs.capability.task-eni");
+    }
+    if input.get("taskRoleArn").is_some() {
+        add("com.amazonaws.ecs.capability.task-iam-role");
+    }
+    if input.get("executionRoleArn").is_some() {
+        add("ecs.capability.execution-role-awslogs");
+    }
+    let containers = arr_of(input, "containerDefinitions");
+    if containers.iter().any(|c| c.pointer("/logConfiguration/logDriver") == Some(&json!("awslogs"))) {
+        add("com.amazonaws.ecs.capability.logging-driver.awslogs");
+    }
+    if containers.iter().any(|c| c.get("healthCheck").is_some()) {
+        add("ecs.capability.container-health-check");
+    }
+    if containers.iter().any(|c| c.get("dependsOn").is_some()) {
+        add("ecs.capability.container-ordering");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn fargate_pairs() {
+        assert!(fargate_pair_valid(256, 512));
+        assert!(!fargate_pair_valid(256, 4096));
+        assert!(fargate_pair_valid(1024, 3072));
+        assert!(!fargate_pair_valid(1024, 1024));
+        assert!(fargate_pair_valid(8192, 20480));
+        assert!(!fargate_pair_valid(8192, 17408));
+        assert!(!fargate_pair_valid(300, 1024));
+    }
+    #[test]
+    fn sizes_parse_both_forms() {
+        assert_eq!(parse_cpu("1 vCPU"), Some(1024));
+        assert_eq!(parse_cpu(".25 vcpu"), Some(256));
+        assert_eq!(parse_cpu("512"), Some(512));
+        assert_eq!(parse_memory("2 GB"), Some(2048));
+        assert_eq!(parse_memory("0.5GB"), Some(512));
+        assert_eq!(parse_memory("abc"), None);
+    }
+}
