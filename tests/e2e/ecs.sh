@@ -27,7 +27,7 @@ expect_eq "ulimits kept" "65535" "$(awsb ecs describe-task-definition --task-def
 expect_eq "tags with include TAGS" "web" "$(awsb ecs describe-task-definition --task-definition web --include TAGS --query 'tags[0].value' --output text)"
 awsb ecs register-task-definition --cli-input-json "file://$FIX/web-taskdef.json" >/dev/null
 expect_eq "second revision" "2" "$(awsb ecs describe-task-definition --task-definition web --query taskDefinition.revision --output text)"
-expect_eq "list-task-definitions paginates (CLI follows nextToken)" "2" "$(awsb ecs list-task-definitions --page-size 1 --query 'length(taskDefinitionArns)' --output text)"
+expect_eq "list-task-definitions paginates (CLI follows nextToken)" "2" "$(awsb ecs list-task-definitions --page-size 1 --query 'length(taskDefinitionArns)' --output json)"
 expect_eq "families" "web" "$(awsb ecs list-task-definition-families --query 'families' --output text)"
 expect_eq "deregister" "INACTIVE" "$(awsb ecs deregister-task-definition --task-definition web:1 --query taskDefinition.status --output text)"
 expect_eq "delete" "DELETE_IN_PROGRESS" "$(awsb ecs delete-task-definitions --task-definitions web:1 --query 'taskDefinitions[0].status' --output text)"
