@@ -147,16 +147,16 @@ impl Ecs {
         let status = str_of(input, "status").unwrap_or("ACTIVE");
         let prefix = str_of(input, "familyPrefix");
         let desc = str_of(input, "sort") == Some("DESC");
+        // familyPrefix names a whole family, as in ECS: read just that family's revisions.
+        let scope = match prefix {
+            Some(p) => key(ctx, &format!("taskdef/{p}/")),
+            None => key(ctx, "taskdef/"),
+        };
         let mut items: Vec<(String, String)> = self
             .store
-            .list(&key(ctx, "taskdef/"))
+            .list(&scope)
             .into_iter()
             .filter(|r| r.value["status"] == status)
-            .filter(|r| match prefix {
-                // familyPrefix matches the whole family name, as ECS does.
-                Some(p) => r.value["family"] == p,
-                None => true,
-            })
             .map(|r| (r.key.clone(), str_of(&r.value, "taskDefinitionArn").unwrap_or_default().to_string()))
             .collect();
         if desc {

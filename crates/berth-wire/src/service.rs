@@ -52,13 +52,28 @@ pub fn handle_json(svc: &dyn Service, ctx: &RequestContext, operation: &str, bod
         svc.call(ctx, operation, input)
     })();
     match result {
-        Ok(v) => WireResponse {
+        Ok(mut v) => WireResponse {
             status: 200,
             content_type: json_content_type(model),
-            body: serde_json::to_vec(&v).expect("JSON values serialize"),
+            body: {
+                strip_nulls(&mut v);
+                serde_json::to_vec(&v).expect("JSON values serialize")
+            },
             error_code: None,
         },
         Err(e) => json_error(model, &e),
+    }
+}
+
+/// AWS never sends `null` members: an absent value is omitted.
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.retain(|_, x| !x.is_null());
+            o.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
     }
 }
 

@@ -68,3 +68,19 @@ fn unsigned_requests_are_refused_when_auth_is_enforced() {
     assert_eq!(status, 403);
     assert_eq!(v["__type"], "MissingAuthenticationToken");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signatures_are_verified_when_auth_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(dir.path(), &["--enforce-auth", "--access-key-id", "AKIDBERTH", "--secret-access-key", "s3cret"]);
+    let good = s.ecs_as("AKIDBERTH", "s3cret", "us-east-1");
+    good.create_cluster().cluster_name("signed").send().await.unwrap();
+    let bad_secret = s.ecs_as("AKIDBERTH", "wrong", "us-east-1");
+    let err = bad_secret.create_cluster().cluster_name("forged").send().await.unwrap_err();
+    assert_eq!(common::code(&err.into_service_error()), "InvalidSignatureException");
+    let bad_key = s.ecs_as("AKIDOTHER", "s3cret", "us-east-1");
+    let err = bad_key.list_clusters().send().await.unwrap_err();
+    assert_eq!(common::code(&err.into_service_error()), "UnrecognizedClientException");
+    let arns = good.list_clusters().send().await.unwrap();
+    assert_eq!(arns.cluster_arns(), ["arn:aws:ecs:us-east-1:000000000000:cluster/signed"]);
+}
