@@ -1,0 +1,253 @@
+//! Subnets: CreateSubnet, DeleteSubnet, DescribeSubnets. A subnet sits inside its VPC's
+//! CIDR, in one availability zone, and never overlaps a sibling.
+
+use crate::cidr::Cidr;
+use crate::common::*;
+use crate::defaults::{zones, Zone};
+use crate::filters::{b, one, Filters};
+use crate::tags;
+use berth_store::{Cond, Op};
+use berth_wire::{ApiError, ApiResult};
+use serde_json::{json, Value};
+
+/// A new subnet record, shaped as the model's `Subnet`.
+pub fn build(scope: &Scope, vpc_id: &str, cidr: Cidr, zone: &Zone, default_for_az: bool, tags: Vec<Value>) -> Value {
+    let id = new_id("subnet");
+    json!({
+        "AvailabilityZone": zone.name,
+        "AvailabilityZoneId": zone.id,
+        "AvailableIpAddressCount": cidr.available_addresses(),
+        "CidrBlock": cidr.to_string(),
+        "DefaultForAz": default_for_az,
+        // Default subnets hand out public addresses; subnets a user creates do not.
+        "MapPublicIpOnLaunch": default_for_az,
+        "MapCustomerOwnedIpOnLaunch": false,
+        "State": "available",
+        "SubnetId": id,
+        "VpcId": vpc_id,
+        "OwnerId": scope.account,
+        "AssignIpv6AddressOnCreation": false,
+        "Ipv6CidrBlockAssociationSet": [],
+        "SubnetArn": scope.arn(&format!("subnet/{id}")),
+        "EnableDns64": false,
+        "Ipv6Native": false,
+        "PrivateDnsNameOptionsOnLaunch": {
+            "HostnameType": "ip-name",
+            "EnableResourceNameDnsARecord": false,
+            "EnableResourceNameDnsAAAARecord": false,
+        },
+        "BlockPublicAccessStates": {"InternetGatewayBlockMode": "off"},
+        "Tags": tags,
+    })
+}
+
+fn render(v: &Value) -> Value {
+    let mut v = v.clone();
+    tags::strip_empty(&mut v);
+    v
+}
+
+pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    for p in ["Ipv6CidrBlock", "Ipv6IpamPoolId", "Ipv6NetmaskLength", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "OutpostArn"] {
+        if input.get(p).is_some() {
+            return Err(unsupported("CreateSubnet", p));
+        }
+    }
+    if input.get("Ipv6Native") == Some(&Value::Bool(true)) {
+        return Err(unsupported("CreateSubnet", "Ipv6Native"));
+    }
+    let vpc_id = str_of(input, "VpcId");
+    check_id(vpc_id, "vpc")?;
+    let raw = str_of(input, "CidrBlock");
+    if raw.is_empty() {
+        return Err(missing("cidrBlock"));
+    }
+    let cidr = crate::vpc::parse_cidr(raw)?;
+    let all = zones(scope.region);
+    let zone_name = input.get("AvailabilityZone").and_then(Value::as_str);
+    let zone_id = input.get("AvailabilityZoneId").and_then(Value::as_str);
+    let wanted = match (zone_name, zone_id) {
+        (Some(n), None) => Some(all.iter().find(|z| z.name == n).ok_or_else(|| bad_zone(n, "availabilityZone", &all))?),
+        (None, Some(i)) => Some(all.iter().find(|z| z.id == i).ok_or_else(|| bad_zone(i, "availabilityZoneId", &all))?),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::client(
+                "InvalidParameterCombination",
+                "The parameter availabilityZone cannot be used with the parameter availabilityZoneId",
+            ))
+        }
+        (None, None) => None,
+    };
+    let tags = tags::from_specs(input, "subnet")?;
+    commit(scope.store, || {
+        let vpc = scope.get(VPC, vpc_id).ok_or_else(|| vpc_not_found(vpc_id))?;
+        let vpc_cidr = Cidr::parse(str_of(&vpc.value, "CidrBlock")).expect("stored CIDRs are valid");
+        if !(16..=28).contains(&cidr.len) || !vpc_cidr.contains(&cidr) {
+            return Err(ApiError::client("InvalidSubnet.Range", format!("The CIDR '{raw}' is invalid.")));
+        }
+        let siblings: Vec<Value> =
+            scope.list(SUBNET).into_iter().map(|r| (*r.value).clone()).filter(|s| s["VpcId"] == vpc_id).collect();
+        if siblings.iter().any(|s| Cidr::parse(str_of(s, "CidrBlock")).is_some_and(|c| c.overlaps(&cidr))) {
+            return Err(ApiError::client("InvalidSubnet.Conflict", format!("The CIDR '{raw}' conflicts with another subnet")));
+        }
+        // Without a zone, spread: take the zone with the fewest subnets of this VPC.
+        let zone = wanted.unwrap_or_else(|| {
+            all.iter().min_by_key(|z| siblings.iter().filter(|s| s["AvailabilityZone"] == z.name.as_str()).count()).expect("three zones")
+        });
+        let subnet = build(scope, vpc_id, cidr, zone, false, tags.clone());
+        let key = scope.key(SUBNET, str_of(&subnet, "SubnetId"));
+        let mut conds = vec![Cond::Absent(key.clone())];
+        let mut ops = vec![Op::Put(key, subnet.clone())];
+        // Rewriting the VPC serialises this against DeleteVpc and against sibling creates.
+        touch(&vpc, &mut conds, &mut ops, (*vpc.value).clone());
+        Ok(Plan { conds, ops, result: json!({"Subnet": render(&subnet)}) })
+    })
+}
+
+fn bad_zone(value: &str, param: &str, all: &[Zone]) -> ApiError {
+    let names: Vec<&str> = all.iter().map(|z| z.name.as_str()).collect();
+    invalid_value(format!(
+        "Value ({value}) for parameter {param} is invalid. Subnets can currently only be created in the following availability zones: {}.",
+        names.join(", ")
+    ))
+}
+
+pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    let id = str_of(input, "SubnetId");
+    check_id(id, "subnet")?;
+    commit(scope.store, || {
+        let rec = scope.get(SUBNET, id).ok_or_else(|| subnet_not_found(id))?;
+        Ok(Plan { conds: vec![Cond::Revision(rec.key.clone(), rec.revision)], ops: vec![Op::Delete(rec.key.clone())], result: json!({}) })
+    })
+}
+
+pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    let filters = Filters::parse(
+        input,
+        &[
+            "availability-zone", "availabilityZone", "availability-zone-id", "availabilityZoneId", "available-ip-address-count",
+            "cidr", "cidr-block", "cidrBlock", "default-for-az", "defaultForAz", "map-public-ip-on-launch", "owner-id",
+            "state", "subnet-arn", "subnet-id", "vpc-id",
+        ],
+    )?;
+    let ids = strings(input, "SubnetIds");
+    for id in &ids {
+        check_id(id, "subnet")?;
+        if scope.get(SUBNET, id).is_none() {
+            return Err(subnet_not_found(id));
+        }
+    }
+    let mut out = Vec::new();
+    for r in scope.list(SUBNET) {
+        let v = &r.value;
+        if !ids.is_empty() && !ids.iter().any(|i| v["SubnetId"] == i.as_str()) {
+            continue;
+        }
+        let field = |name: &str| match name {
+            "availability-zone" | "availabilityZone" => one(str_of(v, "AvailabilityZone")),
+            "availability-zone-id" | "availabilityZoneId" => one(str_of(v, "AvailabilityZoneId")),
+            "available-ip-address-count" => vec![v["AvailableIpAddressCount"].to_string()],
+            "cidr" | "cidr-block" | "cidrBlock" => one(str_of(v, "CidrBlock")),
+            "default-for-az" | "defaultForAz" => b(v["DefaultForAz"] == true),
+            "map-public-ip-on-launch" => b(v["MapPublicIpOnLaunch"] == true),
+            "owner-id" => one(str_of(v, "OwnerId")),
+            "state" => one(str_of(v, "State")),
+            "subnet-arn" => one(str_of(v, "SubnetArn")),
+            "subnet-id" => one(str_of(v, "SubnetId")),
+            "vpc-id" => one(str_of(v, "VpcId")),
+            _ => vec![],
+        };
+        if filters.matches(tags::tags_of(v), field) {
+            out.push(render(v));
+        }
+    }
+    let page = crate::page(out, |v| str_of(v, "SubnetId").to_string(), input)?;
+    Ok(json!({"Subnets": page.items, "NextToken": page.next_token}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::test_support::store;
+
+    #[test]
+    fn default_subnets_look_like_aws() {
+        let (_d, st) = store();
+        let s = Scope::new(&st, "000000000000", "us-east-1");
+        crate::defaults::ensure(&s).unwrap();
+        let d = describe(&s, &json!({"Filters": [{"Name": "default-for-az", "Values": ["true"]}]})).unwrap();
+        let subs = d["Subnets"].as_array().unwrap();
+        assert_eq!(subs.len(), 3);
+        let mut zones: Vec<&str> = subs.iter().map(|s| s["AvailabilityZone"].as_str().unwrap()).collect();
+        zones.sort();
+        assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+        assert!(subs.iter().all(|s| s["AvailableIpAddressCount"] == 4091 && s["MapPublicIpOnLaunch"] == true));
+        let a = describe(&s, &json!({"Filters": [{"Name": "availability-zone", "Values": ["us-east-1b"]}]})).unwrap();
+        assert_eq!(a["Subnets"][0]["CidrBlock"], "172.31.16.0/20");
+    }
+
+    #[test]
+    fn create_checks_range_conflict_and_zone() {
+        let (_d, st) = store();
+        let s = Scope::new(&st, "000000000000", "us-east-1");
+        crate::defaults::ensure(&s).unwrap();
+        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap();
+        let vpc_id = vpc["Vpc"]["VpcId"].as_str().unwrap();
+        let mk = |cidr: &str| create(&s, &json!({"VpcId": vpc_id, "CidrBlock": cidr}));
+        let first = mk("10.0.0.0/24").unwrap();
+        assert_eq!(first["Subnet"]["AvailableIpAddressCount"], 251);
+        assert_eq!(first["Subnet"]["MapPublicIpOnLaunch"], false);
+        let e = mk("10.0.0.128/25").unwrap_err();
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidSubnet.Conflict", "The CIDR '10.0.0.128/25' conflicts with another subnet"));
+        let e = mk("10.1.0.0/24").unwrap_err();
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidSubnet.Range", "The CIDR '10.1.0.0/24' is invalid."));
+        assert_eq!(mk("10.0.0.0/29").unwrap_err().code, "InvalidSubnet.Range");
+        assert_eq!(mk("bogus").unwrap_err().code, "InvalidParameterValue");
+        let second = mk("10.0.1.0/24").unwrap();
+        assert_ne!(second["Subnet"]["AvailabilityZone"], first["Subnet"]["AvailabilityZone"]);
+        let e = create(&s, &json!({"VpcId": vpc_id, "CidrBlock": "10.0.9.0/24", "AvailabilityZone": "us-east-1z"})).unwrap_err();
+        assert!(e.message.contains("us-east-1a, us-east-1b, us-east-1c"), "{}", e.message);
+        let e = create(&s, &json!({"VpcId": "vpc-0123456789abcdef0", "CidrBlock": "10.0.9.0/24"})).unwrap_err();
+        assert_eq!(e.code, "InvalidVpcID.NotFound");
+        let z = create(&s, &json!({"VpcId": vpc_id, "CidrBlock": "10.0.9.0/24", "AvailabilityZoneId": "use1-az3"})).unwrap();
+        assert_eq!(z["Subnet"]["AvailabilityZone"], "us-east-1c");
+    }
+
+    #[test]
+    fn concurrent_overlapping_creates_admit_one() {
+        let (_d, st) = store();
+        let st = std::sync::Arc::new(st);
+        let s = Scope::new(st.as_ref(), "000000000000", "us-east-1");
+        crate::defaults::ensure(&s).unwrap();
+        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"].as_str().unwrap().to_string();
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (st, vpc) = (st.clone(), vpc.clone());
+                // Every request overlaps every other: 10.0.0.0/24 and /25s and /26s inside it.
+                let cidr = ["10.0.0.0/24", "10.0.0.0/25", "10.0.0.128/25", "10.0.0.64/26"][i % 4];
+                std::thread::spawn(move || create(&Scope::new(st.as_ref(), "000000000000", "us-east-1"), &json!({"VpcId": vpc, "CidrBlock": cidr})).is_ok())
+            })
+            .collect();
+        let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
+        let subnets = describe(&s, &json!({"Filters": [{"Name": "vpc-id", "Values": [vpc]}]})).unwrap();
+        let n = subnets["Subnets"].as_array().unwrap().len();
+        assert_eq!(ok, n);
+        // Either the /24 alone, or non-overlapping pieces of it: never an overlap.
+        let cidrs: Vec<Cidr> = subnets["Subnets"].as_array().unwrap().iter().map(|s| Cidr::parse(s["CidrBlock"].as_str().unwrap()).unwrap()).collect();
+        for (i, a) in cidrs.iter().enumerate() {
+            for b in &cidrs[i + 1..] {
+                assert!(!a.overlaps(b), "{a} overlaps {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn delete_and_describe_unknown() {
+        let (_d, st) = store();
+        let s = Scope::new(&st, "000000000000", "us-east-1");
+        crate::defaults::ensure(&s).unwrap();
+        let e = delete(&s, &json!({"SubnetId": "subnet-x"})).unwrap_err();
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidSubnetID.NotFound", "The subnet ID 'subnet-x' does not exist"));
+        assert_eq!(describe(&s, &json!({"SubnetIds": ["subnet-x"]})).unwrap_err().code, "InvalidSubnetID.NotFound");
+        assert_eq!(describe(&s, &json!({"SubnetIds": ["x"]})).unwrap_err().code, "InvalidSubnetID.Malformed");
+    }
+}
