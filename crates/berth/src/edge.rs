@@ -8,12 +8,15 @@ use berth_wire::service::{handle_json, handle_query, json_error, query_error};
 use berth_wire::sigv4::{parse_authorization, parse_credential, CredentialScope};
 use berth_wire::{ApiError, RequestContext, Service, WireResponse};
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+
+type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Largest request body accepted (ECS's own limit for a request is lower than this).
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
@@ -49,6 +52,7 @@ impl Services {
 
 pub struct Edge {
     pub services: Services,
+    pub registry: Arc<berth_registry::Registry>,
     pub auth: Auth,
     pub default_account: String,
 }
@@ -88,7 +92,7 @@ pub async fn serve(edge: Arc<Edge>, listener: tokio::net::TcpListener, shutdown:
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, error_code: Option<&str>) -> Response<Full<Bytes>> {
+fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, error_code: Option<&str>) -> Response<Body> {
     let mut b = Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -97,21 +101,25 @@ fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, err
     if let Some(code) = error_code {
         b = b.header("x-amzn-errortype", code);
     }
-    b.body(Full::new(Bytes::from(body))).expect("valid response")
+    b.body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed()).expect("valid response")
 }
 
-fn wire(w: WireResponse, request_id: &str) -> Response<Full<Bytes>> {
+fn wire(w: WireResponse, request_id: &str) -> Response<Body> {
     respond(w.status, w.content_type, request_id, w.body, w.error_code.as_deref())
 }
 
 /// A plain JSON error for requests we could not attribute to any service.
-fn edge_error(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+fn edge_error(e: &ApiError, request_id: &str) -> Response<Body> {
     let body = serde_json::to_vec(&serde_json::json!({"__type": e.code, "message": e.message})).expect("json");
     respond(e.status, "application/json", request_id, body, Some(&e.code))
 }
 
 impl Edge {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        // The registry streams its bodies (layers can be large): it takes the request whole.
+        if req.uri().path() == "/v2" || req.uri().path().starts_with("/v2/") {
+            return berth_registry::http::handle(self.registry.clone(), req).await;
+        }
         let request_id = berth_wire::request_id();
         let (parts, body) = req.into_parts();
         if parts.uri.path() == "/_berth/health" {

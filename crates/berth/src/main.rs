@@ -41,6 +41,10 @@ pub struct UpArgs {
     /// Secret access key accepted when auth is enforced.
     #[arg(long, env = "BERTH_SECRET_ACCESS_KEY", default_value = "test", hide_env_values = true)]
     secret_access_key: String,
+    /// Host (and port) put in repositoryUri; default: ACCOUNT.dkr.ecr.REGION.localhost:PORT
+    /// when this machine resolves that name, else localhost:PORT.
+    #[arg(long, env = "BERTH_REGISTRY_HOST")]
+    registry_host: Option<String>,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -84,24 +88,45 @@ async fn up(args: UpArgs) -> Result<(), String> {
     let store = berth_store::SqliteStore::open(&data_dir.join("state.db")).map_err(|e| e.to_string())?;
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let clock = berth_wire::Clock::default();
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let blobs = berth_registry::FsBlobs::open(&data_dir.join("registry"))
+        .map_err(|e| format!("cannot open the blob store in {}: {e}", data_dir.display()))?;
+    let registry = Arc::new(berth_registry::Registry {
+        store: store.clone(),
+        blobs: Arc::new(blobs),
+        clock: clock.clone(),
+        default_account: args.account_id.clone(),
+        registry_host: args.registry_host.clone().unwrap_or_else(|| default_registry_host(&args.account_id, local.port())),
+        token_secret: args.secret_access_key.clone(),
+        require_auth: args.enforce_auth,
+    });
     let services = edge::Services::new(vec![
         Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone())),
         Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
+        Arc::new(berth_ecr::Ecr::new(registry.clone())),
     ]);
     let auth = auth::Auth {
         enforce: args.enforce_auth,
         access_key_id: args.access_key_id.clone(),
         secret_access_key: args.secret_access_key.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %local, data_dir = %data_dir.display(), account = %args.account_id, enforce_auth = args.enforce_auth, "berth is serving");
-    let edge = Arc::new(edge::Edge { services, auth, default_account: args.account_id.clone() });
+    let edge = Arc::new(edge::Edge { services, registry, auth, default_account: args.account_id.clone() });
     edge::serve(edge, listener, shutdown_signal()).await;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// `ACCOUNT.dkr.ecr.REGION.localhost:PORT` only where this host resolves it (systemd-resolved,
+/// macOS); `localhost:PORT` everywhere else, so handed-out names always work.
+fn default_registry_host(account: &str, port: u16) -> String {
+    use std::net::ToSocketAddrs;
+    let named = format!("{account}.dkr.ecr.us-east-1.localhost:{port}");
+    let resolves = named.to_socket_addrs().is_ok_and(|mut addrs| addrs.any(|a| a.ip().is_loopback()));
+    if resolves { named } else { format!("localhost:{port}") }
 }
 
 /// SIGTERM or SIGINT: stop serving. Tasks (once they exist) keep running for the next start.

@@ -1,0 +1,169 @@
+//! The content store: verified blobs, deduplicated across repositories, written
+//! atomically (temporary file, fsync, rename, fsync of the directory). Upload sessions
+//! live on disk beside it, so an unfinished upload can resume after a restart.
+
+use crate::digest::{hash_file, Digest};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Where blobs live. The filesystem now; an S3-compatible store for the fleet.
+pub trait BlobStore: Send + Sync {
+    /// Size of a stored blob.
+    fn stat(&self, digest: &Digest) -> Option<u64>;
+    /// Path of a stored blob, for reading.
+    fn path(&self, digest: &Digest) -> PathBuf;
+    /// Store `bytes` under their digest (used for manifests).
+    fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()>;
+    /// Start an upload session; returns its id.
+    fn begin_upload(&self, meta: &str) -> io::Result<String>;
+    /// The session's data file (appended to by the HTTP layer) and its metadata.
+    fn upload_path(&self, id: &str) -> Option<(PathBuf, String)>;
+    /// Verify the session's data against `digest` and move it into the store. On a
+    /// mismatch the session's data is discarded and nothing is stored.
+    fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64, CommitError>;
+    fn cancel_upload(&self, id: &str) -> io::Result<()>;
+    fn delete(&self, digest: &Digest) -> io::Result<()>;
+}
+
+#[derive(Debug)]
+pub enum CommitError {
+    UnknownUpload,
+    DigestMismatch { actual: Digest },
+    Io(io::Error),
+}
+
+pub struct FsBlobs {
+    root: PathBuf,
+}
+
+fn is_upload_id(id: &str) -> bool {
+    uuid::Uuid::parse_str(id).is_ok()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FsBlobs {
+    pub fn open(root: &Path) -> io::Result<Self> {
+        fs::create_dir_all(root.join("blobs"))?;
+        fs::create_dir_all(root.join("uploads"))?;
+        fs::create_dir_all(root.join("tmp"))?;
+        // Temporary files from an interrupted write are never referenced: drop them.
+        for e in fs::read_dir(root.join("tmp"))? {
+            let _ = fs::remove_file(e?.path());
+        }
+        Ok(FsBlobs { root: root.to_path_buf() })
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs").join(d.algorithm.name()).join(&d.hex[..2]).join(&d.hex)
+    }
+
+    /// Atomically move a fully written, fsynced file into place.
+    fn install(&self, from: &Path, d: &Digest) -> io::Result<()> {
+        let to = self.blob_path(d);
+        let dir = to.parent().expect("blob path has a parent");
+        fs::create_dir_all(dir)?;
+        fs::rename(from, &to)?;
+        sync_dir(dir)
+    }
+}
+
+impl BlobStore for FsBlobs {
+    fn stat(&self, digest: &Digest) -> Option<u64> {
+        fs::metadata(self.blob_path(digest)).ok().map(|m| m.len())
+    }
+
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.blob_path(digest)
+    }
+
+    fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
+        if self.stat(digest).is_some() {
+            return Ok(());
+        }
+        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        self.install(&tmp, digest)
+    }
+
+    fn begin_upload(&self, meta: &str) -> io::Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let dir = self.root.join("uploads").join(&id);
+        fs::create_dir_all(&dir)?;
+        File::create(dir.join("data"))?;
+        fs::write(dir.join("meta"), meta)?;
+        Ok(id)
+    }
+
+    fn upload_path(&self, id: &str) -> Option<(PathBuf, String)> {
+        if !is_upload_id(id) {
+            return None;
+        }
+        let dir = self.root.join("uploads").join(id);
+        let meta = fs::read_to_string(dir.join("meta")).ok()?;
+        Some((dir.join("data"), meta))
+    }
+
+    fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64, CommitError> {
+        let (data, _) = self.upload_path(id).ok_or(CommitError::UnknownUpload)?;
+        let actual = hash_file(&data, digest.algorithm).map_err(CommitError::Io)?;
+        let dir = data.parent().expect("upload dir").to_path_buf();
+        if &actual != digest {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(CommitError::DigestMismatch { actual });
+        }
+        let size = fs::metadata(&data).map_err(CommitError::Io)?.len();
+        if self.stat(digest).is_none() {
+            File::open(&data).and_then(|f| f.sync_all()).map_err(CommitError::Io)?;
+            self.install(&data, digest).map_err(CommitError::Io)?;
+        }
+        let _ = fs::remove_dir_all(&dir);
+        Ok(size)
+    }
+
+    fn cancel_upload(&self, id: &str) -> io::Result<()> {
+        if !is_upload_id(id) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such upload"));
+        }
+        fs::remove_dir_all(self.root.join("uploads").join(id))
+    }
+
+    fn delete(&self, digest: &Digest) -> io::Result<()> {
+        match fs::remove_file(self.blob_path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn upload_commit_and_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = FsBlobs::open(dir.path()).unwrap();
+        let id = b.begin_upload("{}").unwrap();
+        let (path, _) = b.upload_path(&id).unwrap();
+        fs::write(&path, b"layer bytes").unwrap();
+        let d = Digest::sha256_of(b"layer bytes");
+        assert_eq!(b.commit_upload(&id, &d).unwrap(), 11);
+        assert_eq!(b.stat(&d), Some(11));
+        assert!(b.upload_path(&id).is_none(), "session is gone after commit");
+
+        let id = b.begin_upload("{}").unwrap();
+        let (path, _) = b.upload_path(&id).unwrap();
+        fs::write(&path, b"other").unwrap();
+        let wrong = Digest::sha256_of(b"not other");
+        assert!(matches!(b.commit_upload(&id, &wrong), Err(CommitError::DigestMismatch { .. })));
+        assert_eq!(b.stat(&wrong), None, "nothing stored on mismatch");
+        assert!(b.upload_path(&id).is_none());
+        assert!(b.upload_path("../../etc").is_none());
+    }
+}
