@@ -135,4 +135,12 @@ awsb ec2 delete-vpc --vpc-id "$KEEP" >/dev/null
 expect_eq "only the default VPC is left" "$DEFAULT_VPC" \
   "$(awsb ec2 describe-vpcs --query 'Vpcs[].VpcId' --output text)"
 
+# Raw form requests an SDK would never send get EC2's own errors.
+ec2_raw() { curl -s -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0' --data "$1" "$BERTH_URL/"; }
+expect_eq "missing required parameter" "MissingParameter" "$(ec2_raw 'Action=DeleteVpc&Version=2016-11-15' | sed -n 's/.*<Code>\(.*\)<\/Code>.*/\1/p')"
+expect_eq "unknown parameter" "UnknownParameter" "$(ec2_raw 'Action=DescribeVpcs&Version=2016-11-15&Bogus=1' | sed -n 's/.*<Code>\(.*\)<\/Code>.*/\1/p')"
+expect_eq "unknown action" "InvalidAction" "$(ec2_raw 'Action=LaunchRockets&Version=2016-11-15' | sed -n 's/.*<Code>\(.*\)<\/Code>.*/\1/p')"
+expect_eq "bad integer" "InvalidParameterValue" "$(ec2_raw 'Action=DescribeVpcs&Version=2016-11-15&MaxResults=abc' | sed -n 's/.*<Code>\(.*\)<\/Code>.*/\1/p')"
+expect_eq "not implemented" "NotImplemented" "$(ec2_raw 'Action=RunInstances&Version=2016-11-15&MinCount=1&MaxCount=1' | sed -n 's/.*<Code>\(.*\)<\/Code>.*/\1/p')"
+
 finish

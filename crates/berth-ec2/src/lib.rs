@@ -45,7 +45,7 @@ impl Service for Ec2 {
         model()
     }
     fn codes(&self) -> ValidationCodes {
-        ValidationCodes { constraint: "InvalidParameterValue", serialization: "InvalidParameterValue" }
+        ValidationCodes::ec2()
     }
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
         let scope = Scope::new(self.store.as_ref(), &ctx.account, &ctx.region);

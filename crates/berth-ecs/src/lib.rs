@@ -39,7 +39,7 @@ impl Service for Ecs {
     }
 
     fn codes(&self) -> ValidationCodes {
-        ValidationCodes { constraint: "InvalidParameterException", serialization: "SerializationException" }
+        ValidationCodes::json("InvalidParameterException", "SerializationException")
     }
 
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {

@@ -6,7 +6,8 @@ use crate::error::ApiError;
 use crate::model::{Member, Model, Shape, ShapeKind};
 use crate::time::format_iso8601;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,74 +50,119 @@ fn has_prefix(params: &Params, prefix: &str) -> bool {
 
 /// Build the JSON document for `shape` from the form parameters.
 pub fn decode(model: &Model, shape: &Shape, params: &Params, flavor: Flavor, codes_serialization: &str) -> Result<Value, ApiError> {
-    decode_struct(model, shape, params, "", flavor, codes_serialization)
+    decode_tracked(model, shape, params, flavor, codes_serialization).map(|(v, _)| v)
 }
 
-fn decode_struct(model: &Model, shape: &Shape, params: &Params, prefix: &str, flavor: Flavor, code: &str) -> Result<Value, ApiError> {
-    let mut out = Map::new();
-    for (name, member) in &shape.members {
-        let key = if prefix.is_empty() {
-            input_name(flavor, name, member)
-        } else {
-            format!("{prefix}.{}", input_name(flavor, name, member))
-        };
-        if let Some(v) = decode_value(model, member, &key, params, flavor, code)? {
-            out.insert(name.clone(), v);
+/// As `decode`, also returning the parameters that named nothing in the shape.
+pub fn decode_tracked(
+    model: &Model,
+    shape: &Shape,
+    params: &Params,
+    flavor: Flavor,
+    code: &str,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let used = RefCell::new(HashSet::new());
+    let ctx = Decoder { model, params, flavor, code, used: &used };
+    let v = ctx.decode_struct(shape, "")?;
+    let used = used.into_inner();
+    let unknown = params
+        .keys()
+        .filter(|k| !used.contains(k.as_str()) && !is_envelope_parameter(k))
+        .cloned()
+        .collect();
+    Ok((v, unknown))
+}
+
+/// Parameters of the protocol itself, not of any operation.
+fn is_envelope_parameter(k: &str) -> bool {
+    matches!(k, "Action" | "Version" | "AWSAccessKeyId" | "Signature" | "SignatureMethod" | "SignatureVersion" | "Timestamp" | "Expires")
+        || k.starts_with("X-Amz-")
+}
+
+struct Decoder<'a> {
+    model: &'a Model,
+    params: &'a Params,
+    flavor: Flavor,
+    code: &'a str,
+    used: &'a RefCell<HashSet<String>>,
+}
+
+impl Decoder<'_> {
+    fn get(&self, key: &str) -> Option<&String> {
+        let v = self.params.get(key);
+        if v.is_some() {
+            self.used.borrow_mut().insert(key.to_string());
         }
+        v
     }
-    Ok(Value::Object(out))
-}
 
-fn decode_value(model: &Model, member: &Member, key: &str, params: &Params, flavor: Flavor, code: &str) -> Result<Option<Value>, ApiError> {
-    let shape = model.shape(&member.shape);
-    match shape.kind {
-        ShapeKind::Structure => {
-            if !has_prefix(params, key) {
-                return Ok(None);
-            }
-            Ok(Some(decode_struct(model, shape, params, key, flavor, code)?))
-        }
-        ShapeKind::List => {
-            let item = shape.member.as_ref().expect("list member");
-            let base = if flavor == Flavor::Ec2 || shape.flattened || member.flattened {
-                key.to_string()
+    fn decode_struct(&self, shape: &Shape, prefix: &str) -> Result<Value, ApiError> {
+        let mut out = Map::new();
+        for (name, member) in &shape.members {
+            let key = if prefix.is_empty() {
+                input_name(self.flavor, name, member)
             } else {
-                format!("{key}.{}", item.location_name.as_deref().unwrap_or("member"))
+                format!("{prefix}.{}", input_name(self.flavor, name, member))
             };
-            // An empty list is sent as the bare name with an empty value.
-            if params.get(key).is_some_and(|v| v.is_empty()) {
-                return Ok(Some(Value::Array(vec![])));
+            if let Some(v) = self.decode_value(member, &key)? {
+                out.insert(name.clone(), v);
             }
-            let mut items = Vec::new();
-            for i in 1.. {
-                let k = format!("{base}.{i}");
-                match decode_value(model, item, &k, params, flavor, code)? {
-                    Some(v) => items.push(v),
-                    None => break,
-                }
-                if i > 10_000 {
-                    return Err(ApiError::client(code, format!("too many list entries for {key}")));
-                }
-            }
-            Ok(if items.is_empty() { None } else { Some(Value::Array(items)) })
         }
-        ShapeKind::Map => {
-            let key_m = shape.key.as_ref().expect("map key");
-            let val_m = shape.value.as_ref().expect("map value");
-            let base = if shape.flattened { key.to_string() } else { format!("{key}.entry") };
-            let mut out = Map::new();
-            for i in 1.. {
-                let k = format!("{base}.{i}.{}", key_m.location_name.as_deref().unwrap_or("key"));
-                let Some(kv) = params.get(&k) else { break };
-                let vk = format!("{base}.{i}.{}", val_m.location_name.as_deref().unwrap_or("value"));
-                let v = decode_value(model, val_m, &vk, params, flavor, code)?.unwrap_or(Value::Null);
-                out.insert(kv.clone(), v);
+        Ok(Value::Object(out))
+    }
+
+    fn decode_value(&self, member: &Member, key: &str) -> Result<Option<Value>, ApiError> {
+        let (model, params, flavor, code) = (self.model, self.params, self.flavor, self.code);
+        let shape = model.shape(&member.shape);
+        match shape.kind {
+            ShapeKind::Structure => {
+                if !has_prefix(params, key) {
+                    return Ok(None);
+                }
+                Ok(Some(self.decode_struct(shape, key)?))
             }
-            Ok(if out.is_empty() { None } else { Some(Value::Object(out)) })
-        }
-        _ => {
-            let Some(raw) = params.get(key) else { return Ok(None) };
-            Ok(Some(scalar(shape.kind, raw, key, code)?))
+            ShapeKind::List => {
+                let item = shape.member.as_ref().expect("list member");
+                let base = if flavor == Flavor::Ec2 || shape.flattened || member.flattened {
+                    key.to_string()
+                } else {
+                    format!("{key}.{}", item.location_name.as_deref().unwrap_or("member"))
+                };
+                // An empty list is sent as the bare name with an empty value.
+                if self.get(key).is_some_and(|v| v.is_empty()) {
+                    return Ok(Some(Value::Array(vec![])));
+                }
+                let mut items = Vec::new();
+                for i in 1.. {
+                    let k = format!("{base}.{i}");
+                    match self.decode_value(item, &k)? {
+                        Some(v) => items.push(v),
+                        None => break,
+                    }
+                    if i > 10_000 {
+                        return Err(ApiError::client(code, format!("too many list entries for {key}")));
+                    }
+                }
+                Ok(if items.is_empty() { None } else { Some(Value::Array(items)) })
+            }
+            ShapeKind::Map => {
+                let key_m = shape.key.as_ref().expect("map key");
+                let val_m = shape.value.as_ref().expect("map value");
+                let base = if shape.flattened { key.to_string() } else { format!("{key}.entry") };
+                let mut out = Map::new();
+                for i in 1.. {
+                    let k = format!("{base}.{i}.{}", key_m.location_name.as_deref().unwrap_or("key"));
+                    let Some(kv) = self.get(&k) else { break };
+                    let vk = format!("{base}.{i}.{}", val_m.location_name.as_deref().unwrap_or("value"));
+                    let v = self.decode_value(val_m, &vk)?.unwrap_or(Value::Null);
+                    out.insert(kv.clone(), v);
+                }
+                Ok(if out.is_empty() { None } else { Some(Value::Object(out)) })
+            }
+            _ => {
+                let Some(raw) = self.get(key) else { return Ok(None) };
+                Ok(Some(scalar(shape.kind, raw, key, code)?))
+            }
         }
     }
 }
@@ -145,7 +191,6 @@ pub fn escape(s: &str, out: &mut String) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
             c => out.push(c),
         }
     }

@@ -111,7 +111,10 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
         let input = match op.input.as_deref() {
             Some(shape) => {
                 let shape = model.shape(shape);
-                let doc = query::decode(model, shape, params, flavor, svc.codes().serialization)?;
+                let (doc, unknown) = query::decode_tracked(model, shape, params, flavor, svc.codes().serialization)?;
+                if let (Some(code), Some(first)) = (svc.codes().unknown_parameter, unknown.first()) {
+                    return Err(ApiError::client(code, format!("The parameter {first} is not recognized")));
+                }
                 validate(model, shape, &doc, svc.codes())?;
                 doc
             }
@@ -121,9 +124,13 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
     })();
     match result {
         Ok(v) => {
-            let ns = model.metadata.xml_namespace.clone().unwrap_or_else(|| {
+            // AWS writes the namespace with a trailing slash; botocore's metadata omits it.
+            let mut ns = model.metadata.xml_namespace.clone().unwrap_or_else(|| {
                 format!("http://{}.amazonaws.com/doc/{}/", model.metadata.endpoint_prefix, model.metadata.api_version)
             });
+            if !ns.ends_with('/') {
+                ns.push('/');
+            }
             let mut out = String::with_capacity(512);
             out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
             let out_shape = model.output_shape(&action);

@@ -12,6 +12,26 @@ use serde_json::Value;
 pub struct ValidationCodes {
     pub constraint: &'static str,
     pub serialization: &'static str,
+    /// EC2 names a missing required parameter with its own code (MissingParameter).
+    pub missing: Option<&'static str>,
+    /// EC2 refuses parameters it does not know (UnknownParameter); JSON services ignore them.
+    pub unknown_parameter: Option<&'static str>,
+}
+
+impl ValidationCodes {
+    /// awsJson services: constraint violations and serialization errors.
+    pub const fn json(constraint: &'static str, serialization: &'static str) -> Self {
+        ValidationCodes { constraint, serialization, missing: None, unknown_parameter: None }
+    }
+    /// The ec2 protocol's codes.
+    pub const fn ec2() -> Self {
+        ValidationCodes {
+            constraint: "InvalidParameterValue",
+            serialization: "InvalidParameterValue",
+            missing: Some("MissingParameter"),
+            unknown_parameter: Some("UnknownParameter"),
+        }
+    }
 }
 
 pub fn validate(model: &Model, shape: &Shape, value: &Value, codes: ValidationCodes) -> Result<(), ApiError> {
@@ -46,6 +66,9 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
             for req in &shape.required {
                 if obj.get(req).is_none_or(Value::is_null) {
                     let p = join(path, req);
+                    if let Some(code) = codes.missing {
+                        return Err(ApiError::client(code, format!("The request must contain the parameter {p}")));
+                    }
                     return Err(constraint(codes, "null", &p, "Member must not be null"));
                 }
             }

@@ -25,7 +25,7 @@ impl Service for Echo {
         self.0
     }
     fn codes(&self) -> ValidationCodes {
-        ValidationCodes { constraint: "InvalidParameterException", serialization: "SerializationException" }
+        ValidationCodes::json("InvalidParameterException", "SerializationException")
     }
     fn call(&self, _: &RequestContext, _: &str, _: Value) -> ApiResult<Value> {
         Ok(Value::Object(Default::default()))
