@@ -1,6 +1,9 @@
 //! berth-ecr: the Amazon ECR API (awsJson 1.1). Repositories and images are the same
 //! records the `/v2/` registry serves, through `berth_registry::Registry`.
 
+mod layers;
+mod policy;
+
 use base64::Engine;
 use berth_registry::{Digest, Registry, RegistryError, Scope};
 use berth_store::{Cond, Op};
@@ -25,11 +28,11 @@ impl Ecr {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::client("InvalidParameterException", msg)
 }
 
-fn scope(ctx: &RequestContext, input: &Value) -> ApiResult<Scope> {
+pub(crate) fn scope(ctx: &RequestContext, input: &Value) -> ApiResult<Scope> {
     if let Some(id) = input.get("registryId").and_then(Value::as_str) {
         if id != ctx.account {
             return Err(invalid(format!("Invalid parameter at 'registryId': the registry {id} does not belong to your account.")));
@@ -45,7 +48,7 @@ fn repo_not_found(scope: &Scope, name: &str) -> ApiError {
     )
 }
 
-fn registry_err(e: RegistryError) -> ApiError {
+pub(crate) fn registry_err(e: RegistryError) -> ApiError {
     if e.status >= 500 {
         ApiError::new(500, "ServerException", e.message)
     } else {
@@ -53,7 +56,7 @@ fn registry_err(e: RegistryError) -> ApiError {
     }
 }
 
-fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+pub(crate) fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     v.get(k).and_then(Value::as_str)
 }
 
@@ -78,13 +81,26 @@ impl Service for Ecr {
             "BatchGetImage" => self.batch_get_image(ctx, i),
             "BatchDeleteImage" => self.batch_delete_image(ctx, i),
             "PutImageTagMutability" => self.put_image_tag_mutability(ctx, i),
+            "InitiateLayerUpload" => self.initiate_layer_upload(ctx, i),
+            "UploadLayerPart" => self.upload_layer_part(ctx, i),
+            "CompleteLayerUpload" => self.complete_layer_upload(ctx, i),
+            "BatchCheckLayerAvailability" => self.batch_check_layer_availability(ctx, i),
+            "GetDownloadUrlForLayer" => self.get_download_url_for_layer(ctx, i),
+            "PutImage" => self.put_image(ctx, i),
+            "SetRepositoryPolicy" => self.set_repository_policy(ctx, i),
+            "GetRepositoryPolicy" => self.get_repository_policy(ctx, i),
+            "DeleteRepositoryPolicy" => self.delete_repository_policy(ctx, i),
+            "DescribeRegistry" => self.describe_registry(ctx, i),
+            "TagResource" => self.tag_resource(ctx, i),
+            "UntagResource" => self.untag_resource(ctx, i),
+            "ListTagsForResource" => self.list_tags_for_resource(ctx, i),
             _ => Err(ApiError::not_implemented("ecr", operation)),
         }
     }
 }
 
 impl Ecr {
-    fn repo(&self, scope: &Scope, name: &str) -> ApiResult<berth_store::Record> {
+    pub(crate) fn repo(&self, scope: &Scope, name: &str) -> ApiResult<berth_store::Record> {
         self.registry.store.get(&Registry::repo_key(scope, name)).ok_or_else(|| repo_not_found(scope, name))
     }
 
@@ -97,19 +113,7 @@ impl Ecr {
             )));
         }
         let tags = input.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
-        let mut keys = HashSet::new();
-        for t in &tags {
-            let k = str_of(t, "Key").unwrap_or_default();
-            if k.is_empty() || !keys.insert(k.to_string()) {
-                return Err(ApiError::client("InvalidTagParameterException", "Tag keys must be unique and not empty."));
-            }
-            if k.to_ascii_lowercase().starts_with("aws:") {
-                return Err(ApiError::client("InvalidTagParameterException", "Tag keys that begin with 'aws:' are reserved."));
-            }
-        }
-        if tags.len() > 50 {
-            return Err(ApiError::client("TooManyTagsException", "A repository can have at most 50 tags."));
-        }
+        check_tags(&tags)?;
         let host = &self.registry.registry_host;
         let repo = json!({
             "repositoryArn": format!("arn:aws:ecr:{}:{}:repository/{name}", scope.region, scope.account),
@@ -163,6 +167,7 @@ impl Ecr {
             ));
         }
         self.registry.delete_repository_records(&scope, name).map_err(registry_err)?;
+
         Ok(json!({"repository": render_repo(&repo.value)}))
     }
 
@@ -370,13 +375,31 @@ impl Ecr {
 
 /// The registry host for a scope: the configured host for the default form, or
 /// `ACCOUNT.dkr.ecr.REGION.<host>` when the configured host is itself in that form.
-fn repository_host(configured: &str, scope: &Scope) -> String {
+pub(crate) fn repository_host(configured: &str, scope: &Scope) -> String {
     if configured.contains(".dkr.ecr.") {
         let rest = configured.splitn(5, '.').nth(4).unwrap_or("localhost");
         format!("{}.dkr.ecr.{}.{rest}", scope.account, scope.region)
     } else {
         configured.to_string()
     }
+}
+
+/// Repository tags: unique non-empty keys, `aws:` reserved, at most 50.
+pub(crate) fn check_tags(tags: &[Value]) -> ApiResult<()> {
+    let mut keys = HashSet::new();
+    for t in tags {
+        let k = str_of(t, "Key").unwrap_or_default();
+        if k.is_empty() || !keys.insert(k.to_string()) {
+            return Err(ApiError::client("InvalidTagParameterException", "Tag keys must be unique and not empty."));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(ApiError::client("InvalidTagParameterException", "Tag keys that begin with 'aws:' are reserved."));
+        }
+    }
+    if tags.len() > 50 {
+        return Err(ApiError::client("TooManyTagsException", "A repository can have at most 50 tags."));
+    }
+    Ok(())
 }
 
 fn render_repo(r: &Value) -> Value {

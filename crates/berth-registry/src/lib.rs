@@ -391,6 +391,13 @@ impl Registry {
                 ops.push(Op::Delete(r.key.clone()));
             }
         }
+        // Per-repository settings kept beside the repository record.
+        for kind in ["policy", "lifecycle", "lifecycle-preview"] {
+            let k = format!("{p}/{kind}/{repo}");
+            if self.store.get(&k).is_some() {
+                ops.push(Op::Delete(k));
+            }
+        }
         self.store.txn(&[], ops)?;
         Ok(())
     }
