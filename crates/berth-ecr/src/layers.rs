@@ -31,7 +31,7 @@ impl Ecr {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
-        let meta = json!({"account": scope.account, "region": scope.region, "repo": repo}).to_string();
+        let meta = self.registry.upload_meta(&scope, repo);
         let id = self.registry.blobs.begin_upload(&meta).map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
         Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
     }

@@ -24,6 +24,8 @@ pub trait BlobStore: Send + Sync {
     fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64, CommitError>;
     fn cancel_upload(&self, id: &str) -> io::Result<()>;
     fn delete(&self, digest: &Digest) -> io::Result<()>;
+    /// Ids and metadata of every unfinished upload.
+    fn uploads(&self) -> Vec<(String, String)>;
 }
 
 #[derive(Debug)]
@@ -132,6 +134,17 @@ impl BlobStore for FsBlobs {
             return Err(io::Error::new(io::ErrorKind::NotFound, "no such upload"));
         }
         fs::remove_dir_all(self.root.join("uploads").join(id))
+    }
+
+    fn uploads(&self) -> Vec<(String, String)> {
+        let Ok(dir) = fs::read_dir(self.root.join("uploads")) else { return vec![] };
+        dir.filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let id = e.file_name().to_string_lossy().to_string();
+                let meta = fs::read_to_string(e.path().join("meta")).ok()?;
+                Some((id, meta))
+            })
+            .collect()
     }
 
     fn delete(&self, digest: &Digest) -> io::Result<()> {

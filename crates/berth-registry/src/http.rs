@@ -269,7 +269,7 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
                 }
                 // Not mountable: fall back to a regular upload session, as the spec says.
             }
-            let meta = json!({"account": scope.account, "region": scope.region, "repo": name}).to_string();
+            let meta = reg.upload_meta(&scope, name);
             let id = reg.blobs.begin_upload(&meta).map_err(RegistryError::internal)?;
             if let Some(digest) = q.get("digest") {
                 let d = parse_digest(digest)?;

@@ -382,6 +382,24 @@ impl Registry {
         Ok(out)
     }
 
+    /// Metadata for a new upload session of `repo`.
+    pub fn upload_meta(&self, scope: &Scope, repo: &str) -> String {
+        json!({"account": scope.account, "region": scope.region, "repo": repo, "started": self.clock.now()}).to_string()
+    }
+
+    /// Drop upload sessions started more than `max_age_secs` ago (by the clock); returns how many.
+    pub fn expire_uploads(&self, max_age_secs: f64) -> usize {
+        let now = self.clock.now();
+        let mut n = 0;
+        for (id, meta) in self.blobs.uploads() {
+            let started = serde_json::from_str::<Value>(&meta).ok().and_then(|m| m["started"].as_f64()).unwrap_or(0.0);
+            if now - started > max_age_secs && self.blobs.cancel_upload(&id).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Remove a repository's records (its images, tags and blob memberships).
     pub fn delete_repository_records(&self, scope: &Scope, repo: &str) -> Result<(), RegistryError> {
         let p = prefix(scope);
@@ -415,6 +433,31 @@ mod tests {
             assert!(!valid_repository_name(bad), "{bad}");
         }
     }
+    fn registry(dir: &std::path::Path) -> Registry {
+        Registry {
+            store: Arc::new(berth_store::SqliteStore::open(&dir.join("db")).unwrap()),
+            blobs: Arc::new(FsBlobs::open(&dir.join("blobs")).unwrap()),
+            clock: Clock::default(),
+            default_account: "000000000000".into(),
+            registry_host: "localhost:1".into(),
+            token_secret: "s".into(),
+            require_auth: false,
+        }
+    }
+
+    #[test]
+    fn old_uploads_expire_and_new_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        let scope = Scope { account: "000000000000".into(), region: "us-east-1".into() };
+        let old = reg.blobs.begin_upload(&reg.upload_meta(&scope, "web")).unwrap();
+        reg.clock.advance_ms(25 * 3600 * 1000);
+        let fresh = reg.blobs.begin_upload(&reg.upload_meta(&scope, "web")).unwrap();
+        assert_eq!(reg.expire_uploads(24.0 * 3600.0), 1);
+        assert!(reg.blobs.upload_path(&old).is_none());
+        assert!(reg.blobs.upload_path(&fresh).is_some());
+    }
+
     #[test]
     fn tags() {
         assert!(valid_tag("latest") && valid_tag("1.0.0-rc_1") && valid_tag("_x"));

@@ -113,11 +113,28 @@ async fn up(args: UpArgs) -> Result<(), String> {
         access_key_id: args.access_key_id.clone(),
         secret_access_key: args.secret_access_key.clone(),
     };
+    // Unfinished uploads can resume (they live on disk) until they are a day old.
+    tokio::spawn(expire_uploads(registry.clone()));
     tracing::info!(listen = %local, data_dir = %data_dir.display(), account = %args.account_id, enforce_auth = args.enforce_auth, "berth is serving");
     let edge = Arc::new(edge::Edge { services, registry, auth, default_account: args.account_id.clone() });
     edge::serve(edge, listener, shutdown_signal()).await;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// How long an unfinished registry upload may wait for its next part.
+const UPLOAD_MAX_AGE_SECS: f64 = 24.0 * 3600.0;
+
+async fn expire_uploads(registry: Arc<berth_registry::Registry>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let reg = registry.clone();
+        let n = tokio::task::spawn_blocking(move || reg.expire_uploads(UPLOAD_MAX_AGE_SECS)).await.unwrap_or(0);
+        if n > 0 {
+            tracing::info!(expired = n, "removed unfinished registry uploads");
+        }
+    }
 }
 
 /// `ACCOUNT.dkr.ecr.REGION.localhost:PORT` only where this host resolves it (systemd-resolved,
