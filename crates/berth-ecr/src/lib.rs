@@ -2,6 +2,7 @@
 //! records the `/v2/` registry serves, through `berth_registry::Registry`.
 
 mod layers;
+pub mod lifecycle;
 mod policy;
 
 use base64::Engine;
@@ -94,6 +95,11 @@ impl Service for Ecr {
             "TagResource" => self.tag_resource(ctx, i),
             "UntagResource" => self.untag_resource(ctx, i),
             "ListTagsForResource" => self.list_tags_for_resource(ctx, i),
+            "PutLifecyclePolicy" => self.put_lifecycle_policy(ctx, i),
+            "GetLifecyclePolicy" => self.get_lifecycle_policy(ctx, i),
+            "DeleteLifecyclePolicy" => self.delete_lifecycle_policy(ctx, i),
+            "StartLifecyclePolicyPreview" => self.start_lifecycle_policy_preview(ctx, i),
+            "GetLifecyclePolicyPreview" => self.get_lifecycle_policy_preview(ctx, i),
             _ => Err(ApiError::not_implemented("ecr", operation)),
         }
     }
