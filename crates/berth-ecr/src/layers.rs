@@ -80,7 +80,7 @@ impl Ecr {
             let _ = self.registry.blobs.cancel_upload(id);
             return Err(ApiError::client("LayerAlreadyExistsException", format!("The layer '{d}' already exists in the repository with name '{repo}'")));
         }
-        let size = match self.registry.blobs.commit_upload(id, &d) {
+        let size = match self.registry.blobs.commit_upload(id, &d, None) {
             Ok(s) => s,
             Err(CommitError::UnknownUpload) => return Err(upload_not_found(id)),
             Err(CommitError::DigestMismatch { actual }) => {

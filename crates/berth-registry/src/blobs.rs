@@ -20,12 +20,24 @@ pub trait BlobStore: Send + Sync {
     /// The session's data file (appended to by the HTTP layer) and its metadata.
     fn upload_path(&self, id: &str) -> Option<(PathBuf, String)>;
     /// Verify the session's data against `digest` and move it into the store. On a
-    /// mismatch the session's data is discarded and nothing is stored.
-    fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64, CommitError>;
+    /// mismatch the session's data is discarded and nothing is stored. `known` is the
+    /// digest of the data as it was written, when the writer hashed it on the way in;
+    /// otherwise the data is hashed again here.
+    fn commit_upload(&self, id: &str, digest: &Digest, known: Option<Digest>) -> Result<u64, CommitError>;
     fn cancel_upload(&self, id: &str) -> io::Result<()>;
     fn delete(&self, digest: &Digest) -> io::Result<()>;
     /// Ids and metadata of every unfinished upload.
     fn uploads(&self) -> Vec<(String, String)>;
+    /// Every stored blob with the time (seconds since the epoch) its bytes were last
+    /// written or reused by an upload or a manifest put; garbage collection reads it.
+    fn list(&self) -> Vec<(Digest, f64)>;
+    /// Move a blob aside so it can no longer be read. `restore` puts it back (unless the
+    /// same bytes were stored again meanwhile); `purge` removes it for good.
+    fn quarantine(&self, digest: &Digest) -> io::Result<()>;
+    /// Blobs set aside, with the write or reuse time they carried along.
+    fn quarantined(&self) -> Vec<(Digest, f64)>;
+    fn restore(&self, digest: &Digest) -> io::Result<()>;
+    fn purge(&self, digest: &Digest) -> io::Result<()>;
 }
 
 #[derive(Debug)]
@@ -43,6 +55,12 @@ fn is_upload_id(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok()
 }
 
+/// A directory entry's modification time in seconds since the epoch.
+fn modified(e: &fs::DirEntry) -> Option<f64> {
+    let t = e.metadata().and_then(|m| m.modified()).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -56,7 +74,29 @@ impl FsBlobs {
         for e in fs::read_dir(root.join("tmp"))? {
             let _ = fs::remove_file(e?.path());
         }
-        Ok(FsBlobs { root: root.to_path_buf() })
+        // Blobs a garbage collection had set aside when the process stopped go back: the
+        // next collection decides again.
+        let b = FsBlobs { root: root.to_path_buf() };
+        if let Ok(dir) = fs::read_dir(root.join("gc")) {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().replacen('-', ":", 1);
+                match Digest::parse(&name) {
+                    Some(d) => b.restore(&d)?,
+                    None => fs::remove_file(e.path())?,
+                }
+            }
+        }
+        fs::create_dir_all(root.join("gc"))?;
+        Ok(b)
+    }
+
+    fn quarantine_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("gc").join(format!("{}-{}", d.algorithm.name(), d.hex))
+    }
+
+    /// Mark existing bytes as just reused, so a collection running now keeps them.
+    fn touch(&self, d: &Digest) -> io::Result<()> {
+        File::options().append(true).open(self.blob_path(d))?.set_modified(std::time::SystemTime::now())
     }
 
     fn blob_path(&self, d: &Digest) -> PathBuf {
@@ -83,7 +123,7 @@ impl BlobStore for FsBlobs {
     }
 
     fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
-        if self.stat(digest).is_some() {
+        if self.stat(digest).is_some() && self.touch(digest).is_ok() {
             return Ok(());
         }
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
@@ -112,16 +152,19 @@ impl BlobStore for FsBlobs {
         Some((dir.join("data"), meta))
     }
 
-    fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64, CommitError> {
+    fn commit_upload(&self, id: &str, digest: &Digest, known: Option<Digest>) -> Result<u64, CommitError> {
         let (data, _) = self.upload_path(id).ok_or(CommitError::UnknownUpload)?;
-        let actual = hash_file(&data, digest.algorithm).map_err(CommitError::Io)?;
+        let actual = match known {
+            Some(k) if k.algorithm == digest.algorithm => k,
+            _ => hash_file(&data, digest.algorithm).map_err(CommitError::Io)?,
+        };
         let dir = data.parent().expect("upload dir").to_path_buf();
         if &actual != digest {
             let _ = fs::remove_dir_all(&dir);
             return Err(CommitError::DigestMismatch { actual });
         }
         let size = fs::metadata(&data).map_err(CommitError::Io)?.len();
-        if self.stat(digest).is_none() {
+        if self.stat(digest).is_none() || self.touch(digest).is_err() {
             File::open(&data).and_then(|f| f.sync_all()).map_err(CommitError::Io)?;
             self.install(&data, digest).map_err(CommitError::Io)?;
         }
@@ -153,6 +196,49 @@ impl BlobStore for FsBlobs {
             _ => Ok(()),
         }
     }
+
+    fn list(&self) -> Vec<(Digest, f64)> {
+        let mut out = vec![];
+        for alg in ["sha256", "sha512"] {
+            let Ok(shards) = fs::read_dir(self.root.join("blobs").join(alg)) else { continue };
+            for shard in shards.flatten() {
+                let Ok(files) = fs::read_dir(shard.path()) else { continue };
+                for f in files.flatten() {
+                    if let (Some(d), Some(t)) = (Digest::parse(&format!("{alg}:{}", f.file_name().to_string_lossy())), modified(&f)) {
+                        out.push((d, t));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn quarantined(&self) -> Vec<(Digest, f64)> {
+        let Ok(dir) = fs::read_dir(self.root.join("gc")) else { return vec![] };
+        dir.flatten()
+            .filter_map(|f| Some((Digest::parse(&f.file_name().to_string_lossy().replacen('-', ":", 1))?, modified(&f)?)))
+            .collect()
+    }
+
+    fn quarantine(&self, digest: &Digest) -> io::Result<()> {
+        fs::rename(self.blob_path(digest), self.quarantine_path(digest))
+    }
+
+    fn restore(&self, digest: &Digest) -> io::Result<()> {
+        let q = self.quarantine_path(digest);
+        if self.stat(digest).is_some() {
+            // Stored again while set aside: the bytes are the same.
+            return fs::remove_file(q);
+        }
+        self.install(&q, digest)
+    }
+
+    fn purge(&self, digest: &Digest) -> io::Result<()> {
+        match fs::remove_file(self.quarantine_path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +252,7 @@ mod tests {
         let (path, _) = b.upload_path(&id).unwrap();
         fs::write(&path, b"layer bytes").unwrap();
         let d = Digest::sha256_of(b"layer bytes");
-        assert_eq!(b.commit_upload(&id, &d).unwrap(), 11);
+        assert_eq!(b.commit_upload(&id, &d, None).unwrap(), 11);
         assert_eq!(b.stat(&d), Some(11));
         assert!(b.upload_path(&id).is_none(), "session is gone after commit");
 
@@ -174,7 +260,7 @@ mod tests {
         let (path, _) = b.upload_path(&id).unwrap();
         fs::write(&path, b"other").unwrap();
         let wrong = Digest::sha256_of(b"not other");
-        assert!(matches!(b.commit_upload(&id, &wrong), Err(CommitError::DigestMismatch { .. })));
+        assert!(matches!(b.commit_upload(&id, &wrong, None), Err(CommitError::DigestMismatch { .. })));
         assert_eq!(b.stat(&wrong), None, "nothing stored on mismatch");
         assert!(b.upload_path(&id).is_none());
         assert!(b.upload_path("../../etc").is_none());

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -274,7 +274,7 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
             if let Some(digest) = q.get("digest") {
                 let d = parse_digest(digest)?;
                 let (data, _) = reg.blobs.upload_path(&id).ok_or_else(|| RegistryError::internal("upload vanished"))?;
-                append_body(&data, req.into_body()).await?;
+                append_body(reg, &id, &data, req.into_body()).await?;
                 return finish_upload(reg, &scope, name, &id, &d);
             }
             Ok(base()
@@ -311,15 +311,16 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
                             return Ok(progress(size).status(416).body(empty()).expect("response"));
                         }
                     }
-                    let size = append_body(&data, req.into_body()).await?;
+                    let size = append_body(reg, id, &data, req.into_body()).await?;
                     Ok(progress(size).status(202).body(empty()).expect("response"))
                 }
                 Method::PUT => {
                     let d = parse_digest(q.get("digest").map(String::as_str).unwrap_or_default())?;
-                    append_body(&data, req.into_body()).await?;
+                    append_body(reg, id, &data, req.into_body()).await?;
                     finish_upload(reg, &scope, name, id, &d)
                 }
                 Method::DELETE => {
+                    reg.hashers.forget(id);
                     reg.blobs.cancel_upload(id).map_err(|_| unknown())?;
                     Ok(base().status(204).body(empty()).expect("response"))
                 }
@@ -361,7 +362,9 @@ fn authorize(reg: &Registry, req: &Request<Incoming>, scope: &Scope) -> Result<(
 
 /// Verify and store a finished upload, then make the blob readable from `repo`.
 fn finish_upload(reg: &Registry, scope: &Scope, repo: &str, id: &str, d: &Digest) -> Result<Response<Body>, RegistryError> {
-    let size = match reg.blobs.commit_upload(id, d) {
+    let len = reg.blobs.upload_path(id).and_then(|(p, _)| std::fs::metadata(p).ok()).map(|m| m.len());
+    let known = len.and_then(|len| reg.hashers.finish(id, len));
+    let size = match reg.blobs.commit_upload(id, d, known) {
         Ok(s) => s,
         Err(CommitError::UnknownUpload) => return Err(RegistryError::new(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")),
         Err(CommitError::DigestMismatch { actual }) => {
@@ -379,17 +382,94 @@ fn finish_upload(reg: &Registry, scope: &Scope, repo: &str, id: &str, d: &Digest
         .expect("response"))
 }
 
-/// Stream a request body onto the end of an upload's data file; returns the new size.
-async fn append_body(path: &std::path::Path, mut body: Incoming) -> Result<u64, RegistryError> {
-    let mut f = tokio::fs::OpenOptions::new().append(true).open(path).await.map_err(RegistryError::internal)?;
+/// How many bytes of a request body are gathered before a write: large writes, few hops.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Stream a request body onto the end of upload `id`'s data file, hashing as it goes;
+/// returns the new size. Receiving runs ahead of writing: a blocking thread writes and
+/// hashes each batch while the next one arrives.
+async fn append_body(reg: &Registry, id: &str, path: &std::path::Path, mut body: Incoming) -> Result<u64, RegistryError> {
+    let file = std::fs::OpenOptions::new().append(true).open(path).map_err(RegistryError::internal)?;
+    let start = file.metadata().map_err(RegistryError::internal)?.len();
+    let hasher = reg.hashers.take(id, start);
+    // Writing (a kernel copy into the page cache) and hashing each take a core's worth
+    // of time per byte: they run on two threads, each fed the same batches.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(4);
+    let hashing = hasher.map(|mut h| {
+        std::thread::spawn(move || {
+            for buf in hash_rx {
+                sha2::Digest::update(&mut h, &buf);
+            }
+            h
+        })
+    });
+    let writer = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut file = file;
+        let mut written = start;
+        let mut hash_tx = Some(hash_tx);
+        while let Some(buf) = rx.blocking_recv() {
+            if let Some(t) = &hash_tx {
+                if t.send(buf.clone()).is_err() {
+                    hash_tx = None;
+                }
+            }
+            if let Err(e) = file.write_all(&buf) {
+                // What reached the file is unknown: hash it again at commit.
+                return (written, false, Some(e));
+            }
+            start_writeback(&file, written, buf.len() as u64);
+            written += buf.len() as u64;
+        }
+        (written, hash_tx.is_some(), None)
+    });
+    let mut pending = bytes::BytesMut::with_capacity(WRITE_BATCH);
+    let mut failure = None;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| RegistryError::new(400, "BLOB_UPLOAD_INVALID", format!("upload interrupted: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            f.write_all(&data).await.map_err(RegistryError::internal)?;
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    pending.extend_from_slice(&data);
+                    if pending.len() >= WRITE_BATCH && tx.send(pending.split().freeze()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                failure = Some(RegistryError::new(400, "BLOB_UPLOAD_INVALID", format!("upload interrupted: {e}")));
+                break;
+            }
         }
     }
-    f.flush().await.map_err(RegistryError::internal)?;
-    Ok(f.metadata().await.map_err(RegistryError::internal)?.len())
+    // Keep what arrived even if the body was cut short: the client may resume from it.
+    if !pending.is_empty() {
+        let _ = tx.send(pending.freeze()).await;
+    }
+    drop(tx);
+    let (written, hashed_all, io_error) = writer.await.map_err(RegistryError::internal)?;
+    // The hasher's channel closed with the writer, so it finishes now.
+    let hasher = hashing.and_then(|t| t.join().ok());
+    if let (Some(h), true) = (hasher, hashed_all) {
+        reg.hashers.put(id, written, h);
+    }
+    if let Some(e) = io_error {
+        return Err(RegistryError::internal(e));
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(written),
+    }
+}
+
+/// Ask the kernel to start writing `len` bytes at `offset` to disk now, without waiting,
+/// so the fsync at commit finds little left to do. Advisory: errors surface at fsync.
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor and an in-range span; the call only schedules I/O.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 /// `bytes=START-END` or `bytes=START-` within `size`.

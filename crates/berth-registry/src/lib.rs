@@ -6,6 +6,8 @@
 
 pub mod blobs;
 pub mod digest;
+mod hashing;
+pub mod gc;
 pub mod http;
 pub mod token;
 mod manifest;
@@ -116,6 +118,8 @@ pub struct Registry {
     pub token_secret: String,
     /// With `--enforce-auth`, `/v2/` requires `AWS:<token>` basic auth.
     pub require_auth: bool,
+    /// Running digests of uploads in progress.
+    pub hashers: hashing::UploadHashers,
 }
 
 fn prefix(scope: &Scope) -> String {
@@ -154,10 +158,23 @@ impl Registry {
     /// Record that `repo` may read blob `d` (after an upload or a mount).
     pub fn add_blob(&self, scope: &Scope, repo: &str, d: &Digest, size: u64) -> Result<(), RegistryError> {
         let k = Self::member_key(scope, repo, &d.to_string());
-        if self.store.get(&k).is_none() {
-            self.store.put(&k, json!({"digest": d.to_string(), "size": size}))?;
+        for _ in 0..8 {
+            match self.store.get(&k) {
+                None => {
+                    self.store.put(&k, json!({"digest": d.to_string(), "size": size}))?;
+                    return Ok(());
+                }
+                // Added again: the garbage collector's grace period (gc.rs) starts over.
+                Some(r) if r.value.get(gc::UNREFERENCED_SINCE).is_some() => {
+                    match self.store.txn(&[Cond::Revision(k.clone(), r.revision)], vec![Op::Put(k.clone(), json!({"digest": d.to_string(), "size": size}))]) {
+                        Err(StoreError::Conflict(_)) => continue,
+                        r => return r.map(|_| ()).map_err(Into::into),
+                    }
+                }
+                Some(_) => return Ok(()),
+            }
         }
-        Ok(())
+        Err(RegistryError::new(409, "DENIED", "the blob was changed concurrently; retry the upload"))
     }
 
     /// Forget `repo`'s access to blob `d` (DELETE on a blob). The bytes go when nothing references them.
@@ -217,6 +234,24 @@ impl Registry {
         content_type: Option<&str>,
         bytes: &[u8],
     ) -> Result<(Digest, Option<String>), RegistryError> {
+        for _ in 0..8 {
+            if let Some(done) = self.put_manifest_once(scope, repo, reference, content_type, bytes)? {
+                return Ok(done);
+            }
+        }
+        Err(RegistryError::new(409, "DENIED", "the repository's blobs were changed concurrently; retry the push"))
+    }
+
+    /// One attempt of `put_manifest`; `None` when a blob membership it relies on changed
+    /// (a concurrent push or garbage collection), so the caller tries again.
+    fn put_manifest_once(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        reference: &str,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<Option<(Digest, Option<String>)>, RegistryError> {
         let repo_rec = self.repository(scope, repo)?;
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(RegistryError::new(413, "MANIFEST_INVALID", format!("manifest is larger than {MAX_MANIFEST_BYTES} bytes")));
@@ -245,12 +280,18 @@ impl Registry {
         };
         // Everything referenced must be readable from this repository.
         let mut size = bytes.len() as u64;
+        let mut members: Vec<Record> = vec![];
         for b in &parsed.blobs {
             let d = Digest::parse(b).ok_or_else(|| RegistryError::new(400, "MANIFEST_INVALID", format!("invalid digest {b}")))?;
-            let s = self
-                .blob_in_repo(scope, repo, &d)
-                .ok_or_else(|| RegistryError::new(400, "MANIFEST_BLOB_UNKNOWN", format!("blob unknown to registry: {b}")))?;
+            let unknown = || RegistryError::new(400, "MANIFEST_BLOB_UNKNOWN", format!("blob unknown to registry: {b}"));
+            let s = self.blob_in_repo(scope, repo, &d).ok_or_else(unknown)?;
             size += s;
+            // Rewritten (under a revision condition) in the commit below, so a garbage
+            // collection removing the blob at the same time makes one of the two fail.
+            let m = self.store.get(&Self::member_key(scope, repo, &d.to_string())).ok_or_else(unknown)?;
+            if !members.iter().any(|x| x.key == m.key) {
+                members.push(m);
+            }
         }
         for m in &parsed.manifests {
             if self.store.get(&Self::image_key(scope, repo, m)).is_none() {
@@ -260,6 +301,10 @@ impl Registry {
 
         let mut conds = vec![];
         let mut ops = vec![];
+        for m in &members {
+            conds.push(Cond::Revision(m.key.clone(), m.revision));
+            ops.push(Op::Put(m.key.clone(), json!({"digest": m.value["digest"], "size": m.value["size"]})));
+        }
         let is_tag = Digest::parse(reference).is_none();
         if is_tag {
             let tk = Self::tag_key(scope, repo, reference);
@@ -305,16 +350,18 @@ impl Registry {
         // The manifest is itself a blob of the repository.
         self.blobs.put_bytes(&digest, bytes).map_err(RegistryError::internal)?;
         let mk = Self::member_key(scope, repo, &digest.to_string());
-        if self.store.get(&mk).is_none() {
-            ops.push(Op::Put(mk, json!({"digest": digest.to_string(), "size": bytes.len()})));
+        match self.store.get(&mk) {
+            None => conds.push(Cond::Absent(mk.clone())),
+            Some(m) => conds.push(Cond::Revision(mk.clone(), m.revision)),
         }
-        if !ops.is_empty() {
-            self.store.txn(&conds, ops).map_err(|e| match e {
-                StoreError::Conflict(_) => RegistryError::new(409, "DENIED", "the tag was changed concurrently; retry the push"),
-                e => e.into(),
-            })?;
+        ops.push(Op::Put(mk, json!({"digest": digest.to_string(), "size": bytes.len()})));
+        match self.store.txn(&conds, ops) {
+            Ok(_) => {}
+            Err(StoreError::Conflict(k)) if k.starts_with(&format!("{}/blob/", prefix(scope))) => return Ok(None),
+            Err(StoreError::Conflict(_)) => return Err(RegistryError::new(409, "DENIED", "the tag was changed concurrently; retry the push")),
+            Err(e) => return Err(e.into()),
         }
-        Ok((digest, parsed.subject))
+        Ok(Some((digest, parsed.subject)))
     }
 
     /// Delete a manifest by digest (with its tags), or just a tag.
@@ -394,6 +441,7 @@ impl Registry {
         for (id, meta) in self.blobs.uploads() {
             let started = serde_json::from_str::<Value>(&meta).ok().and_then(|m| m["started"].as_f64()).unwrap_or(0.0);
             if now - started > max_age_secs && self.blobs.cancel_upload(&id).is_ok() {
+                self.hashers.forget(&id);
                 n += 1;
             }
         }
@@ -442,6 +490,7 @@ mod tests {
             registry_host: "localhost:1".into(),
             token_secret: "s".into(),
             require_auth: false,
+            hashers: Default::default(),
         }
     }
 

@@ -45,6 +45,11 @@ pub struct UpArgs {
     /// when this machine resolves that name, else localhost:PORT.
     #[arg(long, env = "BERTH_REGISTRY_HOST")]
     registry_host: Option<String>,
+    /// Seconds a registry push may take: unreferenced blobs are kept this long before
+    /// garbage collection removes them, and new untagged images this long before a
+    /// lifecycle policy expires them (0: at once).
+    #[arg(long, env = "BERTH_REGISTRY_GC_GRACE", default_value_t = 3600)]
+    registry_gc_grace: u64,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -102,12 +107,16 @@ async fn up(args: UpArgs) -> Result<(), String> {
         registry_host: args.registry_host.clone().unwrap_or_else(|| default_registry_host(&args.account_id, local.port())),
         token_secret: args.secret_access_key.clone(),
         require_auth: args.enforce_auth,
+        hashers: Default::default(),
     });
     let services = edge::Services::new(vec![
         Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone())),
         Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
         Arc::new(berth_ecr::Ecr::new(registry.clone())),
     ]);
+    // Lifecycle policies and registry garbage collection.
+    let lifecycle = berth_ecr::lifecycle::ControllerOptions { gc_grace_secs: args.registry_gc_grace as f64, ..Default::default() };
+    berth_ecr::lifecycle::spawn_controller(registry.clone(), lifecycle);
     let auth = auth::Auth {
         enforce: args.enforce_auth,
         access_key_id: args.access_key_id.clone(),
