@@ -48,6 +48,13 @@ sed "s/$layer_digest/sha256:$(printf 'a%.0s' {1..64})/" "$WORK/manifest.json" > 
 expect_error "put-image with a missing layer" LayersNotFoundException awsb ecr put-image --repository-name api/app --image-tag v2 --image-manifest "file://$WORK/bad-manifest.json"
 expect_eq "skopeo sees the image" "$manifest_digest" "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REG/api/app:v1")"
 
+# An image listed by an index cannot be deleted while the index stays.
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}' \
+  "$manifest_digest" "$(stat -c %s "$WORK/manifest.json")" > "$WORK/index.json"
+expect_eq "push an index" "201" "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary "@$WORK/index.json" "http://$REG/v2/api/app/manifests/multi")"
+expect_eq "child of an index is protected" "ImageReferencedByManifestList" "$(awsb ecr batch-delete-image --repository-name api/app --image-ids imageDigest="$manifest_digest" --query 'failures[0].failureCode' --output text)"
+expect_eq "child still there" "$manifest_digest" "$(awsb ecr describe-images --repository-name api/app --image-ids imageTag=v1 --query 'imageDetails[0].imageDigest' --output text)"
+
 # Repository policies.
 policy='{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["ecr:BatchGetImage"]}]}'
 awsb ecr set-repository-policy --repository-name api/app --policy-text "$policy" >/dev/null

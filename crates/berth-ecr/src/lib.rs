@@ -114,9 +114,9 @@ impl Ecr {
         let scope = scope(ctx, input)?;
         let name = str_of(input, "repositoryName").unwrap_or_default();
         if !berth_registry::valid_repository_name(name) {
-            return Err(invalid(format!(
-                "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''"
-            )));
+            return Err(invalid(
+                "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''",
+            ));
         }
         let tags = input.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
         check_tags(&tags)?;
@@ -333,10 +333,31 @@ impl Ecr {
         let name = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, name)?;
         let ids = input.get("imageIds").and_then(Value::as_array).cloned().unwrap_or_default();
-        let (found, failures) = self.select(&scope, name, &ids);
+        let (found, mut failures) = self.select(&scope, name, &ids);
+        // An image an index (manifest list) still lists cannot go unless the index goes too.
+        let all = self.registry.images(&scope, name);
+        let children = self.registry.index_children(&all);
+        let removing: HashSet<String> = found
+            .iter()
+            .filter(|(img, id)| str_of(id, "imageTag").is_none() || img.tags.len() <= 1 || str_of(id, "imageDigest").is_some())
+            .filter_map(|(img, _)| str_of(&img.record, "imageDigest").map(str::to_string))
+            .collect();
         let mut deleted = vec![];
         for (img, id) in found {
             let digest = str_of(&img.record, "imageDigest").unwrap_or_default().to_string();
+            let parents: Vec<&String> = children
+                .iter()
+                .filter(|(parent, kids)| !removing.contains(*parent) && kids.contains(&digest))
+                .map(|(parent, _)| parent)
+                .collect();
+            if removing.contains(&digest) && !parents.is_empty() {
+                failures.push(json!({
+                    "imageId": id,
+                    "failureCode": "ImageReferencedByManifestList",
+                    "failureReason": format!("Requested image referenced by manifest list: {parents:?}"),
+                }));
+                continue;
+            }
             match str_of(&id, "imageTag") {
                 // Deleting by tag removes the tag; the image goes with its last tag, as in ECR.
                 Some(tag) if img.tags.len() > 1 && str_of(&id, "imageDigest").is_none() => {

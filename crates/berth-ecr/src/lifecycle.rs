@@ -16,7 +16,7 @@
 //!   never expired, so a kept multi-platform image stays pullable.
 
 use crate::{invalid, scope, str_of, Ecr};
-use berth_registry::{gc, Digest, Image, Registry, RegistryError, Scope};
+use berth_registry::{gc, Image, Registry, RegistryError, Scope};
 use berth_store::{Cond, Event, EventKind, Op, StoreError};
 use berth_wire::page::paginate;
 use berth_wire::{ApiError, ApiResult, RequestContext};
@@ -358,27 +358,10 @@ pub fn evaluate(rules: &[Rule], images: &[Image], children: &HashMap<String, Vec
     out
 }
 
-/// Child manifests of the indexes among `images`.
-fn children_of(registry: &Registry, images: &[Image]) -> HashMap<String, Vec<String>> {
-    let mut out = HashMap::new();
-    for i in images {
-        let media = i.record["imageManifestMediaType"].as_str().unwrap_or_default();
-        if !media.contains("index") && !media.contains("manifest.list") {
-            continue;
-        }
-        let Some(d) = Digest::parse(digest_of(i)) else { continue };
-        let Ok(bytes) = std::fs::read(registry.blobs.path(&d)) else { continue };
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let kids = v["manifests"].as_array().into_iter().flatten().filter_map(|m| m["digest"].as_str().map(str::to_string)).collect();
-        out.insert(d.to_string(), kids);
-    }
-    out
-}
-
 /// What `rules` would expire in `repo` now.
 fn expiring_now(registry: &Registry, scope: &Scope, repo: &str, rules: &[Rule]) -> Vec<Expiring> {
     let images = registry.images(scope, repo);
-    evaluate(rules, &images, &children_of(registry, &images), registry.clock.now())
+    evaluate(rules, &images, &registry.index_children(&images), registry.clock.now())
 }
 
 /// Enforce `repo`'s lifecycle policy now: delete the images it expires (with their tags)

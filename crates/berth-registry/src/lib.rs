@@ -206,6 +206,23 @@ impl Registry {
             .collect()
     }
 
+    /// Child manifests of the indexes (manifest lists) among `images`, by index digest.
+    pub fn index_children(&self, images: &[Image]) -> std::collections::HashMap<String, Vec<String>> {
+        let mut out = std::collections::HashMap::new();
+        for i in images {
+            let media = i.record["imageManifestMediaType"].as_str().unwrap_or_default();
+            if !media.contains("index") && !media.contains("manifest.list") {
+                continue;
+            }
+            let Some(d) = i.record["imageDigest"].as_str().and_then(Digest::parse) else { continue };
+            let Ok(bytes) = std::fs::read(self.blobs.path(&d)) else { continue };
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let kids = v["manifests"].as_array().into_iter().flatten().filter_map(|m| m["digest"].as_str().map(str::to_string)).collect();
+            out.insert(d.to_string(), kids);
+        }
+        out
+    }
+
     /// Resolve a tag or digest to a stored manifest: (digest, media type, bytes).
     pub fn get_manifest(&self, scope: &Scope, repo: &str, reference: &str) -> Result<(Digest, String, Vec<u8>), RegistryError> {
         self.repository(scope, repo)?;
