@@ -689,7 +689,7 @@ impl Ecr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_registry::FsBlobs;
+    use berth_registry::{Digest, FsBlobs};
     use berth_store::{SqliteStore, Store};
     use berth_wire::{Clock, Service};
 
