@@ -17,14 +17,16 @@ mod vpc;
 
 use berth_store::Store;
 use berth_wire::page::{paginate, Page};
+use berth_wire::model::LazyModel;
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use common::{str_of, Scope, GROUP, SUBNET};
 use serde_json::{json, Value};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+static MODEL: LazyModel = LazyModel::new(include_bytes!("../../berth-wire/models/ec2.json.gz"));
 
 pub fn model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| Model::from_gzip(include_bytes!("../../berth-wire/models/ec2.json.gz")))
+    MODEL.get()
 }
 
 pub struct Ec2 {
@@ -43,6 +45,10 @@ impl Ec2 {
 impl Service for Ec2 {
     fn model(&self) -> &'static Model {
         model()
+    }
+
+    fn metadata(&self) -> &'static berth_wire::model::Metadata {
+        MODEL.metadata()
     }
     fn codes(&self) -> ValidationCodes {
         ValidationCodes::ec2()

@@ -9,14 +9,16 @@ use base64::Engine;
 use berth_registry::{Digest, Registry, RegistryError, Scope};
 use berth_store::{Cond, Op};
 use berth_wire::page::paginate;
+use berth_wire::model::LazyModel;
 use berth_wire::{ApiError, ApiResult, Model, RequestContext, Service, ValidationCodes};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+static MODEL: LazyModel = LazyModel::new(include_bytes!("../../berth-wire/models/ecr.json.gz"));
 
 pub fn model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| Model::from_gzip(include_bytes!("../../berth-wire/models/ecr.json.gz")))
+    MODEL.get()
 }
 
 pub struct Ecr {
@@ -64,6 +66,10 @@ pub(crate) fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 impl Service for Ecr {
     fn model(&self) -> &'static Model {
         model()
+    }
+
+    fn metadata(&self) -> &'static berth_wire::model::Metadata {
+        MODEL.metadata()
     }
 
     fn codes(&self) -> ValidationCodes {

@@ -13,13 +13,15 @@ mod taskdef;
 mod tasks;
 
 use berth_store::Store;
+use berth_wire::model::LazyModel;
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+static MODEL: LazyModel = LazyModel::new(include_bytes!("../../berth-wire/models/ecs.json.gz"));
 
 pub fn model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| Model::from_gzip(include_bytes!("../../berth-wire/models/ecs.json.gz")))
+    MODEL.get()
 }
 
 pub struct Ecs {
@@ -36,6 +38,10 @@ impl Ecs {
 impl Service for Ecs {
     fn model(&self) -> &'static Model {
         model()
+    }
+
+    fn metadata(&self) -> &'static berth_wire::model::Metadata {
+        MODEL.metadata()
     }
 
     fn codes(&self) -> ValidationCodes {

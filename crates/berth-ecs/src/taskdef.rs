@@ -4,7 +4,7 @@
 use crate::common::*;
 use crate::Ecs;
 use berth_store::{Cond, Op, Record, StoreError};
-use berth_wire::page::paginate;
+use berth_wire::page::{encode_token, page_params, paginate};
 use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
@@ -134,41 +134,44 @@ impl Ecs {
         let r = self
             .find_task_definition(ctx, id)
             .ok_or_else(|| client("Unable to describe task definition."))?;
+        // One copy of the stored record, moved (not re-serialized) into the reply.
         let mut td = (*r.value).clone();
         let tags = td.as_object_mut().and_then(|o| o.remove("tags")).unwrap_or(json!([]));
-        let mut out = json!({"taskDefinition": td});
+        let mut out = Map::new();
+        out.insert("taskDefinition".into(), td);
         if include_has(input, "TAGS") {
-            out["tags"] = tags;
+            out.insert("tags".into(), tags);
         }
-        Ok(out)
+        Ok(Value::Object(out))
     }
 
     pub(crate) fn list_task_definitions(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         let status = str_of(input, "status").unwrap_or("ACTIVE");
-        let prefix = str_of(input, "familyPrefix");
         let desc = str_of(input, "sort") == Some("DESC");
-        // familyPrefix names a whole family, as in ECS: read just that family's revisions.
-        let scope = match prefix {
+        // familyPrefix names a whole family, as in ECS: scan just that family's revisions.
+        let scope = match str_of(input, "familyPrefix") {
             Some(p) => key(ctx, &format!("taskdef/{p}/")),
             None => key(ctx, "taskdef/"),
         };
-        let mut items: Vec<(String, String)> = self
-            .store
-            .list(&scope)
-            .into_iter()
-            .filter(|r| r.value["status"] == status)
-            .map(|r| (r.key.clone(), str_of(&r.value, "taskDefinitionArn").unwrap_or_default().to_string()))
-            .collect();
-        if desc {
-            items.reverse();
+        let (max, after) = page_params(input, 100, 100, INVALID)?;
+        // The token is the last key returned; it must lie inside this listing.
+        if after.as_deref().is_some_and(|a| !a.starts_with(&scope)) {
+            return Err(invalid("Invalid nextToken."));
         }
-        // Page by position key so that DESC pages too: prefix the key with its ordinal.
-        let indexed: Vec<(String, String)> = items.into_iter().enumerate().map(|(i, (_, a))| (format!("{i:010}"), a)).collect();
-        let page = paginate(indexed, |(k, _)| k.clone(), input, 100, 100, INVALID)?;
-        Ok(json!({
-            "taskDefinitionArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
-            "nextToken": page.next_token,
-        }))
+        let mut page = self.store.scan(&scope, after.as_deref(), desc, max + 1, &mut |r| r.value["status"] == status);
+        let next_token = if page.len() > max {
+            page.truncate(max);
+            page.last().map(|r| encode_token(&r.key))
+        } else {
+            None
+        };
+        let arns: Vec<Value> = page.iter().map(|r| r.value["taskDefinitionArn"].clone()).collect();
+        let mut out = Map::new();
+        out.insert("taskDefinitionArns".into(), Value::Array(arns));
+        if let Some(t) = next_token {
+            out.insert("nextToken".into(), Value::String(t));
+        }
+        Ok(Value::Object(out))
     }
 
     pub(crate) fn list_task_definition_families(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {

@@ -223,6 +223,9 @@ mod tests {
         fn list(&self, prefix: &str) -> Vec<Record> {
             self.inner.list(prefix)
         }
+        fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, keep: &mut dyn FnMut(&Record) -> bool) -> Vec<Record> {
+            self.inner.scan(prefix, after, reverse, limit, keep)
+        }
         fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError> {
             let due = {
                 let mut h = self.hook.lock().unwrap();

@@ -75,6 +75,10 @@ pub trait Store: Send + Sync {
     fn get(&self, key: &str) -> Option<Record>;
     /// Records whose key starts with `prefix`, in key order.
     fn list(&self, prefix: &str) -> Vec<Record>;
+    /// Up to `limit` records under `prefix` for which `keep` holds, in key order (reverse
+    /// order if `reverse`), starting after (or, reversed, before) the key `after`. Only the
+    /// records returned are copied, so a page costs its size, not the prefix's.
+    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, keep: &mut dyn FnMut(&Record) -> bool) -> Vec<Record>;
     /// Apply `ops` atomically if every condition holds; returns the new revision once the
     /// write is durable.
     fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError>;

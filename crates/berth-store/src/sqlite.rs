@@ -61,6 +61,18 @@ impl SqliteStore {
     }
 }
 
+/// The smallest string greater than every string starting with `prefix`, if any.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        if let Some(next) = char::from_u32(c as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -101,6 +113,42 @@ impl Store for SqliteStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(_, r)| r.clone())
             .collect()
+    }
+
+    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, keep: &mut dyn FnMut(&Record) -> bool) -> Vec<Record> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let cache = self.cache.read().expect("cache lock");
+        let upper = prefix_end(prefix);
+        let mut out = Vec::with_capacity(limit.min(256));
+        let mut take = |r: &Record| {
+            if keep(r) {
+                out.push(r.clone());
+            }
+            out.len() < limit
+        };
+        if reverse {
+            let hi = match (after, &upper) {
+                (Some(a), _) => Excluded(a.to_string()),
+                (None, Some(u)) => Excluded(u.clone()),
+                (None, None) => Unbounded,
+            };
+            for (_, r) in cache.records.range((Included(prefix.to_string()), hi)).rev() {
+                if !take(r) {
+                    break;
+                }
+            }
+        } else {
+            let lo = match after {
+                Some(a) if a >= prefix => Excluded(a.to_string()),
+                _ => Included(prefix.to_string()),
+            };
+            for (k, r) in cache.records.range((lo, Unbounded)) {
+                if !k.starts_with(prefix) || !take(r) {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError> {
@@ -231,6 +279,21 @@ mod tests {
         }
         let keys: Vec<_> = s.list("/b/").into_iter().map(|r| r.key).collect();
         assert_eq!(keys, vec!["/b/1", "/b/2"]);
+    }
+
+    #[test]
+    fn scan_pages_forward_and_backward() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db")).unwrap();
+        for k in ["/a/1", "/a/2", "/a/3", "/a/4", "/b/1", "/a0"] {
+            s.put(k, json!({"odd": k.ends_with('1') || k.ends_with('3')})).unwrap();
+        }
+        let keys = |v: Vec<Record>| v.into_iter().map(|r| r.key).collect::<Vec<_>>();
+        assert_eq!(keys(s.scan("/a/", None, false, 2, &mut |_| true)), ["/a/1", "/a/2"]);
+        assert_eq!(keys(s.scan("/a/", Some("/a/2"), false, 10, &mut |_| true)), ["/a/3", "/a/4"]);
+        assert_eq!(keys(s.scan("/a/", None, true, 3, &mut |_| true)), ["/a/4", "/a/3", "/a/2"]);
+        assert_eq!(keys(s.scan("/a/", Some("/a/2"), true, 10, &mut |_| true)), ["/a/1"]);
+        assert_eq!(keys(s.scan("/a/", None, false, 10, &mut |r| r.value["odd"] == true)), ["/a/1", "/a/3"]);
     }
 
     #[test]

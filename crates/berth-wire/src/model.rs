@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::OnceLock;
 
 #[derive(Debug, Deserialize)]
 pub struct Model {
@@ -12,7 +13,7 @@ pub struct Model {
     pub shapes: HashMap<String, Shape>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     pub protocol: String,
@@ -93,13 +94,48 @@ pub struct Member {
 }
 
 
+/// A service's model, parsed on first use. Routing needs only the metadata, which is
+/// read without building the shapes, so starting the server stays cheap.
+pub struct LazyModel {
+    gz: &'static [u8],
+    metadata: OnceLock<Metadata>,
+    model: OnceLock<Model>,
+}
+
+impl LazyModel {
+    pub const fn new(gz: &'static [u8]) -> Self {
+        LazyModel { gz, metadata: OnceLock::new(), model: OnceLock::new() }
+    }
+
+    pub fn metadata(&'static self) -> &'static Metadata {
+        self.metadata.get_or_init(|| match self.model.get() {
+            Some(m) => m.metadata.clone(),
+            None => {
+                #[derive(Deserialize)]
+                struct MetadataOnly {
+                    metadata: Metadata,
+                }
+                let text = gunzip(self.gz);
+                serde_json::from_str::<MetadataOnly>(&text).expect("embedded model has metadata").metadata
+            }
+        })
+    }
+
+    pub fn get(&'static self) -> &'static Model {
+        self.model.get_or_init(|| Model::from_gzip(self.gz))
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).expect("embedded model is valid gzip");
+    text
+}
+
 impl Model {
     /// Parse a gzipped model produced by tools/gen-models.py.
     pub fn from_gzip(bytes: &[u8]) -> Model {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_string(&mut text)
-            .expect("embedded model is valid gzip");
+        let text = gunzip(bytes);
         // Members arrive as a JSON object; keep them ordered as a list.
         let mut raw: serde_json::Value = serde_json::from_str(&text).expect("embedded model is JSON");
         if let Some(shapes) = raw.get_mut("shapes").and_then(|s| s.as_object_mut()) {

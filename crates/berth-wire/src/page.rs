@@ -10,6 +10,21 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
+/// The page size and the key to resume after, from `maxResults` and `nextToken`, for
+/// handlers that page straight out of the store.
+pub fn page_params(input: &Value, default: usize, limit: usize, error_code: &str) -> Result<(usize, Option<String>), ApiError> {
+    let max = match input.get("maxResults").and_then(Value::as_i64) {
+        None => default,
+        Some(n) if n >= 1 && n as usize <= limit => n as usize,
+        Some(_) => return Err(ApiError::client(error_code, format!("maxResults must be between 1 and {limit}."))),
+    };
+    let after = match input.get("nextToken").and_then(Value::as_str) {
+        None | Some("") => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| ApiError::client(error_code, "Invalid nextToken."))?),
+    };
+    Ok((max, after))
+}
+
 /// Page `items` (already sorted by `key`). `max_results` comes from the request;
 /// `default` applies when it is absent and `limit` is the largest accepted value.
 pub fn paginate<T>(
@@ -20,17 +35,7 @@ pub fn paginate<T>(
     limit: usize,
     error_code: &str,
 ) -> Result<Page<T>, ApiError> {
-    let max = match input.get("maxResults").and_then(Value::as_i64) {
-        None => default,
-        Some(n) if n >= 1 && n as usize <= limit => n as usize,
-        Some(_) => {
-            return Err(ApiError::client(error_code, format!("maxResults must be between 1 and {limit}.")));
-        }
-    };
-    let after = match input.get("nextToken").and_then(Value::as_str) {
-        None | Some("") => None,
-        Some(t) => Some(decode_token(t).ok_or_else(|| ApiError::client(error_code, "Invalid nextToken."))?),
-    };
+    let (max, after) = page_params(input, default, limit, error_code)?;
     let mut iter = items.into_iter().filter(|it| after.as_deref().is_none_or(|a| key(it).as_str() > a)).peekable();
     let mut out = Vec::with_capacity(max.min(128));
     while out.len() < max {

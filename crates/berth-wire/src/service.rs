@@ -18,7 +18,10 @@ pub struct RequestContext {
 /// One AWS service. The edge routes to it; the wire layer decodes and validates its input
 /// against `model()`; `call` sees a document keyed by the model's member names.
 pub trait Service: Send + Sync {
+    /// The whole model (parsed on first use).
     fn model(&self) -> &'static Model;
+    /// Protocol, names and prefixes, without parsing the whole model.
+    fn metadata(&self) -> &'static crate::model::Metadata;
     fn codes(&self) -> ValidationCodes;
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value>;
 }

@@ -24,6 +24,9 @@ impl Service for Echo {
     fn model(&self) -> &'static Model {
         self.0
     }
+    fn metadata(&self) -> &'static berth_wire::model::Metadata {
+        &self.0.metadata
+    }
     fn codes(&self) -> ValidationCodes {
         ValidationCodes::json("InvalidParameterException", "SerializationException")
     }

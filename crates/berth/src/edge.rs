@@ -33,7 +33,7 @@ impl Services {
         let mut by_signing_name = HashMap::new();
         let mut by_target_prefix = HashMap::new();
         for (i, s) in all.iter().enumerate() {
-            let m = &s.model().metadata;
+            let m = s.metadata();
             by_signing_name.insert(m.signing_name.clone().unwrap_or_else(|| m.endpoint_prefix.clone()), i);
             by_signing_name.insert(m.endpoint_prefix.clone(), i);
             if let Some(p) = &m.target_prefix {
@@ -106,6 +106,17 @@ fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, err
 
 fn wire(w: WireResponse, request_id: &str) -> Response<Body> {
     respond(w.status, w.content_type, request_id, w.body, w.error_code.as_deref())
+}
+
+/// Operations that only read state, by AWS's naming. (EC2's describes may create an
+/// account's default VPC once; that single write is allowed to run inline.)
+fn reads_only(op: &str) -> bool {
+    ["Describe", "List", "Get", "BatchGet", "BatchCheck"].iter().any(|p| op.starts_with(p))
+}
+
+fn wire_internal(model: &berth_wire::Model, request_id: &str, msg: &str) -> WireResponse {
+    let e = ApiError::internal(msg.to_string());
+    if model.metadata.protocol == "json" { json_error(model, &e) } else { query_error(model, &e, request_id) }
 }
 
 /// A plain JSON error for requests we could not attribute to any service.
@@ -186,28 +197,44 @@ impl Edge {
             .unwrap_or_else(|| self.default_account.clone());
         let ctx = RequestContext { account, region, request_id: request_id.clone() };
 
+        let is_json = service.metadata().protocol == "json";
         let model = service.model();
-        let is_json = model.metadata.protocol == "json";
+
         if let Err(e) = self.auth.check(&parts, &body, auth_header.as_ref(), &query_params) {
             return if is_json { wire(json_error(model, &e), &request_id) } else { wire(query_error(model, &e, &request_id), &request_id) };
         }
 
-        let service = service.clone();
-        let response = tokio::task::block_in_place(|| {
-            if is_json {
-                let op = target.and_then(|t| t.split_once('.')).map(|(_, op)| op).unwrap_or("");
-                if op.is_empty() {
-                    return json_error(model, &ApiError::client("UnknownOperationException", "Missing or malformed X-Amz-Target header"));
-                }
-                handle_json(service.as_ref(), &ctx, op, &body)
-            } else {
-                let mut params = berth_wire::query::parse_form(&body);
-                for (k, v) in &query_params {
-                    params.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-                handle_query(service.as_ref(), &ctx, &params)
+        let mut params = None;
+        let op: String = if is_json {
+            target.and_then(|t| t.split_once('.')).map(|(_, op)| op.to_string()).unwrap_or_default()
+        } else {
+            let mut p = berth_wire::query::parse_form(&body);
+            for (k, v) in &query_params {
+                p.entry(k.clone()).or_insert_with(|| v.clone());
             }
-        });
+            let action = p.get("Action").cloned().unwrap_or_default();
+            params = Some(p);
+            action
+        };
+        let reads = reads_only(&op);
+        let service = service.clone();
+        let call = move || match params {
+            None if op.is_empty() => {
+                json_error(model, &ApiError::client("UnknownOperationException", "Missing or malformed X-Amz-Target header"))
+            }
+            None => handle_json(service.as_ref(), &ctx, &op, &body),
+            Some(params) => handle_query(service.as_ref(), &ctx, &params),
+        };
+        // Reads touch only memory: answer them on this worker. Writes wait for a durable
+        // commit (an fsync): run them on the blocking pool so workers stay free for reads.
+        let response = if reads {
+            call()
+        } else {
+            match tokio::task::spawn_blocking(call).await {
+                Ok(r) => r,
+                Err(e) => wire_internal(model, &request_id, &e.to_string()),
+            }
+        };
         if response.status >= 500 {
             tracing::warn!(status = response.status, code = ?response.error_code, "request failed");
         }

@@ -72,7 +72,12 @@ fn main() -> std::process::ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                // Writes wait on fsync in the blocking pool; bound it so a burst cannot
+                // spawn hundreds of threads.
+                .max_blocking_threads(32)
+                .enable_all()
+                .build().expect("tokio runtime");
             match runtime.block_on(up(args)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
