@@ -158,14 +158,20 @@ impl Ecs {
         if after.as_deref().is_some_and(|a| !a.starts_with(&scope)) {
             return Err(invalid("Invalid nextToken."));
         }
-        let mut page = self.store.scan(&scope, after.as_deref(), desc, max + 1, &mut |r| r.value["status"] == status);
-        let next_token = if page.len() > max {
-            page.truncate(max);
-            page.last().map(|r| encode_token(&r.key))
-        } else {
-            None
-        };
-        let arns: Vec<Value> = page.iter().map(|r| r.value["taskDefinitionArn"].clone()).collect();
+        let mut arns = Vec::with_capacity(max);
+        let mut last_key = None;
+        let taken = self.store.scan(&scope, after.as_deref(), desc, max + 1, &mut |r| {
+            if r.value["status"] != status {
+                return false;
+            }
+            if arns.len() < max {
+                arns.push(r.value["taskDefinitionArn"].clone());
+                last_key = Some(r.key.clone());
+            }
+            true
+        });
+        // One more than a page matched: there is a next page, after the last key returned.
+        let next_token = if taken > max { last_key.map(|k| encode_token(&k)) } else { None };
         let mut out = Map::new();
         out.insert("taskDefinitionArns".into(), Value::Array(arns));
         if let Some(t) = next_token {

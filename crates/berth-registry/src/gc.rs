@@ -223,8 +223,8 @@ mod tests {
         fn list(&self, prefix: &str) -> Vec<Record> {
             self.inner.list(prefix)
         }
-        fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, keep: &mut dyn FnMut(&Record) -> bool) -> Vec<Record> {
-            self.inner.scan(prefix, after, reverse, limit, keep)
+        fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, visit: &mut dyn FnMut(&Record) -> bool) -> usize {
+            self.inner.scan(prefix, after, reverse, limit, visit)
         }
         fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError> {
             let due = {

@@ -75,10 +75,11 @@ pub trait Store: Send + Sync {
     fn get(&self, key: &str) -> Option<Record>;
     /// Records whose key starts with `prefix`, in key order.
     fn list(&self, prefix: &str) -> Vec<Record>;
-    /// Up to `limit` records under `prefix` for which `keep` holds, in key order (reverse
-    /// order if `reverse`), starting after (or, reversed, before) the key `after`. Only the
-    /// records returned are copied, so a page costs its size, not the prefix's.
-    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, keep: &mut dyn FnMut(&Record) -> bool) -> Vec<Record>;
+    /// Visit records under `prefix` in key order (reverse order if `reverse`), starting
+    /// after (or, reversed, before) the key `after`. `visit` returns whether it took the
+    /// record; the scan stops once `limit` records were taken and returns how many were.
+    /// Nothing is copied, so a page costs its size, not the prefix's.
+    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, visit: &mut dyn FnMut(&Record) -> bool) -> usize;
     /// Apply `ops` atomically if every condition holds; returns the new revision once the
     /// write is durable.
     fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError>;

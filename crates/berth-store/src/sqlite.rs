@@ -115,25 +115,24 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, keep: &mut dyn FnMut(&Record) -> bool) -> Vec<Record> {
+    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, visit: &mut dyn FnMut(&Record) -> bool) -> usize {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let cache = self.cache.read().expect("cache lock");
-        let upper = prefix_end(prefix);
-        let mut out = Vec::with_capacity(limit.min(256));
-        let mut take = |r: &Record| {
-            if keep(r) {
-                out.push(r.clone());
+        let mut taken = 0;
+        let mut step = |r: &Record| {
+            if visit(r) {
+                taken += 1;
             }
-            out.len() < limit
+            taken < limit
         };
         if reverse {
-            let hi = match (after, &upper) {
+            let hi = match (after, prefix_end(prefix)) {
                 (Some(a), _) => Excluded(a.to_string()),
-                (None, Some(u)) => Excluded(u.clone()),
+                (None, Some(u)) => Excluded(u),
                 (None, None) => Unbounded,
             };
             for (_, r) in cache.records.range((Included(prefix.to_string()), hi)).rev() {
-                if !take(r) {
+                if !step(r) {
                     break;
                 }
             }
@@ -143,12 +142,12 @@ impl Store for SqliteStore {
                 _ => Included(prefix.to_string()),
             };
             for (k, r) in cache.records.range((lo, Unbounded)) {
-                if !k.starts_with(prefix) || !take(r) {
+                if !k.starts_with(prefix) || !step(r) {
                     break;
                 }
             }
         }
-        out
+        taken
     }
 
     fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError> {
@@ -288,12 +287,23 @@ mod tests {
         for k in ["/a/1", "/a/2", "/a/3", "/a/4", "/b/1", "/a0"] {
             s.put(k, json!({"odd": k.ends_with('1') || k.ends_with('3')})).unwrap();
         }
-        let keys = |v: Vec<Record>| v.into_iter().map(|r| r.key).collect::<Vec<_>>();
-        assert_eq!(keys(s.scan("/a/", None, false, 2, &mut |_| true)), ["/a/1", "/a/2"]);
-        assert_eq!(keys(s.scan("/a/", Some("/a/2"), false, 10, &mut |_| true)), ["/a/3", "/a/4"]);
-        assert_eq!(keys(s.scan("/a/", None, true, 3, &mut |_| true)), ["/a/4", "/a/3", "/a/2"]);
-        assert_eq!(keys(s.scan("/a/", Some("/a/2"), true, 10, &mut |_| true)), ["/a/1"]);
-        assert_eq!(keys(s.scan("/a/", None, false, 10, &mut |r| r.value["odd"] == true)), ["/a/1", "/a/3"]);
+        let keys = |after: Option<&str>, reverse: bool, limit: usize, odd_only: bool| {
+            let mut out = vec![];
+            let n = s.scan("/a/", after, reverse, limit, &mut |r| {
+                if odd_only && r.value["odd"] != true {
+                    return false;
+                }
+                out.push(r.key.clone());
+                true
+            });
+            assert_eq!(n, out.len());
+            out
+        };
+        assert_eq!(keys(None, false, 2, false), ["/a/1", "/a/2"]);
+        assert_eq!(keys(Some("/a/2"), false, 10, false), ["/a/3", "/a/4"]);
+        assert_eq!(keys(None, true, 3, false), ["/a/4", "/a/3", "/a/2"]);
+        assert_eq!(keys(Some("/a/2"), true, 10, false), ["/a/1"]);
+        assert_eq!(keys(None, false, 10, true), ["/a/1", "/a/3"]);
     }
 
     #[test]
