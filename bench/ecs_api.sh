@@ -127,6 +127,15 @@ for s in berth moto; do
   done
 done
 
+# A second ceiling that answers as many bytes as Berth's List page, so List is also compared
+# with a server sending the same amount (the small ceiling sends 39 bytes).
+LIST_BYTES="$(python3 "$HELPER" check "$BERTH_URL" | tr ' ' '\n' | sed -n 's/^list_bytes=//p')"
+CEILING_SIZED_PORT="$(python3 "$HELPER" free-port)"
+CEILING_SIZED_URL="http://127.0.0.1:$CEILING_SIZED_PORT"
+"$CEILING_BIN" "127.0.0.1:$CEILING_SIZED_PORT" "$LIST_BYTES" 2>"$WORK/ceiling-sized.log" &
+PIDS+=("$!")
+python3 "$HELPER" wait "$CEILING_SIZED_URL" / 10
+
 # --- (e) reads ---------------------------------------------------------------------------
 run_wrk() { # op body url -> RESULT line fields
   local op="$1" body="$2" url="$3" dur="$4"
@@ -138,7 +147,9 @@ DESCRIBE_BODY='{"taskDefinition":"bench:500"}'
 LIST_BODY='{"familyPrefix":"bench","maxResults":100}'
 for key in describe list; do
   if [ "$key" = describe ]; then op=DescribeTaskDefinition body="$DESCRIBE_BODY"; else op=ListTaskDefinitions body="$LIST_BODY"; fi
-  for s in ceiling berth moto; do
+  servers="ceiling berth moto"
+  if [ "$key" = list ]; then servers="ceiling ceiling_sized berth moto"; fi
+  for s in $servers; do
     url_var="${s^^}_URL"
     quiet "read_${key}_$s"
     log "$op -> $s: 2 s warm-up, then ${DURATION} s"
@@ -148,6 +159,7 @@ for key in describe list; do
 done
 result describe_bytes_ceiling "$(printf '%s' '{"status":"ok","taskDefinitionArns":[]}' | wc -c)"
 result list_bytes_ceiling "$(printf '%s' '{"status":"ok","taskDefinitionArns":[]}' | wc -c)"
+result list_bytes_ceiling_sized "$LIST_BYTES"
 
 sleep 2
 capture rss_berth_after_reads python3 "$HELPER" rss "$BERTH_PID"

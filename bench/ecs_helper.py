@@ -271,7 +271,9 @@ def cmd_report(args):
     w("|---|---|---:|---:|---:|---:|---:|---:|")
     reads = {}
     for op, key in (("DescribeTaskDefinition", "describe"), ("ListTaskDefinitions", "list")):
-        for server in ("berth", "moto", "ceiling"):
+        for server in ("berth", "moto", "ceiling", "ceiling_sized"):
+            if f"read_{key}_{server}" not in r:
+                continue
             d = kv(r[f"read_{key}_{server}"])
             reads[(key, server)] = d
             size = r.get(f"{key}_bytes_{server}", "")
@@ -293,6 +295,9 @@ def cmd_report(args):
         w(f"| {op}: Berth >= 30x moto req/s | {ratio_m:.1f}x | {ok(ratio_m >= 30)} |")
         w(f"| {op}: Berth p99 < 5 ms | {p99:.2f} ms | {ok(p99 < 5)} |")
         w(f"| {op}: Berth >= 0.5x ceiling req/s | {ratio_c:.2f}x | {ok(ratio_c >= 0.5)} |")
+        if (key, "ceiling_sized") in reads:
+            ratio_s = float(b["rps"]) / float(reads[(key, "ceiling_sized")]["rps"])
+            w(f"| {op}: Berth >= 0.5x a ceiling sending the same {r.get('list_bytes_ceiling_sized', '?')} bytes | {ratio_s:.2f}x | {ok(ratio_s >= 0.5)} |")
     cold = kv(r["coldstart"])
     med = float(cold["median_ms"])
     w(f"| Cold start to healthy < 100 ms (median of {cold['runs']}, fresh data dir) | {med:.1f} ms (min {cold['min_ms']}, max {cold['max_ms']}) | {ok(med < 100)} |")

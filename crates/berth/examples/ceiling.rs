@@ -5,7 +5,9 @@
 //! as Berth must, but does no routing, parsing or storage. `bench/ecs_api.sh` compares
 //! Berth's read path against it.
 //!
-//! Usage: `cargo run --release -p berth --example ceiling -- 127.0.0.1:PORT`
+//! Usage: `cargo run --release -p berth --example ceiling -- 127.0.0.1:PORT [BYTES]`
+//! With BYTES, the body is padded to that size, so a response-heavy operation (a page of
+//! ListTaskDefinitions) can be compared with a ceiling that sends as much.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -15,14 +17,25 @@ use std::net::SocketAddr;
 
 const BODY: &[u8] = br#"{"status":"ok","taskDefinitionArns":[]}"#;
 
-async fn handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// The body to answer with: the small fixed one, or padded JSON of exactly `size` bytes.
+fn body(size: Option<usize>) -> Bytes {
+    match size {
+        Some(n) if n > BODY.len() + 12 => {
+            let pad = n - r#"{"padding":""}"#.len();
+            Bytes::from(format!(r#"{{"padding":"{}"}}"#, "x".repeat(pad)))
+        }
+        _ => Bytes::from_static(BODY),
+    }
+}
+
+async fn handle(req: Request<Incoming>, body: Bytes) -> Response<Full<Bytes>> {
     // Drain the body like a real handler would before answering.
     let _ = req.into_body().collect().await;
     Response::builder()
         .status(200)
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amzn-requestid", "00000000-0000-0000-0000-000000000000")
-        .body(Full::new(Bytes::from_static(BODY)))
+        .body(Full::new(body))
         .expect("valid response")
 }
 
@@ -31,7 +44,8 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8089".to_string())
         .parse()
-        .expect("usage: ceiling ADDR (e.g. 127.0.0.1:8089)");
+        .expect("usage: ceiling ADDR [BYTES] (e.g. 127.0.0.1:8089)");
+    let reply = body(std::env::args().nth(2).map(|n| n.parse().expect("BYTES must be a number")));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
@@ -50,8 +64,10 @@ fn main() {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let svc = hyper::service::service_fn(|req| async move {
-                        Ok::<_, std::convert::Infallible>(handle(req).await)
+                    let reply = reply.clone();
+                    let svc = hyper::service::service_fn(move |req| {
+                        let reply = reply.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(req, reply).await) }
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Berth's registry against Debian's docker-registry, side by side in one run.
+# Usage: bench/registry.sh [ROUNDS]   (default 5). Prints MB/s per server and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${1:-5}"
+command -v docker-registry >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry; }
+command -v skopeo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo; }
+cargo build --release -p berth >/dev/null
+# The disk under test is the one /work lives on, for both servers and the fsync probe.
+WORK="$(mktemp -d -p "${BENCH_DIR:-/work}" berth-bench.XXXXXX)"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+BP=$(port); RP=$(port)
+cat > "$WORK/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $WORK/registry-data}
+  delete: {enabled: true}
+http: {addr: 127.0.0.1:$RP}
+YML
+target/release/berth up --listen "127.0.0.1:$BP" --data-dir "$WORK/berth-data" --log warn >"$WORK/berth.log" 2>&1 &
+BPID=$!
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+RPID=$!
+trap 'kill $BPID $RPID 2>/dev/null || true; wait $BPID $RPID 2>/dev/null || true; rm -rf "$WORK" /dev/shm/berth-bench-blob*' EXIT
+for u in "http://127.0.0.1:$BP/_berth/health" "http://127.0.0.1:$RP/v2/"; do
+  for _ in $(seq 200); do curl -fsS -o /dev/null "$u" 2>/dev/null && break; sleep 0.05; done
+done
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+python3 bench/registry.py "http://127.0.0.1:$BP" "http://127.0.0.1:$RP" "$WORK" "$ROUNDS"
