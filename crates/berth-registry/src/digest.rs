@@ -53,33 +53,24 @@ impl fmt::Display for Digest {
 
 /// Hash a file with the digest's algorithm.
 pub fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
+    let f = std::fs::File::open(path)?;
     let hex = match algorithm {
-        Algorithm::Sha256 => {
-            let mut h = Sha256::new();
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            hex::encode(h.finalize())
-        }
-        Algorithm::Sha512 => {
-            let mut h = Sha512::new();
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            hex::encode(h.finalize())
-        }
+        Algorithm::Sha256 => hash_reader::<Sha256>(f)?,
+        Algorithm::Sha512 => hash_reader::<Sha512>(f)?,
     };
     Ok(Digest { algorithm, hex })
+}
+
+fn hash_reader<H: sha2::Digest>(mut r: impl Read) -> std::io::Result<String> {
+    let mut h = H::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
 }
 
 #[cfg(test)]
