@@ -394,12 +394,15 @@ async fn append_body(reg: &Registry, id: &str, path: &std::path::Path, mut body:
     let hasher = reg.hashers.take(id, start);
     // Writing (a kernel copy into the page cache) and hashing each take a core's worth
     // of time per byte: they run on two threads, each fed the same batches.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Bytes>(4);
+    // A batch is the body's own frames (no copy), handed over once it holds a megabyte.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(4);
+    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Bytes>>>(4);
     let hashing = hasher.map(|mut h| {
         std::thread::spawn(move || {
-            for buf in hash_rx {
-                sha2::Digest::update(&mut h, &buf);
+            for batch in hash_rx {
+                for buf in batch.iter() {
+                    sha2::Digest::update(&mut h, buf);
+                }
             }
             h
         })
@@ -409,30 +412,38 @@ async fn append_body(reg: &Registry, id: &str, path: &std::path::Path, mut body:
         let mut file = file;
         let mut written = start;
         let mut hash_tx = Some(hash_tx);
-        while let Some(buf) = rx.blocking_recv() {
+        while let Some(batch) = rx.blocking_recv() {
             if let Some(t) = &hash_tx {
-                if t.send(buf.clone()).is_err() {
+                if t.send(batch.clone()).is_err() {
                     hash_tx = None;
                 }
             }
-            if let Err(e) = file.write_all(&buf) {
-                // What reached the file is unknown: hash it again at commit.
-                return (written, false, Some(e));
+            let batch_start = written;
+            for buf in batch.iter() {
+                if let Err(e) = file.write_all(buf) {
+                    // What reached the file is unknown: hash it again at commit.
+                    return (written, false, Some(e));
+                }
+                written += buf.len() as u64;
             }
-            start_writeback(&file, written, buf.len() as u64);
-            written += buf.len() as u64;
+            start_writeback(&file, batch_start, written - batch_start);
         }
         (written, hash_tx.is_some(), None)
     });
-    let mut pending = bytes::BytesMut::with_capacity(WRITE_BATCH);
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0;
     let mut failure = None;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {
-                    pending.extend_from_slice(&data);
-                    if pending.len() >= WRITE_BATCH && tx.send(pending.split().freeze()).await.is_err() {
-                        break;
+                    pending_len += data.len();
+                    pending.push(data);
+                    if pending_len >= WRITE_BATCH {
+                        pending_len = 0;
+                        if tx.send(Arc::new(std::mem::take(&mut pending))).await.is_err() {
+                            break;
+                        }
                     }
                 }
             }
@@ -444,7 +455,7 @@ async fn append_body(reg: &Registry, id: &str, path: &std::path::Path, mut body:
     }
     // Keep what arrived even if the body was cut short: the client may resume from it.
     if !pending.is_empty() {
-        let _ = tx.send(pending.freeze()).await;
+        let _ = tx.send(Arc::new(pending)).await;
     }
     drop(tx);
     let (written, hashed_all, io_error) = writer.await.map_err(RegistryError::internal)?;
