@@ -55,10 +55,7 @@ impl Ecs {
             return Err(invalid("principalArn must be an IAM user, role or root ARN of this account."));
         }
         let shown_principal = if default { root_arn(ctx) } else { principal.clone() };
-        let mut setting = json!({"name": name, "value": value, "principalArn": shown_principal, "type": "user"});
-        if default {
-            setting["type"] = json!("user");
-        }
+        let setting = json!({"name": name, "value": value, "principalArn": shown_principal, "type": "user"});
         self.store.put(&setting_key(ctx, &principal, name), setting.clone()).map_err(store_err)?;
         Ok(json!({"setting": setting}))
     }

@@ -205,7 +205,7 @@ impl Ecs {
         let id = str_of(input, "taskDefinition").unwrap_or_default();
         let spec = name_from(ctx, id, "task-definition").unwrap_or_default();
         if !spec.contains(':') {
-            return Err(client("Invalid revision number. Number: "));
+            return Err(client("A revision is required: give the task definition as family:revision or as its full ARN."));
         }
         let r = self
             .find_task_definition(ctx, id)
