@@ -2,6 +2,7 @@
 
 mod auth;
 mod edge;
+mod instance;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -19,6 +20,15 @@ struct Cli {
 enum Command {
     /// Start the server: every AWS API on one port, state in the data directory.
     Up(UpArgs),
+    /// Stop the server serving a data directory (and, once tasks run, its tasks).
+    Down(DownArgs),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct DownArgs {
+    /// The data directory of the server to stop (default as for `berth up`).
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -66,6 +76,19 @@ fn default_data_dir() -> PathBuf {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Down(args) => {
+            let dir = args.data_dir.unwrap_or_else(default_data_dir);
+            match instance::stop(&dir, std::time::Duration::from_secs(30)) {
+                Ok(msg) => {
+                    println!("{msg}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("berth: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Up(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
@@ -95,6 +118,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let _instance = instance::claim(&data_dir)?;
     let store = berth_store::SqliteStore::open(&data_dir.join("state.db")).map_err(|e| e.to_string())?;
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let clock = berth_wire::Clock::default();
