@@ -25,7 +25,7 @@ pub fn fargate_pair_valid(cpu: u32, memory: u32) -> bool {
         16384 => (32768, 122880, 8192),
         _ => return false,
     };
-    memory >= lo && memory <= hi && (memory - lo) % step == 0
+    memory >= lo && memory <= hi && (memory - lo).is_multiple_of(step)
 }
 
 /// Task cpu as ECS accepts it: "1024" or "1 vCPU" / "0.25 vcpu".
@@ -381,7 +381,7 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
             }
         }
         if let Some(cc) = c.get("cpu").and_then(Value::as_i64) {
-            if cc < 0 || cc > 196_608 {
+            if !(0..=196_608).contains(&cc) {
                 return Err(client(format!("Invalid 'cpu' setting for container '{name}'.")));
             }
             if let Some(tc) = cpu {
