@@ -1,7 +1,9 @@
-//! berth-image: container images on the node's disk. Today: unpacking one OCI layer into
-//! a directory that overlayfs can use as a lower layer. (Pulling, the shared content
-//! store and per-container root filesystems build on this in the runtime issue.)
+//! berth-image: container images on the node's disk. `pull` fetches an image from any
+//! OCI distribution registry (plain HTTP for now) into a content store of verified blobs;
+//! `unpack` turns each layer, once, into a directory overlayfs can use as a lower layer.
 
+pub mod pull;
 pub mod unpack;
 
+pub use pull::{ContentStore, ImageRef, PullError, Pulled, Puller};
 pub use unpack::{unpack_layer, Compression, UnpackError, Unpacked};

@@ -3,25 +3,9 @@
 
 mod common;
 
-use common::{raw_at, Server};
+use common::{create_repo, push_blob, raw_at, sha256, Server};
 use sha2::{Digest as _, Sha256, Sha512};
 use std::io::Write;
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-fn create_repo(s: &Server, name: &str) {
-    let (status, _, body) = s
-        .raw(
-            "POST",
-            "/",
-            &[("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.CreateRepository"), ("Content-Type", "application/x-amz-json-1.1")],
-            serde_json::json!({"repositoryName": name}).to_string().as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-}
 
 fn header(head: &str, name: &str) -> Option<String> {
     head.lines()
@@ -32,14 +16,6 @@ fn header(head: &str, name: &str) -> Option<String> {
 fn error_code(body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     v["errors"][0]["code"].as_str().unwrap_or_default().to_string()
-}
-
-/// Push a blob in one request; returns its digest.
-fn push_blob(s: &Server, repo: &str, data: &[u8]) -> String {
-    let d = sha256(data);
-    let (status, head, body) = s.raw("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"), &[], data).unwrap();
-    assert_eq!(status, 201, "{head}{body}");
-    d
 }
 
 fn image_manifest(config: &str, config_len: usize, layer: &str, layer_len: usize) -> Vec<u8> {

@@ -136,3 +136,29 @@ impl Drop for Server {
 pub fn code<E: aws_sdk_ecs::error::ProvideErrorMetadata>(e: &E) -> String {
     e.code().unwrap_or("<none>").to_string()
 }
+
+pub fn sha256(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Create an ECR repository through the ECR API.
+pub fn create_repo(s: &Server, name: &str) {
+    let (status, _, body) = s
+        .raw(
+            "POST",
+            "/",
+            &[("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.CreateRepository"), ("Content-Type", "application/x-amz-json-1.1")],
+            serde_json::json!({"repositoryName": name}).to_string().as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Push a blob in one request; returns its digest.
+pub fn push_blob(s: &Server, repo: &str, data: &[u8]) -> String {
+    let d = sha256(data);
+    let (status, head, body) = s.raw("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"), &[], data).unwrap();
+    assert_eq!(status, 201, "{head}{body}");
+    d
+}
