@@ -120,3 +120,79 @@ async fn tampered_and_missing_content_is_refused() {
     let unreachable = ImageRef::parse("127.0.0.1:1/app:v1").unwrap();
     assert!(matches!(puller.pull(&unreachable, None).await, Err(PullError::Unreachable(_))));
 }
+
+/// An ECR API call signed with SigV4 (auth is enforced), returning the JSON answer.
+fn signed_ecr(s: &Server, op: &str, body: &str) -> serde_json::Value {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let identity = aws_credential_types::Credentials::new("test", "test", None, None, "test").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("ecr")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let target = format!("AmazonEC2ContainerRegistry_V20150921.{op}");
+    let host = s.addr.clone();
+    let headers = [("host", host.as_str()), ("x-amz-target", target.as_str()), ("content-type", "application/x-amz-json-1.1")];
+    let signable = SignableRequest::new("POST", format!("http://{host}/"), headers.iter().copied(), SignableBody::Bytes(body.as_bytes())).unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut all: Vec<(String, String)> = headers.iter().filter(|(k, _)| *k != "host").map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for (k, v) in instructions.headers() {
+        all.push((k.to_string(), v.to_string()));
+    }
+    let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _, answer) = s.raw("POST", "/", &refs, body.as_bytes()).unwrap();
+    assert_eq!(status, 200, "{op}: {answer}");
+    serde_json::from_str(&answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pulls_with_the_ecr_token_when_auth_is_enforced() {
+    use base64::Engine;
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(dir.path(), &["--enforce-auth"]);
+    signed_ecr(&s, "CreateRepository", r#"{"repositoryName":"private"}"#);
+    let token = signed_ecr(&s, "GetAuthorizationToken", "{}");
+    let encoded = token["authorizationData"][0]["authorizationToken"].as_str().unwrap();
+    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap();
+    let (user, password) = decoded.split_once(':').unwrap();
+    assert_eq!(user, "AWS");
+
+    // Push with the token as basic auth (what `docker login` would send).
+    let basic = format!("Basic {encoded}");
+    let layer = gzip_layer(&[("etc/secret", "s3cr3t")]);
+    let ld = sha256(&layer);
+    let (status, _, body) = s.raw("POST", &format!("/v2/private/blobs/uploads/?digest={ld}"), &[("Authorization", &basic)], &layer).unwrap();
+    assert_eq!(status, 201, "{body}");
+    let config = r#"{"architecture":"amd64","os":"linux"}"#;
+    let cd = sha256(config.as_bytes());
+    s.raw("POST", &format!("/v2/private/blobs/uploads/?digest={cd}"), &[("Authorization", &basic)], config.as_bytes()).unwrap();
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": layer.len()}]})
+    .to_string();
+    let (status, _, body) = s
+        .raw("PUT", "/v2/private/manifests/v1", &[("Authorization", &basic), ("Content-Type", "application/vnd.oci.image.manifest.v1+json")], manifest.as_bytes())
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+
+    let store_dir = tempfile::tempdir().unwrap();
+    let puller = Puller::new(Arc::new(ContentStore::open(store_dir.path()).unwrap()));
+    let image = ImageRef::parse(&format!("{}/private:v1", s.addr)).unwrap();
+    match puller.pull(&image, None).await {
+        Err(PullError::Registry { status: 401, .. }) => {}
+        other => panic!("expected 401 without credentials, got {other:?}"),
+    }
+    match puller.pull(&image, Some(("AWS", "forged"))).await {
+        Err(PullError::Registry { status: 401, .. }) => {}
+        other => panic!("expected 401 with a forged token, got {other:?}"),
+    }
+    let pulled = puller.pull(&image, Some((user, password))).await.unwrap();
+    assert_eq!(std::fs::read_to_string(pulled.layers[0].join("etc/secret")).unwrap(), "s3cr3t");
+}
