@@ -175,16 +175,25 @@ impl Puller {
         let config: Value = serde_json::from_slice(&tokio::fs::read(&config_path).await?)
             .map_err(|e| PullError::Unsupported(format!("image config is not JSON: {e}")))?;
         let mut layers = vec![];
-        for l in manifest.get("layers").and_then(Value::as_array).into_iter().flatten() {
+        let all = manifest.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
+        for (i, l) in all.iter().enumerate() {
             let d = l.get("digest").and_then(Value::as_str).ok_or_else(|| PullError::Unsupported("layer without a digest".into()))?;
+            let started = std::time::Instant::now();
             let blob = self.blob(image, d, auth).await?;
             layers.push(self.unpacked(d, &blob).await?);
+            let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
+            tracing::info!(image = %image, layer = i + 1, of = all.len(), digest = d, bytes = size, ms = started.elapsed().as_millis() as u64, "pulled layer");
         }
         Ok(Pulled { manifest_digest: digest, config, layers })
     }
 
     async fn get(&self, url: &str, accept: Option<&str>, auth: Option<&str>) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
-        let mut req = Request::get(url);
+        let (url, host) = loopback_for_localhost(url);
+        let mut req = Request::get(&url);
+        if let Some(h) = host {
+            // Keep the name the image used: the registry reads account and region from it.
+            req = req.header("Host", h);
+        }
         if let Some(a) = accept {
             req = req.header("Accept", a);
         }
@@ -304,6 +313,25 @@ impl Puller {
     }
 }
 
+/// Names under `.localhost` are the loopback address (RFC 6761), whether or not this
+/// host's resolver knows it (many do not): connect to 127.0.0.1 and send the name as Host.
+fn loopback_for_localhost(url: &str) -> (String, Option<String>) {
+    let Some(rest) = url.strip_prefix("http://") else { return (url.to_string(), None) };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (name, port) = match authority.rsplit_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (authority, None),
+    };
+    if !name.ends_with(".localhost") {
+        return (url.to_string(), None);
+    }
+    let target = match port {
+        Some(p) => format!("http://127.0.0.1:{p}/{path}"),
+        None => format!("http://127.0.0.1/{path}"),
+    };
+    (target, Some(authority.to_string()))
+}
+
 fn is_index(m: &Value) -> bool {
     m.get("manifests").is_some()
 }
@@ -341,6 +369,15 @@ mod tests {
         assert!(ImageRef::parse("busybox").is_err());
         assert!(ImageRef::parse("library/busybox:1").is_err());
     }
+    #[test]
+    fn localhost_names_go_to_loopback() {
+        let (url, host) = loopback_for_localhost("http://000000000000.dkr.ecr.eu-west-1.localhost:4566/v2/web/manifests/v1");
+        assert_eq!(url, "http://127.0.0.1:4566/v2/web/manifests/v1");
+        assert_eq!(host.as_deref(), Some("000000000000.dkr.ecr.eu-west-1.localhost:4566"));
+        assert_eq!(loopback_for_localhost("http://localhost:4566/v2/").1, None, "plain localhost resolves everywhere");
+        assert_eq!(loopback_for_localhost("http://registry.example:5000/v2/").1, None);
+    }
+
     #[test]
     fn platform_choice() {
         let idx = serde_json::json!({"manifests": [

@@ -78,6 +78,11 @@ async fn pulls_verifies_and_unpacks_once() {
     assert_eq!(std::fs::read_to_string(layer.join("etc/name")).unwrap(), "berth");
     assert!(layer.ends_with(ld.trim_start_matches("sha256:")));
 
+    // The ECR form of the name works without DNS for *.localhost, and selects the account
+    // and region from the name (the default ones here).
+    let ecr_name = ImageRef::parse(&format!("000000000000.dkr.ecr.us-east-1.localhost:{}/app:v1", s.addr.rsplit(':').next().unwrap())).unwrap();
+    assert_eq!(puller.pull(&ecr_name, None).await.unwrap().manifest_digest, md);
+
     // By digest too; the layer directory is reused, not unpacked again.
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(layer).unwrap());
     let by_digest = ImageRef::parse(&format!("{}/app@{md}", s.addr)).unwrap();
