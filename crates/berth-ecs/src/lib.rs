@@ -31,6 +31,7 @@ pub struct Ecs {
 
 impl Ecs {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        taskdef::index_active_revisions(store.as_ref());
         Ecs { store, clock }
     }
 }

@@ -52,6 +52,31 @@ fn td_key(ctx: &RequestContext, family: &str, revision: i64) -> String {
     key(ctx, &format!("taskdef/{family}/{revision:010}"))
 }
 
+/// The index of ACTIVE revisions: one record per revision, holding just its ARN, kept in
+/// the same transactions as the revisions themselves. Listing active revisions (the
+/// common case) reads only these.
+fn active_key(ctx: &RequestContext, family: &str, revision: i64) -> String {
+    key(ctx, &format!("taskdef-active/{family}/{revision:010}"))
+}
+
+/// Give every ACTIVE revision its index record (data directories written before the
+/// index existed). Idempotent; run at start.
+pub(crate) fn index_active_revisions(store: &dyn berth_store::Store) {
+    let mut ops = vec![];
+    for r in store.list("/") {
+        let Some((scope, rest)) = r.key.split_once("/ecs/taskdef/") else { continue };
+        let index = format!("{scope}/ecs/taskdef-active/{rest}");
+        if r.value["status"] == "ACTIVE" && store.get(&index).is_none() {
+            ops.push(Op::Put(index, r.value["taskDefinitionArn"].clone()));
+        }
+    }
+    if !ops.is_empty() {
+        if let Err(e) = store.txn(&[], ops) {
+            tracing::warn!(error = %e, "could not index active task definition revisions");
+        }
+    }
+}
+
 fn family_key(ctx: &RequestContext, family: &str) -> String {
     key(ctx, &format!("family/{family}"))
 }
@@ -93,6 +118,7 @@ impl Ecs {
                 vec![
                     Op::Put(fk, json!({"family": family, "latest": revision})),
                     Op::Put(td_key(ctx, family, revision), record),
+                    Op::Put(active_key(ctx, family, revision), td["taskDefinitionArn"].clone()),
                 ],
             ) {
                 Ok(_) => return Ok(json!({"taskDefinition": td, "tags": arr_of(input, "tags")})),
@@ -149,9 +175,12 @@ impl Ecs {
         let status = str_of(input, "status").unwrap_or("ACTIVE");
         let desc = str_of(input, "sort") == Some("DESC");
         // familyPrefix names a whole family, as in ECS: scan just that family's revisions.
+        // Active revisions come from their index, whose records are the ARNs themselves.
+        let active = status == "ACTIVE";
+        let kind = if active { "taskdef-active" } else { "taskdef" };
         let scope = match str_of(input, "familyPrefix") {
-            Some(p) => key(ctx, &format!("taskdef/{p}/")),
-            None => key(ctx, "taskdef/"),
+            Some(p) => key(ctx, &format!("{kind}/{p}/")),
+            None => key(ctx, &format!("{kind}/")),
         };
         let (max, after) = page_params(input, 100, 100, INVALID)?;
         // The token is the last key returned; it must lie inside this listing.
@@ -161,11 +190,11 @@ impl Ecs {
         let mut arns = Vec::with_capacity(max);
         let mut last_key = None;
         let taken = self.store.scan(&scope, after.as_deref(), desc, max + 1, &mut |r| {
-            if r.value["status"] != status {
+            if !active && r.value["status"] != status {
                 return false;
             }
             if arns.len() < max {
-                arns.push(r.value["taskDefinitionArn"].clone());
+                arns.push(if active { (*r.value).clone() } else { r.value["taskDefinitionArn"].clone() });
                 last_key = Some(r.key.clone());
             }
             true
@@ -215,8 +244,13 @@ impl Ecs {
         if td["status"] == "ACTIVE" {
             td["status"] = json!("INACTIVE");
             td["deregisteredAt"] = json!(self.clock.now());
+            let family = str_of(&td, "family").unwrap_or_default().to_string();
+            let revision = td["revision"].as_i64().unwrap_or_default();
             self.store
-                .txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), td.clone())])
+                .txn(
+                    &[Cond::Revision(r.key.clone(), r.revision)],
+                    vec![Op::Put(r.key.clone(), td.clone()), Op::Delete(active_key(ctx, &family, revision))],
+                )
                 .map_err(store_err)?;
         }
         td.as_object_mut().map(|o| o.remove("tags"));
@@ -600,6 +634,21 @@ mod tests {
         assert!(!fargate_pair_valid(8192, 17408));
         assert!(!fargate_pair_valid(300, 1024));
     }
+    #[test]
+    fn active_revisions_are_indexed_at_start() {
+        use berth_store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = berth_store::SqliteStore::open(&dir.path().join("db")).unwrap();
+        let arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/old:1";
+        store.put("/000000000000/us-east-1/ecs/taskdef/old/0000000001", json!({"status": "ACTIVE", "taskDefinitionArn": arn})).unwrap();
+        store.put("/000000000000/us-east-1/ecs/taskdef/old/0000000002", json!({"status": "INACTIVE", "taskDefinitionArn": "x"})).unwrap();
+        index_active_revisions(&store);
+        index_active_revisions(&store);
+        let index = store.list("/000000000000/us-east-1/ecs/taskdef-active/");
+        assert_eq!(index.len(), 1);
+        assert_eq!(*index[0].value, json!(arn));
+    }
+
     #[test]
     fn sizes_parse_both_forms() {
         assert_eq!(parse_cpu("1 vCPU"), Some(1024));

@@ -149,6 +149,8 @@ async fn task_definitions_register_describe_list_deregister_delete() {
     assert_eq!(dereg.task_definition().unwrap().status(), Some(&TaskDefinitionStatus::Inactive));
     let inactive = ecs.list_task_definitions().status(TaskDefinitionStatus::Inactive).send().await.unwrap();
     assert_eq!(inactive.task_definition_arns().len(), 1);
+    let active = ecs.list_task_definitions().family_prefix("web").send().await.unwrap();
+    assert_eq!(active.task_definition_arns(), ["arn:aws:ecs:us-east-1:000000000000:task-definition/web:2"]);
     let del = ecs.delete_task_definitions().task_definitions("web:1").task_definitions("web:2").send().await.unwrap();
     assert_eq!(del.task_definitions().len(), 1);
     assert_eq!(del.failures().len(), 1, "web:2 is still ACTIVE");
