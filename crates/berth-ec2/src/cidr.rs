@@ -37,7 +37,11 @@ impl Cidr {
     }
 
     fn mask(&self) -> u32 {
-        if self.len == 0 { 0 } else { u32::MAX << (32 - self.len) }
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len)
+        }
     }
 
     /// True when no host bits are set (`10.0.0.0/16`, not `10.0.0.1/16`).
@@ -70,7 +74,15 @@ impl Cidr {
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self.addr;
-        write!(f, "{}.{}.{}.{}/{}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, self.len)
+        write!(
+            f,
+            "{}.{}.{}.{}/{}",
+            a >> 24,
+            (a >> 16) & 255,
+            (a >> 8) & 255,
+            a & 255,
+            self.len
+        )
     }
 }
 
@@ -84,7 +96,17 @@ mod tests {
         assert_eq!(c.to_string(), "172.31.0.0/16");
         assert!(c.is_network());
         assert!(!Cidr::parse("10.0.0.1/16").unwrap().is_network());
-        for bad in ["", "10.0.0.0", "10.0.0/16", "10.0.0.0/33", "10.0.0.256/8", "a.b.c.d/8", "10.0.0.0/", "10.0.0.0/+1", " 10.0.0.0/8"] {
+        for bad in [
+            "",
+            "10.0.0.0",
+            "10.0.0/16",
+            "10.0.0.0/33",
+            "10.0.0.256/8",
+            "a.b.c.d/8",
+            "10.0.0.0/",
+            "10.0.0.0/+1",
+            " 10.0.0.0/8",
+        ] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }
     }
@@ -102,8 +124,17 @@ mod tests {
 
     #[test]
     fn counts_addresses_as_aws() {
-        assert_eq!(Cidr::parse("172.31.0.0/20").unwrap().available_addresses(), 4091);
-        assert_eq!(Cidr::parse("10.0.0.0/24").unwrap().available_addresses(), 251);
-        assert_eq!(Cidr::parse("10.0.0.0/28").unwrap().available_addresses(), 11);
+        assert_eq!(
+            Cidr::parse("172.31.0.0/20").unwrap().available_addresses(),
+            4091
+        );
+        assert_eq!(
+            Cidr::parse("10.0.0.0/24").unwrap().available_addresses(),
+            251
+        );
+        assert_eq!(
+            Cidr::parse("10.0.0.0/28").unwrap().available_addresses(),
+            11
+        );
     }
 }

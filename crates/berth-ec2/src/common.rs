@@ -20,7 +20,11 @@ pub struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     pub fn new(store: &'a dyn Store, account: &'a str, region: &'a str) -> Self {
-        Scope { store, account, region }
+        Scope {
+            store,
+            account,
+            region,
+        }
     }
 
     /// `/{account}/{region}/ec2/{kind}/{id}`
@@ -34,7 +38,8 @@ impl<'a> Scope<'a> {
 
     /// Every record of `kind`, in id order.
     pub fn list(&self, kind: &str) -> Vec<Record> {
-        self.store.list(&format!("/{}/{}/ec2/{kind}/", self.account, self.region))
+        self.store
+            .list(&format!("/{}/{}/ec2/{kind}/", self.account, self.region))
     }
 
     pub fn arn(&self, resource: &str) -> String {
@@ -55,7 +60,11 @@ pub fn str_of<'v>(v: &'v Value, field: &str) -> &'v str {
 pub fn strings(v: &Value, field: &str) -> Vec<String> {
     v.get(field)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -64,25 +73,39 @@ pub fn invalid_value(msg: impl Into<String>) -> ApiError {
 }
 
 pub fn missing(param: &str) -> ApiError {
-    ApiError::client("MissingParameter", format!("The request must contain the parameter {param}"))
+    ApiError::client(
+        "MissingParameter",
+        format!("The request must contain the parameter {param}"),
+    )
 }
 
 /// A parameter Berth accepts in the model but does not act on yet: say so rather than
 /// silently ignoring it.
 pub fn unsupported(operation: &str, param: &str) -> ApiError {
-    invalid_value(format!("{param} is not supported by Berth's {operation} yet"))
+    invalid_value(format!(
+        "{param} is not supported by Berth's {operation} yet"
+    ))
 }
 
 pub fn vpc_not_found(id: &str) -> ApiError {
-    ApiError::client("InvalidVpcID.NotFound", format!("The vpc ID '{id}' does not exist"))
+    ApiError::client(
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{id}' does not exist"),
+    )
 }
 
 pub fn subnet_not_found(id: &str) -> ApiError {
-    ApiError::client("InvalidSubnetID.NotFound", format!("The subnet ID '{id}' does not exist"))
+    ApiError::client(
+        "InvalidSubnetID.NotFound",
+        format!("The subnet ID '{id}' does not exist"),
+    )
 }
 
 pub fn group_not_found(id: &str) -> ApiError {
-    ApiError::client("InvalidGroup.NotFound", format!("The security group '{id}' does not exist"))
+    ApiError::client(
+        "InvalidGroup.NotFound",
+        format!("The security group '{id}' does not exist"),
+    )
 }
 
 /// Ids without their resource's prefix are malformed; anything with the prefix is looked up
@@ -94,8 +117,14 @@ pub fn check_id(id: &str, prefix: &str) -> ApiResult<()> {
     Err(match prefix {
         "vpc" => ApiError::client("InvalidVpcID.Malformed", format!("Invalid id: \"{id}\"")),
         "subnet" => ApiError::client("InvalidSubnetID.Malformed", format!("Invalid id: \"{id}\"")),
-        "sg" => ApiError::client("InvalidGroupId.Malformed", format!("Invalid id: \"{id}\" (expecting \"sg-...\")")),
-        "sgr" => ApiError::client("InvalidSecurityGroupRuleId.Malformed", format!("Invalid id: \"{id}\" (expecting \"sgr-...\")")),
+        "sg" => ApiError::client(
+            "InvalidGroupId.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
+        ),
+        "sgr" => ApiError::client(
+            "InvalidSecurityGroupRuleId.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"sgr-...\")"),
+        ),
         _ => invalid_value(format!("Invalid id: \"{id}\"")),
     })
 }
@@ -114,7 +143,10 @@ pub struct Plan<T> {
 /// Run `attempt` (which reads the store and plans a write) until its transaction commits.
 /// A conflict means another writer got there first, so re-read and plan again; the
 /// attempt re-checks every rule, so the outcome is as if the requests ran one at a time.
-pub fn commit<T>(store: &dyn Store, mut attempt: impl FnMut() -> ApiResult<Plan<T>>) -> ApiResult<T> {
+pub fn commit<T>(
+    store: &dyn Store,
+    mut attempt: impl FnMut() -> ApiResult<Plan<T>>,
+) -> ApiResult<T> {
     for _ in 0..64 {
         let plan = attempt()?;
         if plan.ops.is_empty() {
@@ -126,7 +158,9 @@ pub fn commit<T>(store: &dyn Store, mut attempt: impl FnMut() -> ApiResult<Plan<
             Err(e) => return Err(store_err(e)),
         }
     }
-    Err(ApiError::internal("too many concurrent changes to the same resources; try again"))
+    Err(ApiError::internal(
+        "too many concurrent changes to the same resources; try again",
+    ))
 }
 
 /// Put `value` back at `rec`'s key on condition it is unchanged: used to make a parent

@@ -43,7 +43,10 @@ pub fn zones(region: &str) -> Vec<Zone> {
     ["a", "b", "c"]
         .iter()
         .enumerate()
-        .map(|(i, l)| Zone { name: format!("{region}{l}"), id: format!("{code}-az{}", i + 1) })
+        .map(|(i, l)| Zone {
+            name: format!("{region}{l}"),
+            id: format!("{code}-az{}", i + 1),
+        })
         .collect()
 }
 
@@ -67,8 +70,18 @@ pub fn ensure(scope: &Scope) -> ApiResult<()> {
     let group = crate::security_group::build_default(scope, &vpc_id);
     ops.push(Op::Put(scope.key(GROUP, str_of(&group, "GroupId")), group));
     for (zone, block) in zones(scope.region).iter().zip(DEFAULT_SUBNETS) {
-        let subnet = crate::subnet::build(scope, &vpc_id, Cidr::parse(block).expect("valid CIDR"), zone, true, vec![]);
-        ops.push(Op::Put(scope.key(SUBNET, str_of(&subnet, "SubnetId")), subnet));
+        let subnet = crate::subnet::build(
+            scope,
+            &vpc_id,
+            Cidr::parse(block).expect("valid CIDR"),
+            zone,
+            true,
+            vec![],
+        );
+        ops.push(Op::Put(
+            scope.key(SUBNET, str_of(&subnet, "SubnetId")),
+            subnet,
+        ));
     }
     // The marker makes this happen once: a concurrent first request that loses the race
     // writes nothing, and the winner's records are already durable when it returns.
@@ -80,13 +93,28 @@ pub fn ensure(scope: &Scope) -> ApiResult<()> {
 
 /// The default VPC, unless the user has deleted it.
 pub fn default_vpc(scope: &Scope) -> Option<Value> {
-    scope.list(VPC).into_iter().map(|r| (*r.value).clone()).find(|v| v["IsDefault"] == true)
+    scope
+        .list(VPC)
+        .into_iter()
+        .map(|r| (*r.value).clone())
+        .find(|v| v["IsDefault"] == true)
 }
 
 pub fn describe_availability_zones(scope: &Scope, input: &Value) -> ApiResult<Value> {
     let filters = Filters::parse(
         input,
-        &["group-name", "message", "opt-in-status", "region-name", "state", "zone-id", "zone-name", "zone-type", "group-long-name", "network-border-group"],
+        &[
+            "group-name",
+            "message",
+            "opt-in-status",
+            "region-name",
+            "state",
+            "zone-id",
+            "zone-name",
+            "zone-type",
+            "group-long-name",
+            "network-border-group",
+        ],
     )?;
     let zones = zones(scope.region);
     let names = strings(input, "ZoneNames");
@@ -98,12 +126,17 @@ pub fn describe_availability_zones(scope: &Scope, input: &Value) -> ApiResult<Va
     }
     for n in &ids {
         if !zones.iter().any(|z| &z.id == n) {
-            return Err(invalid_value(format!("Invalid availability zone ID: [{n}]")));
+            return Err(invalid_value(format!(
+                "Invalid availability zone ID: [{n}]"
+            )));
         }
     }
     let mut out = Vec::new();
     for z in &zones {
-        if (!names.is_empty() || !ids.is_empty()) && !names.contains(&z.name) && !ids.contains(&z.id) {
+        if (!names.is_empty() || !ids.is_empty())
+            && !names.contains(&z.name)
+            && !ids.contains(&z.id)
+        {
             continue;
         }
         let field = |name: &str| match name {
@@ -133,7 +166,9 @@ pub fn describe_availability_zones(scope: &Scope, input: &Value) -> ApiResult<Va
 }
 
 pub fn describe_account_attributes(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let default_vpc = default_vpc(scope).map(|v| str_of(&v, "VpcId").to_string()).unwrap_or_else(|| "none".into());
+    let default_vpc = default_vpc(scope)
+        .map(|v| str_of(&v, "VpcId").to_string())
+        .unwrap_or_else(|| "none".into());
     // The values AWS reports for a new account (EC2-Classic is retired: VPC only).
     let all = [
         ("vpc-max-security-groups-per-interface", "5".to_string()),
@@ -198,7 +233,9 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();
-                std::thread::spawn(move || ensure(&Scope::new(store.as_ref(), "111111111111", "us-west-2")).unwrap())
+                std::thread::spawn(move || {
+                    ensure(&Scope::new(store.as_ref(), "111111111111", "us-west-2")).unwrap()
+                })
             })
             .collect();
         for h in handles {

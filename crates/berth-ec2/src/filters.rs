@@ -12,8 +12,17 @@ impl Filters {
     /// filters (`tag:KEY`, `tag-key`, `tag-value`) are known everywhere.
     pub fn parse(input: &Value, known: &[&str]) -> ApiResult<Filters> {
         let mut out = Vec::new();
-        for f in input.get("Filters").and_then(Value::as_array).into_iter().flatten() {
-            let name = f.get("Name").and_then(Value::as_str).unwrap_or("").to_string();
+        for f in input
+            .get("Filters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = f
+                .get("Name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let tag_filter = name.starts_with("tag:") || name == "tag-key" || name == "tag-value";
             if !tag_filter && !known.contains(&name.as_str()) {
                 return Err(invalid_value(format!("The filter '{name}' is invalid")));
@@ -28,11 +37,18 @@ impl Filters {
     pub fn matches(&self, tags: &[Value], field: impl Fn(&str) -> Vec<String>) -> bool {
         self.0.iter().all(|(name, wanted)| {
             let have: Vec<String> = if let Some(key) = name.strip_prefix("tag:") {
-                tags.iter().filter(|t| t["Key"] == key).map(|t| crate::common::str_of(t, "Value").to_string()).collect()
+                tags.iter()
+                    .filter(|t| t["Key"] == key)
+                    .map(|t| crate::common::str_of(t, "Value").to_string())
+                    .collect()
             } else if name == "tag-key" {
-                tags.iter().map(|t| crate::common::str_of(t, "Key").to_string()).collect()
+                tags.iter()
+                    .map(|t| crate::common::str_of(t, "Key").to_string())
+                    .collect()
             } else if name == "tag-value" {
-                tags.iter().map(|t| crate::common::str_of(t, "Value").to_string()).collect()
+                tags.iter()
+                    .map(|t| crate::common::str_of(t, "Value").to_string())
+                    .collect()
             } else {
                 field(name)
             };
@@ -113,7 +129,12 @@ mod tests {
         assert!(f.matches(&tags, |_| one("vpc-2")));
         assert!(!f.matches(&tags, |_| one("vpc-3")));
         assert!(!f.matches(&[], |_| one("vpc-1")));
-        let err = Filters::parse(&json!({"Filters": [{"Name": "nope", "Values": ["x"]}]}), &["vpc-id"]).err().unwrap();
+        let err = Filters::parse(
+            &json!({"Filters": [{"Name": "nope", "Values": ["x"]}]}),
+            &["vpc-id"],
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.code, "InvalidParameterValue");
         assert_eq!(err.message, "The filter 'nope' is invalid");
     }

@@ -16,8 +16,8 @@ mod tags;
 mod vpc;
 
 use berth_store::Store;
-use berth_wire::page::{paginate, Page};
 use berth_wire::model::LazyModel;
+use berth_wire::page::{paginate, Page};
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use common::{str_of, Scope, GROUP, SUBNET};
 use serde_json::{json, Value};
@@ -78,7 +78,11 @@ impl Service for Ec2 {
             _ => return Err(ApiError::not_implemented("ec2", operation)),
         };
         if input.get("DryRun") == Some(&Value::Bool(true)) {
-            return Err(ApiError::new(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."));
+            return Err(ApiError::new(
+                412,
+                "DryRunOperation",
+                "Request would have succeeded, but DryRun flag is set.",
+            ));
         }
         defaults::ensure(&scope)?;
         handler(&scope, &input)
@@ -113,19 +117,34 @@ fn ensured<'a>(store: &'a dyn Store, account: &'a str, region: &'a str) -> ApiRe
 /// Validate an awsvpcConfiguration's subnets and security groups the way ECS does: every
 /// subnet and group must exist, the subnets must share one VPC, and the groups must belong
 /// to it. Errors are ECS's InvalidParameterException carrying EC2's own error.
-pub fn check_awsvpc(store: &dyn Store, account: &str, region: &str, subnets: &[String], security_groups: &[String]) -> Result<(), ApiError> {
+pub fn check_awsvpc(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    subnets: &[String],
+    security_groups: &[String],
+) -> Result<(), ApiError> {
     let scope = ensured(store, account, region)?;
     let invalid = |m: String| ApiError::client("InvalidParameterException", m);
     if subnets.is_empty() {
         return Err(invalid("subnets can not be empty.".into()));
     }
     let wrap = |what: &str, ids: &[String], e: ApiError| {
-        invalid(format!("Error retrieving {what} information for [{}]: {} (ErrorCode: {})", ids.join(", "), e.message, e.code))
+        invalid(format!(
+            "Error retrieving {what} information for [{}]: {} (ErrorCode: {})",
+            ids.join(", "),
+            e.message,
+            e.code
+        ))
     };
     let mut vpc: Option<(String, String)> = None; // (vpc id, the subnet that set it)
     for id in subnets {
         let rec = common::check_id(id, "subnet")
-            .and_then(|_| scope.get(SUBNET, id).ok_or_else(|| common::subnet_not_found(id)))
+            .and_then(|_| {
+                scope
+                    .get(SUBNET, id)
+                    .ok_or_else(|| common::subnet_not_found(id))
+            })
             .map_err(|e| wrap("subnet", subnets, e))?;
         let this = str_of(&rec.value, "VpcId").to_string();
         match &vpc {
@@ -139,10 +158,16 @@ pub fn check_awsvpc(store: &dyn Store, account: &str, region: &str, subnets: &[S
     let (vpc_id, first_subnet) = vpc.expect("at least one subnet");
     for id in security_groups {
         let rec = common::check_id(id, "sg")
-            .and_then(|_| scope.get(GROUP, id).ok_or_else(|| common::group_not_found(id)))
+            .and_then(|_| {
+                scope
+                    .get(GROUP, id)
+                    .ok_or_else(|| common::group_not_found(id))
+            })
             .map_err(|e| wrap("security group", security_groups, e))?;
         if rec.value["VpcId"] != vpc_id.as_str() {
-            return Err(invalid(format!("Security group {id} and subnet {first_subnet} belong to different networks.")));
+            return Err(invalid(format!(
+                "Security group {id} and subnet {first_subnet} belong to different networks."
+            )));
         }
     }
     Ok(())
@@ -151,18 +176,37 @@ pub fn check_awsvpc(store: &dyn Store, account: &str, region: &str, subnets: &[S
 /// The default VPC's default subnets (one per zone, in zone order); empty if the user
 /// deleted them or the store failed.
 pub fn default_subnets(store: &dyn Store, account: &str, region: &str) -> Vec<String> {
-    let Ok(scope) = ensured(store, account, region) else { return vec![] };
-    let mut subs: Vec<Value> = scope.list(SUBNET).into_iter().map(|r| (*r.value).clone()).filter(|s| s["DefaultForAz"] == true).collect();
+    let Ok(scope) = ensured(store, account, region) else {
+        return vec![];
+    };
+    let mut subs: Vec<Value> = scope
+        .list(SUBNET)
+        .into_iter()
+        .map(|r| (*r.value).clone())
+        .filter(|s| s["DefaultForAz"] == true)
+        .collect();
     subs.sort_by(|a, b| str_of(a, "AvailabilityZone").cmp(str_of(b, "AvailabilityZone")));
-    subs.iter().map(|s| str_of(s, "SubnetId").to_string()).collect()
+    subs.iter()
+        .map(|s| str_of(s, "SubnetId").to_string())
+        .collect()
 }
 
 /// The VPC a subnet belongs to, if the subnet exists.
-pub fn vpc_of_subnet(store: &dyn Store, account: &str, region: &str, subnet_id: &str) -> Option<String> {
+pub fn vpc_of_subnet(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    subnet_id: &str,
+) -> Option<String> {
     subnet_info(store, account, region, subnet_id).map(|s| s.vpc_id)
 }
 
-pub fn subnet_info(store: &dyn Store, account: &str, region: &str, subnet_id: &str) -> Option<SubnetInfo> {
+pub fn subnet_info(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    subnet_id: &str,
+) -> Option<SubnetInfo> {
     let scope = ensured(store, account, region).ok()?;
     let v = scope.get(SUBNET, subnet_id)?.value;
     Some(SubnetInfo {
@@ -175,7 +219,12 @@ pub fn subnet_info(store: &dyn Store, account: &str, region: &str, subnet_id: &s
 }
 
 /// The `default` security group of a VPC: what a task gets when it names no groups.
-pub fn default_security_group(store: &dyn Store, account: &str, region: &str, vpc_id: &str) -> Option<String> {
+pub fn default_security_group(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    vpc_id: &str,
+) -> Option<String> {
     let scope = ensured(store, account, region).ok()?;
     scope
         .list(GROUP)
@@ -199,7 +248,11 @@ mod tests {
     const R: &str = "us-east-1";
 
     fn ctx() -> RequestContext {
-        RequestContext { account: A.into(), region: R.into(), request_id: "r".into() }
+        RequestContext {
+            account: A.into(),
+            region: R.into(),
+            request_id: "r".into(),
+        }
     }
 
     #[test]
@@ -214,7 +267,13 @@ mod tests {
     fn dry_run_answers_412() {
         let (_d, st) = store();
         let ec2 = Ec2::new(Arc::new(st), Clock::default());
-        let e = ec2.call(&ctx(), "CreateVpc", json!({"DryRun": true, "CidrBlock": "10.0.0.0/16"})).unwrap_err();
+        let e = ec2
+            .call(
+                &ctx(),
+                "CreateVpc",
+                json!({"DryRun": true, "CidrBlock": "10.0.0.0/16"}),
+            )
+            .unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (412, "DryRunOperation"));
     }
 
@@ -222,10 +281,21 @@ mod tests {
     fn account_attributes_name_the_default_vpc() {
         let (_d, st) = store();
         let ec2 = Ec2::new(Arc::new(st), Clock::default());
-        let out = ec2.call(&ctx(), "DescribeAccountAttributes", json!({"AttributeNames": ["default-vpc"]})).unwrap();
+        let out = ec2
+            .call(
+                &ctx(),
+                "DescribeAccountAttributes",
+                json!({"AttributeNames": ["default-vpc"]}),
+            )
+            .unwrap();
         let vpcs = ec2.call(&ctx(), "DescribeVpcs", json!({})).unwrap();
-        assert_eq!(out["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"], vpcs["Vpcs"][0]["VpcId"]);
-        let all = ec2.call(&ctx(), "DescribeAccountAttributes", json!({})).unwrap();
+        assert_eq!(
+            out["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"],
+            vpcs["Vpcs"][0]["VpcId"]
+        );
+        let all = ec2
+            .call(&ctx(), "DescribeAccountAttributes", json!({}))
+            .unwrap();
         assert_eq!(all["AccountAttributes"].as_array().unwrap().len(), 6);
     }
 
@@ -236,7 +306,10 @@ mod tests {
         assert_eq!(subs.len(), 3);
         let vpc = vpc_of_subnet(&st, A, R, &subs[0]).unwrap();
         let sg = default_security_group(&st, A, R, &vpc).unwrap();
-        assert_eq!(subnet_info(&st, A, R, &subs[1]).unwrap().availability_zone, "us-east-1b");
+        assert_eq!(
+            subnet_info(&st, A, R, &subs[1]).unwrap().availability_zone,
+            "us-east-1b"
+        );
         check_awsvpc(&st, A, R, &subs, std::slice::from_ref(&sg)).unwrap();
         check_awsvpc(&st, A, R, &subs[..1], &[]).unwrap();
 
@@ -254,15 +327,30 @@ mod tests {
 
         // A second VPC: its subnet cannot be mixed with the default ones, nor its groups.
         let s = Scope::new(&st, A, R);
-        let other = vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"].as_str().unwrap().to_string();
-        let sub = subnet::create(&s, &json!({"VpcId": other, "CidrBlock": "10.0.0.0/24"})).unwrap()["Subnet"]["SubnetId"]
+        let other = vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sub = subnet::create(&s, &json!({"VpcId": other, "CidrBlock": "10.0.0.0/24"})).unwrap()
+            ["Subnet"]["SubnetId"]
             .as_str()
             .unwrap()
             .to_string();
         let e = check_awsvpc(&st, A, R, &[subs[0].clone(), sub.clone()], &[]).unwrap_err();
         assert_eq!(e.code, "InvalidParameterException");
-        let e = check_awsvpc(&st, A, R, std::slice::from_ref(&sub), std::slice::from_ref(&sg)).unwrap_err();
-        assert!(e.message.contains("belong to different networks"), "{}", e.message);
+        let e = check_awsvpc(
+            &st,
+            A,
+            R,
+            std::slice::from_ref(&sub),
+            std::slice::from_ref(&sg),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("belong to different networks"),
+            "{}",
+            e.message
+        );
         let other_sg = default_security_group(&st, A, R, &other).unwrap();
         check_awsvpc(&st, A, R, &[sub], &[other_sg]).unwrap();
     }

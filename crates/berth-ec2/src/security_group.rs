@@ -16,7 +16,13 @@ use serde_json::{json, Map, Value};
 /// AWS's default quota of inbound (and, separately, outbound) rules per group.
 const MAX_RULES: usize = 60;
 
-fn group_record(scope: &Scope, vpc_id: &str, name: &str, description: &str, tags: Vec<Value>) -> Value {
+fn group_record(
+    scope: &Scope,
+    vpc_id: &str,
+    name: &str,
+    description: &str,
+    tags: Vec<Value>,
+) -> Value {
     let id = new_id("sg");
     json!({
         "GroupId": id,
@@ -32,15 +38,42 @@ fn group_record(scope: &Scope, vpc_id: &str, name: &str, description: &str, tags
 
 /// The rule every new group starts with: all traffic out to anywhere.
 fn allow_all_egress(scope: &Scope, group_id: &str) -> Value {
-    new_rule(scope, group_id, true, &Spec { protocol: "-1".into(), from: -1, to: -1, source: Source::Cidr4("0.0.0.0/0".into()), description: None }, vec![])
+    new_rule(
+        scope,
+        group_id,
+        true,
+        &Spec {
+            protocol: "-1".into(),
+            from: -1,
+            to: -1,
+            source: Source::Cidr4("0.0.0.0/0".into()),
+            description: None,
+        },
+        vec![],
+    )
 }
 
 /// A VPC's default group: all traffic in from members of the group, all traffic out.
 pub fn build_default(scope: &Scope, vpc_id: &str) -> Value {
-    let mut g = group_record(scope, vpc_id, "default", "default VPC security group", vec![]);
+    let mut g = group_record(
+        scope,
+        vpc_id,
+        "default",
+        "default VPC security group",
+        vec![],
+    );
     let id = str_of(&g, "GroupId").to_string();
-    let self_ref = Spec { protocol: "-1".into(), from: -1, to: -1, source: Source::Group(id.clone()), description: None };
-    g["Rules"] = json!([new_rule(scope, &id, false, &self_ref, vec![]), allow_all_egress(scope, &id)]);
+    let self_ref = Spec {
+        protocol: "-1".into(),
+        from: -1,
+        to: -1,
+        source: Source::Group(id.clone()),
+        description: None,
+    };
+    g["Rules"] = json!([
+        new_rule(scope, &id, false, &self_ref, vec![]),
+        allow_all_egress(scope, &id)
+    ]);
     g
 }
 
@@ -90,7 +123,11 @@ fn protocol(raw: &str) -> ApiResult<String> {
         "icmp" | "1" => "icmp".into(),
         "icmpv6" | "58" => "icmpv6".into(),
         n if n.parse::<u8>().is_ok() => n.parse::<u8>().unwrap().to_string(),
-        _ => return Err(invalid_value(format!("Invalid value '{raw}' for IP protocol. Unknown protocol."))),
+        _ => {
+            return Err(invalid_value(format!(
+                "Invalid value '{raw}' for IP protocol. Unknown protocol."
+            )))
+        }
     })
 }
 
@@ -103,7 +140,9 @@ fn ports(proto: &str, from: Option<i64>, to: Option<i64>) -> ApiResult<(i64, i64
                 return Err(invalid_value("Invalid value for portRange. Must specify both from and to ports with TCP/UDP."));
             };
             if !(0..=65535).contains(&f) || !(0..=65535).contains(&t) {
-                return Err(invalid_value(format!("Invalid value for portRange. Ports must be between 0 and 65535 (got {f}-{t}).")));
+                return Err(invalid_value(format!(
+                    "Invalid value for portRange. Ports must be between 0 and 65535 (got {f}-{t})."
+                )));
             }
             if f > t {
                 return Err(invalid_value(format!("Invalid value for portRange. The from port ({f}) must not be greater than the to port ({t}).")));
@@ -113,7 +152,9 @@ fn ports(proto: &str, from: Option<i64>, to: Option<i64>) -> ApiResult<(i64, i64
         "icmp" | "icmpv6" => {
             let (f, t) = (from.unwrap_or(-1), to.unwrap_or(-1));
             if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
-                return Err(invalid_value(format!("Invalid value for ICMP type or code: type {f}, code {t}.")));
+                return Err(invalid_value(format!(
+                    "Invalid value for ICMP type or code: type {f}, code {t}."
+                )));
             }
             Ok((f, t))
         }
@@ -128,40 +169,102 @@ fn check_cidr4(raw: &str) -> ApiResult<String> {
 }
 
 fn check_cidr6(raw: &str) -> ApiResult<String> {
-    let ok = raw
-        .split_once('/')
-        .is_some_and(|(ip, len)| ip.parse::<std::net::Ipv6Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 128));
-    if ok { Ok(raw.to_string()) } else { Err(invalid_value(format!("CIDR block {raw} is malformed"))) }
+    let ok = raw.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv6Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 128)
+    });
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(invalid_value(format!("CIDR block {raw} is malformed")))
+    }
 }
 
 /// The rules an Authorize/Revoke request names, from `IpPermissions` and from the older
 /// top-level parameters (`IpProtocol`, `CidrIp`, `SourceSecurityGroupName`, ...).
 fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
     let mut out = Vec::new();
-    for p in input.get("IpPermissions").and_then(Value::as_array).into_iter().flatten() {
-        let proto = protocol(p.get("IpProtocol").and_then(Value::as_str).ok_or_else(|| missing("ipPermissions.ipProtocol"))?)?;
-        let (from, to) = ports(&proto, p.get("FromPort").and_then(Value::as_i64), p.get("ToPort").and_then(Value::as_i64))?;
+    for p in input
+        .get("IpPermissions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let proto = protocol(
+            p.get("IpProtocol")
+                .and_then(Value::as_str)
+                .ok_or_else(|| missing("ipPermissions.ipProtocol"))?,
+        )?;
+        let (from, to) = ports(
+            &proto,
+            p.get("FromPort").and_then(Value::as_i64),
+            p.get("ToPort").and_then(Value::as_i64),
+        )?;
         let mut any = false;
-        let rule = |source: RawSource, description: Option<String>| Requested { protocol: proto.clone(), from, to, source, description };
-        let desc = |v: &Value| v.get("Description").and_then(Value::as_str).map(str::to_string);
-        for r in p.get("IpRanges").and_then(Value::as_array).into_iter().flatten() {
-            out.push(rule(RawSource::Ready(Source::Cidr4(check_cidr4(str_of(r, "CidrIp"))?)), desc(r)));
+        let rule = |source: RawSource, description: Option<String>| Requested {
+            protocol: proto.clone(),
+            from,
+            to,
+            source,
+            description,
+        };
+        let desc = |v: &Value| {
+            v.get("Description")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        for r in p
+            .get("IpRanges")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push(rule(
+                RawSource::Ready(Source::Cidr4(check_cidr4(str_of(r, "CidrIp"))?)),
+                desc(r),
+            ));
             any = true;
         }
-        for r in p.get("Ipv6Ranges").and_then(Value::as_array).into_iter().flatten() {
-            out.push(rule(RawSource::Ready(Source::Cidr6(check_cidr6(str_of(r, "CidrIpv6"))?)), desc(r)));
+        for r in p
+            .get("Ipv6Ranges")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.push(rule(
+                RawSource::Ready(Source::Cidr6(check_cidr6(str_of(r, "CidrIpv6"))?)),
+                desc(r),
+            ));
             any = true;
         }
-        for r in p.get("PrefixListIds").and_then(Value::as_array).into_iter().flatten() {
+        for r in p
+            .get("PrefixListIds")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let id = str_of(r, "PrefixListId");
             if !id.starts_with("pl-") {
-                return Err(ApiError::client("InvalidPrefixListId.Malformed", format!("Invalid id: \"{id}\" (expecting \"pl-...\")")));
+                return Err(ApiError::client(
+                    "InvalidPrefixListId.Malformed",
+                    format!("Invalid id: \"{id}\" (expecting \"pl-...\")"),
+                ));
             }
-            out.push(rule(RawSource::Ready(Source::PrefixList(id.to_string())), desc(r)));
+            out.push(rule(
+                RawSource::Ready(Source::PrefixList(id.to_string())),
+                desc(r),
+            ));
             any = true;
         }
-        for r in p.get("UserIdGroupPairs").and_then(Value::as_array).into_iter().flatten() {
-            let src = match (r.get("GroupId").and_then(Value::as_str), r.get("GroupName").and_then(Value::as_str)) {
+        for r in p
+            .get("UserIdGroupPairs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let src = match (
+                r.get("GroupId").and_then(Value::as_str),
+                r.get("GroupName").and_then(Value::as_str),
+            ) {
                 (Some(id), _) => {
                     check_id(id, "sg")?;
                     RawSource::Ready(Source::Group(id.to_string()))
@@ -173,23 +276,41 @@ fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
             any = true;
         }
         if !any {
-            return Err(missing("ipPermissions.ipRanges, ipv6Ranges, prefixListIds or groups"));
+            return Err(missing(
+                "ipPermissions.ipRanges, ipv6Ranges, prefixListIds or groups",
+            ));
         }
     }
     let cidr = input.get("CidrIp").and_then(Value::as_str);
     let source_group = input.get("SourceSecurityGroupName").and_then(Value::as_str);
     if cidr.is_some() || source_group.is_some() || input.get("IpProtocol").is_some() {
-        let proto = protocol(input.get("IpProtocol").and_then(Value::as_str).unwrap_or("-1"))?;
-        let (from, to) = ports(&proto, input.get("FromPort").and_then(Value::as_i64), input.get("ToPort").and_then(Value::as_i64))?;
+        let proto = protocol(
+            input
+                .get("IpProtocol")
+                .and_then(Value::as_str)
+                .unwrap_or("-1"),
+        )?;
+        let (from, to) = ports(
+            &proto,
+            input.get("FromPort").and_then(Value::as_i64),
+            input.get("ToPort").and_then(Value::as_i64),
+        )?;
         let source = match (cidr, source_group) {
             (Some(c), None) => RawSource::Ready(Source::Cidr4(check_cidr4(c)?)),
             (None, Some(g)) => RawSource::GroupName(g.to_string()),
-            (Some(_), Some(_)) => {
-                return Err(ApiError::client("InvalidParameterCombination", "The parameter CidrIp cannot be used with the parameter SourceSecurityGroupName"))
-            }
+            (Some(_), Some(_)) => return Err(ApiError::client(
+                "InvalidParameterCombination",
+                "The parameter CidrIp cannot be used with the parameter SourceSecurityGroupName",
+            )),
             (None, None) => return Err(missing("cidrIp")),
         };
-        out.push(Requested { protocol: proto, from, to, source, description: None });
+        out.push(Requested {
+            protocol: proto,
+            from,
+            to,
+            source,
+            description: None,
+        });
     }
     if out.is_empty() {
         return Err(missing("ipPermissions"));
@@ -200,7 +321,11 @@ fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
 /// Resolve group sources against the target group's VPC: they must exist and live there.
 fn resolve(scope: &Scope, target: &Value, raw: Vec<Requested>) -> ApiResult<Vec<Spec>> {
     let vpc = str_of(target, "VpcId");
-    let groups: Vec<Value> = scope.list(GROUP).into_iter().map(|r| (*r.value).clone()).collect();
+    let groups: Vec<Value> = scope
+        .list(GROUP)
+        .into_iter()
+        .map(|r| (*r.value).clone())
+        .collect();
     raw.into_iter()
         .map(|Requested { protocol, from, to, source, description }| {
             let source = match source {
@@ -242,7 +367,9 @@ fn new_rule(scope: &Scope, group_id: &str, egress: bool, spec: &Spec, tags: Vec<
         Source::Cidr4(c) => r["CidrIpv4"] = json!(c),
         Source::Cidr6(c) => r["CidrIpv6"] = json!(c),
         Source::PrefixList(p) => r["PrefixListId"] = json!(p),
-        Source::Group(g) => r["ReferencedGroupInfo"] = json!({"GroupId": g, "UserId": scope.account}),
+        Source::Group(g) => {
+            r["ReferencedGroupInfo"] = json!({"GroupId": g, "UserId": scope.account})
+        }
     }
     if let Some(d) = &spec.description {
         r["Description"] = json!(d);
@@ -278,8 +405,18 @@ fn describe_rule(spec: &Spec) -> String {
     };
     let what = match spec.protocol.as_str() {
         "-1" => "ALL".to_string(),
-        "tcp" | "udp" => format!("{}, from port: {}, to port: {}", spec.protocol.to_uppercase(), spec.from, spec.to),
-        "icmp" | "icmpv6" => format!("{}, type: {}, code: {}", spec.protocol.to_uppercase(), spec.from, spec.to),
+        "tcp" | "udp" => format!(
+            "{}, from port: {}, to port: {}",
+            spec.protocol.to_uppercase(),
+            spec.from,
+            spec.to
+        ),
+        "icmp" | "icmpv6" => format!(
+            "{}, type: {}, code: {}",
+            spec.protocol.to_uppercase(),
+            spec.from,
+            spec.to
+        ),
         p => format!("PROTOCOL {p}"),
     };
     format!("peer: {peer}, {what}, ALLOW")
@@ -297,7 +434,8 @@ fn permissions(rules: &[Value], egress: bool) -> Vec<Value> {
     for r in rules.iter().filter(|r| r["IsEgress"] == egress) {
         let proto = str_of(r, "IpProtocol");
         let pos = out.iter().position(|p| {
-            p["IpProtocol"] == proto && (proto == "-1" || (p["FromPort"] == r["FromPort"] && p["ToPort"] == r["ToPort"]))
+            p["IpProtocol"] == proto
+                && (proto == "-1" || (p["FromPort"] == r["FromPort"] && p["ToPort"] == r["ToPort"]))
         });
         let i = match pos {
             Some(i) => i,
@@ -335,7 +473,10 @@ fn permissions(rules: &[Value], egress: bool) -> Vec<Value> {
         if let Some(d) = r.get("Description") {
             entry.insert("Description".into(), d.clone());
         }
-        out[i][list].as_array_mut().expect("list").push(Value::Object(entry));
+        out[i][list]
+            .as_array_mut()
+            .expect("list")
+            .push(Value::Object(entry));
     }
     out
 }
@@ -384,9 +525,14 @@ fn by_name_in_default_vpc(scope: &Scope, name: &str) -> ApiResult<Record> {
     scope
         .list(GROUP)
         .into_iter()
-        .find(|r| r.value["GroupName"] == name && vpc_id.as_deref().is_some_and(|v| r.value["VpcId"] == v))
+        .find(|r| {
+            r.value["GroupName"] == name && vpc_id.as_deref().is_some_and(|v| r.value["VpcId"] == v)
+        })
         .ok_or_else(|| match vpc_id {
-            Some(v) => ApiError::client("InvalidGroup.NotFound", format!("The security group '{name}' does not exist in default VPC '{v}'")),
+            Some(v) => ApiError::client(
+                "InvalidGroup.NotFound",
+                format!("The security group '{name}' does not exist in default VPC '{v}'"),
+            ),
             None => group_not_found(name),
         })
 }
@@ -401,29 +547,47 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         return Err(missing("GroupDescription"));
     }
     if name.chars().count() > 255 || description.chars().count() > 255 {
-        return Err(invalid_value("Group name and description are limited to 255 characters."));
+        return Err(invalid_value(
+            "Group name and description are limited to 255 characters.",
+        ));
     }
     if !name.is_ascii() || !description.is_ascii() {
-        return Err(invalid_value("Character sets beyond ASCII are not supported."));
+        return Err(invalid_value(
+            "Character sets beyond ASCII are not supported.",
+        ));
     }
     if name.to_ascii_lowercase().starts_with("sg-") {
         return Err(invalid_value("Group names may not be in the format sg-*"));
     }
     if name == "default" {
-        return Err(ApiError::client("InvalidGroup.Reserved", "The security group name 'default' is reserved and cannot be used."));
+        return Err(ApiError::client(
+            "InvalidGroup.Reserved",
+            "The security group name 'default' is reserved and cannot be used.",
+        ));
     }
     let vpc_id = match input.get("VpcId").and_then(Value::as_str) {
         Some(v) => {
             check_id(v, "vpc")?;
             v.to_string()
         }
-        None => default_vpc(scope).map(|v| str_of(&v, "VpcId").to_string()).ok_or_else(no_default_vpc)?,
+        None => default_vpc(scope)
+            .map(|v| str_of(&v, "VpcId").to_string())
+            .ok_or_else(no_default_vpc)?,
     };
     let tags = tags::from_specs(input, "security-group")?;
     commit(scope.store, || {
-        let vpc = scope.get(VPC, &vpc_id).ok_or_else(|| vpc_not_found(&vpc_id))?;
-        if scope.list(GROUP).iter().any(|g| g.value["VpcId"] == vpc_id.as_str() && g.value["GroupName"] == name) {
-            return Err(ApiError::client("InvalidGroup.Duplicate", format!("The security group '{name}' already exists for VPC '{vpc_id}'")));
+        let vpc = scope
+            .get(VPC, &vpc_id)
+            .ok_or_else(|| vpc_not_found(&vpc_id))?;
+        if scope
+            .list(GROUP)
+            .iter()
+            .any(|g| g.value["VpcId"] == vpc_id.as_str() && g.value["GroupName"] == name)
+        {
+            return Err(ApiError::client(
+                "InvalidGroup.Duplicate",
+                format!("The security group '{name}' already exists for VPC '{vpc_id}'"),
+            ));
         }
         let mut g = group_record(scope, &vpc_id, name, description, tags.clone());
         let id = str_of(&g, "GroupId").to_string();
@@ -433,7 +597,8 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         let mut ops = vec![Op::Put(key, g.clone())];
         // Rewriting the VPC serialises this against DeleteVpc and same-name creates.
         touch(&vpc, &mut conds, &mut ops, (*vpc.value).clone());
-        let mut result = json!({"GroupId": id, "SecurityGroupArn": g["SecurityGroupArn"], "Tags": g["Tags"]});
+        let mut result =
+            json!({"GroupId": id, "SecurityGroupArn": g["SecurityGroupArn"], "Tags": g["Tags"]});
         tags::strip_empty(&mut result);
         Ok(Plan { conds, ops, result })
     })
@@ -444,14 +609,26 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
         let rec = target(scope, input)?;
         let id = str_of(&rec.value, "GroupId").to_string();
         if rec.value["GroupName"] == "default" {
-            return Err(ApiError::client("CannotDelete", format!("the specified group: \"{id}\" name: \"default\" cannot be deleted by a user")));
+            return Err(ApiError::client(
+                "CannotDelete",
+                format!(
+                    "the specified group: \"{id}\" name: \"default\" cannot be deleted by a user"
+                ),
+            ));
         }
         let referenced = scope.list(GROUP).iter().any(|g| {
             g.value["GroupId"] != id.as_str()
-                && g.value["Rules"].as_array().into_iter().flatten().any(|r| r["ReferencedGroupInfo"]["GroupId"] == id.as_str())
+                && g.value["Rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r["ReferencedGroupInfo"]["GroupId"] == id.as_str())
         });
         if referenced {
-            return Err(ApiError::client("DependencyViolation", format!("resource {id} has a dependent object")));
+            return Err(ApiError::client(
+                "DependencyViolation",
+                format!("resource {id} has a dependent object"),
+            ));
         }
         Ok(Plan {
             conds: vec![Cond::Revision(rec.key.clone(), rec.revision)],
@@ -462,15 +639,34 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
 }
 
 pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let perm_filters = ["cidr", "ipv6-cidr", "from-port", "to-port", "protocol", "group-id", "group-name", "prefix-list-id"];
-    let mut known = vec!["description".to_string(), "group-id".into(), "group-name".into(), "owner-id".into(), "vpc-id".into()];
+    let perm_filters = [
+        "cidr",
+        "ipv6-cidr",
+        "from-port",
+        "to-port",
+        "protocol",
+        "group-id",
+        "group-name",
+        "prefix-list-id",
+    ];
+    let mut known = vec![
+        "description".to_string(),
+        "group-id".into(),
+        "group-name".into(),
+        "owner-id".into(),
+        "vpc-id".into(),
+    ];
     for f in perm_filters {
         known.push(format!("ip-permission.{f}"));
         known.push(format!("egress.ip-permission.{f}"));
     }
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
     let filters = Filters::parse(input, &known)?;
-    let all: Vec<Value> = scope.list(GROUP).into_iter().map(|r| (*r.value).clone()).collect();
+    let all: Vec<Value> = scope
+        .list(GROUP)
+        .into_iter()
+        .map(|r| (*r.value).clone())
+        .collect();
     let ids = strings(input, "GroupIds");
     for id in &ids {
         check_id(id, "sg")?;
@@ -482,7 +678,12 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
     for name in strings(input, "GroupNames") {
         named.push(str_of(&by_name_in_default_vpc(scope, &name)?.value, "GroupId").to_string());
     }
-    let name_of = |gid: &str| all.iter().find(|g| g["GroupId"] == gid).map(|g| str_of(g, "GroupName").to_string()).unwrap_or_default();
+    let name_of = |gid: &str| {
+        all.iter()
+            .find(|g| g["GroupId"] == gid)
+            .map(|g| str_of(g, "GroupName").to_string())
+            .unwrap_or_default()
+    };
     let mut out = Vec::new();
     for g in &all {
         let gid = str_of(g, "GroupId");
@@ -506,14 +707,29 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
                         .iter()
                         .filter(|r| r["IsEgress"] == egress)
                         .filter_map(|r| match f {
-                            "cidr" => r.get("CidrIpv4").and_then(Value::as_str).map(str::to_string),
-                            "ipv6-cidr" => r.get("CidrIpv6").and_then(Value::as_str).map(str::to_string),
-                            "prefix-list-id" => r.get("PrefixListId").and_then(Value::as_str).map(str::to_string),
+                            "cidr" => r
+                                .get("CidrIpv4")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                            "ipv6-cidr" => r
+                                .get("CidrIpv6")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                            "prefix-list-id" => r
+                                .get("PrefixListId")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
                             "from-port" => Some(r["FromPort"].to_string()),
                             "to-port" => Some(r["ToPort"].to_string()),
                             "protocol" => Some(str_of(r, "IpProtocol").to_string()),
-                            "group-id" => r["ReferencedGroupInfo"].get("GroupId").and_then(Value::as_str).map(str::to_string),
-                            "group-name" => r["ReferencedGroupInfo"].get("GroupId").and_then(Value::as_str).map(name_of),
+                            "group-id" => r["ReferencedGroupInfo"]
+                                .get("GroupId")
+                                .and_then(Value::as_str)
+                                .map(str::to_string),
+                            "group-name" => r["ReferencedGroupInfo"]
+                                .get("GroupId")
+                                .and_then(Value::as_str)
+                                .map(name_of),
                             _ => None,
                         })
                         .collect()
@@ -544,7 +760,10 @@ pub fn authorize(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value>
             if rules.iter().any(|r| same(r, egress, spec)) {
                 return Err(ApiError::client(
                     "InvalidPermission.Duplicate",
-                    format!("the specified rule \"{}\" already exists", describe_rule(spec)),
+                    format!(
+                        "the specified rule \"{}\" already exists",
+                        describe_rule(spec)
+                    ),
                 ));
             }
             let rule = new_rule(scope, &gid, egress, spec, tags.clone());
@@ -552,7 +771,10 @@ pub fn authorize(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value>
             added.push(render_rule(&rule));
         }
         if rules.iter().filter(|r| r["IsEgress"] == egress).count() > MAX_RULES {
-            return Err(ApiError::client("RulesPerSecurityGroupLimitExceeded", "The maximum number of rules per security group has been reached."));
+            return Err(ApiError::client(
+                "RulesPerSecurityGroupLimitExceeded",
+                "The maximum number of rules per security group has been reached.",
+            ));
         }
         let mut value = (**group).clone();
         value["Rules"] = Value::Array(rules);
@@ -565,13 +787,19 @@ pub fn authorize(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value>
         for spec in &specs {
             if let Source::Group(other) = &spec.source {
                 if !seen.contains(other) {
-                    let r = scope.get(GROUP, other).ok_or_else(|| group_not_found(other))?;
+                    let r = scope
+                        .get(GROUP, other)
+                        .ok_or_else(|| group_not_found(other))?;
                     touch(&r, &mut conds, &mut ops, (*r.value).clone());
                     seen.push(other.clone());
                 }
             }
         }
-        Ok(Plan { conds, ops, result: json!({"Return": true, "SecurityGroupRules": added}) })
+        Ok(Plan {
+            conds,
+            ops,
+            result: json!({"Return": true, "SecurityGroupRules": added}),
+        })
     })
 }
 
@@ -613,19 +841,26 @@ pub fn revoke(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
             for id in &rule_ids {
                 let i = rules
                     .iter()
-                    .position(|r| r["SecurityGroupRuleId"] == id.as_str() && r["IsEgress"] == egress)
+                    .position(|r| {
+                        r["SecurityGroupRuleId"] == id.as_str() && r["IsEgress"] == egress
+                    })
                     .ok_or_else(|| tags::rule_not_found(id))?;
                 gone.push(rules.remove(i));
             }
         } else {
             // Only the default VPC forgives rules that do not exist, listing them instead.
-            let default = scope.get(VPC, str_of(group, "VpcId")).is_some_and(|v| v.value["IsDefault"] == true);
+            let default = scope
+                .get(VPC, str_of(group, "VpcId"))
+                .is_some_and(|v| v.value["IsDefault"] == true);
             for spec in resolve(scope, group, requested(input)?)? {
                 match rules.iter().position(|r| same(r, egress, &spec)) {
                     Some(i) => gone.push(rules.remove(i)),
                     None if default => unknown.push(spec_permission(scope, &spec)),
                     None => {
-                        return Err(ApiError::client("InvalidPermission.NotFound", "The specified rule does not exist in this security group."))
+                        return Err(ApiError::client(
+                            "InvalidPermission.NotFound",
+                            "The specified rule does not exist in this security group.",
+                        ))
                     }
                 }
             }
@@ -683,7 +918,11 @@ mod tests {
     fn setup(st: &dyn berth_store::Store) -> (Scope<'_>, String) {
         let s = Scope::new(st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"].as_str().unwrap().to_string();
+        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+            ["VpcId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         (s, vpc)
     }
 
@@ -699,11 +938,21 @@ mod tests {
         let g = &d["SecurityGroups"][0];
         assert_eq!(g["Description"], "default VPC security group");
         assert_eq!(g["IpPermissions"][0]["IpProtocol"], "-1");
-        assert_eq!(g["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"], g["GroupId"]);
+        assert_eq!(
+            g["IpPermissions"][0]["UserIdGroupPairs"][0]["GroupId"],
+            g["GroupId"]
+        );
         assert!(g["IpPermissions"][0].get("FromPort").is_none());
-        assert_eq!(g["IpPermissionsEgress"][0]["IpRanges"][0]["CidrIp"], "0.0.0.0/0");
+        assert_eq!(
+            g["IpPermissionsEgress"][0]["IpRanges"][0]["CidrIp"],
+            "0.0.0.0/0"
+        );
         // One default group per VPC: the default VPC's and the new VPC's.
-        let all = describe(&s, &json!({"Filters": [{"Name": "group-name", "Values": ["default"]}]})).unwrap();
+        let all = describe(
+            &s,
+            &json!({"Filters": [{"Name": "group-name", "Values": ["default"]}]}),
+        )
+        .unwrap();
         assert_eq!(all["SecurityGroups"].as_array().unwrap().len(), 2);
         let e = delete(&s, &json!({"GroupName": "default"})).unwrap_err();
         assert_eq!(e.code, "CannotDelete");
@@ -713,30 +962,74 @@ mod tests {
     fn create_rejects_duplicates_and_reserved_names() {
         let (_d, st) = store();
         let (s, vpc) = setup(&st);
-        let g = create(&s, &json!({"GroupName": "web", "Description": "web", "VpcId": vpc})).unwrap();
+        let g = create(
+            &s,
+            &json!({"GroupName": "web", "Description": "web", "VpcId": vpc}),
+        )
+        .unwrap();
         assert!(g["GroupId"].as_str().unwrap().starts_with("sg-"));
-        let e = create(&s, &json!({"GroupName": "web", "Description": "again", "VpcId": vpc})).unwrap_err();
-        assert_eq!((e.code.as_str(), e.message), ("InvalidGroup.Duplicate", format!("The security group 'web' already exists for VPC '{vpc}'")));
+        let e = create(
+            &s,
+            &json!({"GroupName": "web", "Description": "again", "VpcId": vpc}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.message),
+            (
+                "InvalidGroup.Duplicate",
+                format!("The security group 'web' already exists for VPC '{vpc}'")
+            )
+        );
         // Same name in another VPC (the default one) is fine.
         create(&s, &json!({"GroupName": "web", "Description": "web"})).unwrap();
-        assert_eq!(create(&s, &json!({"GroupName": "default", "Description": "d", "VpcId": vpc})).unwrap_err().code, "InvalidGroup.Reserved");
-        assert_eq!(create(&s, &json!({"GroupName": "sg-1", "Description": "d"})).unwrap_err().code, "InvalidParameterValue");
-        let e = create(&s, &json!({"GroupName": "x", "Description": "d", "VpcId": "vpc-0000000000000000f"})).unwrap_err();
+        assert_eq!(
+            create(
+                &s,
+                &json!({"GroupName": "default", "Description": "d", "VpcId": vpc})
+            )
+            .unwrap_err()
+            .code,
+            "InvalidGroup.Reserved"
+        );
+        assert_eq!(
+            create(&s, &json!({"GroupName": "sg-1", "Description": "d"}))
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
+        let e = create(
+            &s,
+            &json!({"GroupName": "x", "Description": "d", "VpcId": "vpc-0000000000000000f"}),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "InvalidVpcID.NotFound");
         let fresh = group(&s, g["GroupId"].as_str().unwrap());
         assert_eq!(fresh["IpPermissions"], json!([]));
-        assert_eq!(fresh["IpPermissionsEgress"][0]["IpRanges"][0]["CidrIp"], "0.0.0.0/0");
+        assert_eq!(
+            fresh["IpPermissionsEgress"][0]["IpRanges"][0]["CidrIp"],
+            "0.0.0.0/0"
+        );
     }
 
     #[test]
     fn authorize_revoke_and_rules() {
         let (_d, st) = store();
         let (s, vpc) = setup(&st);
-        let id = create(&s, &json!({"GroupName": "web", "Description": "web", "VpcId": vpc})).unwrap()["GroupId"].as_str().unwrap().to_string();
+        let id = create(
+            &s,
+            &json!({"GroupName": "web", "Description": "web", "VpcId": vpc}),
+        )
+        .unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let ssh = json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "ssh"}]}]});
         let out = authorize(&s, &ssh, false).unwrap();
         assert_eq!(out["Return"], true);
-        let rule_id = out["SecurityGroupRules"][0]["SecurityGroupRuleId"].as_str().unwrap().to_string();
+        let rule_id = out["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert_eq!(out["SecurityGroupRules"][0]["CidrIpv4"], "0.0.0.0/0");
         let e = authorize(&s, &ssh, false).unwrap_err();
         assert_eq!(e.code, "InvalidPermission.Duplicate");
@@ -745,41 +1038,104 @@ mod tests {
         authorize(&s, &json!({"GroupId": id, "IpProtocol": "6", "FromPort": 22, "ToPort": 22, "CidrIp": "10.0.0.0/8"}), false).unwrap();
         let g = group(&s, &id);
         assert_eq!(g["IpPermissions"].as_array().unwrap().len(), 1);
-        assert_eq!(g["IpPermissions"][0]["IpRanges"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            g["IpPermissions"][0]["IpRanges"].as_array().unwrap().len(),
+            2
+        );
         assert_eq!(g["IpPermissions"][0]["IpRanges"][0]["Description"], "ssh");
         // Filters over permissions.
-        let f = describe(&s, &json!({"Filters": [{"Name": "ip-permission.from-port", "Values": ["22"]}]})).unwrap();
+        let f = describe(
+            &s,
+            &json!({"Filters": [{"Name": "ip-permission.from-port", "Values": ["22"]}]}),
+        )
+        .unwrap();
         assert_eq!(f["SecurityGroups"].as_array().unwrap().len(), 1);
 
-        let bad = |perm: Value| authorize(&s, &json!({"GroupId": id, "IpPermissions": [perm]}), false).unwrap_err().code;
-        assert_eq!(bad(json!({"IpProtocol": "tcp", "IpRanges": [{"CidrIp": "1.2.3.4/32"}]})), "InvalidParameterValue");
-        assert_eq!(bad(json!({"IpProtocol": "tcp", "FromPort": 90, "ToPort": 80, "IpRanges": [{"CidrIp": "1.2.3.4/32"}]})), "InvalidParameterValue");
-        assert_eq!(bad(json!({"IpProtocol": "bogus", "IpRanges": [{"CidrIp": "1.2.3.4/32"}]})), "InvalidParameterValue");
-        assert_eq!(bad(json!({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "1.2.3.4/33"}]})), "InvalidParameterValue");
-        assert_eq!(bad(json!({"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-0000000000000000f"}]})), "InvalidGroup.NotFound");
+        let bad = |perm: Value| {
+            authorize(&s, &json!({"GroupId": id, "IpPermissions": [perm]}), false)
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(
+            bad(json!({"IpProtocol": "tcp", "IpRanges": [{"CidrIp": "1.2.3.4/32"}]})),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            bad(
+                json!({"IpProtocol": "tcp", "FromPort": 90, "ToPort": 80, "IpRanges": [{"CidrIp": "1.2.3.4/32"}]})
+            ),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            bad(json!({"IpProtocol": "bogus", "IpRanges": [{"CidrIp": "1.2.3.4/32"}]})),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            bad(json!({"IpProtocol": "-1", "IpRanges": [{"CidrIp": "1.2.3.4/33"}]})),
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            bad(
+                json!({"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-0000000000000000f"}]})
+            ),
+            "InvalidGroup.NotFound"
+        );
 
         // Rules by id, with the group named in the rule's description.
-        let rules = describe_rules(&s, &json!({"Filters": [{"Name": "group-id", "Values": [id]}]})).unwrap();
+        let rules = describe_rules(
+            &s,
+            &json!({"Filters": [{"Name": "group-id", "Values": [id]}]}),
+        )
+        .unwrap();
         assert_eq!(rules["SecurityGroupRules"].as_array().unwrap().len(), 3);
         let one = describe_rules(&s, &json!({"SecurityGroupRuleIds": [rule_id]})).unwrap();
         assert_eq!(one["SecurityGroupRules"][0]["Description"], "ssh");
-        assert_eq!(describe_rules(&s, &json!({"SecurityGroupRuleIds": ["sgr-0"]})).unwrap_err().code, "InvalidSecurityGroupRuleId.NotFound");
+        assert_eq!(
+            describe_rules(&s, &json!({"SecurityGroupRuleIds": ["sgr-0"]}))
+                .unwrap_err()
+                .code,
+            "InvalidSecurityGroupRuleId.NotFound"
+        );
 
         // Revoke: by properties (non-default VPC: unknown rules are an error), then by id.
         let r = revoke(&s, &ssh, false).unwrap();
-        assert_eq!(r["RevokedSecurityGroupRules"][0]["SecurityGroupRuleId"], rule_id.as_str());
-        assert_eq!(revoke(&s, &ssh, false).unwrap_err().code, "InvalidPermission.NotFound");
+        assert_eq!(
+            r["RevokedSecurityGroupRules"][0]["SecurityGroupRuleId"],
+            rule_id.as_str()
+        );
+        assert_eq!(
+            revoke(&s, &ssh, false).unwrap_err().code,
+            "InvalidPermission.NotFound"
+        );
         let left = group(&s, &id)["IpPermissions"][0]["IpRanges"].clone();
         assert_eq!(left, json!([{"CidrIp": "10.0.0.0/8"}]));
-        let egress_id = describe_rules(&s, &json!({"Filters": [{"Name": "group-id", "Values": [id]}]})).unwrap()["SecurityGroupRules"]
+        let egress_id = describe_rules(
+            &s,
+            &json!({"Filters": [{"Name": "group-id", "Values": [id]}]}),
+        )
+        .unwrap()["SecurityGroupRules"]
             .as_array()
             .unwrap()
             .iter()
             .find(|r| r["IsEgress"] == true)
             .unwrap()["SecurityGroupRuleId"]
             .clone();
-        assert_eq!(revoke(&s, &json!({"GroupId": id, "SecurityGroupRuleIds": [egress_id]}), false).unwrap_err().code, "InvalidSecurityGroupRuleId.NotFound");
-        revoke(&s, &json!({"GroupId": id, "SecurityGroupRuleIds": [egress_id]}), true).unwrap();
+        assert_eq!(
+            revoke(
+                &s,
+                &json!({"GroupId": id, "SecurityGroupRuleIds": [egress_id]}),
+                false
+            )
+            .unwrap_err()
+            .code,
+            "InvalidSecurityGroupRuleId.NotFound"
+        );
+        revoke(
+            &s,
+            &json!({"GroupId": id, "SecurityGroupRuleIds": [egress_id]}),
+            true,
+        )
+        .unwrap();
         assert_eq!(group(&s, &id)["IpPermissionsEgress"], json!([]));
     }
 
@@ -797,17 +1153,43 @@ mod tests {
     fn referenced_groups_cannot_be_deleted() {
         let (_d, st) = store();
         let (s, vpc) = setup(&st);
-        let a = create(&s, &json!({"GroupName": "a", "Description": "a", "VpcId": vpc})).unwrap()["GroupId"].as_str().unwrap().to_string();
-        let b = create(&s, &json!({"GroupName": "b", "Description": "b", "VpcId": vpc})).unwrap()["GroupId"].as_str().unwrap().to_string();
+        let a = create(
+            &s,
+            &json!({"GroupName": "a", "Description": "a", "VpcId": vpc}),
+        )
+        .unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = create(
+            &s,
+            &json!({"GroupName": "b", "Description": "b", "VpcId": vpc}),
+        )
+        .unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let from_b = json!({"GroupId": a, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": b}]}]});
         authorize(&s, &from_b, false).unwrap();
         let e = delete(&s, &json!({"GroupId": b})).unwrap_err();
-        assert_eq!((e.code.as_str(), e.message), ("DependencyViolation", format!("resource {b} has a dependent object")));
+        assert_eq!(
+            (e.code.as_str(), e.message),
+            (
+                "DependencyViolation",
+                format!("resource {b} has a dependent object")
+            )
+        );
         revoke(&s, &from_b, false).unwrap();
         assert_eq!(delete(&s, &json!({"GroupId": b})).unwrap()["Return"], true);
-        assert_eq!(delete(&s, &json!({"GroupId": b})).unwrap_err().code, "InvalidGroup.NotFound");
+        assert_eq!(
+            delete(&s, &json!({"GroupId": b})).unwrap_err().code,
+            "InvalidGroup.NotFound"
+        );
         // A group in another VPC cannot be referenced.
-        let other = create(&s, &json!({"GroupName": "c", "Description": "c"})).unwrap()["GroupId"].as_str().unwrap().to_string();
+        let other = create(&s, &json!({"GroupName": "c", "Description": "c"})).unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let e = authorize(&s, &json!({"GroupId": a, "IpPermissions": [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": other}]}]}), false).unwrap_err();
         assert_eq!(e.code, "InvalidGroup.NotFound");
     }

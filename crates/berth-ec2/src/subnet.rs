@@ -11,7 +11,14 @@ use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
 
 /// A new subnet record, shaped as the model's `Subnet`.
-pub fn build(scope: &Scope, vpc_id: &str, cidr: Cidr, zone: &Zone, default_for_az: bool, tags: Vec<Value>) -> Value {
+pub fn build(
+    scope: &Scope,
+    vpc_id: &str,
+    cidr: Cidr,
+    zone: &Zone,
+    default_for_az: bool,
+    tags: Vec<Value>,
+) -> Value {
     let id = new_id("subnet");
     json!({
         "AvailabilityZone": zone.name,
@@ -48,7 +55,14 @@ fn render(v: &Value) -> Value {
 }
 
 pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    for p in ["Ipv6CidrBlock", "Ipv6IpamPoolId", "Ipv6NetmaskLength", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "OutpostArn"] {
+    for p in [
+        "Ipv6CidrBlock",
+        "Ipv6IpamPoolId",
+        "Ipv6NetmaskLength",
+        "Ipv4IpamPoolId",
+        "Ipv4NetmaskLength",
+        "OutpostArn",
+    ] {
         if input.get(p).is_some() {
             return Err(unsupported("CreateSubnet", p));
         }
@@ -67,31 +81,60 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
     let zone_name = input.get("AvailabilityZone").and_then(Value::as_str);
     let zone_id = input.get("AvailabilityZoneId").and_then(Value::as_str);
     let wanted = match (zone_name, zone_id) {
-        (Some(n), None) => Some(all.iter().find(|z| z.name == n).ok_or_else(|| bad_zone(n, "availabilityZone", &all))?),
-        (None, Some(i)) => Some(all.iter().find(|z| z.id == i).ok_or_else(|| bad_zone(i, "availabilityZoneId", &all))?),
-        (Some(_), Some(_)) => {
-            return Err(ApiError::client(
-                "InvalidParameterCombination",
-                "The parameter availabilityZone cannot be used with the parameter availabilityZoneId",
-            ))
-        }
+        (Some(n), None) => Some(
+            all.iter()
+                .find(|z| z.name == n)
+                .ok_or_else(|| bad_zone(n, "availabilityZone", &all))?,
+        ),
+        (None, Some(i)) => Some(
+            all.iter()
+                .find(|z| z.id == i)
+                .ok_or_else(|| bad_zone(i, "availabilityZoneId", &all))?,
+        ),
+        (Some(_), Some(_)) => return Err(ApiError::client(
+            "InvalidParameterCombination",
+            "The parameter availabilityZone cannot be used with the parameter availabilityZoneId",
+        )),
         (None, None) => None,
     };
     let tags = tags::from_specs(input, "subnet")?;
     commit(scope.store, || {
-        let vpc = scope.get(VPC, vpc_id).ok_or_else(|| vpc_not_found(vpc_id))?;
-        let vpc_cidr = Cidr::parse(str_of(&vpc.value, "CidrBlock")).expect("stored CIDRs are valid");
+        let vpc = scope
+            .get(VPC, vpc_id)
+            .ok_or_else(|| vpc_not_found(vpc_id))?;
+        let vpc_cidr =
+            Cidr::parse(str_of(&vpc.value, "CidrBlock")).expect("stored CIDRs are valid");
         if !(16..=28).contains(&cidr.len) || !vpc_cidr.contains(&cidr) {
-            return Err(ApiError::client("InvalidSubnet.Range", format!("The CIDR '{raw}' is invalid.")));
+            return Err(ApiError::client(
+                "InvalidSubnet.Range",
+                format!("The CIDR '{raw}' is invalid."),
+            ));
         }
-        let siblings: Vec<Value> =
-            scope.list(SUBNET).into_iter().map(|r| (*r.value).clone()).filter(|s| s["VpcId"] == vpc_id).collect();
-        if siblings.iter().any(|s| Cidr::parse(str_of(s, "CidrBlock")).is_some_and(|c| c.overlaps(&cidr))) {
-            return Err(ApiError::client("InvalidSubnet.Conflict", format!("The CIDR '{raw}' conflicts with another subnet")));
+        let siblings: Vec<Value> = scope
+            .list(SUBNET)
+            .into_iter()
+            .map(|r| (*r.value).clone())
+            .filter(|s| s["VpcId"] == vpc_id)
+            .collect();
+        if siblings
+            .iter()
+            .any(|s| Cidr::parse(str_of(s, "CidrBlock")).is_some_and(|c| c.overlaps(&cidr)))
+        {
+            return Err(ApiError::client(
+                "InvalidSubnet.Conflict",
+                format!("The CIDR '{raw}' conflicts with another subnet"),
+            ));
         }
         // Without a zone, spread: take the zone with the fewest subnets of this VPC.
         let zone = wanted.unwrap_or_else(|| {
-            all.iter().min_by_key(|z| siblings.iter().filter(|s| s["AvailabilityZone"] == z.name.as_str()).count()).expect("three zones")
+            all.iter()
+                .min_by_key(|z| {
+                    siblings
+                        .iter()
+                        .filter(|s| s["AvailabilityZone"] == z.name.as_str())
+                        .count()
+                })
+                .expect("three zones")
         });
         let subnet = build(scope, vpc_id, cidr, zone, false, tags.clone());
         let key = scope.key(SUBNET, str_of(&subnet, "SubnetId"));
@@ -99,7 +142,11 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         let mut ops = vec![Op::Put(key, subnet.clone())];
         // Rewriting the VPC serialises this against DeleteVpc and against sibling creates.
         touch(&vpc, &mut conds, &mut ops, (*vpc.value).clone());
-        Ok(Plan { conds, ops, result: json!({"Subnet": render(&subnet)}) })
+        Ok(Plan {
+            conds,
+            ops,
+            result: json!({"Subnet": render(&subnet)}),
+        })
     })
 }
 
@@ -116,7 +163,11 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
     check_id(id, "subnet")?;
     commit(scope.store, || {
         let rec = scope.get(SUBNET, id).ok_or_else(|| subnet_not_found(id))?;
-        Ok(Plan { conds: vec![Cond::Revision(rec.key.clone(), rec.revision)], ops: vec![Op::Delete(rec.key.clone())], result: json!({}) })
+        Ok(Plan {
+            conds: vec![Cond::Revision(rec.key.clone(), rec.revision)],
+            ops: vec![Op::Delete(rec.key.clone())],
+            result: json!({}),
+        })
     })
 }
 
@@ -124,9 +175,22 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
     let filters = Filters::parse(
         input,
         &[
-            "availability-zone", "availabilityZone", "availability-zone-id", "availabilityZoneId", "available-ip-address-count",
-            "cidr", "cidr-block", "cidrBlock", "default-for-az", "defaultForAz", "map-public-ip-on-launch", "owner-id",
-            "state", "subnet-arn", "subnet-id", "vpc-id",
+            "availability-zone",
+            "availabilityZone",
+            "availability-zone-id",
+            "availabilityZoneId",
+            "available-ip-address-count",
+            "cidr",
+            "cidr-block",
+            "cidrBlock",
+            "default-for-az",
+            "defaultForAz",
+            "map-public-ip-on-launch",
+            "owner-id",
+            "state",
+            "subnet-arn",
+            "subnet-id",
+            "vpc-id",
         ],
     )?;
     let ids = strings(input, "SubnetIds");
@@ -174,14 +238,27 @@ mod tests {
         let (_d, st) = store();
         let s = Scope::new(&st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let d = describe(&s, &json!({"Filters": [{"Name": "default-for-az", "Values": ["true"]}]})).unwrap();
+        let d = describe(
+            &s,
+            &json!({"Filters": [{"Name": "default-for-az", "Values": ["true"]}]}),
+        )
+        .unwrap();
         let subs = d["Subnets"].as_array().unwrap();
         assert_eq!(subs.len(), 3);
-        let mut zones: Vec<&str> = subs.iter().map(|s| s["AvailabilityZone"].as_str().unwrap()).collect();
+        let mut zones: Vec<&str> = subs
+            .iter()
+            .map(|s| s["AvailabilityZone"].as_str().unwrap())
+            .collect();
         zones.sort();
         assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c"]);
-        assert!(subs.iter().all(|s| s["AvailableIpAddressCount"] == 4091 && s["MapPublicIpOnLaunch"] == true));
-        let a = describe(&s, &json!({"Filters": [{"Name": "availability-zone", "Values": ["us-east-1b"]}]})).unwrap();
+        assert!(subs
+            .iter()
+            .all(|s| s["AvailableIpAddressCount"] == 4091 && s["MapPublicIpOnLaunch"] == true));
+        let a = describe(
+            &s,
+            &json!({"Filters": [{"Name": "availability-zone", "Values": ["us-east-1b"]}]}),
+        )
+        .unwrap();
         assert_eq!(a["Subnets"][0]["CidrBlock"], "172.31.16.0/20");
     }
 
@@ -197,18 +274,46 @@ mod tests {
         assert_eq!(first["Subnet"]["AvailableIpAddressCount"], 251);
         assert_eq!(first["Subnet"]["MapPublicIpOnLaunch"], false);
         let e = mk("10.0.0.128/25").unwrap_err();
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidSubnet.Conflict", "The CIDR '10.0.0.128/25' conflicts with another subnet"));
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (
+                "InvalidSubnet.Conflict",
+                "The CIDR '10.0.0.128/25' conflicts with another subnet"
+            )
+        );
         let e = mk("10.1.0.0/24").unwrap_err();
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidSubnet.Range", "The CIDR '10.1.0.0/24' is invalid."));
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("InvalidSubnet.Range", "The CIDR '10.1.0.0/24' is invalid.")
+        );
         assert_eq!(mk("10.0.0.0/29").unwrap_err().code, "InvalidSubnet.Range");
         assert_eq!(mk("bogus").unwrap_err().code, "InvalidParameterValue");
         let second = mk("10.0.1.0/24").unwrap();
-        assert_ne!(second["Subnet"]["AvailabilityZone"], first["Subnet"]["AvailabilityZone"]);
-        let e = create(&s, &json!({"VpcId": vpc_id, "CidrBlock": "10.0.9.0/24", "AvailabilityZone": "us-east-1z"})).unwrap_err();
-        assert!(e.message.contains("us-east-1a, us-east-1b, us-east-1c"), "{}", e.message);
-        let e = create(&s, &json!({"VpcId": "vpc-0123456789abcdef0", "CidrBlock": "10.0.9.0/24"})).unwrap_err();
+        assert_ne!(
+            second["Subnet"]["AvailabilityZone"],
+            first["Subnet"]["AvailabilityZone"]
+        );
+        let e = create(
+            &s,
+            &json!({"VpcId": vpc_id, "CidrBlock": "10.0.9.0/24", "AvailabilityZone": "us-east-1z"}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("us-east-1a, us-east-1b, us-east-1c"),
+            "{}",
+            e.message
+        );
+        let e = create(
+            &s,
+            &json!({"VpcId": "vpc-0123456789abcdef0", "CidrBlock": "10.0.9.0/24"}),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "InvalidVpcID.NotFound");
-        let z = create(&s, &json!({"VpcId": vpc_id, "CidrBlock": "10.0.9.0/24", "AvailabilityZoneId": "use1-az3"})).unwrap();
+        let z = create(
+            &s,
+            &json!({"VpcId": vpc_id, "CidrBlock": "10.0.9.0/24", "AvailabilityZoneId": "use1-az3"}),
+        )
+        .unwrap();
         assert_eq!(z["Subnet"]["AvailabilityZone"], "us-east-1c");
     }
 
@@ -218,21 +323,49 @@ mod tests {
         let st = std::sync::Arc::new(st);
         let s = Scope::new(st.as_ref(), "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"].as_str().unwrap().to_string();
+        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+            ["VpcId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let (st, vpc) = (st.clone(), vpc.clone());
                 // Every request overlaps every other: 10.0.0.0/24 and /25s and /26s inside it.
-                let cidr = ["10.0.0.0/24", "10.0.0.0/25", "10.0.0.128/25", "10.0.0.64/26"][i % 4];
-                std::thread::spawn(move || create(&Scope::new(st.as_ref(), "000000000000", "us-east-1"), &json!({"VpcId": vpc, "CidrBlock": cidr})).is_ok())
+                let cidr = [
+                    "10.0.0.0/24",
+                    "10.0.0.0/25",
+                    "10.0.0.128/25",
+                    "10.0.0.64/26",
+                ][i % 4];
+                std::thread::spawn(move || {
+                    create(
+                        &Scope::new(st.as_ref(), "000000000000", "us-east-1"),
+                        &json!({"VpcId": vpc, "CidrBlock": cidr}),
+                    )
+                    .is_ok()
+                })
             })
             .collect();
-        let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
-        let subnets = describe(&s, &json!({"Filters": [{"Name": "vpc-id", "Values": [vpc]}]})).unwrap();
+        let ok = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count();
+        let subnets = describe(
+            &s,
+            &json!({"Filters": [{"Name": "vpc-id", "Values": [vpc]}]}),
+        )
+        .unwrap();
         let n = subnets["Subnets"].as_array().unwrap().len();
         assert_eq!(ok, n);
         // Either the /24 alone, or non-overlapping pieces of it: never an overlap.
-        let cidrs: Vec<Cidr> = subnets["Subnets"].as_array().unwrap().iter().map(|s| Cidr::parse(s["CidrBlock"].as_str().unwrap()).unwrap()).collect();
+        let cidrs: Vec<Cidr> = subnets["Subnets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| Cidr::parse(s["CidrBlock"].as_str().unwrap()).unwrap())
+            .collect();
         for (i, a) in cidrs.iter().enumerate() {
             for b in &cidrs[i + 1..] {
                 assert!(!a.overlaps(b), "{a} overlaps {b}");
@@ -246,8 +379,22 @@ mod tests {
         let s = Scope::new(&st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
         let e = delete(&s, &json!({"SubnetId": "subnet-x"})).unwrap_err();
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidSubnetID.NotFound", "The subnet ID 'subnet-x' does not exist"));
-        assert_eq!(describe(&s, &json!({"SubnetIds": ["subnet-x"]})).unwrap_err().code, "InvalidSubnetID.NotFound");
-        assert_eq!(describe(&s, &json!({"SubnetIds": ["x"]})).unwrap_err().code, "InvalidSubnetID.Malformed");
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (
+                "InvalidSubnetID.NotFound",
+                "The subnet ID 'subnet-x' does not exist"
+            )
+        );
+        assert_eq!(
+            describe(&s, &json!({"SubnetIds": ["subnet-x"]}))
+                .unwrap_err()
+                .code,
+            "InvalidSubnetID.NotFound"
+        );
+        assert_eq!(
+            describe(&s, &json!({"SubnetIds": ["x"]})).unwrap_err().code,
+            "InvalidSubnetID.Malformed"
+        );
     }
 }

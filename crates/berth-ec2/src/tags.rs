@@ -17,13 +17,19 @@ fn check_tag(t: &Value) -> ApiResult<()> {
         return Err(invalid_value("Tag key cannot be empty"));
     }
     if key.chars().count() > 128 {
-        return Err(invalid_value(format!("Tag key exceeds the maximum length of 128 characters: {key}")));
+        return Err(invalid_value(format!(
+            "Tag key exceeds the maximum length of 128 characters: {key}"
+        )));
     }
     if str_of(t, "Value").chars().count() > 256 {
-        return Err(invalid_value(format!("Tag value exceeds the maximum length of 256 characters for key {key}")));
+        return Err(invalid_value(format!(
+            "Tag value exceeds the maximum length of 256 characters for key {key}"
+        )));
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
-        return Err(invalid_value("Tag keys starting with 'aws:' are reserved for internal use"));
+        return Err(invalid_value(
+            "Tag keys starting with 'aws:' are reserved for internal use",
+        ));
     }
     Ok(())
 }
@@ -44,7 +50,10 @@ pub fn merge(tags: &mut Vec<Value>, new: &[Value]) -> ApiResult<()> {
         }
     }
     if tags.len() > MAX_TAGS {
-        return Err(ApiError::client("TagLimitExceeded", "The maximum number of tags for a resource has been reached."));
+        return Err(ApiError::client(
+            "TagLimitExceeded",
+            "The maximum number of tags for a resource has been reached.",
+        ));
     }
     Ok(())
 }
@@ -52,25 +61,42 @@ pub fn merge(tags: &mut Vec<Value>, new: &[Value]) -> ApiResult<()> {
 /// The tags a create request asks for through TagSpecifications of `resource_type`.
 pub fn from_specs(input: &Value, resource_type: &str) -> ApiResult<Vec<Value>> {
     let mut tags = Vec::new();
-    for spec in input.get("TagSpecifications").and_then(Value::as_array).into_iter().flatten() {
+    for spec in input
+        .get("TagSpecifications")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let rt = str_of(spec, "ResourceType");
         if rt != resource_type {
-            return Err(invalid_value(format!("'{rt}' is not a valid taggable resource type for this operation.")));
+            return Err(invalid_value(format!(
+                "'{rt}' is not a valid taggable resource type for this operation."
+            )));
         }
-        let new: Vec<Value> = spec.get("Tags").and_then(Value::as_array).cloned().unwrap_or_default();
+        let new: Vec<Value> = spec
+            .get("Tags")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         merge(&mut tags, &new)?;
     }
     Ok(tags)
 }
 
 pub fn tags_of(v: &Value) -> &[Value] {
-    v.get("Tags").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.get("Tags")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// Drop an empty tag list from a response, as EC2 omits an empty tagSet.
 pub fn strip_empty(v: &mut Value) {
     if let Some(o) = v.as_object_mut() {
-        if o.get("Tags").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+        if o.get("Tags")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+        {
             o.remove("Tags");
         }
     }
@@ -83,7 +109,11 @@ struct Located {
 }
 
 fn locate(scope: &Scope, id: &str) -> ApiResult<Located> {
-    let found = |kind: &str| scope.get(kind, id).map(|record| Located { record, rule: None });
+    let found = |kind: &str| {
+        scope
+            .get(kind, id)
+            .map(|record| Located { record, rule: None })
+    };
     let res = if id.starts_with("vpc-") {
         found(VPC).ok_or_else(|| vpc_not_found(id))
     } else if id.starts_with("subnet-") {
@@ -93,24 +123,40 @@ fn locate(scope: &Scope, id: &str) -> ApiResult<Located> {
             .list(GROUP)
             .into_iter()
             .find_map(|record| {
-                let i = record.value["Rules"].as_array()?.iter().position(|r| r["SecurityGroupRuleId"] == id)?;
-                Some(Located { record, rule: Some(i) })
+                let i = record.value["Rules"]
+                    .as_array()?
+                    .iter()
+                    .position(|r| r["SecurityGroupRuleId"] == id)?;
+                Some(Located {
+                    record,
+                    rule: Some(i),
+                })
             })
             .ok_or_else(|| rule_not_found(id))
     } else if id.starts_with("sg-") {
         found(GROUP).ok_or_else(|| group_not_found(id))
     } else {
-        Err(ApiError::client("InvalidID", format!("The ID '{id}' is not valid")))
+        Err(ApiError::client(
+            "InvalidID",
+            format!("The ID '{id}' is not valid"),
+        ))
     };
     res
 }
 
 pub fn rule_not_found(id: &str) -> ApiError {
-    ApiError::client("InvalidSecurityGroupRuleId.NotFound", format!("The security group rule ID '{id}' does not exist"))
+    ApiError::client(
+        "InvalidSecurityGroupRuleId.NotFound",
+        format!("The security group rule ID '{id}' does not exist"),
+    )
 }
 
 /// Apply `edit` to the tag list of every resource in `ids`, atomically.
-fn edit_tags(scope: &Scope, ids: &[String], edit: impl Fn(&mut Vec<Value>) -> ApiResult<()>) -> ApiResult<()> {
+fn edit_tags(
+    scope: &Scope,
+    ids: &[String],
+    edit: impl Fn(&mut Vec<Value>) -> ApiResult<()>,
+) -> ApiResult<()> {
     commit(scope.store, || {
         // Several ids may share a record (rules of one group): edit each record once.
         let mut records: BTreeMap<String, (Record, Value)> = BTreeMap::new();
@@ -131,13 +177,21 @@ fn edit_tags(scope: &Scope, ids: &[String], edit: impl Fn(&mut Vec<Value>) -> Ap
         for (_, (rec, value)) in records {
             touch(&rec, &mut conds, &mut ops, value);
         }
-        Ok(Plan { conds, ops, result: () })
+        Ok(Plan {
+            conds,
+            ops,
+            result: (),
+        })
     })
 }
 
 pub fn create_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
     let ids = strings(input, "Resources");
-    let new: Vec<Value> = input.get("Tags").and_then(Value::as_array).cloned().unwrap_or_default();
+    let new: Vec<Value> = input
+        .get("Tags")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     edit_tags(scope, &ids, |tags| merge(tags, &new))?;
     Ok(json!({}))
 }
@@ -152,7 +206,10 @@ pub fn delete_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
             Some(gone) => tags.retain(|t| {
                 !gone.iter().any(|g| {
                     // A key with a value deletes only a tag with that value.
-                    g["Key"] == t["Key"] && g.get("Value").and_then(Value::as_str).is_none_or(|v| t["Value"] == v)
+                    g["Key"] == t["Key"]
+                        && g.get("Value")
+                            .and_then(Value::as_str)
+                            .is_none_or(|v| t["Value"] == v)
                 })
             }),
         }
@@ -176,7 +233,9 @@ pub fn describe_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
                 _ => vec![],
             };
             if filters.matches(tags, field) {
-                out.push(json!({"ResourceId": id, "ResourceType": kind, "Key": key, "Value": value}));
+                out.push(
+                    json!({"ResourceId": id, "ResourceType": kind, "Key": key, "Value": value}),
+                );
             }
         }
     };
@@ -187,13 +246,28 @@ pub fn describe_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
         add(str_of(&r.value, "SubnetId"), "subnet", tags_of(&r.value));
     }
     for r in scope.list(GROUP) {
-        add(str_of(&r.value, "GroupId"), "security-group", tags_of(&r.value));
+        add(
+            str_of(&r.value, "GroupId"),
+            "security-group",
+            tags_of(&r.value),
+        );
         for rule in r.value["Rules"].as_array().into_iter().flatten() {
-            add(str_of(rule, "SecurityGroupRuleId"), "security-group-rule", tags_of(rule));
+            add(
+                str_of(rule, "SecurityGroupRuleId"),
+                "security-group-rule",
+                tags_of(rule),
+            );
         }
     }
-    out.sort_by(|a, b| (str_of(a, "ResourceId"), str_of(a, "Key")).cmp(&(str_of(b, "ResourceId"), str_of(b, "Key"))));
-    let page = crate::page(out, |t| format!("{}\u{0}{}", str_of(t, "ResourceId"), str_of(t, "Key")), input)?;
+    out.sort_by(|a, b| {
+        (str_of(a, "ResourceId"), str_of(a, "Key"))
+            .cmp(&(str_of(b, "ResourceId"), str_of(b, "Key")))
+    });
+    let page = crate::page(
+        out,
+        |t| format!("{}\u{0}{}", str_of(t, "ResourceId"), str_of(t, "Key")),
+        input,
+    )?;
     Ok(json!({"Tags": page.items, "NextToken": page.next_token}))
 }
 
@@ -207,31 +281,79 @@ mod tests {
         let (_d, st) = store();
         let s = Scope::new(&st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::defaults::default_vpc(&s).unwrap()["VpcId"].as_str().unwrap().to_string();
-        let sg = crate::security_group::create(&s, &json!({"GroupName": "t", "Description": "t"})).unwrap()["GroupId"].as_str().unwrap().to_string();
+        let vpc = crate::defaults::default_vpc(&s).unwrap()["VpcId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sg = crate::security_group::create(&s, &json!({"GroupName": "t", "Description": "t"}))
+            .unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         create_tags(&s, &json!({"Resources": [vpc, sg], "Tags": [{"Key": "env", "Value": "dev"}, {"Key": "team"}]})).unwrap();
-        let d = describe_tags(&s, &json!({"Filters": [{"Name": "resource-id", "Values": [vpc]}]})).unwrap();
-        assert_eq!(d["Tags"], json!([
-            {"ResourceId": vpc, "ResourceType": "vpc", "Key": "env", "Value": "dev"},
-            {"ResourceId": vpc, "ResourceType": "vpc", "Key": "team", "Value": ""},
-        ]));
+        let d = describe_tags(
+            &s,
+            &json!({"Filters": [{"Name": "resource-id", "Values": [vpc]}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            d["Tags"],
+            json!([
+                {"ResourceId": vpc, "ResourceType": "vpc", "Key": "env", "Value": "dev"},
+                {"ResourceId": vpc, "ResourceType": "vpc", "Key": "team", "Value": ""},
+            ])
+        );
         // Overwrite, then delete by key+value (no match) and by key.
-        create_tags(&s, &json!({"Resources": [vpc], "Tags": [{"Key": "env", "Value": "prod"}]})).unwrap();
-        delete_tags(&s, &json!({"Resources": [vpc], "Tags": [{"Key": "env", "Value": "dev"}]})).unwrap();
+        create_tags(
+            &s,
+            &json!({"Resources": [vpc], "Tags": [{"Key": "env", "Value": "prod"}]}),
+        )
+        .unwrap();
+        delete_tags(
+            &s,
+            &json!({"Resources": [vpc], "Tags": [{"Key": "env", "Value": "dev"}]}),
+        )
+        .unwrap();
         assert_eq!(tags_of(&s.get(VPC, &vpc).unwrap().value).len(), 2);
         delete_tags(&s, &json!({"Resources": [vpc], "Tags": [{"Key": "env"}]})).unwrap();
-        assert_eq!(tags_of(&s.get(VPC, &vpc).unwrap().value), &[json!({"Key": "team", "Value": ""})]);
+        assert_eq!(
+            tags_of(&s.get(VPC, &vpc).unwrap().value),
+            &[json!({"Key": "team", "Value": ""})]
+        );
         delete_tags(&s, &json!({"Resources": [sg]})).unwrap();
         assert!(tags_of(&s.get(GROUP, &sg).unwrap().value).is_empty());
         // Unknown resources fail the whole request.
-        let e = create_tags(&s, &json!({"Resources": [vpc, "subnet-0"], "Tags": [{"Key": "k", "Value": "v"}]})).unwrap_err();
+        let e = create_tags(
+            &s,
+            &json!({"Resources": [vpc, "subnet-0"], "Tags": [{"Key": "k", "Value": "v"}]}),
+        )
+        .unwrap_err();
         assert_eq!(e.code, "InvalidSubnetID.NotFound");
         assert_eq!(tags_of(&s.get(VPC, &vpc).unwrap().value).len(), 1);
-        assert_eq!(create_tags(&s, &json!({"Resources": [vpc], "Tags": [{"Key": "aws:x", "Value": "v"}]})).unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(
+            create_tags(
+                &s,
+                &json!({"Resources": [vpc], "Tags": [{"Key": "aws:x", "Value": "v"}]})
+            )
+            .unwrap_err()
+            .code,
+            "InvalidParameterValue"
+        );
         // Rules are taggable too.
-        let rule = s.get(GROUP, &sg).unwrap().value["Rules"][0]["SecurityGroupRuleId"].as_str().unwrap().to_string();
-        create_tags(&s, &json!({"Resources": [rule], "Tags": [{"Key": "r", "Value": "1"}]})).unwrap();
-        let d = describe_tags(&s, &json!({"Filters": [{"Name": "resource-type", "Values": ["security-group-rule"]}]})).unwrap();
+        let rule = s.get(GROUP, &sg).unwrap().value["Rules"][0]["SecurityGroupRuleId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        create_tags(
+            &s,
+            &json!({"Resources": [rule], "Tags": [{"Key": "r", "Value": "1"}]}),
+        )
+        .unwrap();
+        let d = describe_tags(
+            &s,
+            &json!({"Filters": [{"Name": "resource-type", "Values": ["security-group-rule"]}]}),
+        )
+        .unwrap();
         assert_eq!(d["Tags"][0]["ResourceId"], rule.as_str());
     }
 }

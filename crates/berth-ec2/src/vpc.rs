@@ -38,26 +38,46 @@ fn render(v: &Value) -> Value {
 
 /// The CIDR a create request asks for, checked as EC2 checks it.
 pub fn parse_cidr(raw: &str) -> ApiResult<Cidr> {
-    Cidr::parse(raw)
-        .filter(Cidr::is_network)
-        .ok_or_else(|| invalid_value(format!("Value ({raw}) for parameter cidrBlock is invalid. This is not a valid CIDR block.")))
+    Cidr::parse(raw).filter(Cidr::is_network).ok_or_else(|| {
+        invalid_value(format!(
+            "Value ({raw}) for parameter cidrBlock is invalid. This is not a valid CIDR block."
+        ))
+    })
 }
 
 pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    for p in ["AmazonProvidedIpv6CidrBlock", "Ipv6Pool", "Ipv6CidrBlock", "Ipv6IpamPoolId", "Ipv6NetmaskLength", "Ipv4IpamPoolId", "Ipv4NetmaskLength", "VpcEncryptionControl"] {
+    for p in [
+        "AmazonProvidedIpv6CidrBlock",
+        "Ipv6Pool",
+        "Ipv6CidrBlock",
+        "Ipv6IpamPoolId",
+        "Ipv6NetmaskLength",
+        "Ipv4IpamPoolId",
+        "Ipv4NetmaskLength",
+        "VpcEncryptionControl",
+    ] {
         if input.get(p).is_some_and(|v| v != &Value::Bool(false)) {
             return Err(unsupported("CreateVpc", p));
         }
     }
     let raw = str_of(input, "CidrBlock");
     if raw.is_empty() {
-        return Err(ApiError::client("MissingParameter", "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided."));
+        return Err(ApiError::client(
+            "MissingParameter",
+            "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided.",
+        ));
     }
     let cidr = parse_cidr(raw)?;
     if !(16..=28).contains(&cidr.len) {
-        return Err(ApiError::client("InvalidVpc.Range", format!("The CIDR '{raw}' is invalid.")));
+        return Err(ApiError::client(
+            "InvalidVpc.Range",
+            format!("The CIDR '{raw}' is invalid."),
+        ));
     }
-    let tenancy = input.get("InstanceTenancy").and_then(Value::as_str).unwrap_or("default");
+    let tenancy = input
+        .get("InstanceTenancy")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
     if tenancy == "host" {
         return Err(invalid_value("The tenancy value host is not supported."));
     }
@@ -65,11 +85,17 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
     vpc["InstanceTenancy"] = json!(tenancy);
     let id = str_of(&vpc, "VpcId").to_string();
     let group = crate::security_group::build_default(scope, &id);
-    let (vpc_key, group_key) = (scope.key(VPC, &id), scope.key(GROUP, str_of(&group, "GroupId")));
+    let (vpc_key, group_key) = (
+        scope.key(VPC, &id),
+        scope.key(GROUP, str_of(&group, "GroupId")),
+    );
     scope
         .store
         .txn(
-            &[Cond::Absent(vpc_key.clone()), Cond::Absent(group_key.clone())],
+            &[
+                Cond::Absent(vpc_key.clone()),
+                Cond::Absent(group_key.clone()),
+            ],
             vec![Op::Put(vpc_key, vpc.clone()), Op::Put(group_key, group)],
         )
         .map_err(store_err)?;
@@ -86,9 +112,16 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
         let rec = scope.get(VPC, id).ok_or_else(|| vpc_not_found(id))?;
         let in_vpc = |v: &Value| v["VpcId"] == id;
         let subnets = scope.list(SUBNET).into_iter().any(|r| in_vpc(&r.value));
-        let groups: Vec<_> = scope.list(GROUP).into_iter().filter(|r| in_vpc(&r.value)).collect();
+        let groups: Vec<_> = scope
+            .list(GROUP)
+            .into_iter()
+            .filter(|r| in_vpc(&r.value))
+            .collect();
         if subnets || groups.iter().any(|g| g.value["GroupName"] != "default") {
-            return Err(ApiError::client("DependencyViolation", format!("The vpc '{id}' has dependencies and cannot be deleted.")));
+            return Err(ApiError::client(
+                "DependencyViolation",
+                format!("The vpc '{id}' has dependencies and cannot be deleted."),
+            ));
         }
         // The default group goes with its VPC.
         let mut conds = vec![Cond::Revision(rec.key.clone(), rec.revision)];
@@ -97,14 +130,30 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
             conds.push(Cond::Revision(g.key.clone(), g.revision));
             ops.push(Op::Delete(g.key.clone()));
         }
-        Ok(Plan { conds, ops, result: json!({}) })
+        Ok(Plan {
+            conds,
+            ops,
+            result: json!({}),
+        })
     })
 }
 
 pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
     let filters = Filters::parse(
         input,
-        &["cidr", "cidr-block", "cidr-block-association.cidr-block", "cidr-block-association.association-id", "cidr-block-association.state", "dhcp-options-id", "is-default", "isDefault", "owner-id", "state", "vpc-id"],
+        &[
+            "cidr",
+            "cidr-block",
+            "cidr-block-association.cidr-block",
+            "cidr-block-association.association-id",
+            "cidr-block-association.state",
+            "dhcp-options-id",
+            "is-default",
+            "isDefault",
+            "owner-id",
+            "state",
+            "vpc-id",
+        ],
     )?;
     let ids = strings(input, "VpcIds");
     for id in &ids {
@@ -120,8 +169,12 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             continue;
         }
         let field = |name: &str| match name {
-            "cidr" | "cidr-block" | "cidr-block-association.cidr-block" => one(str_of(v, "CidrBlock")),
-            "cidr-block-association.association-id" => one(str_of(&v["CidrBlockAssociationSet"][0], "AssociationId")),
+            "cidr" | "cidr-block" | "cidr-block-association.cidr-block" => {
+                one(str_of(v, "CidrBlock"))
+            }
+            "cidr-block-association.association-id" => {
+                one(str_of(&v["CidrBlockAssociationSet"][0], "AssociationId"))
+            }
             "cidr-block-association.state" => one("associated"),
             "dhcp-options-id" => one(str_of(v, "DhcpOptionsId")),
             "is-default" | "isDefault" => b(v["IsDefault"] == true),
@@ -153,10 +206,30 @@ mod tests {
     fn create_validates_the_cidr() {
         let (_d, st) = store();
         let s = scope(&st);
-        assert_eq!(create(&s, &json!({"CidrBlock": "10.0.0.0/8"})).unwrap_err().code, "InvalidVpc.Range");
-        assert_eq!(create(&s, &json!({"CidrBlock": "10.0.0.0/29"})).unwrap_err().code, "InvalidVpc.Range");
-        assert_eq!(create(&s, &json!({"CidrBlock": "10.0.0.300/16"})).unwrap_err().code, "InvalidParameterValue");
-        assert_eq!(create(&s, &json!({"CidrBlock": "10.0.0.1/16"})).unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(
+            create(&s, &json!({"CidrBlock": "10.0.0.0/8"}))
+                .unwrap_err()
+                .code,
+            "InvalidVpc.Range"
+        );
+        assert_eq!(
+            create(&s, &json!({"CidrBlock": "10.0.0.0/29"}))
+                .unwrap_err()
+                .code,
+            "InvalidVpc.Range"
+        );
+        assert_eq!(
+            create(&s, &json!({"CidrBlock": "10.0.0.300/16"}))
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
+        assert_eq!(
+            create(&s, &json!({"CidrBlock": "10.0.0.1/16"}))
+                .unwrap_err()
+                .code,
+            "InvalidParameterValue"
+        );
         assert_eq!(create(&s, &json!({})).unwrap_err().code, "MissingParameter");
         let v = create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap();
         assert_eq!(v["Vpc"]["State"], "pending");
@@ -168,36 +241,76 @@ mod tests {
         let (_d, st) = store();
         let s = scope(&st);
         let tagged = json!({"CidrBlock": "10.1.0.0/16", "TagSpecifications": [{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "mine"}]}]});
-        let id = create(&s, &tagged).unwrap()["Vpc"]["VpcId"].as_str().unwrap().to_string();
+        let id = create(&s, &tagged).unwrap()["Vpc"]["VpcId"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let all = describe(&s, &json!({})).unwrap();
         assert_eq!(all["Vpcs"].as_array().unwrap().len(), 2);
-        let d = describe(&s, &json!({"Filters": [{"Name": "is-default", "Values": ["true"]}]})).unwrap();
+        let d = describe(
+            &s,
+            &json!({"Filters": [{"Name": "is-default", "Values": ["true"]}]}),
+        )
+        .unwrap();
         assert_eq!(d["Vpcs"][0]["CidrBlock"], "172.31.0.0/16");
         assert!(d["Vpcs"][0].get("Tags").is_none());
-        let t = describe(&s, &json!({"Filters": [{"Name": "tag:Name", "Values": ["mine"]}]})).unwrap();
+        let t = describe(
+            &s,
+            &json!({"Filters": [{"Name": "tag:Name", "Values": ["mine"]}]}),
+        )
+        .unwrap();
         assert_eq!(t["Vpcs"][0]["VpcId"], id.as_str());
         assert_eq!(t["Vpcs"][0]["State"], "available");
         let e = describe(&s, &json!({"VpcIds": ["vpc-0000000000000dead"]})).unwrap_err();
-        assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidVpcID.NotFound", "The vpc ID 'vpc-0000000000000dead' does not exist"));
-        assert_eq!(describe(&s, &json!({"VpcIds": ["nope"]})).unwrap_err().code, "InvalidVpcID.Malformed");
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            (
+                "InvalidVpcID.NotFound",
+                "The vpc ID 'vpc-0000000000000dead' does not exist"
+            )
+        );
+        assert_eq!(
+            describe(&s, &json!({"VpcIds": ["nope"]})).unwrap_err().code,
+            "InvalidVpcID.Malformed"
+        );
     }
 
     #[test]
     fn delete_refuses_while_dependencies_remain() {
         let (_d, st) = store();
         let s = scope(&st);
-        let id = create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"].as_str().unwrap().to_string();
-        let sub = crate::subnet::create(&s, &json!({"VpcId": id, "CidrBlock": "10.0.1.0/24"})).unwrap();
+        let id = create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let sub =
+            crate::subnet::create(&s, &json!({"VpcId": id, "CidrBlock": "10.0.1.0/24"})).unwrap();
         let e = delete(&s, &json!({"VpcId": id})).unwrap_err();
         assert_eq!(e.code, "DependencyViolation");
-        assert_eq!(e.message, format!("The vpc '{id}' has dependencies and cannot be deleted."));
+        assert_eq!(
+            e.message,
+            format!("The vpc '{id}' has dependencies and cannot be deleted.")
+        );
         crate::subnet::delete(&s, &json!({"SubnetId": sub["Subnet"]["SubnetId"]})).unwrap();
-        let g = crate::security_group::create(&s, &json!({"VpcId": id, "GroupName": "web", "Description": "w"})).unwrap();
-        assert_eq!(delete(&s, &json!({"VpcId": id})).unwrap_err().code, "DependencyViolation");
+        let g = crate::security_group::create(
+            &s,
+            &json!({"VpcId": id, "GroupName": "web", "Description": "w"}),
+        )
+        .unwrap();
+        assert_eq!(
+            delete(&s, &json!({"VpcId": id})).unwrap_err().code,
+            "DependencyViolation"
+        );
         crate::security_group::delete(&s, &json!({"GroupId": g["GroupId"]})).unwrap();
         delete(&s, &json!({"VpcId": id})).unwrap();
         // Its default group went with it.
-        assert!(s.list(GROUP).iter().all(|g| g.value["VpcId"] != id.as_str()));
-        assert_eq!(delete(&s, &json!({"VpcId": id})).unwrap_err().code, "InvalidVpcID.NotFound");
+        assert!(s
+            .list(GROUP)
+            .iter()
+            .all(|g| g.value["VpcId"] != id.as_str()));
+        assert_eq!(
+            delete(&s, &json!({"VpcId": id})).unwrap_err().code,
+            "InvalidVpcID.NotFound"
+        );
     }
 }

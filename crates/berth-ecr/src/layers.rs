@@ -13,30 +13,52 @@ use std::io::Write;
 const PART_SIZE: u64 = 10 * 1024 * 1024;
 
 fn upload_not_found(id: &str) -> ApiError {
-    ApiError::client("UploadNotFoundException", format!("The upload with id '{id}' could not be found."))
+    ApiError::client(
+        "UploadNotFoundException",
+        format!("The upload with id '{id}' could not be found."),
+    )
 }
 
 impl Ecr {
     /// An upload session of this repository: its data file.
     fn session(&self, scope: &Scope, repo: &str, id: &str) -> ApiResult<std::path::PathBuf> {
-        let (data, meta) = self.registry.blobs.upload_path(id).ok_or_else(|| upload_not_found(id))?;
+        let (data, meta) = self
+            .registry
+            .blobs
+            .upload_path(id)
+            .ok_or_else(|| upload_not_found(id))?;
         let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
-        if meta["repo"] != repo || meta["account"] != scope.account.as_str() || meta["region"] != scope.region.as_str() {
+        if meta["repo"] != repo
+            || meta["account"] != scope.account.as_str()
+            || meta["region"] != scope.region.as_str()
+        {
             return Err(upload_not_found(id));
         }
         Ok(data)
     }
 
-    pub(crate) fn initiate_layer_upload(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn initiate_layer_upload(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
         let meta = self.registry.upload_meta(&scope, repo);
-        let id = self.registry.blobs.begin_upload(&meta).map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
+        let id = self
+            .registry
+            .blobs
+            .begin_upload(&meta)
+            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
         Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
     }
 
-    pub(crate) fn upload_layer_part(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn upload_layer_part(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
@@ -45,14 +67,28 @@ impl Ecr {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(str_of(input, "layerPartBlob").unwrap_or_default())
             .map_err(|_| ApiError::serialization("layerPartBlob is not valid base64"))?;
-        let first = input.get("partFirstByte").and_then(Value::as_u64).unwrap_or(0);
-        let last = input.get("partLastByte").and_then(Value::as_u64).unwrap_or(0);
+        let first = input
+            .get("partFirstByte")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let last = input
+            .get("partLastByte")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let size = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
         let part_error = |reason: &str| {
-            ApiError::client("InvalidLayerPartException", format!("The layer part is not valid: {reason}. Last valid byte received: {}", size as i64 - 1))
+            ApiError::client(
+                "InvalidLayerPartException",
+                format!(
+                    "The layer part is not valid: {reason}. Last valid byte received: {}",
+                    size as i64 - 1
+                ),
+            )
         };
         if first != size {
-            return Err(part_error(&format!("partFirstByte {first} does not continue the upload at byte {size}")));
+            return Err(part_error(&format!(
+                "partFirstByte {first} does not continue the upload at byte {size}"
+            )));
         }
         if bytes.is_empty() || last < first || last - first + 1 != bytes.len() as u64 {
             return Err(part_error("partLastByte does not match the part's length"));
@@ -61,47 +97,88 @@ impl Ecr {
             .append(true)
             .open(&data)
             .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
-        f.write_all(&bytes).map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
-        Ok(json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "lastByteReceived": last}))
+        f.write_all(&bytes)
+            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
+        Ok(
+            json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "lastByteReceived": last}),
+        )
     }
 
-    pub(crate) fn complete_layer_upload(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn complete_layer_upload(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
         let id = str_of(input, "uploadId").unwrap_or_default();
         self.session(&scope, repo, id)?;
-        let digests: Vec<&str> = input.get("layerDigests").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let digests: Vec<&str> = input
+            .get("layerDigests")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         let [digest] = digests.as_slice() else {
             return Err(invalid("Exactly one layer digest must be given."));
         };
-        let d = Digest::parse(digest).ok_or_else(|| ApiError::client("InvalidLayerException", format!("Invalid layer digest: {digest}")))?;
+        let d = Digest::parse(digest).ok_or_else(|| {
+            ApiError::client(
+                "InvalidLayerException",
+                format!("Invalid layer digest: {digest}"),
+            )
+        })?;
         if self.registry.blob_in_repo(&scope, repo, &d).is_some() {
             let _ = self.registry.blobs.cancel_upload(id);
-            return Err(ApiError::client("LayerAlreadyExistsException", format!("The layer '{d}' already exists in the repository with name '{repo}'")));
+            return Err(ApiError::client(
+                "LayerAlreadyExistsException",
+                format!("The layer '{d}' already exists in the repository with name '{repo}'"),
+            ));
         }
         let size = match self.registry.blobs.commit_upload(id, &d, None) {
             Ok(s) => s,
             Err(CommitError::UnknownUpload) => return Err(upload_not_found(id)),
             Err(CommitError::DigestMismatch { actual }) => {
-                return Err(ApiError::client("InvalidLayerException", format!("The layer digest {d} does not match the uploaded content ({actual}).")))
+                return Err(ApiError::client(
+                    "InvalidLayerException",
+                    format!("The layer digest {d} does not match the uploaded content ({actual})."),
+                ))
             }
-            Err(CommitError::Io(e)) => return Err(ApiError::new(500, "ServerException", e.to_string())),
+            Err(CommitError::Io(e)) => {
+                return Err(ApiError::new(500, "ServerException", e.to_string()))
+            }
         };
         if size == 0 {
-            return Err(ApiError::client("EmptyUploadException", "The specified layer upload does not contain any layer parts."));
+            return Err(ApiError::client(
+                "EmptyUploadException",
+                "The specified layer upload does not contain any layer parts.",
+            ));
         }
-        self.registry.add_blob(&scope, repo, &d, size).map_err(crate::registry_err)?;
-        Ok(json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "layerDigest": d.to_string()}))
+        self.registry
+            .add_blob(&scope, repo, &d, size)
+            .map_err(crate::registry_err)?;
+        Ok(
+            json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "layerDigest": d.to_string()}),
+        )
     }
 
-    pub(crate) fn batch_check_layer_availability(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn batch_check_layer_availability(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
         let mut layers = vec![];
         let mut failures = vec![];
-        for d in input.get("layerDigests").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for d in input
+            .get("layerDigests")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             match Digest::parse(d) {
                 None => failures.push(json!({"layerDigest": d, "failureCode": "InvalidLayerDigest", "failureReason": "Invalid layer digest"})),
                 Some(dd) => match self.registry.blob_in_repo(&scope, repo, &dd) {
@@ -113,12 +190,17 @@ impl Ecr {
         Ok(json!({"layers": layers, "failures": failures}))
     }
 
-    pub(crate) fn get_download_url_for_layer(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn get_download_url_for_layer(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
         let digest = str_of(input, "layerDigest").unwrap_or_default();
-        let d = Digest::parse(digest).ok_or_else(|| invalid(format!("Invalid layer digest: {digest}")))?;
+        let d = Digest::parse(digest)
+            .ok_or_else(|| invalid(format!("Invalid layer digest: {digest}")))?;
         if self.registry.blob_in_repo(&scope, repo, &d).is_none() {
             return Err(ApiError::client(
                 "LayersNotFoundException",
@@ -126,24 +208,37 @@ impl Ecr {
             ));
         }
         let host = crate::repository_host(&self.registry.registry_host, &scope);
-        Ok(json!({"downloadUrl": format!("http://{host}/v2/{repo}/blobs/{d}"), "layerDigest": d.to_string()}))
+        Ok(
+            json!({"downloadUrl": format!("http://{host}/v2/{repo}/blobs/{d}"), "layerDigest": d.to_string()}),
+        )
     }
 
     pub(crate) fn put_image(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
-        let manifest = str_of(input, "imageManifest").unwrap_or_default().as_bytes().to_vec();
+        let manifest = str_of(input, "imageManifest")
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec();
         let tag = str_of(input, "imageTag");
         let digest = Digest::sha256_of(&manifest);
         if let Some(given) = str_of(input, "imageDigest") {
             if given != digest.to_string() {
-                return Err(ApiError::client("ImageDigestDoesNotMatchException", format!("The provided digest {given} does not match the manifest's digest {digest}")));
+                return Err(ApiError::client(
+                    "ImageDigestDoesNotMatchException",
+                    format!(
+                        "The provided digest {given} does not match the manifest's digest {digest}"
+                    ),
+                ));
             }
         }
         // Pushing what is already there (same digest, same tag or no tag) is refused, as in ECR.
         let images = self.registry.images(&scope, repo);
-        if let Some(existing) = images.iter().find(|i| i.record["imageDigest"] == digest.to_string()) {
+        if let Some(existing) = images
+            .iter()
+            .find(|i| i.record["imageDigest"] == digest.to_string())
+        {
             if tag.is_none_or(|t| existing.tags.iter().any(|x| x == t)) {
                 return Err(ApiError::client(
                     "ImageAlreadyExistsException",
@@ -151,15 +246,32 @@ impl Ecr {
                 ));
             }
         }
-        let reference = tag.map(str::to_string).unwrap_or_else(|| digest.to_string());
+        let reference = tag
+            .map(str::to_string)
+            .unwrap_or_else(|| digest.to_string());
         let media = str_of(input, "imageManifestMediaType");
-        match self.registry.put_manifest(&scope, repo, &reference, media, &manifest) {
+        match self
+            .registry
+            .put_manifest(&scope, repo, &reference, media, &manifest)
+        {
             Ok(_) => {}
-            Err(RegistryError { code: "MANIFEST_BLOB_UNKNOWN", message, .. }) => {
-                let code = if message.starts_with("manifest unknown") { "ReferencedImagesNotFoundException" } else { "LayersNotFoundException" };
+            Err(RegistryError {
+                code: "MANIFEST_BLOB_UNKNOWN",
+                message,
+                ..
+            }) => {
+                let code = if message.starts_with("manifest unknown") {
+                    "ReferencedImagesNotFoundException"
+                } else {
+                    "LayersNotFoundException"
+                };
                 return Err(ApiError::client(code, message));
             }
-            Err(RegistryError { code: "TAG_INVALID", message, .. }) if message.contains("immutable") => {
+            Err(RegistryError {
+                code: "TAG_INVALID",
+                message,
+                ..
+            }) if message.contains("immutable") => {
                 return Err(ApiError::client("ImageTagAlreadyExistsException", message));
             }
             Err(e) if e.status < 500 => return Err(invalid(e.message)),
@@ -169,7 +281,10 @@ impl Ecr {
         if let Some(t) = tag {
             image_id["imageTag"] = json!(t);
         }
-        let (_, media, _) = self.registry.get_manifest(&scope, repo, &digest.to_string()).map_err(crate::registry_err)?;
+        let (_, media, _) = self
+            .registry
+            .get_manifest(&scope, repo, &digest.to_string())
+            .map_err(crate::registry_err)?;
         Ok(json!({"image": {
             "registryId": scope.account,
             "repositoryName": repo,

@@ -8,8 +8,8 @@ mod policy;
 use base64::Engine;
 use berth_registry::{Digest, Registry, RegistryError, Scope};
 use berth_store::{Cond, Op};
-use berth_wire::page::paginate;
 use berth_wire::model::LazyModel;
+use berth_wire::page::paginate;
 use berth_wire::{ApiError, ApiResult, Model, RequestContext, Service, ValidationCodes};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -41,13 +41,19 @@ pub(crate) fn scope(ctx: &RequestContext, input: &Value) -> ApiResult<Scope> {
             return Err(invalid(format!("Invalid parameter at 'registryId': the registry {id} does not belong to your account.")));
         }
     }
-    Ok(Scope { account: ctx.account.clone(), region: ctx.region.clone() })
+    Ok(Scope {
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+    })
 }
 
 fn repo_not_found(scope: &Scope, name: &str) -> ApiError {
     ApiError::client(
         "RepositoryNotFoundException",
-        format!("The repository with name '{name}' does not exist in the registry with id '{}'", scope.account),
+        format!(
+            "The repository with name '{name}' does not exist in the registry with id '{}'",
+            scope.account
+        ),
     )
 }
 
@@ -113,7 +119,10 @@ impl Service for Ecr {
 
 impl Ecr {
     pub(crate) fn repo(&self, scope: &Scope, name: &str) -> ApiResult<berth_store::Record> {
-        self.registry.store.get(&Registry::repo_key(scope, name)).ok_or_else(|| repo_not_found(scope, name))
+        self.registry
+            .store
+            .get(&Registry::repo_key(scope, name))
+            .ok_or_else(|| repo_not_found(scope, name))
     }
 
     fn create_repository(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
@@ -124,7 +133,11 @@ impl Ecr {
                 "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*''",
             ));
         }
-        let tags = input.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+        let tags = input
+            .get("tags")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         check_tags(&tags)?;
         let host = &self.registry.registry_host;
         let repo = json!({
@@ -139,11 +152,18 @@ impl Ecr {
             "tags": tags,
         });
         let k = Registry::repo_key(&scope, name);
-        match self.registry.store.txn(&[Cond::Absent(k.clone())], vec![Op::Put(k, repo.clone())]) {
+        match self
+            .registry
+            .store
+            .txn(&[Cond::Absent(k.clone())], vec![Op::Put(k, repo.clone())])
+        {
             Ok(_) => Ok(json!({"repository": render_repo(&repo)})),
             Err(berth_store::StoreError::Conflict(_)) => Err(ApiError::client(
                 "RepositoryAlreadyExistsException",
-                format!("The repository with name '{name}' already exists in the registry with id '{}'", scope.account),
+                format!(
+                    "The repository with name '{name}' already exists in the registry with id '{}'",
+                    scope.account
+                ),
             )),
             Err(e) => Err(ApiError::new(500, "ServerException", e.to_string())),
         }
@@ -154,7 +174,9 @@ impl Ecr {
         let names = input.get("repositoryNames").and_then(Value::as_array);
         if let Some(names) = names {
             if input.get("maxResults").is_some() || input.get("nextToken").is_some() {
-                return Err(invalid("maxResults and nextToken cannot be used with repositoryNames."));
+                return Err(invalid(
+                    "maxResults and nextToken cannot be used with repositoryNames.",
+                ));
             }
             let mut out = vec![];
             for n in names.iter().filter_map(Value::as_str) {
@@ -162,8 +184,20 @@ impl Ecr {
             }
             return Ok(json!({"repositories": out}));
         }
-        let repos: Vec<Value> = self.registry.repositories(&scope).into_iter().map(|r| render_repo(&r.value)).collect();
-        let page = paginate(repos, |r| str_of(r, "repositoryName").unwrap_or_default().to_string(), input, 1000, 1000, "InvalidParameterException")?;
+        let repos: Vec<Value> = self
+            .registry
+            .repositories(&scope)
+            .into_iter()
+            .map(|r| render_repo(&r.value))
+            .collect();
+        let page = paginate(
+            repos,
+            |r| str_of(r, "repositoryName").unwrap_or_default().to_string(),
+            input,
+            1000,
+            1000,
+            "InvalidParameterException",
+        )?;
         Ok(json!({"repositories": page.items, "nextToken": page.next_token}))
     }
 
@@ -178,16 +212,22 @@ impl Ecr {
                 format!("The repository with name '{name}' in registry with id '{}' cannot be deleted because it still contains images", scope.account),
             ));
         }
-        self.registry.delete_repository_records(&scope, name).map_err(registry_err)?;
+        self.registry
+            .delete_repository_records(&scope, name)
+            .map_err(registry_err)?;
 
         Ok(json!({"repository": render_repo(&repo.value)}))
     }
 
     fn get_authorization_token(&self, ctx: &RequestContext) -> ApiResult<Value> {
         let expires = self.registry.clock.now() + berth_registry::token::VALIDITY_SECS;
-        let token = berth_registry::token::issue(&self.registry.token_secret, &ctx.account, expires);
+        let token =
+            berth_registry::token::issue(&self.registry.token_secret, &ctx.account, expires);
         let encoded = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{token}"));
-        let scope = Scope { account: ctx.account.clone(), region: ctx.region.clone() };
+        let scope = Scope {
+            account: ctx.account.clone(),
+            region: ctx.region.clone(),
+        };
         Ok(json!({"authorizationData": [{
             "authorizationToken": encoded,
             "expiresAt": expires,
@@ -196,7 +236,12 @@ impl Ecr {
     }
 
     /// Images selected by `imageIds` (digest and/or tag), with failures for the rest.
-    fn select(&self, scope: &Scope, repo: &str, ids: &[Value]) -> (Vec<(berth_registry::Image, Value)>, Vec<Value>) {
+    fn select(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        ids: &[Value],
+    ) -> (Vec<(berth_registry::Image, Value)>, Vec<Value>) {
         let images = self.registry.images(scope, repo);
         let mut found = vec![];
         let mut failures = vec![];
@@ -212,7 +257,8 @@ impl Ecr {
                 continue;
             }
             let by_tag = tag.and_then(|t| images.iter().find(|i| i.tags.iter().any(|x| x == t)));
-            let by_digest = digest.and_then(|d| images.iter().find(|i| i.record["imageDigest"] == d));
+            let by_digest =
+                digest.and_then(|d| images.iter().find(|i| i.record["imageDigest"] == d));
             match (digest, tag, by_digest, by_tag) {
                 (Some(_), Some(_), Some(a), Some(b)) if a.record["imageDigest"] != b.record["imageDigest"] => {
                     failures.push(json!({"imageId": id, "failureCode": "ImageTagDoesNotMatchDigest", "failureReason": "Invalid request parameters: given tag does not map to the given digest"}));
@@ -232,7 +278,10 @@ impl Ecr {
         self.repo(&scope, name)?;
         let detail = |img: &berth_registry::Image| {
             let mut d = img.record.clone();
-            d.as_object_mut().map(|o| o.remove("subjectManifestDigest").map(|s| o.insert("subjectManifestDigest".into(), s)));
+            d.as_object_mut().map(|o| {
+                o.remove("subjectManifestDigest")
+                    .map(|s| o.insert("subjectManifestDigest".into(), s))
+            });
             if !img.tags.is_empty() {
                 d["imageTags"] = json!(img.tags);
             }
@@ -252,9 +301,14 @@ impl Ecr {
                     ),
                 ));
             }
-            return Ok(json!({"imageDetails": found.iter().map(|(i, _)| detail(i)).collect::<Vec<_>>()}));
+            return Ok(
+                json!({"imageDetails": found.iter().map(|(i, _)| detail(i)).collect::<Vec<_>>()}),
+            );
         }
-        let status = input.pointer("/filter/tagStatus").and_then(Value::as_str).unwrap_or("ANY");
+        let status = input
+            .pointer("/filter/tagStatus")
+            .and_then(Value::as_str)
+            .unwrap_or("ANY");
         let details: Vec<Value> = self
             .registry
             .images(&scope, name)
@@ -266,7 +320,14 @@ impl Ecr {
             })
             .map(detail)
             .collect();
-        let page = paginate(details, |d| str_of(d, "imageDigest").unwrap_or_default().to_string(), input, 100, 1000, "InvalidParameterException")?;
+        let page = paginate(
+            details,
+            |d| str_of(d, "imageDigest").unwrap_or_default().to_string(),
+            input,
+            100,
+            1000,
+            "InvalidParameterException",
+        )?;
         Ok(json!({"imageDetails": page.items, "nextToken": page.next_token}))
     }
 
@@ -274,7 +335,10 @@ impl Ecr {
         let scope = scope(ctx, input)?;
         let name = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, name)?;
-        let status = input.pointer("/filter/tagStatus").and_then(Value::as_str).unwrap_or("ANY");
+        let status = input
+            .pointer("/filter/tagStatus")
+            .and_then(Value::as_str)
+            .unwrap_or("ANY");
         let mut ids = vec![];
         for img in self.registry.images(&scope, name) {
             let d = img.record["imageDigest"].clone();
@@ -290,7 +354,13 @@ impl Ecr {
         }
         let page = paginate(
             ids,
-            |i| format!("{}/{}", str_of(i, "imageDigest").unwrap_or_default(), str_of(i, "imageTag").unwrap_or_default()),
+            |i| {
+                format!(
+                    "{}/{}",
+                    str_of(i, "imageDigest").unwrap_or_default(),
+                    str_of(i, "imageTag").unwrap_or_default()
+                )
+            },
             input,
             100,
             1000,
@@ -303,7 +373,11 @@ impl Ecr {
         let scope = scope(ctx, input)?;
         let name = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, name)?;
-        let ids = input.get("imageIds").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ids = input
+            .get("imageIds")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let (found, failures) = self.select(&scope, name, &ids);
         let accepted: Vec<&str> = input
             .get("acceptedMediaTypes")
@@ -314,7 +388,10 @@ impl Ecr {
         let mut failures = failures;
         for (img, id) in found {
             let digest = str_of(&img.record, "imageDigest").unwrap_or_default();
-            let (_, media, bytes) = self.registry.get_manifest(&scope, name, digest).map_err(registry_err)?;
+            let (_, media, bytes) = self
+                .registry
+                .get_manifest(&scope, name, digest)
+                .map_err(registry_err)?;
             if !accepted.is_empty() && !accepted.contains(&media.as_str()) {
                 failures.push(json!({"imageId": id, "failureCode": "UnsupportedImageType", "failureReason": format!("The image's manifest media type {media} is not among the accepted media types")}));
                 continue;
@@ -338,19 +415,29 @@ impl Ecr {
         let scope = scope(ctx, input)?;
         let name = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, name)?;
-        let ids = input.get("imageIds").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ids = input
+            .get("imageIds")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let (found, mut failures) = self.select(&scope, name, &ids);
         // An image an index (manifest list) still lists cannot go unless the index goes too.
         let all = self.registry.images(&scope, name);
         let children = self.registry.index_children(&all);
         let removing: HashSet<String> = found
             .iter()
-            .filter(|(img, id)| str_of(id, "imageTag").is_none() || img.tags.len() <= 1 || str_of(id, "imageDigest").is_some())
+            .filter(|(img, id)| {
+                str_of(id, "imageTag").is_none()
+                    || img.tags.len() <= 1
+                    || str_of(id, "imageDigest").is_some()
+            })
             .filter_map(|(img, _)| str_of(&img.record, "imageDigest").map(str::to_string))
             .collect();
         let mut deleted = vec![];
         for (img, id) in found {
-            let digest = str_of(&img.record, "imageDigest").unwrap_or_default().to_string();
+            let digest = str_of(&img.record, "imageDigest")
+                .unwrap_or_default()
+                .to_string();
             let parents: Vec<&String> = children
                 .iter()
                 .filter(|(parent, kids)| !removing.contains(*parent) && kids.contains(&digest))
@@ -367,7 +454,9 @@ impl Ecr {
             match str_of(&id, "imageTag") {
                 // Deleting by tag removes the tag; the image goes with its last tag, as in ECR.
                 Some(tag) if img.tags.len() > 1 && str_of(&id, "imageDigest").is_none() => {
-                    self.registry.delete_manifest(&scope, name, tag).map_err(registry_err)?;
+                    self.registry
+                        .delete_manifest(&scope, name, tag)
+                        .map_err(registry_err)?;
                     deleted.push(json!({"imageDigest": digest, "imageTag": tag}));
                 }
                 _ => {
@@ -400,7 +489,10 @@ impl Ecr {
         repo["imageTagMutability"] = json!(m);
         self.registry
             .store
-            .txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), repo)])
+            .txn(
+                &[Cond::Revision(r.key.clone(), r.revision)],
+                vec![Op::Put(r.key.clone(), repo)],
+            )
             .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
         Ok(json!({"registryId": scope.account, "repositoryName": name, "imageTagMutability": m}))
     }
@@ -423,14 +515,23 @@ pub(crate) fn check_tags(tags: &[Value]) -> ApiResult<()> {
     for t in tags {
         let k = str_of(t, "Key").unwrap_or_default();
         if k.is_empty() || !keys.insert(k.to_string()) {
-            return Err(ApiError::client("InvalidTagParameterException", "Tag keys must be unique and not empty."));
+            return Err(ApiError::client(
+                "InvalidTagParameterException",
+                "Tag keys must be unique and not empty.",
+            ));
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            return Err(ApiError::client("InvalidTagParameterException", "Tag keys that begin with 'aws:' are reserved."));
+            return Err(ApiError::client(
+                "InvalidTagParameterException",
+                "Tag keys that begin with 'aws:' are reserved.",
+            ));
         }
     }
     if tags.len() > 50 {
-        return Err(ApiError::client("TooManyTagsException", "A repository can have at most 50 tags."));
+        return Err(ApiError::client(
+            "TooManyTagsException",
+            "A repository can have at most 50 tags.",
+        ));
     }
     Ok(())
 }

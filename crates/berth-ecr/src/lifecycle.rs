@@ -30,7 +30,10 @@ pub(crate) fn lifecycle_key(scope: &Scope, repo: &str) -> String {
 }
 
 fn preview_key(scope: &Scope, repo: &str) -> String {
-    format!("/{}/{}/ecr/lifecycle-preview/{repo}", scope.account, scope.region)
+    format!(
+        "/{}/{}/ecr/lifecycle-preview/{repo}",
+        scope.account, scope.region
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,9 +73,13 @@ impl PolicyError {
     fn api(self, operation: &str) -> ApiError {
         match self {
             PolicyError::Invalid(m) => invalid(m),
-            PolicyError::NotImplemented(what) => {
-                ApiError::new(501, "NotImplemented", format!("{operation}: lifecycle rules with {what} are not implemented in Berth yet"))
-            }
+            PolicyError::NotImplemented(what) => ApiError::new(
+                501,
+                "NotImplemented",
+                format!(
+                    "{operation}: lifecycle rules with {what} are not implemented in Berth yet"
+                ),
+            ),
         }
     }
 }
@@ -103,19 +110,40 @@ fn want<'a>(v: &'a Value, ty: &str) -> Result<&'a Value, PolicyError> {
     if json_type(v) == ty {
         Ok(v)
     } else {
-        Err(fail(format!("instance type ({}) does not match any allowed primitive type (allowed: [\"{ty}\"])", json_type(v))))
+        Err(fail(format!(
+            "instance type ({}) does not match any allowed primitive type (allowed: [\"{ty}\"])",
+            json_type(v)
+        )))
     }
 }
 
-fn object<'a>(v: &'a Value, required: &[&str], allowed: &[&str]) -> Result<&'a Map<String, Value>, PolicyError> {
+fn object<'a>(
+    v: &'a Value,
+    required: &[&str],
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, PolicyError> {
     let o = want(v, "object")?.as_object().expect("an object");
-    let missing: Vec<&str> = required.iter().copied().filter(|k| !o.contains_key(*k)).collect();
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|k| !o.contains_key(*k))
+        .collect();
     if !missing.is_empty() {
-        return Err(fail(format!("object has missing required properties ({})", names(&missing))));
+        return Err(fail(format!(
+            "object has missing required properties ({})",
+            names(&missing)
+        )));
     }
-    let extra: Vec<&str> = o.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
+    let extra: Vec<&str> = o
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
     if !extra.is_empty() {
-        return Err(fail(format!("object instance has properties which are not allowed by the schema: ({})", names(&extra))));
+        return Err(fail(format!(
+            "object instance has properties which are not allowed by the schema: ({})",
+            names(&extra)
+        )));
     }
     Ok(o)
 }
@@ -125,14 +153,19 @@ fn one_of<'a>(v: &'a Value, values: &[&str]) -> Result<&'a str, PolicyError> {
     if values.contains(&s) {
         Ok(s)
     } else {
-        Err(fail(format!("instance value ({v}) not found in enum (possible values: {})", names(values))))
+        Err(fail(format!(
+            "instance value ({v}) not found in enum (possible values: {})",
+            names(values)
+        )))
     }
 }
 
 fn positive(v: &Value) -> Result<i64, PolicyError> {
     let n = want(v, "integer")?.as_i64().unwrap_or(i64::MAX);
     if n < 1 {
-        return Err(fail(format!("numeric instance is lower than the required minimum (minimum: 1, found: {n})")));
+        return Err(fail(format!(
+            "numeric instance is lower than the required minimum (minimum: 1, found: {n})"
+        )));
     }
     Ok(n)
 }
@@ -140,13 +173,17 @@ fn positive(v: &Value) -> Result<i64, PolicyError> {
 fn strings(v: &Value) -> Result<Vec<String>, PolicyError> {
     let a = want(v, "array")?.as_array().expect("an array");
     if a.is_empty() {
-        return Err(fail("array is too short: must have at least 1 elements but instance has 0 elements"));
+        return Err(fail(
+            "array is too short: must have at least 1 elements but instance has 0 elements",
+        ));
     }
     a.iter()
         .map(|s| {
             let s = want(s, "string")?.as_str().expect("a string");
             if s.is_empty() {
-                return Err(fail("string \"\" is too short (length: 0, required minimum: 1)"));
+                return Err(fail(
+                    "string \"\" is too short (length: 0, required minimum: 1)",
+                ));
             }
             Ok(s.to_string())
         })
@@ -155,16 +192,23 @@ fn strings(v: &Value) -> Result<Vec<String>, PolicyError> {
 
 /// Parse and validate a lifecycle policy document; its rules in priority order.
 pub fn parse_policy(text: &str) -> Result<Vec<Rule>, PolicyError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| fail(format!("the policy is not valid JSON ({e})")))?;
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| fail(format!("the policy is not valid JSON ({e})")))?;
     let top = object(&v, &["rules"], &["rules"])?;
     let list = want(&top["rules"], "array")?.as_array().expect("an array");
     if list.is_empty() {
-        return Err(fail("array is too short: must have at least 1 elements but instance has 0 elements"));
+        return Err(fail(
+            "array is too short: must have at least 1 elements but instance has 0 elements",
+        ));
     }
     let mut rules = vec![];
     let mut unsupported: Option<String> = None;
     for r in list {
-        let o = object(r, &["rulePriority", "selection", "action"], &["rulePriority", "description", "selection", "action"])?;
+        let o = object(
+            r,
+            &["rulePriority", "selection", "action"],
+            &["rulePriority", "description", "selection", "action"],
+        )?;
         let priority = positive(&o["rulePriority"])?;
         if let Some(d) = o.get("description") {
             want(d, "string")?;
@@ -172,18 +216,43 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, PolicyError> {
         let sel = object(
             &o["selection"],
             &["tagStatus", "countType", "countNumber"],
-            &["tagStatus", "tagPrefixList", "tagPatternList", "countType", "countUnit", "countNumber", "storageClass"],
+            &[
+                "tagStatus",
+                "tagPrefixList",
+                "tagPatternList",
+                "countType",
+                "countUnit",
+                "countNumber",
+                "storageClass",
+            ],
         )?;
         let tag_status = one_of(&sel["tagStatus"], &["tagged", "untagged", "any"])?;
         let prefixes = sel.get("tagPrefixList").map(strings).transpose()?;
         let patterns = sel.get("tagPatternList").map(strings).transpose()?;
-        let count_type = one_of(&sel["countType"], &["imageCountMoreThan", "sinceImagePushed", "sinceImagePulled", "sinceImageTransitioned"])?;
-        let count_unit = sel.get("countUnit").map(|u| one_of(u, &["days"])).transpose()?;
+        let count_type = one_of(
+            &sel["countType"],
+            &[
+                "imageCountMoreThan",
+                "sinceImagePushed",
+                "sinceImagePulled",
+                "sinceImageTransitioned",
+            ],
+        )?;
+        let count_unit = sel
+            .get("countUnit")
+            .map(|u| one_of(u, &["days"]))
+            .transpose()?;
         let count = positive(&sel["countNumber"])?;
-        let storage_class = sel.get("storageClass").map(|s| one_of(s, &["standard", "archive"])).transpose()?;
+        let storage_class = sel
+            .get("storageClass")
+            .map(|s| one_of(s, &["standard", "archive"]))
+            .transpose()?;
         let action = object(&o["action"], &["type"], &["type", "targetStorageClass"])?;
         let action_type = one_of(&action["type"], &["expire", "transition"])?;
-        let target = action.get("targetStorageClass").map(|t| one_of(t, &["archive"])).transpose()?;
+        let target = action
+            .get("targetStorageClass")
+            .map(|t| one_of(t, &["archive"]))
+            .transpose()?;
 
         match (tag_status, &prefixes, &patterns) {
             ("tagged", None, None) => return Err(fail("tagPrefixList or tagPatternList must be specified when tagStatus is 'tagged'")),
@@ -196,17 +265,35 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, PolicyError> {
         }
         for p in patterns.iter().flatten() {
             if p.matches('*').count() > 4 {
-                return Err(fail(format!("the tagPatternList entry '{p}' has more than 4 wildcards (*)")));
+                return Err(fail(format!(
+                    "the tagPatternList entry '{p}' has more than 4 wildcards (*)"
+                )));
             }
         }
         match (count_type, count_unit) {
-            ("imageCountMoreThan", Some(_)) => return Err(fail("countUnit can only be specified when countType is 'sinceImagePushed'")),
+            ("imageCountMoreThan", Some(_)) => {
+                return Err(fail(
+                    "countUnit can only be specified when countType is 'sinceImagePushed'",
+                ))
+            }
             ("imageCountMoreThan", None) | (_, Some(_)) => {}
-            (_, None) => return Err(fail("object has missing required properties ([\"countUnit\"])")),
+            (_, None) => {
+                return Err(fail(
+                    "object has missing required properties ([\"countUnit\"])",
+                ))
+            }
         }
         match (action_type, target) {
-            ("transition", None) => return Err(fail("object has missing required properties ([\"targetStorageClass\"])")),
-            ("expire", Some(_)) => return Err(fail("targetStorageClass can only be specified when the action type is 'transition'")),
+            ("transition", None) => {
+                return Err(fail(
+                    "object has missing required properties ([\"targetStorageClass\"])",
+                ))
+            }
+            ("expire", Some(_)) => {
+                return Err(fail(
+                    "targetStorageClass can only be specified when the action type is 'transition'",
+                ))
+            }
             _ => {}
         }
         if unsupported.is_none() {
@@ -229,7 +316,11 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, PolicyError> {
             },
             prefixes: prefixes.unwrap_or_default(),
             patterns: patterns.unwrap_or_default(),
-            count_type: if count_type == "imageCountMoreThan" { CountType::ImageCountMoreThan } else { CountType::SinceImagePushed },
+            count_type: if count_type == "imageCountMoreThan" {
+                CountType::ImageCountMoreThan
+            } else {
+                CountType::SinceImagePushed
+            },
             count,
         });
     }
@@ -238,10 +329,18 @@ pub fn parse_policy(text: &str) -> Result<Vec<Rule>, PolicyError> {
         return Err(fail(format!("rulePriority {} is used by more than one rule; each rule must have a unique rulePriority", w[0].priority)));
     }
     let highest = rules.last().map(|r| r.priority).unwrap_or_default();
-    if let Some(r) = rules.iter().find(|r| r.tag_status == TagStatus::Any && r.priority != highest) {
+    if let Some(r) = rules
+        .iter()
+        .find(|r| r.tag_status == TagStatus::Any && r.priority != highest)
+    {
         return Err(fail(format!("the rule with rulePriority {} has tagStatus 'any' and must have the highest rulePriority", r.priority)));
     }
-    if rules.iter().filter(|r| r.tag_status == TagStatus::Untagged).count() > 1 {
+    if rules
+        .iter()
+        .filter(|r| r.tag_status == TagStatus::Untagged)
+        .count()
+        > 1
+    {
         return Err(fail("only one rule can select untagged images"));
     }
     if let Some(what) = unsupported {
@@ -283,8 +382,14 @@ impl Rule {
             TagStatus::Untagged => tags.is_empty(),
             TagStatus::Tagged => {
                 !tags.is_empty()
-                    && self.prefixes.iter().all(|p| tags.iter().any(|t| t.starts_with(p.as_str())))
-                    && self.patterns.iter().all(|p| tags.iter().any(|t| wildcard_match(p, t)))
+                    && self
+                        .prefixes
+                        .iter()
+                        .all(|p| tags.iter().any(|t| t.starts_with(p.as_str())))
+                    && self
+                        .patterns
+                        .iter()
+                        .all(|p| tags.iter().any(|t| wildcard_match(p, t)))
             }
         }
     }
@@ -309,19 +414,40 @@ fn pushed_at(i: &Image) -> f64 {
 
 /// The images `rules` expire, in digest order. `children` maps an index's digest to the
 /// manifests it references; `now` is the clock's time in seconds.
-pub fn evaluate(rules: &[Rule], images: &[Image], children: &HashMap<String, Vec<String>>, now: f64) -> Vec<Expiring> {
+pub fn evaluate(
+    rules: &[Rule],
+    images: &[Image],
+    children: &HashMap<String, Vec<String>>,
+    now: f64,
+) -> Vec<Expiring> {
     let mut newest_first: Vec<&Image> = images.iter().collect();
-    newest_first.sort_by(|a, b| pushed_at(b).total_cmp(&pushed_at(a)).then_with(|| digest_of(a).cmp(digest_of(b))));
+    newest_first.sort_by(|a, b| {
+        pushed_at(b)
+            .total_cmp(&pushed_at(a))
+            .then_with(|| digest_of(a).cmp(digest_of(b)))
+    });
     let mut rules: Vec<&Rule> = rules.iter().collect();
     rules.sort_by_key(|r| r.priority);
     // Images some earlier rule selected by tag: later rules count them but never expire them.
     let mut selected_before: HashSet<&str> = HashSet::new();
     let mut expiring: HashMap<&str, i64> = HashMap::new();
     for rule in rules {
-        let matched: Vec<&Image> = newest_first.iter().copied().filter(|i| rule.selects(&i.tags)).collect();
+        let matched: Vec<&Image> = newest_first
+            .iter()
+            .copied()
+            .filter(|i| rule.selects(&i.tags))
+            .collect();
         let expired: Vec<&Image> = match rule.count_type {
-            CountType::ImageCountMoreThan => matched.iter().copied().skip(usize::try_from(rule.count).unwrap_or(usize::MAX)).collect(),
-            CountType::SinceImagePushed => matched.iter().copied().filter(|i| now - pushed_at(i) > rule.count as f64 * 86_400.0).collect(),
+            CountType::ImageCountMoreThan => matched
+                .iter()
+                .copied()
+                .skip(usize::try_from(rule.count).unwrap_or(usize::MAX))
+                .collect(),
+            CountType::SinceImagePushed => matched
+                .iter()
+                .copied()
+                .filter(|i| now - pushed_at(i) > rule.count as f64 * 86_400.0)
+                .collect(),
         };
         for i in expired {
             if !selected_before.contains(digest_of(i)) {
@@ -335,7 +461,13 @@ pub fn evaluate(rules: &[Rule], images: &[Image], children: &HashMap<String, Vec
         let kept_children: HashSet<&str> = images
             .iter()
             .filter(|i| !expiring.contains_key(digest_of(i)))
-            .flat_map(|i| children.get(digest_of(i)).into_iter().flatten().map(String::as_str))
+            .flat_map(|i| {
+                children
+                    .get(digest_of(i))
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str)
+            })
             .collect();
         let before = expiring.len();
         expiring.retain(|d, _| !kept_children.contains(d));
@@ -361,24 +493,44 @@ pub fn evaluate(rules: &[Rule], images: &[Image], children: &HashMap<String, Vec
 /// What `rules` would expire in `repo` now.
 fn expiring_now(registry: &Registry, scope: &Scope, repo: &str, rules: &[Rule]) -> Vec<Expiring> {
     let images = registry.images(scope, repo);
-    evaluate(rules, &images, &registry.index_children(&images), registry.clock.now())
+    evaluate(
+        rules,
+        &images,
+        &registry.index_children(&images),
+        registry.clock.now(),
+    )
 }
 
 /// Enforce `repo`'s lifecycle policy now: delete the images it expires (with their tags)
 /// and record lastEvaluatedAt. Returns the expired digests. Their blobs go at the next
 /// garbage collection (`berth_registry::gc`).
-pub fn apply_lifecycle(registry: &Registry, scope: &Scope, repo: &str) -> Result<Vec<String>, RegistryError> {
+pub fn apply_lifecycle(
+    registry: &Registry,
+    scope: &Scope,
+    repo: &str,
+) -> Result<Vec<String>, RegistryError> {
     apply_lifecycle_settled(registry, scope, repo, 0.0)
 }
 
 /// `apply_lifecycle`, but an untagged image pushed less than `settle_secs` ago is left for
 /// a later pass: it may be a child manifest of an index still being pushed. (ECR itself
 /// expires within 24 hours, so a later pass is still on time.)
-pub fn apply_lifecycle_settled(registry: &Registry, scope: &Scope, repo: &str, settle_secs: f64) -> Result<Vec<String>, RegistryError> {
+pub fn apply_lifecycle_settled(
+    registry: &Registry,
+    scope: &Scope,
+    repo: &str,
+    settle_secs: f64,
+) -> Result<Vec<String>, RegistryError> {
     let k = lifecycle_key(scope, repo);
-    let Some(rec) = registry.store.get(&k) else { return Ok(vec![]) };
+    let Some(rec) = registry.store.get(&k) else {
+        return Ok(vec![]);
+    };
     registry.repository(scope, repo)?;
-    let rules = match parse_policy(rec.value["lifecyclePolicyText"].as_str().unwrap_or_default()) {
+    let rules = match parse_policy(
+        rec.value["lifecyclePolicyText"]
+            .as_str()
+            .unwrap_or_default(),
+    ) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(repo, error = ?e, "stored lifecycle policy no longer parses; not applying it");
@@ -403,7 +555,10 @@ pub fn apply_lifecycle_settled(registry: &Registry, scope: &Scope, repo: &str, s
     let mut v = (*rec.value).clone();
     v["lastEvaluatedAt"] = json!(now);
     // A policy changed meanwhile is evaluated again by the controller; keep its record as is.
-    match registry.store.txn(&[Cond::Revision(k.clone(), rec.revision)], vec![Op::Put(k, v)]) {
+    match registry.store.txn(
+        &[Cond::Revision(k.clone(), rec.revision)],
+        vec![Op::Put(k, v)],
+    ) {
         Ok(_) | Err(StoreError::Conflict(_)) => {}
         Err(e) => return Err(e.into()),
     }
@@ -424,7 +579,10 @@ pub struct ControllerOptions {
 
 impl Default for ControllerOptions {
     fn default() -> Self {
-        ControllerOptions { interval: Duration::from_secs(60), gc_grace_secs: gc::DEFAULT_GRACE_SECS }
+        ControllerOptions {
+            interval: Duration::from_secs(60),
+            gc_grace_secs: gc::DEFAULT_GRACE_SECS,
+        }
     }
 }
 
@@ -432,7 +590,11 @@ impl Default for ControllerOptions {
 fn lifecycle_parts(key: &str) -> Option<(String, String, String)> {
     let mut p = key.strip_prefix('/')?.splitn(4, '/');
     let (account, region) = (p.next()?, p.next()?);
-    let repo = p.next().filter(|s| *s == "ecr").and(p.next())?.strip_prefix("lifecycle/")?;
+    let repo = p
+        .next()
+        .filter(|s| *s == "ecr")
+        .and(p.next())?
+        .strip_prefix("lifecycle/")?;
     Some((account.into(), region.into(), repo.into()))
 }
 
@@ -440,8 +602,16 @@ fn lifecycle_parts(key: &str) -> Option<(String, String, String)> {
 fn image_parts(key: &str) -> Option<(String, String, String)> {
     let mut p = key.strip_prefix('/')?.splitn(4, '/');
     let (account, region) = (p.next()?, p.next()?);
-    let rest = p.next().filter(|s| *s == "ecr").and(p.next())?.strip_prefix("image/")?;
-    Some((account.into(), region.into(), rest.rsplit_once('/')?.0.into()))
+    let rest = p
+        .next()
+        .filter(|s| *s == "ecr")
+        .and(p.next())?
+        .strip_prefix("image/")?;
+    Some((
+        account.into(),
+        region.into(),
+        rest.rsplit_once('/')?.0.into(),
+    ))
 }
 
 type Due = HashSet<(String, String, String)>;
@@ -449,7 +619,10 @@ type Due = HashSet<(String, String, String)>;
 /// Start the controller: it applies a repository's policy when the policy is put or
 /// changed and when an image is pushed to it, and every `interval` applies every policy
 /// and collects garbage. Collection also follows any pass that expired images.
-pub fn spawn_controller(registry: Arc<Registry>, opts: ControllerOptions) -> tokio::task::JoinHandle<()> {
+pub fn spawn_controller(
+    registry: Arc<Registry>,
+    opts: ControllerOptions,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         let mut events = registry.store.watch();
@@ -481,7 +654,8 @@ pub fn spawn_controller(registry: Arc<Registry>, opts: ControllerOptions) -> tok
             }
             let reg = registry.clone();
             let grace = opts.gc_grace_secs;
-            if let Err(e) = tokio::task::spawn_blocking(move || pass(&reg, full, due, grace)).await {
+            if let Err(e) = tokio::task::spawn_blocking(move || pass(&reg, full, due, grace)).await
+            {
                 tracing::error!(error = %e, "lifecycle pass failed");
             }
         }
@@ -492,7 +666,10 @@ fn note(registry: &Registry, e: &Event, seen: &mut HashMap<String, String>, due:
     if let Some(parts) = lifecycle_parts(&e.key) {
         match (&e.kind, registry.store.get(&e.key)) {
             (EventKind::Put, Some(r)) => {
-                let text = r.value["lifecyclePolicyText"].as_str().unwrap_or_default().to_string();
+                let text = r.value["lifecyclePolicyText"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if seen.get(&e.key) != Some(&text) {
                     seen.insert(e.key.clone(), text);
                     due.insert(parts);
@@ -503,7 +680,10 @@ fn note(registry: &Registry, e: &Event, seen: &mut HashMap<String, String>, due:
             }
         }
     } else if let (EventKind::Put, Some((account, region, repo))) = (&e.kind, image_parts(&e.key)) {
-        let scope = Scope { account: account.clone(), region: region.clone() };
+        let scope = Scope {
+            account: account.clone(),
+            region: region.clone(),
+        };
         if registry.store.get(&lifecycle_key(&scope, &repo)).is_some() {
             due.insert((account, region, repo));
         }
@@ -514,7 +694,13 @@ fn note(registry: &Registry, e: &Event, seen: &mut HashMap<String, String>, due:
 /// garbage if anything expired or on a full pass.
 fn pass(registry: &Registry, full: bool, mut due: Due, gc_grace_secs: f64) {
     if full {
-        due.extend(registry.store.list("/").iter().filter_map(|r| lifecycle_parts(&r.key)));
+        due.extend(
+            registry
+                .store
+                .list("/")
+                .iter()
+                .filter_map(|r| lifecycle_parts(&r.key)),
+        );
     }
     let mut expired = 0;
     for (account, region, repo) in due {
@@ -522,7 +708,9 @@ fn pass(registry: &Registry, full: bool, mut due: Due, gc_grace_secs: f64) {
         match apply_lifecycle_settled(registry, &scope, &repo, gc_grace_secs) {
             Ok(d) => expired += d.len(),
             Err(e) if e.status == 404 => {}
-            Err(e) => tracing::warn!(repo, error = %e.message, "applying the lifecycle policy failed"),
+            Err(e) => {
+                tracing::warn!(repo, error = %e.message, "applying the lifecycle policy failed")
+            }
         }
     }
     if full || expired > 0 {
@@ -548,7 +736,11 @@ impl Ecr {
         }
     }
 
-    pub(crate) fn put_lifecycle_policy(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn put_lifecycle_policy(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
@@ -557,19 +749,36 @@ impl Ecr {
         // Only while the repository stands as it was checked: a policy never outlives it.
         for _ in 0..8 {
             let r = self.repo(&scope, repo)?;
-            let ops = vec![Op::Put(lifecycle_key(&scope, repo), json!({"lifecyclePolicyText": text}))];
+            let ops = vec![Op::Put(
+                lifecycle_key(&scope, repo),
+                json!({"lifecyclePolicyText": text}),
+            )];
             if self.write_lifecycle(&[Cond::Revision(r.key.clone(), r.revision)], ops)? {
-                return Ok(json!({"registryId": scope.account, "repositoryName": repo, "lifecyclePolicyText": text}));
+                return Ok(
+                    json!({"registryId": scope.account, "repositoryName": repo, "lifecyclePolicyText": text}),
+                );
             }
         }
-        Err(ApiError::new(500, "ServerException", "The repository is being modified concurrently; try again."))
+        Err(ApiError::new(
+            500,
+            "ServerException",
+            "The repository is being modified concurrently; try again.",
+        ))
     }
 
-    pub(crate) fn get_lifecycle_policy(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn get_lifecycle_policy(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
-        let r = self.registry.store.get(&lifecycle_key(&scope, repo)).ok_or_else(|| policy_not_found(&scope, repo))?;
+        let r = self
+            .registry
+            .store
+            .get(&lifecycle_key(&scope, repo))
+            .ok_or_else(|| policy_not_found(&scope, repo))?;
         Ok(json!({
             "registryId": scope.account,
             "repositoryName": repo,
@@ -578,13 +787,24 @@ impl Ecr {
         }))
     }
 
-    pub(crate) fn delete_lifecycle_policy(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn delete_lifecycle_policy(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
         for _ in 0..8 {
-            let r = self.registry.store.get(&lifecycle_key(&scope, repo)).ok_or_else(|| policy_not_found(&scope, repo))?;
-            if self.write_lifecycle(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Delete(r.key.clone())])? {
+            let r = self
+                .registry
+                .store
+                .get(&lifecycle_key(&scope, repo))
+                .ok_or_else(|| policy_not_found(&scope, repo))?;
+            if self.write_lifecycle(
+                &[Cond::Revision(r.key.clone(), r.revision)],
+                vec![Op::Delete(r.key.clone())],
+            )? {
                 return Ok(json!({
                     "registryId": scope.account,
                     "repositoryName": repo,
@@ -593,19 +813,34 @@ impl Ecr {
                 }));
             }
         }
-        Err(ApiError::new(500, "ServerException", "The lifecycle policy is being modified concurrently; try again."))
+        Err(ApiError::new(
+            500,
+            "ServerException",
+            "The lifecycle policy is being modified concurrently; try again.",
+        ))
     }
 
     /// The preview runs at once: the result is stored COMPLETE before the call returns.
-    pub(crate) fn start_lifecycle_policy_preview(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn start_lifecycle_policy_preview(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         let r = self.repo(&scope, repo)?;
         let text = match str_of(input, "lifecyclePolicyText") {
             Some(t) => t.to_string(),
             None => {
-                let p = self.registry.store.get(&lifecycle_key(&scope, repo)).ok_or_else(|| policy_not_found(&scope, repo))?;
-                p.value["lifecyclePolicyText"].as_str().unwrap_or_default().to_string()
+                let p = self
+                    .registry
+                    .store
+                    .get(&lifecycle_key(&scope, repo))
+                    .ok_or_else(|| policy_not_found(&scope, repo))?;
+                p.value["lifecyclePolicyText"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
             }
         };
         let rules = parse_policy(&text).map_err(|e| e.api("StartLifecyclePolicyPreview"))?;
@@ -631,19 +866,35 @@ impl Ecr {
             "previewResults": results,
             "summary": {"expiringImageTotalCount": results.len()},
         });
-        if !self.write_lifecycle(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(preview_key(&scope, repo), preview)])? {
-            return Err(ApiError::new(500, "ServerException", "The repository is being modified concurrently; try again."));
+        if !self.write_lifecycle(
+            &[Cond::Revision(r.key.clone(), r.revision)],
+            vec![Op::Put(preview_key(&scope, repo), preview)],
+        )? {
+            return Err(ApiError::new(
+                500,
+                "ServerException",
+                "The repository is being modified concurrently; try again.",
+            ));
         }
-        Ok(json!({"registryId": scope.account, "repositoryName": repo, "lifecyclePolicyText": text, "status": "COMPLETE"}))
+        Ok(
+            json!({"registryId": scope.account, "repositoryName": repo, "lifecyclePolicyText": text, "status": "COMPLETE"}),
+        )
     }
 
-    pub(crate) fn get_lifecycle_policy_preview(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn get_lifecycle_policy_preview(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let scope = scope(ctx, input)?;
         let repo = str_of(input, "repositoryName").unwrap_or_default();
         self.repo(&scope, repo)?;
         let ids = input.get("imageIds").and_then(Value::as_array);
-        if ids.is_some() && (input.get("maxResults").is_some() || input.get("nextToken").is_some()) {
-            return Err(invalid("maxResults and nextToken cannot be used with imageIds."));
+        if ids.is_some() && (input.get("maxResults").is_some() || input.get("nextToken").is_some())
+        {
+            return Err(invalid(
+                "maxResults and nextToken cannot be used with imageIds.",
+            ));
         }
         let p = self.registry.store.get(&preview_key(&scope, repo)).ok_or_else(|| {
             ApiError::client(
@@ -651,13 +902,21 @@ impl Ecr {
                 format!("Lifecycle policy preview does not exist for the repository with name '{repo}' in the registry with id '{}'", scope.account),
             )
         })?;
-        let status = input.pointer("/filter/tagStatus").and_then(Value::as_str).unwrap_or("ANY");
+        let status = input
+            .pointer("/filter/tagStatus")
+            .and_then(Value::as_str)
+            .unwrap_or("ANY");
         let results: Vec<Value> = p.value["previewResults"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|r| {
-                let tags: Vec<&str> = r["imageTags"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let tags: Vec<&str> = r["imageTags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 let by_status = match status {
                     "TAGGED" => !tags.is_empty(),
                     "UNTAGGED" => tags.is_empty(),
@@ -665,7 +924,8 @@ impl Ecr {
                 };
                 let by_id = ids.is_none_or(|ids| {
                     ids.iter().any(|id| {
-                        str_of(id, "imageDigest").is_none_or(|d| r["imageDigest"] == d) && str_of(id, "imageTag").is_none_or(|t| tags.contains(&t))
+                        str_of(id, "imageDigest").is_none_or(|d| r["imageDigest"] == d)
+                            && str_of(id, "imageTag").is_none_or(|t| tags.contains(&t))
                             && (id.get("imageDigest").is_some() || id.get("imageTag").is_some())
                     })
                 });
@@ -673,7 +933,14 @@ impl Ecr {
             })
             .cloned()
             .collect();
-        let page = paginate(results, |r| str_of(r, "imageDigest").unwrap_or_default().to_string(), input, 100, 100, "InvalidParameterException")?;
+        let page = paginate(
+            results,
+            |r| str_of(r, "imageDigest").unwrap_or_default().to_string(),
+            input,
+            100,
+            100,
+            "InvalidParameterException",
+        )?;
         Ok(json!({
             "registryId": scope.account,
             "repositoryName": repo,
@@ -695,7 +962,12 @@ mod tests {
 
     const DAY_MS: i64 = 86_400_000;
 
-    fn rule(priority: i64, status: &str, list: Option<(&str, &[&str])>, count: (&str, i64)) -> Value {
+    fn rule(
+        priority: i64,
+        status: &str,
+        list: Option<(&str, &[&str])>,
+        count: (&str, i64),
+    ) -> Value {
         let mut sel = json!({"tagStatus": status, "countType": count.0, "countNumber": count.1});
         if let Some((k, v)) = list {
             sel[k] = json!(v);
@@ -726,11 +998,24 @@ mod tests {
         let rules = parse_policy(&policy(&[
             rule(10, "any", None, ("imageCountMoreThan", 100)),
             rule(1, "untagged", None, ("sinceImagePushed", 14)),
-            rule(5, "tagged", Some(("tagPatternList", &["*test*1*2*3", "prod-*"])), ("imageCountMoreThan", 3)),
-            rule(3, "tagged", Some(("tagPrefixList", &["v"])), ("imageCountMoreThan", 2)),
+            rule(
+                5,
+                "tagged",
+                Some(("tagPatternList", &["*test*1*2*3", "prod-*"])),
+                ("imageCountMoreThan", 3),
+            ),
+            rule(
+                3,
+                "tagged",
+                Some(("tagPrefixList", &["v"])),
+                ("imageCountMoreThan", 2),
+            ),
         ]))
         .unwrap();
-        assert_eq!(rules.iter().map(|r| r.priority).collect::<Vec<_>>(), vec![1, 3, 5, 10]);
+        assert_eq!(
+            rules.iter().map(|r| r.priority).collect::<Vec<_>>(),
+            vec![1, 3, 5, 10]
+        );
         assert_eq!(rules[0].count_type, CountType::SinceImagePushed);
         assert_eq!(rules[2].patterns, vec!["*test*1*2*3", "prod-*"]);
     }
@@ -759,7 +1044,10 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = refused(&text);
-            assert!(got.starts_with(prefix) && got.ends_with('\'') && got.contains(want), "{text}: {got}");
+            assert!(
+                got.starts_with(prefix) && got.ends_with('\'') && got.contains(want),
+                "{text}: {got}"
+            );
         }
         // countUnit: required for sinceImagePushed, refused for imageCountMoreThan, only "days".
         let mut r = rule(1, "any", None, ("sinceImagePushed", 1));
@@ -771,7 +1059,12 @@ mod tests {
         let mut r = rule(1, "any", None, ("sinceImagePushed", 1));
         r["selection"]["countUnit"] = json!("hours");
         assert!(refused(&policy(&[r])).contains("not found in enum (possible values: [\"days\"])"));
-        let mut r = rule(1, "tagged", Some(("tagPrefixList", &["v"])), ("imageCountMoreThan", 1));
+        let mut r = rule(
+            1,
+            "tagged",
+            Some(("tagPrefixList", &["v"])),
+            ("imageCountMoreThan", 1),
+        );
         r["selection"]["tagPatternList"] = json!(["v*"]);
         assert!(refused(&policy(&[r])).contains("cannot both be specified"));
         let mut r = rule(1, "any", None, ("imageCountMoreThan", 1));
@@ -783,22 +1076,47 @@ mod tests {
     fn archive_rules_are_valid_but_not_implemented() {
         let mut r = rule(1, "any", None, ("sinceImagePushed", 30));
         r["action"] = json!({"type": "transition", "targetStorageClass": "archive"});
-        assert_eq!(parse_policy(&policy(&[r])).unwrap_err(), PolicyError::NotImplemented("action type 'transition' (the archive storage class)".into()));
+        assert_eq!(
+            parse_policy(&policy(&[r])).unwrap_err(),
+            PolicyError::NotImplemented(
+                "action type 'transition' (the archive storage class)".into()
+            )
+        );
         let mut r = rule(1, "any", None, ("sinceImagePulled", 30));
         r["selection"]["countUnit"] = json!("days");
-        assert!(matches!(parse_policy(&policy(&[r])), Err(PolicyError::NotImplemented(_))));
+        assert!(matches!(
+            parse_policy(&policy(&[r])),
+            Err(PolicyError::NotImplemented(_))
+        ));
         // Validation comes first.
         let mut r = rule(1, "any", None, ("sinceImagePushed", 30));
         r["action"] = json!({"type": "transition"});
-        assert!(matches!(parse_policy(&policy(&[r])), Err(PolicyError::Invalid(_))));
+        assert!(matches!(
+            parse_policy(&policy(&[r])),
+            Err(PolicyError::Invalid(_))
+        ));
     }
 
     #[test]
     fn wildcards_match_whole_tags() {
-        for (p, t) in [("prod*", "prod"), ("prod*", "prod-1"), ("*web*", "my-web-app"), ("latest", "latest"), ("*", "x"), ("a*b*c", "aXbYc"), ("*test*1*2*3", "xtesty1z2w3")] {
+        for (p, t) in [
+            ("prod*", "prod"),
+            ("prod*", "prod-1"),
+            ("*web*", "my-web-app"),
+            ("latest", "latest"),
+            ("*", "x"),
+            ("a*b*c", "aXbYc"),
+            ("*test*1*2*3", "xtesty1z2w3"),
+        ] {
             assert!(wildcard_match(p, t), "{p} {t}");
         }
-        for (p, t) in [("prod*", "xprod"), ("latest", "latest1"), ("a*b", "ab-"), ("a*b*c", "acb"), ("v", "")] {
+        for (p, t) in [
+            ("prod*", "xprod"),
+            ("latest", "latest1"),
+            ("a*b", "ab-"),
+            ("a*b*c", "acb"),
+            ("v", ""),
+        ] {
             assert!(!wildcard_match(p, t), "{p} {t}");
         }
     }
@@ -812,7 +1130,10 @@ mod tests {
 
     fn expired(rules: &str, images: &[Image], now: f64) -> Vec<(String, i64)> {
         let rules = parse_policy(rules).unwrap();
-        let mut out: Vec<(String, i64)> = evaluate(&rules, images, &HashMap::new(), now).into_iter().map(|e| (e.digest, e.rule_priority)).collect();
+        let mut out: Vec<(String, i64)> = evaluate(&rules, images, &HashMap::new(), now)
+            .into_iter()
+            .map(|e| (e.digest, e.rule_priority))
+            .collect();
         out.sort();
         out
     }
@@ -826,17 +1147,38 @@ mod tests {
         let b = image("B", &["beta-2", "prod-2"], 9.0, now);
         let c = image("C", &["beta-3"], 8.0, now);
         let two = policy(&[
-            rule(1, "tagged", Some(("tagPrefixList", &["prod"])), ("imageCountMoreThan", 1)),
-            rule(2, "tagged", Some(("tagPrefixList", &["beta"])), ("imageCountMoreThan", 1)),
+            rule(
+                1,
+                "tagged",
+                Some(("tagPrefixList", &["prod"])),
+                ("imageCountMoreThan", 1),
+            ),
+            rule(
+                2,
+                "tagged",
+                Some(("tagPrefixList", &["beta"])),
+                ("imageCountMoreThan", 1),
+            ),
         ]);
-        assert_eq!(expired(&two, &[a.clone(), b.clone(), c.clone()], now), vec![("A".into(), 1)]);
+        assert_eq!(
+            expired(&two, &[a.clone(), b.clone(), c.clone()], now),
+            vec![("A".into(), 1)]
+        );
         // Example B: D (beta only, newest) is kept; A and B both go by rule 1.
         let b2 = image("B", &["beta-2", "prod-2"], 9.0, now);
         let c2 = image("C", &["prod-3"], 8.0, now);
         let d2 = image("D", &["beta-3"], 7.0, now);
-        assert_eq!(expired(&two, &[a.clone(), b2, c2, d2], now), vec![("A".into(), 1), ("B".into(), 1)]);
+        assert_eq!(
+            expired(&two, &[a.clone(), b2, c2, d2], now),
+            vec![("A".into(), 1), ("B".into(), 1)]
+        );
         // Multiple prefixes in one rule: every prefix must match a tag.
-        let both = policy(&[rule(1, "tagged", Some(("tagPrefixList", &["alpha", "beta"])), ("imageCountMoreThan", 1))]);
+        let both = policy(&[rule(
+            1,
+            "tagged",
+            Some(("tagPrefixList", &["alpha", "beta"])),
+            ("imageCountMoreThan", 1),
+        )]);
         let x = image("X", &["alpha-1", "beta-1"], 3.0, now);
         let y = image("Y", &["alpha-2", "beta-2"], 2.0, now);
         let z = image("Z", &["alpha-3"], 1.0, now);
@@ -858,16 +1200,34 @@ mod tests {
         // Untagged older than 14 days go; keep 2 'v' images; keep prod; anything else over 10 days goes.
         let p = policy(&[
             rule(1, "untagged", None, ("sinceImagePushed", 14)),
-            rule(2, "tagged", Some(("tagPatternList", &["v*"])), ("imageCountMoreThan", 2)),
-            rule(3, "tagged", Some(("tagPrefixList", &["prod"])), ("imageCountMoreThan", 1)),
+            rule(
+                2,
+                "tagged",
+                Some(("tagPatternList", &["v*"])),
+                ("imageCountMoreThan", 2),
+            ),
+            rule(
+                3,
+                "tagged",
+                Some(("tagPrefixList", &["prod"])),
+                ("imageCountMoreThan", 1),
+            ),
             rule(4, "any", None, ("sinceImagePushed", 10)),
         ]);
-        assert_eq!(expired(&p, &imgs, now), vec![("other".into(), 4), ("u-old".into(), 1), ("v1".into(), 2)]);
+        assert_eq!(
+            expired(&p, &imgs, now),
+            vec![("other".into(), 4), ("u-old".into(), 1), ("v1".into(), 2)]
+        );
         // tagStatus any with a count keeps the newest N of everything.
         let any = policy(&[rule(1, "any", None, ("imageCountMoreThan", 3))]);
         assert_eq!(expired(&any, &imgs, now).len(), 4);
         // Nothing older than 100 days.
-        assert!(expired(&policy(&[rule(1, "any", None, ("sinceImagePushed", 100))]), &imgs, now).is_empty());
+        assert!(expired(
+            &policy(&[rule(1, "any", None, ("sinceImagePushed", 100))]),
+            &imgs,
+            now
+        )
+        .is_empty());
     }
 
     #[test]
@@ -875,11 +1235,32 @@ mod tests {
         let now = 1_000_000_000.0;
         let mut index = image("idx", &["multi"], 1.0, now);
         index.record["imageManifestMediaType"] = json!("application/vnd.oci.image.index.v1+json");
-        let imgs = vec![index, image("amd64", &[], 1.0, now), image("arm64", &[], 1.0, now), image("stray", &[], 1.0, now)];
-        let children = HashMap::from([("idx".to_string(), vec!["amd64".to_string(), "arm64".to_string()])]);
-        let rules = parse_policy(&policy(&[rule(1, "untagged", None, ("imageCountMoreThan", 1))])).unwrap();
-        let out: Vec<String> = evaluate(&rules, &imgs, &children, now).into_iter().map(|e| e.digest).collect();
-        assert_eq!(out, vec!["stray"], "amd64/arm64 would be counted out, but the kept index needs them");
+        let imgs = vec![
+            index,
+            image("amd64", &[], 1.0, now),
+            image("arm64", &[], 1.0, now),
+            image("stray", &[], 1.0, now),
+        ];
+        let children = HashMap::from([(
+            "idx".to_string(),
+            vec!["amd64".to_string(), "arm64".to_string()],
+        )]);
+        let rules = parse_policy(&policy(&[rule(
+            1,
+            "untagged",
+            None,
+            ("imageCountMoreThan", 1),
+        )]))
+        .unwrap();
+        let out: Vec<String> = evaluate(&rules, &imgs, &children, now)
+            .into_iter()
+            .map(|e| e.digest)
+            .collect();
+        assert_eq!(
+            out,
+            vec!["stray"],
+            "amd64/arm64 would be counted out, but the kept index needs them"
+        );
     }
 
     // A real registry, ECR service and controller.
@@ -894,7 +1275,8 @@ mod tests {
 
     fn env() -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("state.db")).unwrap());
         let reg = Arc::new(Registry {
             store,
             blobs: Arc::new(FsBlobs::open(&dir.path().join("registry")).unwrap()),
@@ -905,9 +1287,22 @@ mod tests {
             require_auth: false,
             hashers: Default::default(),
         });
-        let ctx = RequestContext { account: "000000000000".into(), region: "us-east-1".into(), request_id: "r".into() };
-        let scope = Scope { account: ctx.account.clone(), region: ctx.region.clone() };
-        Env { ecr: Ecr::new(reg.clone()), reg, scope, ctx, _dir: dir }
+        let ctx = RequestContext {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            request_id: "r".into(),
+        };
+        let scope = Scope {
+            account: ctx.account.clone(),
+            region: ctx.region.clone(),
+        };
+        Env {
+            ecr: Ecr::new(reg.clone()),
+            reg,
+            scope,
+            ctx,
+            _dir: dir,
+        }
     }
 
     impl Env {
@@ -919,7 +1314,9 @@ mod tests {
             let id = self.reg.blobs.begin_upload("{}").unwrap();
             std::fs::write(self.reg.blobs.upload_path(&id).unwrap().0, bytes).unwrap();
             self.reg.blobs.commit_upload(&id, &d, None).unwrap();
-            self.reg.add_blob(&self.scope, repo, &d, bytes.len() as u64).unwrap();
+            self.reg
+                .add_blob(&self.scope, repo, &d, bytes.len() as u64)
+                .unwrap();
             d
         }
         /// Push a one-layer image tagged `tag`; returns (manifest, layer) digests.
@@ -932,7 +1329,16 @@ mod tests {
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.to_string(), "size": self.reg.blobs.stat(&c).unwrap()},
                 "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": l.to_string(), "size": self.reg.blobs.stat(&l).unwrap()}],
             });
-            let (d, _) = self.reg.put_manifest(&self.scope, repo, tag, None, &serde_json::to_vec(&m).unwrap()).unwrap();
+            let (d, _) = self
+                .reg
+                .put_manifest(
+                    &self.scope,
+                    repo,
+                    tag,
+                    None,
+                    &serde_json::to_vec(&m).unwrap(),
+                )
+                .unwrap();
             // Distinct push times.
             self.reg.clock.advance_ms(1000);
             (d.to_string(), l)
@@ -943,7 +1349,12 @@ mod tests {
     }
 
     fn keep_two_v() -> String {
-        policy(&[rule(1, "tagged", Some(("tagPrefixList", &["v"])), ("imageCountMoreThan", 2))])
+        policy(&[rule(
+            1,
+            "tagged",
+            Some(("tagPrefixList", &["v"])),
+            ("imageCountMoreThan", 2),
+        )])
     }
 
     #[test]
@@ -955,75 +1366,161 @@ mod tests {
             e.push("app", t);
         }
         let code = |r: ApiResult<Value>| r.unwrap_err().code;
-        assert_eq!(code(e.call("GetLifecyclePolicy", repo.clone())), "LifecyclePolicyNotFoundException");
-        assert_eq!(code(e.call("DeleteLifecyclePolicy", repo.clone())), "LifecyclePolicyNotFoundException");
-        assert_eq!(code(e.call("StartLifecyclePolicyPreview", repo.clone())), "LifecyclePolicyNotFoundException");
-        assert_eq!(code(e.call("GetLifecyclePolicyPreview", repo.clone())), "LifecyclePolicyPreviewNotFoundException");
-        assert_eq!(code(e.call("GetLifecyclePolicy", json!({"repositoryName": "nope"}))), "RepositoryNotFoundException");
+        assert_eq!(
+            code(e.call("GetLifecyclePolicy", repo.clone())),
+            "LifecyclePolicyNotFoundException"
+        );
+        assert_eq!(
+            code(e.call("DeleteLifecyclePolicy", repo.clone())),
+            "LifecyclePolicyNotFoundException"
+        );
+        assert_eq!(
+            code(e.call("StartLifecyclePolicyPreview", repo.clone())),
+            "LifecyclePolicyNotFoundException"
+        );
+        assert_eq!(
+            code(e.call("GetLifecyclePolicyPreview", repo.clone())),
+            "LifecyclePolicyPreviewNotFoundException"
+        );
+        assert_eq!(
+            code(e.call("GetLifecyclePolicy", json!({"repositoryName": "nope"}))),
+            "RepositoryNotFoundException"
+        );
         let bad = json!({"repositoryName": "app", "lifecyclePolicyText": policy(&[rule(1, "tagged", None, ("imageCountMoreThan", 2))])});
-        assert_eq!(code(e.call("PutLifecyclePolicy", bad)), "InvalidParameterException");
+        assert_eq!(
+            code(e.call("PutLifecyclePolicy", bad)),
+            "InvalidParameterException"
+        );
 
         // Preview a text without putting it.
         let text = keep_two_v();
-        let started = e.call("StartLifecyclePolicyPreview", json!({"repositoryName": "app", "lifecyclePolicyText": text})).unwrap();
+        let started = e
+            .call(
+                "StartLifecyclePolicyPreview",
+                json!({"repositoryName": "app", "lifecyclePolicyText": text}),
+            )
+            .unwrap();
         assert_eq!(started["status"], "COMPLETE");
         let p = e.call("GetLifecyclePolicyPreview", repo.clone()).unwrap();
         assert_eq!(p["summary"]["expiringImageTotalCount"], 2);
-        let mut tags: Vec<&str> = p["previewResults"].as_array().unwrap().iter().map(|r| r["imageTags"][0].as_str().unwrap()).collect();
+        let mut tags: Vec<&str> = p["previewResults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["imageTags"][0].as_str().unwrap())
+            .collect();
         tags.sort();
         assert_eq!(tags, vec!["v1", "v2"]);
         assert_eq!(p["previewResults"][0]["action"]["type"], "EXPIRE");
         assert_eq!(p["previewResults"][0]["appliedRulePriority"], 1);
-        let one = e.call("GetLifecyclePolicyPreview", json!({"repositoryName": "app", "imageIds": [{"imageTag": "v2"}]})).unwrap();
+        let one = e
+            .call(
+                "GetLifecyclePolicyPreview",
+                json!({"repositoryName": "app", "imageIds": [{"imageTag": "v2"}]}),
+            )
+            .unwrap();
         assert_eq!(one["previewResults"].as_array().unwrap().len(), 1);
-        let untagged = e.call("GetLifecyclePolicyPreview", json!({"repositoryName": "app", "filter": {"tagStatus": "UNTAGGED"}})).unwrap();
+        let untagged = e
+            .call(
+                "GetLifecyclePolicyPreview",
+                json!({"repositoryName": "app", "filter": {"tagStatus": "UNTAGGED"}}),
+            )
+            .unwrap();
         assert!(untagged["previewResults"].as_array().unwrap().is_empty());
-        let paged = e.call("GetLifecyclePolicyPreview", json!({"repositoryName": "app", "maxResults": 1})).unwrap();
+        let paged = e
+            .call(
+                "GetLifecyclePolicyPreview",
+                json!({"repositoryName": "app", "maxResults": 1}),
+            )
+            .unwrap();
         assert_eq!(paged["previewResults"].as_array().unwrap().len(), 1);
         assert!(paged["nextToken"].is_string());
         assert_eq!(e.tags("app").len(), 4, "a preview deletes nothing");
 
-        e.call("PutLifecyclePolicy", json!({"repositoryName": "app", "lifecyclePolicyText": text})).unwrap();
+        e.call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "app", "lifecyclePolicyText": text}),
+        )
+        .unwrap();
         let got = e.call("GetLifecyclePolicy", repo.clone()).unwrap();
         assert_eq!(got["lifecyclePolicyText"], text);
         let gone = apply_lifecycle(&e.reg, &e.scope, "app").unwrap();
         assert_eq!(gone.len(), 2);
         assert_eq!(e.tags("app"), vec!["v3", "v4"]);
-        assert!(e.call("GetLifecyclePolicy", repo.clone()).unwrap()["lastEvaluatedAt"].as_f64().is_some());
-        assert!(apply_lifecycle(&e.reg, &e.scope, "app").unwrap().is_empty(), "nothing more to expire");
+        assert!(
+            e.call("GetLifecyclePolicy", repo.clone()).unwrap()["lastEvaluatedAt"]
+                .as_f64()
+                .is_some()
+        );
+        assert!(
+            apply_lifecycle(&e.reg, &e.scope, "app").unwrap().is_empty(),
+            "nothing more to expire"
+        );
 
         let deleted = e.call("DeleteLifecyclePolicy", repo.clone()).unwrap();
         assert_eq!(deleted["lifecyclePolicyText"], text);
-        assert_eq!(code(e.call("GetLifecyclePolicy", repo.clone())), "LifecyclePolicyNotFoundException");
+        assert_eq!(
+            code(e.call("GetLifecyclePolicy", repo.clone())),
+            "LifecyclePolicyNotFoundException"
+        );
         // Deleting the repository removes its policy and preview too.
-        e.call("PutLifecyclePolicy", json!({"repositoryName": "app", "lifecyclePolicyText": text})).unwrap();
-        e.call("DeleteRepository", json!({"repositoryName": "app", "force": true})).unwrap();
+        e.call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "app", "lifecyclePolicyText": text}),
+        )
+        .unwrap();
+        e.call(
+            "DeleteRepository",
+            json!({"repositoryName": "app", "force": true}),
+        )
+        .unwrap();
         e.call("CreateRepository", repo.clone()).unwrap();
-        assert_eq!(code(e.call("GetLifecyclePolicy", repo.clone())), "LifecyclePolicyNotFoundException");
-        assert_eq!(code(e.call("GetLifecyclePolicyPreview", repo)), "LifecyclePolicyPreviewNotFoundException");
+        assert_eq!(
+            code(e.call("GetLifecyclePolicy", repo.clone())),
+            "LifecyclePolicyNotFoundException"
+        );
+        assert_eq!(
+            code(e.call("GetLifecyclePolicyPreview", repo)),
+            "LifecyclePolicyPreviewNotFoundException"
+        );
     }
 
     #[test]
     fn age_rules_follow_the_clock() {
         let e = env();
-        e.call("CreateRepository", json!({"repositoryName": "app"})).unwrap();
+        e.call("CreateRepository", json!({"repositoryName": "app"}))
+            .unwrap();
         e.push("app", "old");
         e.reg.clock.advance_ms(10 * DAY_MS);
         e.push("app", "new");
         let text = policy(&[rule(1, "any", None, ("sinceImagePushed", 7))]);
-        e.call("PutLifecyclePolicy", json!({"repositoryName": "app", "lifecyclePolicyText": text})).unwrap();
+        e.call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "app", "lifecyclePolicyText": text}),
+        )
+        .unwrap();
         assert_eq!(apply_lifecycle(&e.reg, &e.scope, "app").unwrap().len(), 1);
         assert_eq!(e.tags("app"), vec!["new"]);
         e.reg.clock.advance_ms(6 * DAY_MS);
-        assert!(apply_lifecycle(&e.reg, &e.scope, "app").unwrap().is_empty(), "6 days old");
+        assert!(
+            apply_lifecycle(&e.reg, &e.scope, "app").unwrap().is_empty(),
+            "6 days old"
+        );
         e.reg.clock.advance_ms(2 * DAY_MS);
-        assert_eq!(apply_lifecycle(&e.reg, &e.scope, "app").unwrap().len(), 1, "8 days old");
+        assert_eq!(
+            apply_lifecycle(&e.reg, &e.scope, "app").unwrap().len(),
+            1,
+            "8 days old"
+        );
     }
 
     async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !check() {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -1031,36 +1528,66 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_controller_expires_on_put_and_on_push_and_collects_blobs() {
         let e = env();
-        e.call("CreateRepository", json!({"repositoryName": "app"})).unwrap();
+        e.call("CreateRepository", json!({"repositoryName": "app"}))
+            .unwrap();
         let mut layers = vec![];
         for t in ["v1", "v2", "v3", "v4"] {
             layers.push(e.push("app", t).1);
         }
-        spawn_controller(e.reg.clone(), ControllerOptions { interval: Duration::from_secs(3600), gc_grace_secs: 0.0 });
-        e.call("PutLifecyclePolicy", json!({"repositoryName": "app", "lifecyclePolicyText": keep_two_v()})).unwrap();
+        spawn_controller(
+            e.reg.clone(),
+            ControllerOptions {
+                interval: Duration::from_secs(3600),
+                gc_grace_secs: 0.0,
+            },
+        );
+        e.call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "app", "lifecyclePolicyText": keep_two_v()}),
+        )
+        .unwrap();
         eventually("two images left", || e.tags("app") == vec!["v3", "v4"]).await;
-        eventually("old layers collected", || e.reg.blobs.stat(&layers[0]).is_none() && e.reg.blobs.stat(&layers[1]).is_none()).await;
+        eventually("old layers collected", || {
+            e.reg.blobs.stat(&layers[0]).is_none() && e.reg.blobs.stat(&layers[1]).is_none()
+        })
+        .await;
         assert!(e.reg.blobs.stat(&layers[2]).is_some() && e.reg.blobs.stat(&layers[3]).is_some());
         assert!(e.reg.get_manifest(&e.scope, "app", "v4").is_ok());
         // A push beyond the count expires the oldest at once.
         e.push("app", "v5");
-        eventually("v3 expired after the push", || e.tags("app") == vec!["v4", "v5"]).await;
+        eventually("v3 expired after the push", || {
+            e.tags("app") == vec!["v4", "v5"]
+        })
+        .await;
     }
 
     #[test]
     fn new_untagged_images_settle_before_the_controller_expires_them() {
         let e = env();
-        e.call("CreateRepository", json!({"repositoryName": "app"})).unwrap();
+        e.call("CreateRepository", json!({"repositoryName": "app"}))
+            .unwrap();
         let (a, _) = e.push("app", "a");
         let (b, _) = e.push("app", "b");
         // Both untagged now, as the children of an index being pushed would be.
         e.reg.delete_manifest(&e.scope, "app", "a").unwrap();
         e.reg.delete_manifest(&e.scope, "app", "b").unwrap();
         let text = policy(&[rule(1, "untagged", None, ("imageCountMoreThan", 1))]);
-        e.call("PutLifecyclePolicy", json!({"repositoryName": "app", "lifecyclePolicyText": text})).unwrap();
-        assert!(apply_lifecycle_settled(&e.reg, &e.scope, "app", 3600.0).unwrap().is_empty(), "pushed seconds ago");
+        e.call(
+            "PutLifecyclePolicy",
+            json!({"repositoryName": "app", "lifecyclePolicyText": text}),
+        )
+        .unwrap();
+        assert!(
+            apply_lifecycle_settled(&e.reg, &e.scope, "app", 3600.0)
+                .unwrap()
+                .is_empty(),
+            "pushed seconds ago"
+        );
         e.reg.clock.advance_ms(3_600_000);
-        assert_eq!(apply_lifecycle_settled(&e.reg, &e.scope, "app", 3600.0).unwrap(), vec![a.clone()]);
+        assert_eq!(
+            apply_lifecycle_settled(&e.reg, &e.scope, "app", 3600.0).unwrap(),
+            vec![a.clone()]
+        );
         assert_eq!(e.reg.images(&e.scope, "app").len(), 1);
         assert_ne!(a, b);
     }

@@ -22,10 +22,17 @@ fn cp_not_found() -> ApiError {
 }
 
 impl Ecs {
-    pub(crate) fn create_capacity_provider(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn create_capacity_provider(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let name = str_of(input, "name").unwrap_or_default();
         let lower = name.to_ascii_lowercase();
-        if ["aws", "ecs", "fargate"].iter().any(|p| lower.starts_with(p)) {
+        if ["aws", "ecs", "fargate"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+        {
             return Err(invalid("The specified capacity provider name is invalid. Capacity provider names cannot be prefixed with \"aws\", \"ecs\", or \"fargate\"."));
         }
         if !is_simple_name(name) {
@@ -37,10 +44,16 @@ impl Ecs {
         check_tags(arr_of(input, "tags"))?;
         let asg_arn = str_of(asg, "autoScalingGroupArn").unwrap_or_default();
         if !asg_arn.starts_with("arn:aws:autoscaling:") {
-            return Err(invalid("The specified Auto Scaling group ARN is not valid."));
+            return Err(invalid(
+                "The specified Auto Scaling group ARN is not valid.",
+            ));
         }
         let k = key(ctx, &format!("capacity-provider/{name}"));
-        if self.store.get(&k).is_some_and(|r| r.value["status"] == "ACTIVE") {
+        if self
+            .store
+            .get(&k)
+            .is_some_and(|r| r.value["status"] == "ACTIVE")
+        {
             return Err(invalid("The specified capacity provider already exists. To change the configuration of an existing capacity provider, update the capacity provider."));
         }
         let mut provider = asg.clone();
@@ -69,11 +82,17 @@ impl Ecs {
             Some(r) => Cond::Revision(k.clone(), r.revision),
             None => Cond::Absent(k.clone()),
         };
-        self.store.txn(&[cond], vec![Op::Put(k, cp.clone())]).map_err(store_err)?;
+        self.store
+            .txn(&[cond], vec![Op::Put(k, cp.clone())])
+            .map_err(store_err)?;
         Ok(json!({"capacityProvider": cp}))
     }
 
-    pub(crate) fn describe_capacity_providers(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn describe_capacity_providers(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let with_tags = include_has(input, "TAGS");
         let strip = |mut v: Value| {
             if !with_tags {
@@ -81,7 +100,10 @@ impl Ecs {
             }
             v
         };
-        let requested: Vec<&str> = arr_of(input, "capacityProviders").iter().filter_map(Value::as_str).collect();
+        let requested: Vec<&str> = arr_of(input, "capacityProviders")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         if requested.is_empty() {
             let mut all = vec![built_in("FARGATE"), built_in("FARGATE_SPOT")];
             all.extend(
@@ -91,7 +113,14 @@ impl Ecs {
                     .filter(|r| r.value["status"] == "ACTIVE")
                     .map(|r| (*r.value).clone()),
             );
-            let page = paginate(all, |c| str_of(c, "name").unwrap_or_default().to_string(), input, 10, 10, INVALID)?;
+            let page = paginate(
+                all,
+                |c| str_of(c, "name").unwrap_or_default().to_string(),
+                input,
+                10,
+                10,
+                INVALID,
+            )?;
             return Ok(json!({
                 "capacityProviders": page.items.into_iter().map(strip).collect::<Vec<_>>(),
                 "failures": [],
@@ -104,7 +133,10 @@ impl Ecs {
             let name = provider_name(ctx, id);
             if name == "FARGATE" || name == "FARGATE_SPOT" {
                 found.push(strip(built_in(&name)));
-            } else if let Some(r) = self.store.get(&key(ctx, &format!("capacity-provider/{name}"))) {
+            } else if let Some(r) = self
+                .store
+                .get(&key(ctx, &format!("capacity-provider/{name}")))
+            {
                 found.push(strip((*r.value).clone()));
             } else {
                 failures.push(json!({"arn": id, "reason": "MISSING"}));
@@ -113,10 +145,18 @@ impl Ecs {
         Ok(json!({"capacityProviders": found, "failures": failures}))
     }
 
-    pub(crate) fn update_capacity_provider(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn update_capacity_provider(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let name = provider_name(ctx, str_of(input, "name").unwrap_or_default());
         let k = key(ctx, &format!("capacity-provider/{name}"));
-        let r = self.store.get(&k).filter(|r| r.value["status"] == "ACTIVE").ok_or_else(cp_not_found)?;
+        let r = self
+            .store
+            .get(&k)
+            .filter(|r| r.value["status"] == "ACTIVE")
+            .ok_or_else(cp_not_found)?;
         let mut cp = (*r.value).clone();
         if let Some(upd) = input.get("autoScalingGroupProvider") {
             let p = &mut cp["autoScalingGroupProvider"];
@@ -132,19 +172,35 @@ impl Ecs {
             }
         }
         cp["updateStatus"] = json!("UPDATE_COMPLETE");
-        self.store.txn(&[Cond::Revision(k.clone(), r.revision)], vec![Op::Put(k, cp.clone())]).map_err(store_err)?;
+        self.store
+            .txn(
+                &[Cond::Revision(k.clone(), r.revision)],
+                vec![Op::Put(k, cp.clone())],
+            )
+            .map_err(store_err)?;
         Ok(json!({"capacityProvider": cp}))
     }
 
-    pub(crate) fn delete_capacity_provider(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn delete_capacity_provider(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let name = provider_name(ctx, str_of(input, "capacityProvider").unwrap_or_default());
         if name == "FARGATE" || name == "FARGATE_SPOT" {
             return Err(invalid("The FARGATE and FARGATE_SPOT capacity providers are reserved and cannot be deleted."));
         }
         let k = key(ctx, &format!("capacity-provider/{name}"));
-        let r = self.store.get(&k).filter(|r| r.value["status"] == "ACTIVE").ok_or_else(cp_not_found)?;
+        let r = self
+            .store
+            .get(&k)
+            .filter(|r| r.value["status"] == "ACTIVE")
+            .ok_or_else(cp_not_found)?;
         let in_use = self.store.list(&key(ctx, "cluster/")).iter().any(|c| {
-            c.value["status"] == "ACTIVE" && arr_of(&c.value, "capacityProviders").iter().any(|p| p == name.as_str())
+            c.value["status"] == "ACTIVE"
+                && arr_of(&c.value, "capacityProviders")
+                    .iter()
+                    .any(|p| p == name.as_str())
         });
         if in_use {
             return Err(ApiError::client(
@@ -155,7 +211,12 @@ impl Ecs {
         let mut cp = (*r.value).clone();
         cp["status"] = json!("INACTIVE");
         cp["updateStatus"] = json!("DELETE_COMPLETE");
-        self.store.txn(&[Cond::Revision(k.clone(), r.revision)], vec![Op::Put(k, cp.clone())]).map_err(store_err)?;
+        self.store
+            .txn(
+                &[Cond::Revision(k.clone(), r.revision)],
+                vec![Op::Put(k, cp.clone())],
+            )
+            .map_err(store_err)?;
         cp["status"] = json!("ACTIVE");
         cp["updateStatus"] = json!("DELETE_IN_PROGRESS");
         Ok(json!({"capacityProvider": cp}))

@@ -53,7 +53,10 @@ impl Ecs {
                 cluster[f] = v.clone();
             }
         }
-        if let Some(ns) = input.pointer("/serviceConnectDefaults/namespace").and_then(Value::as_str) {
+        if let Some(ns) = input
+            .pointer("/serviceConnectDefaults/namespace")
+            .and_then(Value::as_str)
+        {
             cluster["serviceConnectDefaults"] = json!({"namespace": ns});
         }
         let cond = match &existing {
@@ -67,7 +70,12 @@ impl Ecs {
     }
 
     /// Capacity providers named on a cluster must exist; the strategy may only use them.
-    fn check_providers(&self, ctx: &RequestContext, providers: &[Value], strategy: &[Value]) -> ApiResult<()> {
+    fn check_providers(
+        &self,
+        ctx: &RequestContext,
+        providers: &[Value],
+        strategy: &[Value],
+    ) -> ApiResult<()> {
         let mut names = vec![];
         for p in providers {
             let name = p.as_str().unwrap_or_default();
@@ -81,7 +89,9 @@ impl Ecs {
                 }
             }
             if names.contains(&name) {
-                return Err(invalid(format!("The capacity provider '{name}' is specified more than once.")));
+                return Err(invalid(format!(
+                    "The capacity provider '{name}' is specified more than once."
+                )));
             }
             names.push(name);
         }
@@ -101,21 +111,34 @@ impl Ecs {
             return Err(invalid("You can specify a base value for only one capacity provider in a capacity provider strategy."));
         }
         if strategy.len() > 1
-            && strategy.iter().any(|s| str_of(s, "capacityProvider").is_some_and(|n| BUILT_IN_PROVIDERS.contains(&n)))
-            && strategy.iter().any(|s| str_of(s, "capacityProvider").is_some_and(|n| !BUILT_IN_PROVIDERS.contains(&n)))
+            && strategy.iter().any(|s| {
+                str_of(s, "capacityProvider").is_some_and(|n| BUILT_IN_PROVIDERS.contains(&n))
+            })
+            && strategy.iter().any(|s| {
+                str_of(s, "capacityProvider").is_some_and(|n| !BUILT_IN_PROVIDERS.contains(&n))
+            })
         {
             return Err(invalid("A capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again."));
         }
         Ok(())
     }
 
-    pub(crate) fn describe_clusters(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn describe_clusters(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let ids: Vec<String> = match input.get("clusters").and_then(Value::as_array) {
-            Some(a) if !a.is_empty() => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
             _ => vec!["default".to_string()],
         };
         if ids.len() > 100 {
-            return Err(invalid("The number of clusters to describe must be 100 or fewer."));
+            return Err(invalid(
+                "The number of clusters to describe must be 100 or fewer.",
+            ));
         }
         let (tags, settings, stats, config) = (
             include_has(input, "TAGS"),
@@ -126,7 +149,8 @@ impl Ecs {
         let mut clusters = vec![];
         let mut failures = vec![];
         for id in ids {
-            let found = name_from(ctx, &id, "cluster").and_then(|n| self.store.get(&key(ctx, &format!("cluster/{n}"))));
+            let found = name_from(ctx, &id, "cluster")
+                .and_then(|n| self.store.get(&key(ctx, &format!("cluster/{n}"))));
             match found {
                 Some(r) => {
                     let mut c = render(&r.value, tags, settings, stats, config);
@@ -136,7 +160,11 @@ impl Ecs {
                     clusters.push(c);
                 }
                 None => {
-                    let a = if id.starts_with("arn:") { id } else { arn(ctx, &format!("cluster/{id}")) };
+                    let a = if id.starts_with("arn:") {
+                        id
+                    } else {
+                        arn(ctx, &format!("cluster/{id}"))
+                    };
                     failures.push(json!({"arn": a, "reason": "MISSING"}));
                 }
             }
@@ -158,40 +186,78 @@ impl Ecs {
 
     pub(crate) fn delete_cluster(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         let r = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
-        let name = str_of(&r.value, "clusterName").unwrap_or_default().to_string();
-        if self.store.list(&key(ctx, &format!("container-instance/{name}/"))).iter().any(|r| r.value["status"] != "INACTIVE") {
+        let name = str_of(&r.value, "clusterName")
+            .unwrap_or_default()
+            .to_string();
+        if self
+            .store
+            .list(&key(ctx, &format!("container-instance/{name}/")))
+            .iter()
+            .any(|r| r.value["status"] != "INACTIVE")
+        {
             return Err(ApiError::client(
                 "ClusterContainsContainerInstancesException",
                 "The Cluster cannot be deleted while Container Instances are active or draining.",
             ));
         }
-        if self.store.list(&key(ctx, &format!("service/{name}/"))).iter().any(|r| r.value["status"] != "INACTIVE") {
-            return Err(ApiError::client("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active."));
+        if self
+            .store
+            .list(&key(ctx, &format!("service/{name}/")))
+            .iter()
+            .any(|r| r.value["status"] != "INACTIVE")
+        {
+            return Err(ApiError::client(
+                "ClusterContainsServicesException",
+                "The Cluster cannot be deleted while Services are active.",
+            ));
         }
-        if self.store.list(&key(ctx, &format!("task/{name}/"))).iter().any(|r| r.value["lastStatus"] != "STOPPED") {
-            return Err(ApiError::client("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active."));
+        if self
+            .store
+            .list(&key(ctx, &format!("task/{name}/")))
+            .iter()
+            .any(|r| r.value["lastStatus"] != "STOPPED")
+        {
+            return Err(ApiError::client(
+                "ClusterContainsTasksException",
+                "The Cluster cannot be deleted while Tasks are active.",
+            ));
         }
         let mut c = (*r.value).clone();
         c["status"] = json!("INACTIVE");
         self.store
-            .txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), c.clone())])
+            .txn(
+                &[Cond::Revision(r.key.clone(), r.revision)],
+                vec![Op::Put(r.key.clone(), c.clone())],
+            )
             .map_err(store_err)?;
         Ok(json!({"cluster": render(&c, true, true, true, true)}))
     }
 
     /// Read-modify-write of an active cluster.
-    fn modify_cluster(&self, ctx: &RequestContext, input: &Value, f: impl Fn(&mut Value) -> ApiResult<()>) -> ApiResult<Value> {
+    fn modify_cluster(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+        f: impl Fn(&mut Value) -> ApiResult<()>,
+    ) -> ApiResult<Value> {
         for _ in 0..16 {
             let r = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
             let mut c = (*r.value).clone();
             f(&mut c)?;
-            match self.store.txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), c.clone())]) {
+            match self.store.txn(
+                &[Cond::Revision(r.key.clone(), r.revision)],
+                vec![Op::Put(r.key.clone(), c.clone())],
+            ) {
                 Ok(_) => return Ok(json!({"cluster": render(&c, true, true, true, true)})),
                 Err(berth_store::StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(store_err(e)),
             }
         }
-        Err(ApiError::new(500, "ServerException", "The cluster is being modified concurrently; try again."))
+        Err(ApiError::new(
+            500,
+            "ServerException",
+            "The cluster is being modified concurrently; try again.",
+        ))
     }
 
     pub(crate) fn update_cluster(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
@@ -202,14 +268,21 @@ impl Ecs {
             if let Some(v) = input.get("configuration") {
                 c["configuration"] = v.clone();
             }
-            if let Some(ns) = input.pointer("/serviceConnectDefaults/namespace").and_then(Value::as_str) {
+            if let Some(ns) = input
+                .pointer("/serviceConnectDefaults/namespace")
+                .and_then(Value::as_str)
+            {
                 c["serviceConnectDefaults"] = json!({"namespace": ns});
             }
             Ok(())
         })
     }
 
-    pub(crate) fn update_cluster_settings(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn update_cluster_settings(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let settings = arr_of(input, "settings").to_vec();
         self.modify_cluster(ctx, input, |c| {
             c["settings"] = merge_settings(c.get("settings"), &settings);
@@ -217,7 +290,11 @@ impl Ecs {
         })
     }
 
-    pub(crate) fn put_cluster_capacity_providers(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn put_cluster_capacity_providers(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let providers = arr_of(input, "capacityProviders").to_vec();
         let strategy = arr_of(input, "defaultCapacityProviderStrategy").to_vec();
         self.check_providers(ctx, &providers, &strategy)?;

@@ -57,7 +57,12 @@ pub fn parse_arn(s: &str) -> Option<ParsedArn<'_>> {
     let region = it.next()?;
     let account = it.next()?;
     let (kind, rest) = it.next()?.split_once('/')?;
-    Some(ParsedArn { region, account, kind, rest })
+    Some(ParsedArn {
+        region,
+        account,
+        kind,
+        rest,
+    })
 }
 
 /// An identifier given as a name or an ARN of `kind`; the ARN must be for this account and region.
@@ -78,16 +83,27 @@ pub fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 }
 
 pub fn arr_of<'a>(v: &'a Value, k: &str) -> &'a [Value] {
-    v.get(k).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 /// Names made of letters, digits, hyphens and underscores, 1 to 255 long (families, clusters, containers).
 pub fn is_simple_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The cluster named by `input[field]` (default "default"), which must be ACTIVE.
-pub fn active_cluster(store: &dyn Store, ctx: &RequestContext, input: &Value, field: &str) -> ApiResult<Record> {
+pub fn active_cluster(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    input: &Value,
+    field: &str,
+) -> ApiResult<Record> {
     let id = str_of(input, field).unwrap_or("default");
     let name = name_from(ctx, id, "cluster").ok_or_else(cluster_not_found)?;
     match store.get(&key(ctx, &format!("cluster/{name}"))) {

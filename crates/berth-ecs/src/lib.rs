@@ -80,7 +80,11 @@ impl Service for Ecs {
             "ListServices" => self.list_services(ctx, i),
             "UpdateService" | "DeleteService" => {
                 self.existing_service(ctx, i)?;
-                Err(ApiError::new(501, "NotImplemented", format!("{operation}: the service scheduler is not built yet.")))
+                Err(ApiError::new(
+                    501,
+                    "NotImplemented",
+                    format!("{operation}: the service scheduler is not built yet."),
+                ))
             }
 
             "CreateCapacityProvider" => self.create_capacity_provider(ctx, i),

@@ -7,13 +7,17 @@ use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Value};
 
 fn not_found() -> ApiError {
-    ApiError::client("ResourceNotFoundException", "The specified resource could not be found.")
+    ApiError::client(
+        "ResourceNotFoundException",
+        "The specified resource could not be found.",
+    )
 }
 
 impl Ecs {
     /// The record an ARN names, if this account and region hold it.
     fn resource_record(&self, ctx: &RequestContext, resource_arn: &str) -> ApiResult<Record> {
-        let a = parse_arn(resource_arn).ok_or_else(|| invalid(format!("Invalid ARN: {resource_arn}")))?;
+        let a = parse_arn(resource_arn)
+            .ok_or_else(|| invalid(format!("Invalid ARN: {resource_arn}")))?;
         if a.region != ctx.region || a.account != ctx.account {
             return Err(not_found());
         }
@@ -21,13 +25,25 @@ impl Ecs {
             "cluster" => key(ctx, &format!("cluster/{}", a.rest)),
             "capacity-provider" => key(ctx, &format!("capacity-provider/{}", a.rest)),
             "task-definition" => {
-                let (family, rev) = a.rest.rsplit_once(':').ok_or_else(|| invalid("The task definition ARN must include a revision."))?;
-                let rev: i64 = rev.parse().map_err(|_| invalid("The task definition ARN has an invalid revision."))?;
+                let (family, rev) = a
+                    .rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| invalid("The task definition ARN must include a revision."))?;
+                let rev: i64 = rev
+                    .parse()
+                    .map_err(|_| invalid("The task definition ARN has an invalid revision."))?;
                 key(ctx, &format!("taskdef/{family}/{rev:010}"))
             }
             // cluster/ID-qualified resources: service/CLUSTER/NAME, task/CLUSTER/ID, container-instance/CLUSTER/ID
-            "service" | "task" | "container-instance" | "task-set" => key(ctx, &format!("{}/{}", a.kind, a.rest)),
-            _ => return Err(invalid(format!("The resource type '{}' does not support tagging.", a.kind))),
+            "service" | "task" | "container-instance" | "task-set" => {
+                key(ctx, &format!("{}/{}", a.kind, a.rest))
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "The resource type '{}' does not support tagging.",
+                    a.kind
+                )))
+            }
         };
         let r = self.store.get(&k).ok_or_else(not_found)?;
         if a.kind == "cluster" && r.value["status"] != "ACTIVE" {
@@ -43,13 +59,24 @@ impl Ecs {
     }
 
     pub(crate) fn untag_resource(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let keys: Vec<&str> = arr_of(input, "tagKeys").iter().filter_map(Value::as_str).collect();
+        let keys: Vec<&str> = arr_of(input, "tagKeys")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         self.retag(ctx, input, |old| {
-            old.iter().filter(|t| !str_of(t, "key").is_some_and(|k| keys.contains(&k))).cloned().collect()
+            old.iter()
+                .filter(|t| !str_of(t, "key").is_some_and(|k| keys.contains(&k)))
+                .cloned()
+                .collect()
         })
     }
 
-    fn retag(&self, ctx: &RequestContext, input: &Value, f: impl Fn(&[Value]) -> Vec<Value>) -> ApiResult<Value> {
+    fn retag(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+        f: impl Fn(&[Value]) -> Vec<Value>,
+    ) -> ApiResult<Value> {
         let resource = str_of(input, "resourceArn").unwrap_or_default();
         for _ in 0..16 {
             let r = self.resource_record(ctx, resource)?;
@@ -59,16 +86,27 @@ impl Ecs {
                 return Err(invalid("The number of tags exceeds the limit of 50."));
             }
             v["tags"] = Value::Array(tags);
-            match self.store.txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), v)]) {
+            match self.store.txn(
+                &[Cond::Revision(r.key.clone(), r.revision)],
+                vec![Op::Put(r.key.clone(), v)],
+            ) {
                 Ok(_) => return Ok(json!({})),
                 Err(berth_store::StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(store_err(e)),
             }
         }
-        Err(ApiError::new(500, "ServerException", "The resource is being modified concurrently; try again."))
+        Err(ApiError::new(
+            500,
+            "ServerException",
+            "The resource is being modified concurrently; try again.",
+        ))
     }
 
-    pub(crate) fn list_tags_for_resource(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn list_tags_for_resource(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let r = self.resource_record(ctx, str_of(input, "resourceArn").unwrap_or_default())?;
         Ok(json!({"tags": arr_of(&r.value, "tags")}))
     }

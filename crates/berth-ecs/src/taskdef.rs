@@ -64,7 +64,9 @@ fn active_key(ctx: &RequestContext, family: &str, revision: i64) -> String {
 pub(crate) fn index_active_revisions(store: &dyn berth_store::Store) {
     let mut ops = vec![];
     for r in store.list("/") {
-        let Some((scope, rest)) = r.key.split_once("/ecs/taskdef/") else { continue };
+        let Some((scope, rest)) = r.key.split_once("/ecs/taskdef/") else {
+            continue;
+        };
         let index = format!("{scope}/ecs/taskdef-active/{rest}");
         if r.value["status"] == "ACTIVE" && store.get(&index).is_none() {
             ops.push(Op::Put(index, r.value["taskDefinitionArn"].clone()));
@@ -82,7 +84,11 @@ fn family_key(ctx: &RequestContext, family: &str) -> String {
 }
 
 impl Ecs {
-    pub(crate) fn register_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn register_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let family = str_of(input, "family").unwrap_or_default();
         if !is_simple_name(family) {
             return Err(client(
@@ -103,13 +109,18 @@ impl Ecs {
         for _ in 0..32 {
             let fk = family_key(ctx, family);
             let fam = self.store.get(&fk);
-            let revision = fam.as_ref().and_then(|r| r.value["latest"].as_i64()).unwrap_or(0) + 1;
+            let revision = fam
+                .as_ref()
+                .and_then(|r| r.value["latest"].as_i64())
+                .unwrap_or(0)
+                + 1;
             let cond = match &fam {
                 Some(r) => Cond::Revision(fk.clone(), r.revision),
                 None => Cond::Absent(fk.clone()),
             };
             td["revision"] = json!(revision);
-            td["taskDefinitionArn"] = json!(arn(ctx, &format!("task-definition/{family}:{revision}")));
+            td["taskDefinitionArn"] =
+                json!(arn(ctx, &format!("task-definition/{family}:{revision}")));
             td["registeredAt"] = json!(self.clock.now());
             let mut record = td.clone();
             record["tags"] = json!(arr_of(input, "tags"));
@@ -118,7 +129,10 @@ impl Ecs {
                 vec![
                     Op::Put(fk, json!({"family": family, "latest": revision})),
                     Op::Put(td_key(ctx, family, revision), record),
-                    Op::Put(active_key(ctx, family, revision), td["taskDefinitionArn"].clone()),
+                    Op::Put(
+                        active_key(ctx, family, revision),
+                        td["taskDefinitionArn"].clone(),
+                    ),
                 ],
             ) {
                 Ok(_) => return Ok(json!({"taskDefinition": td, "tags": arr_of(input, "tags")})),
@@ -126,7 +140,11 @@ impl Ecs {
                 Err(e) => return Err(store_err(e)),
             }
         }
-        Err(ApiError::new(500, "ServerException", "Too many concurrent registrations for this family; try again."))
+        Err(ApiError::new(
+            500,
+            "ServerException",
+            "Too many concurrent registrations for this family; try again.",
+        ))
     }
 
     /// Resolve `family`, `family:revision` or an ARN to a stored task definition.
@@ -155,14 +173,21 @@ impl Ecs {
         }
     }
 
-    pub(crate) fn describe_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn describe_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let id = str_of(input, "taskDefinition").unwrap_or_default();
         let r = self
             .find_task_definition(ctx, id)
             .ok_or_else(|| client("Unable to describe task definition."))?;
         // One copy of the stored record, moved (not re-serialized) into the reply.
         let mut td = (*r.value).clone();
-        let tags = td.as_object_mut().and_then(|o| o.remove("tags")).unwrap_or(json!([]));
+        let tags = td
+            .as_object_mut()
+            .and_then(|o| o.remove("tags"))
+            .unwrap_or(json!([]));
         let mut out = Map::new();
         out.insert("taskDefinition".into(), td);
         if include_has(input, "TAGS") {
@@ -171,7 +196,11 @@ impl Ecs {
         Ok(Value::Object(out))
     }
 
-    pub(crate) fn list_task_definitions(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn list_task_definitions(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let status = str_of(input, "status").unwrap_or("ACTIVE");
         let desc = str_of(input, "sort") == Some("DESC");
         // familyPrefix names a whole family, as in ECS: scan just that family's revisions.
@@ -189,18 +218,28 @@ impl Ecs {
         }
         let mut arns = Vec::with_capacity(max);
         let mut last_key = None;
-        let taken = self.store.scan(&scope, after.as_deref(), desc, max + 1, &mut |r| {
-            if !active && r.value["status"] != status {
-                return false;
-            }
-            if arns.len() < max {
-                arns.push(if active { (*r.value).clone() } else { r.value["taskDefinitionArn"].clone() });
-                last_key = Some(r.key.clone());
-            }
-            true
-        });
+        let taken = self
+            .store
+            .scan(&scope, after.as_deref(), desc, max + 1, &mut |r| {
+                if !active && r.value["status"] != status {
+                    return false;
+                }
+                if arns.len() < max {
+                    arns.push(if active {
+                        (*r.value).clone()
+                    } else {
+                        r.value["taskDefinitionArn"].clone()
+                    });
+                    last_key = Some(r.key.clone());
+                }
+                true
+            });
         // One more than a page matched: there is a next page, after the last key returned.
-        let next_token = if taken > max { last_key.map(|k| encode_token(&k)) } else { None };
+        let next_token = if taken > max {
+            last_key.map(|k| encode_token(&k))
+        } else {
+            None
+        };
         let mut out = Map::new();
         out.insert("taskDefinitionArns".into(), Value::Array(arns));
         if let Some(t) = next_token {
@@ -209,7 +248,11 @@ impl Ecs {
         Ok(Value::Object(out))
     }
 
-    pub(crate) fn list_task_definition_families(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn list_task_definition_families(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let status = str_of(input, "status").unwrap_or("ACTIVE");
         let prefix = str_of(input, "familyPrefix").unwrap_or("");
         let mut families: Vec<String> = vec![];
@@ -230,7 +273,11 @@ impl Ecs {
         Ok(json!({"families": page.items, "nextToken": page.next_token}))
     }
 
-    pub(crate) fn deregister_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn deregister_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let id = str_of(input, "taskDefinition").unwrap_or_default();
         let spec = name_from(ctx, id, "task-definition").unwrap_or_default();
         if !spec.contains(':') {
@@ -249,7 +296,10 @@ impl Ecs {
             self.store
                 .txn(
                     &[Cond::Revision(r.key.clone(), r.revision)],
-                    vec![Op::Put(r.key.clone(), td.clone()), Op::Delete(active_key(ctx, &family, revision))],
+                    vec![
+                        Op::Put(r.key.clone(), td.clone()),
+                        Op::Delete(active_key(ctx, &family, revision)),
+                    ],
                 )
                 .map_err(store_err)?;
         }
@@ -257,10 +307,16 @@ impl Ecs {
         Ok(json!({"taskDefinition": td}))
     }
 
-    pub(crate) fn delete_task_definitions(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn delete_task_definitions(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let ids = arr_of(input, "taskDefinitions");
         if ids.len() > 10 {
-            return Err(invalid("You can specify up to 10 task definitions in a single request."));
+            return Err(invalid(
+                "You can specify up to 10 task definitions in a single request.",
+            ));
         }
         let mut done = vec![];
         let mut failures = vec![];
@@ -268,7 +324,11 @@ impl Ecs {
         let mut conds = vec![];
         for id in ids.iter().filter_map(Value::as_str) {
             let spec = name_from(ctx, id, "task-definition").unwrap_or_default();
-            let found = if spec.contains(':') { self.find_task_definition(ctx, id) } else { None };
+            let found = if spec.contains(':') {
+                self.find_task_definition(ctx, id)
+            } else {
+                None
+            };
             let Some(r) = found else {
                 failures.push(json!({"arn": id, "reason": "The specified task definition does not exist. Specify a valid task definition and try again."}));
                 continue;
@@ -297,7 +357,10 @@ impl Ecs {
 /// Validate a RegisterTaskDefinition request with ECS's rules and return the task
 /// definition as ECS stores it (defaults filled in, compatibilities computed).
 fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-    let requires: Vec<&str> = arr_of(input, "requiresCompatibilities").iter().filter_map(Value::as_str).collect();
+    let requires: Vec<&str> = arr_of(input, "requiresCompatibilities")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     let fargate = requires.contains(&"FARGATE");
     let network_mode = str_of(input, "networkMode");
     let containers = arr_of(input, "containerDefinitions");
@@ -305,16 +368,26 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         return Err(client("Container list cannot be empty."));
     }
     if containers.len() > MAX_CONTAINERS {
-        return Err(client(format!("Too many containers. A task definition can have at most {MAX_CONTAINERS} containers.")));
+        return Err(client(format!(
+            "Too many containers. A task definition can have at most {MAX_CONTAINERS} containers."
+        )));
     }
 
     // Task-level size.
     let cpu = match str_of(input, "cpu") {
-        Some(s) => Some(parse_cpu(s).ok_or_else(|| client(format!("Invalid 'cpu' setting for task. '{s}' is not a valid value.")))?),
+        Some(s) => Some(parse_cpu(s).ok_or_else(|| {
+            client(format!(
+                "Invalid 'cpu' setting for task. '{s}' is not a valid value."
+            ))
+        })?),
         None => None,
     };
     let memory = match str_of(input, "memory") {
-        Some(s) => Some(parse_memory(s).ok_or_else(|| client(format!("Invalid 'memory' setting for task. '{s}' is not a valid value.")))?),
+        Some(s) => Some(parse_memory(s).ok_or_else(|| {
+            client(format!(
+                "Invalid 'memory' setting for task. '{s}' is not a valid value."
+            ))
+        })?),
         None => None,
     };
     if fargate {
@@ -322,10 +395,14 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
             return Err(client("Fargate only supports network mode 'awsvpc'."));
         }
         let Some(c) = cpu else {
-            return Err(client("Fargate requires that 'cpu' be defined at the task level."));
+            return Err(client(
+                "Fargate requires that 'cpu' be defined at the task level.",
+            ));
         };
         let Some(m) = memory else {
-            return Err(client("Fargate requires that 'memory' be defined at the task level."));
+            return Err(client(
+                "Fargate requires that 'memory' be defined at the task level.",
+            ));
         };
         if !fargate_pair_valid(c, m) {
             return Err(client(format!(
@@ -340,7 +417,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
     }
     if let Some(m) = memory {
         if m < 128 {
-            return Err(client("Invalid 'memory' setting for task. The minimum is 128 MiB."));
+            return Err(client(
+                "Invalid 'memory' setting for task. The minimum is 128 MiB.",
+            ));
         }
     }
 
@@ -358,7 +437,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
             return Err(client("Fargate compatible task definitions do not support host volumes with a sourcePath."));
         }
         if fargate && v.get("dockerVolumeConfiguration").is_some() {
-            return Err(client("Fargate compatible task definitions do not support dockerVolumeConfiguration."));
+            return Err(client(
+                "Fargate compatible task definitions do not support dockerVolumeConfiguration.",
+            ));
         }
     }
 
@@ -381,7 +462,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         let name = str_of(c, "name").unwrap_or_default();
         let image = str_of(c, "image").unwrap_or_default();
         if image.trim().is_empty() {
-            return Err(client(format!("Container.image should not be null or empty. (container '{name}')")));
+            return Err(client(format!(
+                "Container.image should not be null or empty. (container '{name}')"
+            )));
         }
         if image.len() > 1024 {
             return Err(client(format!("Invalid setting for container '{name}'. The image name is longer than 1024 characters.")));
@@ -396,7 +479,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         for (field, v) in [("memory", cmem), ("memoryReservation", cres)] {
             if let Some(v) = v {
                 if v < 6 {
-                    return Err(client(format!("Invalid '{field}' setting for container '{name}'. The minimum is 6 MiB.")));
+                    return Err(client(format!(
+                        "Invalid '{field}' setting for container '{name}'. The minimum is 6 MiB."
+                    )));
                 }
             }
         }
@@ -416,7 +501,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         }
         if let Some(cc) = c.get("cpu").and_then(Value::as_i64) {
             if !(0..=196_608).contains(&cc) {
-                return Err(client(format!("Invalid 'cpu' setting for container '{name}'.")));
+                return Err(client(format!(
+                    "Invalid 'cpu' setting for container '{name}'."
+                )));
             }
             if let Some(tc) = cpu {
                 if cc > tc as i64 {
@@ -427,10 +514,14 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
             }
         }
         if fargate && c.get("privileged").and_then(Value::as_bool) == Some(true) {
-            return Err(client("Fargate compatible task definitions do not support privileged containers."));
+            return Err(client(
+                "Fargate compatible task definitions do not support privileged containers.",
+            ));
         }
         if fargate && (c.get("links").is_some()) {
-            return Err(client("Fargate compatible task definitions do not support links."));
+            return Err(client(
+                "Fargate compatible task definitions do not support links.",
+            ));
         }
         if network_mode == Some("awsvpc") && c.get("links").is_some() {
             return Err(client("Links are not supported when networkMode=awsvpc."));
@@ -466,8 +557,14 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
                         _ => m["hostPort"] = json!(cp),
                     }
                 }
-                let seen_key = if host_ports_must_match { cp } else { host_port.unwrap_or(-cp - 1) };
-                if (host_ports_must_match || host_port.is_some_and(|h| h != 0)) && !ports_seen.insert((seen_key, protocol.clone())) {
+                let seen_key = if host_ports_must_match {
+                    cp
+                } else {
+                    host_port.unwrap_or(-cp - 1)
+                };
+                if (host_ports_must_match || host_port.is_some_and(|h| h != 0))
+                    && !ports_seen.insert((seen_key, protocol.clone()))
+                {
                     return Err(client(format!("Duplicate port mapping found: port {seen_key}/{protocol} is used more than once.")));
                 }
             }
@@ -509,7 +606,12 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
                     "Invalid 'healthCheck' setting for container '{name}': the command must start with CMD, CMD-SHELL or NONE."
                 )));
             }
-            for (field, lo, hi) in [("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300)] {
+            for (field, lo, hi) in [
+                ("interval", 5, 300),
+                ("timeout", 2, 60),
+                ("retries", 1, 10),
+                ("startPeriod", 0, 300),
+            ] {
                 if let Some(v) = hc.get(field).and_then(Value::as_i64) {
                     if v < lo || v > hi {
                         return Err(client(format!(
@@ -530,7 +632,12 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
                     }
                 }
             }
-            if fargate && !matches!(str_of(lc, "logDriver"), Some("awslogs") | Some("splunk") | Some("awsfirelens")) {
+            if fargate
+                && !matches!(
+                    str_of(lc, "logDriver"),
+                    Some("awslogs") | Some("splunk") | Some("awsfirelens")
+                )
+            {
                 return Err(client("Fargate compatible task definitions support only the awslogs, splunk and awsfirelens log drivers."));
             }
         }
@@ -540,7 +647,12 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         out.insert("cpu".into(), c.get("cpu").cloned().unwrap_or(json!(0)));
         out.insert("portMappings".into(), Value::Array(mappings));
         out.insert("essential".into(), json!(essential));
-        for list in ["environment", "mountPoints", "volumesFrom", "systemControls"] {
+        for list in [
+            "environment",
+            "mountPoints",
+            "volumesFrom",
+            "systemControls",
+        ] {
             out.entry(list.to_string()).or_insert_with(|| json!([]));
         }
         if let Some(hc) = out.get_mut("healthCheck") {
@@ -552,15 +664,25 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         out_containers.push(Value::Object(out));
     }
     if !any_essential {
-        return Err(client("A task definition must have at least one essential container."));
+        return Err(client(
+            "A task definition must have at least one essential container.",
+        ));
     }
 
     // What the task definition can run on: EC2 always; FARGATE when it satisfies Fargate's rules.
     let fargate_ok = fargate
         || (network_mode == Some("awsvpc")
-            && cpu.zip(memory).is_some_and(|(c, m)| fargate_pair_valid(c, m))
-            && !arr_of(input, "volumes").iter().any(|v| v.pointer("/host/sourcePath").is_some() || v.get("dockerVolumeConfiguration").is_some())
-            && !out_containers.iter().any(|c| c.get("privileged").and_then(Value::as_bool) == Some(true) || c.get("links").is_some()));
+            && cpu
+                .zip(memory)
+                .is_some_and(|(c, m)| fargate_pair_valid(c, m))
+            && !arr_of(input, "volumes").iter().any(|v| {
+                v.pointer("/host/sourcePath").is_some()
+                    || v.get("dockerVolumeConfiguration").is_some()
+            })
+            && !out_containers.iter().any(|c| {
+                c.get("privileged").and_then(Value::as_bool) == Some(true)
+                    || c.get("links").is_some()
+            }));
     let mut compatibilities = vec![json!("EC2")];
     if fargate_ok {
         compatibilities.push(json!("FARGATE"));
@@ -570,8 +692,16 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
     td.insert("family".into(), json!(str_of(input, "family")));
     td.insert("containerDefinitions".into(), Value::Array(out_containers));
     for f in [
-        "taskRoleArn", "executionRoleArn", "networkMode", "pidMode", "ipcMode", "proxyConfiguration",
-        "inferenceAccelerators", "ephemeralStorage", "runtimePlatform", "enableFaultInjection",
+        "taskRoleArn",
+        "executionRoleArn",
+        "networkMode",
+        "pidMode",
+        "ipcMode",
+        "proxyConfiguration",
+        "inferenceAccelerators",
+        "ephemeralStorage",
+        "runtimePlatform",
+        "enableFaultInjection",
     ] {
         if let Some(v) = input.get(f) {
             td.insert(f.into(), v.clone());
@@ -584,9 +714,15 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         td.insert("memory".into(), json!(m.to_string()));
     }
     td.insert("volumes".into(), json!(arr_of(input, "volumes")));
-    td.insert("placementConstraints".into(), json!(arr_of(input, "placementConstraints")));
+    td.insert(
+        "placementConstraints".into(),
+        json!(arr_of(input, "placementConstraints")),
+    );
     td.insert("status".into(), json!("ACTIVE"));
-    td.insert("requiresAttributes".into(), json!(required_attributes(input, network_mode)));
+    td.insert(
+        "requiresAttributes".into(),
+        json!(required_attributes(input, network_mode)),
+    );
     td.insert("compatibilities".into(), Value::Array(compatibilities));
     if !requires.is_empty() {
         td.insert("requiresCompatibilities".into(), json!(requires));
@@ -609,7 +745,10 @@ fn required_attributes(input: &Value, network_mode: Option<&str>) -> Vec<Value> 
         add("ecs.capability.execution-role-awslogs");
     }
     let containers = arr_of(input, "containerDefinitions");
-    if containers.iter().any(|c| c.pointer("/logConfiguration/logDriver") == Some(&json!("awslogs"))) {
+    if containers
+        .iter()
+        .any(|c| c.pointer("/logConfiguration/logDriver") == Some(&json!("awslogs")))
+    {
         add("com.amazonaws.ecs.capability.logging-driver.awslogs");
     }
     if containers.iter().any(|c| c.get("healthCheck").is_some()) {
@@ -640,8 +779,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = berth_store::SqliteStore::open(&dir.path().join("db")).unwrap();
         let arn = "arn:aws:ecs:us-east-1:000000000000:task-definition/old:1";
-        store.put("/000000000000/us-east-1/ecs/taskdef/old/0000000001", json!({"status": "ACTIVE", "taskDefinitionArn": arn})).unwrap();
-        store.put("/000000000000/us-east-1/ecs/taskdef/old/0000000002", json!({"status": "INACTIVE", "taskDefinitionArn": "x"})).unwrap();
+        store
+            .put(
+                "/000000000000/us-east-1/ecs/taskdef/old/0000000001",
+                json!({"status": "ACTIVE", "taskDefinitionArn": arn}),
+            )
+            .unwrap();
+        store
+            .put(
+                "/000000000000/us-east-1/ecs/taskdef/old/0000000002",
+                json!({"status": "INACTIVE", "taskDefinitionArn": "x"}),
+            )
+            .unwrap();
         index_active_revisions(&store);
         index_active_revisions(&store);
         let index = store.list("/000000000000/us-east-1/ecs/taskdef-active/");

@@ -38,7 +38,11 @@ impl Ecs {
                 _ => Placement::Ec2,
             });
         }
-        let strategy = if strategy.is_empty() { arr_of(cluster, "defaultCapacityProviderStrategy") } else { strategy };
+        let strategy = if strategy.is_empty() {
+            arr_of(cluster, "defaultCapacityProviderStrategy")
+        } else {
+            strategy
+        };
         if strategy.is_empty() {
             return Ok(Placement::Ec2);
         }
@@ -51,12 +55,24 @@ impl Ecs {
                 )));
             }
         }
-        let all_fargate = strategy.iter().all(|s| str_of(s, "capacityProvider").is_some_and(|p| FARGATE_PROVIDERS.contains(&p)));
-        Ok(if all_fargate { Placement::Fargate } else { Placement::AsgProviders })
+        let all_fargate = strategy
+            .iter()
+            .all(|s| str_of(s, "capacityProvider").is_some_and(|p| FARGATE_PROVIDERS.contains(&p)));
+        Ok(if all_fargate {
+            Placement::Fargate
+        } else {
+            Placement::AsgProviders
+        })
     }
 
     /// Network configuration rules shared by RunTask, StartTask and CreateService.
-    pub(crate) fn check_network(&self, ctx: &RequestContext, input: &Value, td: &Value, placement: &Placement) -> ApiResult<()> {
+    pub(crate) fn check_network(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+        td: &Value,
+        placement: &Placement,
+    ) -> ApiResult<()> {
         let awsvpc = td["networkMode"] == "awsvpc";
         let conf = input.pointer("/networkConfiguration/awsvpcConfiguration");
         if !awsvpc {
@@ -66,48 +82,86 @@ impl Ecs {
             return Ok(());
         }
         let Some(conf) = conf else {
-            return Err(invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified."));
+            return Err(invalid(
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            ));
         };
-        let subnets: Vec<String> = arr_of(conf, "subnets").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let subnets: Vec<String> = arr_of(conf, "subnets")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
         if subnets.is_empty() {
             return Err(invalid("subnets can not be empty."));
         }
         if subnets.len() > 16 {
             return Err(invalid("At most 16 subnets can be specified."));
         }
-        let groups: Vec<String> = arr_of(conf, "securityGroups").iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let groups: Vec<String> = arr_of(conf, "securityGroups")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
         if groups.len() > 5 {
             return Err(invalid("At most 5 security groups can be specified."));
         }
         if str_of(conf, "assignPublicIp") == Some("ENABLED") && *placement != Placement::Fargate {
-            return Err(invalid("Assign public IP is not supported for this launch type."));
+            return Err(invalid(
+                "Assign public IP is not supported for this launch type.",
+            ));
         }
-        berth_ec2::check_awsvpc(self.store.as_ref(), &ctx.account, &ctx.region, &subnets, &groups)
+        berth_ec2::check_awsvpc(
+            self.store.as_ref(),
+            &ctx.account,
+            &ctx.region,
+            &subnets,
+            &groups,
+        )
     }
 
     /// containerOverrides must name containers of the task definition; task-level sizes must fit the launch type.
     fn check_overrides(&self, input: &Value, td: &Value, placement: &Placement) -> ApiResult<()> {
-        let Some(ov) = input.get("overrides") else { return Ok(()) };
+        let Some(ov) = input.get("overrides") else {
+            return Ok(());
+        };
         for co in arr_of(ov, "containerOverrides") {
             let name = str_of(co, "name").unwrap_or_default();
-            if !arr_of(td, "containerDefinitions").iter().any(|c| c["name"] == name) {
-                return Err(invalid(format!("Override for container named {name} is not a container in the TaskDefinition.")));
+            if !arr_of(td, "containerDefinitions")
+                .iter()
+                .any(|c| c["name"] == name)
+            {
+                return Err(invalid(format!(
+                    "Override for container named {name} is not a container in the TaskDefinition."
+                )));
             }
             for f in ["cpu", "memory", "memoryReservation"] {
                 if co.get(f).and_then(Value::as_i64).is_some_and(|v| v < 0) {
-                    return Err(invalid(format!("Invalid '{f}' override for container {name}.")));
+                    return Err(invalid(format!(
+                        "Invalid '{f}' override for container {name}."
+                    )));
                 }
             }
-            if co.get("memory").and_then(Value::as_i64).is_some_and(|m| m < 6) {
-                return Err(invalid(format!("Invalid 'memory' override for container {name}: the minimum is 6 MiB.")));
+            if co
+                .get("memory")
+                .and_then(Value::as_i64)
+                .is_some_and(|m| m < 6)
+            {
+                return Err(invalid(format!(
+                    "Invalid 'memory' override for container {name}: the minimum is 6 MiB."
+                )));
             }
         }
-        if *placement == Placement::Fargate && (ov.get("cpu").is_some() || ov.get("memory").is_some()) {
+        if *placement == Placement::Fargate
+            && (ov.get("cpu").is_some() || ov.get("memory").is_some())
+        {
             let cpu_s = str_of(ov, "cpu").or(str_of(td, "cpu")).unwrap_or_default();
-            let mem_s = str_of(ov, "memory").or(str_of(td, "memory")).unwrap_or_default();
+            let mem_s = str_of(ov, "memory")
+                .or(str_of(td, "memory"))
+                .unwrap_or_default();
             let cpu = crate::taskdef::parse_cpu(cpu_s);
             let mem = crate::taskdef::parse_memory(mem_s);
-            if !cpu.zip(mem).is_some_and(|(c, m)| crate::taskdef::fargate_pair_valid(c, m)) {
+            if !cpu
+                .zip(mem)
+                .is_some_and(|(c, m)| crate::taskdef::fargate_pair_valid(c, m))
+            {
                 return Err(invalid(format!("No Fargate configuration exists for given values: {cpu_s} CPU, {mem_s} memory.")));
             }
         }
@@ -115,9 +169,15 @@ impl Ecs {
     }
 
     /// The task definition a run request names; INACTIVE revisions cannot start new tasks.
-    pub(crate) fn runnable_task_definition(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Record> {
+    pub(crate) fn runnable_task_definition(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Record> {
         let id = str_of(input, "taskDefinition").unwrap_or_default();
-        let r = self.find_task_definition(ctx, id).ok_or_else(|| client("TaskDefinition not found."))?;
+        let r = self
+            .find_task_definition(ctx, id)
+            .ok_or_else(|| client("TaskDefinition not found."))?;
         if r.value["status"] != "ACTIVE" {
             return Err(client("TaskDefinition is inactive"));
         }
@@ -139,8 +199,14 @@ impl Ecs {
         }
         let placement = self.placement(input, &cluster.value)?;
         let td = self.runnable_task_definition(ctx, input)?;
-        if placement == Placement::Fargate && !arr_of(&td.value, "compatibilities").iter().any(|c| c == "FARGATE") {
-            return Err(client("Task definition does not support launch_type FARGATE."));
+        if placement == Placement::Fargate
+            && !arr_of(&td.value, "compatibilities")
+                .iter()
+                .any(|c| c == "FARGATE")
+        {
+            return Err(client(
+                "Task definition does not support launch_type FARGATE.",
+            ));
         }
         self.check_overrides(input, &td.value, &placement)?;
         self.check_network(ctx, input, &td.value, &placement)?;
@@ -167,19 +233,33 @@ impl Ecs {
 
     pub(crate) fn start_task(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
-        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default().to_string();
+        let cluster_name = str_of(&cluster.value, "clusterName")
+            .unwrap_or_default()
+            .to_string();
         let instances = arr_of(input, "containerInstances");
         if instances.is_empty() || instances.len() > 10 {
-            return Err(invalid("containerInstances must list between 1 and 10 container instances."));
+            return Err(invalid(
+                "containerInstances must list between 1 and 10 container instances.",
+            ));
         }
         let td = self.runnable_task_definition(ctx, input)?;
         self.check_overrides(input, &td.value, &Placement::Ec2)?;
         self.check_network(ctx, input, &td.value, &Placement::Ec2)?;
         for i in instances.iter().filter_map(Value::as_str) {
-            let id = name_from(ctx, i, "container-instance").map(|r| r.rsplit('/').next().unwrap_or_default().to_string());
-            let exists = id.is_some_and(|id| self.store.get(&key(ctx, &format!("container-instance/{cluster_name}/{id}"))).is_some());
+            let id = name_from(ctx, i, "container-instance")
+                .map(|r| r.rsplit('/').next().unwrap_or_default().to_string());
+            let exists = id.is_some_and(|id| {
+                self.store
+                    .get(&key(
+                        ctx,
+                        &format!("container-instance/{cluster_name}/{id}"),
+                    ))
+                    .is_some()
+            });
             if !exists {
-                return Err(invalid(format!("Container instance {i} was not found in the cluster.")));
+                return Err(invalid(format!(
+                    "Container instance {i} was not found in the cluster."
+                )));
             }
         }
         Err(ApiError::new(501, "NotImplemented", "StartTask: placing tasks on container instances is not implemented in Berth yet; no task was created."))
@@ -195,23 +275,30 @@ impl Ecs {
         } else {
             id.to_string()
         };
-        self.store.get(&key(ctx, &format!("task/{cluster}/{task_id}")))
+        self.store
+            .get(&key(ctx, &format!("task/{cluster}/{task_id}")))
     }
 
     pub(crate) fn stop_task(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         let id = str_of(input, "task").unwrap_or_default();
-        let r = self.find_task(ctx, cluster_name, id).ok_or_else(|| invalid("The referenced task was not found."))?;
+        let r = self
+            .find_task(ctx, cluster_name, id)
+            .ok_or_else(|| invalid("The referenced task was not found."))?;
         let mut task = (*r.value).clone();
         if task["desiredStatus"] != "STOPPED" {
             // Desired state only: the node stops the containers and records the rest.
             task["desiredStatus"] = json!("STOPPED");
             task["stopCode"] = json!("UserInitiated");
-            task["stoppedReason"] = json!(str_of(input, "reason").unwrap_or("Task stopped by user"));
+            task["stoppedReason"] =
+                json!(str_of(input, "reason").unwrap_or("Task stopped by user"));
             task["stoppingAt"] = json!(self.clock.now());
             self.store
-                .txn(&[Cond::Revision(r.key.clone(), r.revision)], vec![Op::Put(r.key.clone(), task.clone())])
+                .txn(
+                    &[Cond::Revision(r.key.clone(), r.revision)],
+                    vec![Op::Put(r.key.clone(), task.clone())],
+                )
                 .map_err(store_err)?;
         }
         task.as_object_mut().map(|o| o.remove("tags"));
@@ -238,7 +325,11 @@ impl Ecs {
                     tasks.push(t);
                 }
                 None => {
-                    let a = if id.starts_with("arn:") { id.to_string() } else { arn(ctx, &format!("task/{cluster_name}/{id}")) };
+                    let a = if id.starts_with("arn:") {
+                        id.to_string()
+                    } else {
+                        arn(ctx, &format!("task/{cluster_name}/{id}"))
+                    };
                     failures.push(json!({"arn": a, "reason": "MISSING"}));
                 }
             }
@@ -250,12 +341,15 @@ impl Ecs {
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         if input.get("serviceName").is_some() && input.get("startedBy").is_some() {
-            return Err(invalid("startedBy and serviceName cannot both be specified."));
+            return Err(invalid(
+                "startedBy and serviceName cannot both be specified.",
+            ));
         }
         let desired = str_of(input, "desiredStatus").unwrap_or("RUNNING");
         let family = str_of(input, "family");
         let started_by = str_of(input, "startedBy");
-        let service = str_of(input, "serviceName").map(|s| format!("ecs-svc/{}", s.rsplit('/').next().unwrap_or(s)));
+        let service = str_of(input, "serviceName")
+            .map(|s| format!("ecs-svc/{}", s.rsplit('/').next().unwrap_or(s)));
         let launch_type = str_of(input, "launchType");
         let instance = str_of(input, "containerInstance");
         let arns: Vec<(String, String)> = self
@@ -270,21 +364,40 @@ impl Ecs {
                     "PENDING" => t["desiredStatus"] == "RUNNING" && t["lastStatus"] == "PENDING",
                     _ => t["desiredStatus"] == "RUNNING",
                 };
-                let td_family = str_of(t, "taskDefinitionArn").and_then(|a| a.rsplit('/').next()).and_then(|f| f.rsplit_once(':')).map(|(f, _)| f);
+                let td_family = str_of(t, "taskDefinitionArn")
+                    .and_then(|a| a.rsplit('/').next())
+                    .and_then(|f| f.rsplit_once(':'))
+                    .map(|(f, _)| f);
                 desired_ok
                     && family.is_none_or(|f| td_family == Some(f))
                     && started_by.is_none_or(|s| t["startedBy"] == s)
-                    && service.as_deref().is_none_or(|s| t["group"] == format!("service:{}", s.trim_start_matches("ecs-svc/")))
+                    && service.as_deref().is_none_or(|s| {
+                        t["group"] == format!("service:{}", s.trim_start_matches("ecs-svc/"))
+                    })
                     && launch_type.is_none_or(|l| t["launchType"] == l)
-                    && instance.is_none_or(|i| str_of(t, "containerInstanceArn").is_some_and(|a| a == i || a.ends_with(&format!("/{i}"))))
+                    && instance.is_none_or(|i| {
+                        str_of(t, "containerInstanceArn")
+                            .is_some_and(|a| a == i || a.ends_with(&format!("/{i}")))
+                    })
             })
-            .map(|r| (r.key.clone(), str_of(&r.value, "taskArn").unwrap_or_default().to_string()))
+            .map(|r| {
+                (
+                    r.key.clone(),
+                    str_of(&r.value, "taskArn").unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let page = paginate(arns, |(k, _)| k.clone(), input, 100, 100, INVALID)?;
-        Ok(json!({"taskArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}))
+        Ok(
+            json!({"taskArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
+        )
     }
 
-    pub(crate) fn list_container_instances(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn list_container_instances(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         if input.get("filter").is_some() {
@@ -296,24 +409,43 @@ impl Ecs {
             .list(&key(ctx, &format!("container-instance/{cluster_name}/")))
             .into_iter()
             .filter(|r| status.is_none_or(|s| r.value["status"] == s))
-            .map(|r| (r.key.clone(), str_of(&r.value, "containerInstanceArn").unwrap_or_default().to_string()))
+            .map(|r| {
+                (
+                    r.key.clone(),
+                    str_of(&r.value, "containerInstanceArn")
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
             .collect();
         let page = paginate(arns, |(k, _)| k.clone(), input, 100, 100, INVALID)?;
-        Ok(json!({"containerInstanceArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}))
+        Ok(
+            json!({"containerInstanceArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
+        )
     }
 
-    pub(crate) fn describe_container_instances(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+    pub(crate) fn describe_container_instances(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<Value> {
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         let ids = arr_of(input, "containerInstances");
         if ids.len() > 100 {
-            return Err(invalid("containerInstances cannot have more than 100 elements."));
+            return Err(invalid(
+                "containerInstances cannot have more than 100 elements.",
+            ));
         }
         let mut found = vec![];
         let mut failures = vec![];
         for id in ids.iter().filter_map(Value::as_str) {
-            let short = name_from(ctx, id, "container-instance").map(|r| r.rsplit('/').next().unwrap_or_default().to_string());
-            match short.and_then(|s| self.store.get(&key(ctx, &format!("container-instance/{cluster_name}/{s}")))) {
+            let short = name_from(ctx, id, "container-instance")
+                .map(|r| r.rsplit('/').next().unwrap_or_default().to_string());
+            match short.and_then(|s| {
+                self.store
+                    .get(&key(ctx, &format!("container-instance/{cluster_name}/{s}")))
+            }) {
                 Some(r) => found.push((*r.value).clone()),
                 None => failures.push(json!({"arn": id, "reason": "MISSING"})),
             }

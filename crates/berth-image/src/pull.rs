@@ -51,14 +51,26 @@ impl ImageRef {
         if repository.is_empty() || reference.is_empty() {
             return Err(bad());
         }
-        Ok(ImageRef { registry: registry.to_string(), repository: repository.to_string(), reference })
+        Ok(ImageRef {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            reference,
+        })
     }
 }
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sep = if self.reference.contains(':') { '@' } else { ':' };
-        write!(f, "{}/{}{sep}{}", self.registry, self.repository, self.reference)
+        let sep = if self.reference.contains(':') {
+            '@'
+        } else {
+            ':'
+        };
+        write!(
+            f,
+            "{}/{}{sep}{}",
+            self.registry, self.repository, self.reference
+        )
     }
 }
 
@@ -68,9 +80,15 @@ pub enum PullError {
     /// The registry could not be reached.
     Unreachable(String),
     /// The registry answered with an error (not found, denied, ...).
-    Registry { status: u16, message: String },
+    Registry {
+        status: u16,
+        message: String,
+    },
     /// Content did not match its digest.
-    DigestMismatch { expected: String, actual: String },
+    DigestMismatch {
+        expected: String,
+        actual: String,
+    },
     /// The manifest or config is not one Berth can run.
     Unsupported(String),
     Unpack(UnpackError),
@@ -82,8 +100,12 @@ impl fmt::Display for PullError {
         match self {
             PullError::InvalidReference(r) => write!(f, "invalid image reference {r:?}"),
             PullError::Unreachable(m) => write!(f, "registry unreachable: {m}"),
-            PullError::Registry { status, message } => write!(f, "registry answered {status}: {message}"),
-            PullError::DigestMismatch { expected, actual } => write!(f, "content digest {actual} does not match {expected}"),
+            PullError::Registry { status, message } => {
+                write!(f, "registry answered {status}: {message}")
+            }
+            PullError::DigestMismatch { expected, actual } => {
+                write!(f, "content digest {actual} does not match {expected}")
+            }
             PullError::Unsupported(m) => write!(f, "unsupported image: {m}"),
             PullError::Unpack(e) => write!(f, "{e}"),
             PullError::Io(e) => write!(f, "{e}"),
@@ -109,7 +131,9 @@ impl ContentStore {
         for d in ["blobs/sha256", "layers", "tmp"] {
             std::fs::create_dir_all(root.join(d))?;
         }
-        Ok(ContentStore { root: root.to_path_buf() })
+        Ok(ContentStore {
+            root: root.to_path_buf(),
+        })
     }
 
     pub fn blob_path(&self, digest: &str) -> Option<PathBuf> {
@@ -129,7 +153,11 @@ impl ContentStore {
 /// The hex of a well-formed `sha256:` digest (the only algorithm images use in practice).
 fn sha256_hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then_some(hex)
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }
 
 /// A pulled image: what the runtime needs to build a container's root filesystem.
@@ -151,17 +179,35 @@ pub struct Puller {
 impl Puller {
     pub fn new(store: Arc<ContentStore>) -> Puller {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        Puller { store, client, inflight: Mutex::new(HashMap::new()) }
+        Puller {
+            store,
+            client,
+            inflight: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.inflight.lock().expect("inflight lock").entry(key.to_string()).or_default().clone()
+        self.inflight
+            .lock()
+            .expect("inflight lock")
+            .entry(key.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Pull `image` (with basic credentials, e.g. `AWS` and an ECR token) for this
     /// machine's platform, and unpack its layers.
-    pub async fn pull(&self, image: &ImageRef, basic: Option<(&str, &str)>) -> Result<Pulled, PullError> {
-        let auth = basic.map(|(u, p)| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))));
+    pub async fn pull(
+        &self,
+        image: &ImageRef,
+        basic: Option<(&str, &str)>,
+    ) -> Result<Pulled, PullError> {
+        let auth = basic.map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
         let auth = auth.as_deref();
         let (mut digest, mut manifest) = self.manifest(image, &image.reference, auth).await?;
         if is_index(&manifest) {
@@ -170,24 +216,43 @@ impl Puller {
             digest = d;
             manifest = m;
         }
-        let config_digest = manifest.pointer("/config/digest").and_then(Value::as_str).ok_or_else(|| PullError::Unsupported("manifest has no config".into()))?;
+        let config_digest = manifest
+            .pointer("/config/digest")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PullError::Unsupported("manifest has no config".into()))?;
         let config_path = self.blob(image, config_digest, auth).await?;
         let config: Value = serde_json::from_slice(&tokio::fs::read(&config_path).await?)
             .map_err(|e| PullError::Unsupported(format!("image config is not JSON: {e}")))?;
         let mut layers = vec![];
-        let all = manifest.get("layers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let all = manifest
+            .get("layers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (i, l) in all.iter().enumerate() {
-            let d = l.get("digest").and_then(Value::as_str).ok_or_else(|| PullError::Unsupported("layer without a digest".into()))?;
+            let d = l
+                .get("digest")
+                .and_then(Value::as_str)
+                .ok_or_else(|| PullError::Unsupported("layer without a digest".into()))?;
             let started = std::time::Instant::now();
             let blob = self.blob(image, d, auth).await?;
             layers.push(self.unpacked(d, &blob).await?);
             let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
             tracing::info!(image = %image, layer = i + 1, of = all.len(), digest = d, bytes = size, ms = started.elapsed().as_millis() as u64, "pulled layer");
         }
-        Ok(Pulled { manifest_digest: digest, config, layers })
+        Ok(Pulled {
+            manifest_digest: digest,
+            config,
+            layers,
+        })
     }
 
-    async fn get(&self, url: &str, accept: Option<&str>, auth: Option<&str>) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
+    async fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        auth: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
         let (url, host) = loopback_for_localhost(url);
         let mut req = Request::get(&url);
         if let Some(h) = host {
@@ -200,55 +265,109 @@ impl Puller {
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
-        let req = req.body(Empty::new()).map_err(|e| PullError::InvalidReference(e.to_string()))?;
-        let resp = self.client.request(req).await.map_err(|e| PullError::Unreachable(format!("{url}: {e}")))?;
+        let req = req
+            .body(Empty::new())
+            .map_err(|e| PullError::InvalidReference(e.to_string()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| PullError::Unreachable(format!("{url}: {e}")))?;
         if resp.status().is_redirection() {
             // Registries backed by object storage redirect blob downloads.
-            let next = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let next = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
             if !next.starts_with("http://") {
                 return Err(PullError::Unsupported(format!("redirect to {next:?}")));
             }
-            let req = Request::get(&next).body(Empty::new()).map_err(|e| PullError::InvalidReference(e.to_string()))?;
-            return self.client.request(req).await.map_err(|e| PullError::Unreachable(format!("{next}: {e}")));
+            let req = Request::get(&next)
+                .body(Empty::new())
+                .map_err(|e| PullError::InvalidReference(e.to_string()))?;
+            return self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| PullError::Unreachable(format!("{next}: {e}")));
         }
         Ok(resp)
     }
 
     async fn fail(resp: hyper::Response<hyper::body::Incoming>) -> PullError {
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let message = serde_json::from_slice::<Value>(&body)
             .ok()
-            .and_then(|v| v.pointer("/errors/0/message").and_then(Value::as_str).map(str::to_string))
+            .and_then(|v| {
+                v.pointer("/errors/0/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
         PullError::Registry { status, message }
     }
 
     /// Fetch and verify a manifest; returns its digest and document.
-    async fn manifest(&self, image: &ImageRef, reference: &str, auth: Option<&str>) -> Result<(String, Value), PullError> {
-        let url = format!("http://{}/v2/{}/manifests/{reference}", image.registry, image.repository);
+    async fn manifest(
+        &self,
+        image: &ImageRef,
+        reference: &str,
+        auth: Option<&str>,
+    ) -> Result<(String, Value), PullError> {
+        let url = format!(
+            "http://{}/v2/{}/manifests/{reference}",
+            image.registry, image.repository
+        );
         let resp = self.get(&url, Some(ACCEPT), auth).await?;
         if resp.status() != StatusCode::OK {
             return Err(Self::fail(resp).await);
         }
-        let body = resp.into_body().collect().await.map_err(|e| PullError::Unreachable(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| PullError::Unreachable(e.to_string()))?
+            .to_bytes();
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         if reference.starts_with("sha256:") && reference != actual {
-            return Err(PullError::DigestMismatch { expected: reference.to_string(), actual });
+            return Err(PullError::DigestMismatch {
+                expected: reference.to_string(),
+                actual,
+            });
         }
-        let doc: Value = serde_json::from_slice(&body).map_err(|e| PullError::Unsupported(format!("manifest is not JSON: {e}")))?;
+        let doc: Value = serde_json::from_slice(&body)
+            .map_err(|e| PullError::Unsupported(format!("manifest is not JSON: {e}")))?;
         Ok((actual, doc))
     }
 
     /// A verified blob in the content store, fetched if missing.
-    async fn blob(&self, image: &ImageRef, digest: &str, auth: Option<&str>) -> Result<PathBuf, PullError> {
-        let dest = self.store.blob_path(digest).ok_or_else(|| PullError::Unsupported(format!("digest {digest:?}")))?;
+    async fn blob(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        auth: Option<&str>,
+    ) -> Result<PathBuf, PullError> {
+        let dest = self
+            .store
+            .blob_path(digest)
+            .ok_or_else(|| PullError::Unsupported(format!("digest {digest:?}")))?;
         let lock = self.lock_for(digest);
         let _held = lock.lock().await;
         if tokio::fs::metadata(&dest).await.is_ok() {
             return Ok(dest);
         }
-        let url = format!("http://{}/v2/{}/blobs/{digest}", image.registry, image.repository);
+        let url = format!(
+            "http://{}/v2/{}/blobs/{digest}",
+            image.registry, image.repository
+        );
         let resp = self.get(&url, None, auth).await?;
         if resp.status() != StatusCode::OK {
             return Err(Self::fail(resp).await);
@@ -259,7 +378,9 @@ impl Puller {
             let mut hasher = Sha256::new();
             let mut body = resp.into_body();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| PullError::Unreachable(format!("download of {digest} cut short: {e}")))?;
+                let frame = frame.map_err(|e| {
+                    PullError::Unreachable(format!("download of {digest} cut short: {e}"))
+                })?;
                 if let Ok(data) = frame.into_data() {
                     hasher.update(&data);
                     file.write_all(&data).await?;
@@ -267,7 +388,10 @@ impl Puller {
             }
             let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
             if actual != digest {
-                return Err(PullError::DigestMismatch { expected: digest.to_string(), actual });
+                return Err(PullError::DigestMismatch {
+                    expected: digest.to_string(),
+                    actual,
+                });
             }
             file.sync_all().await?;
             tokio::fs::rename(&tmp, &dest).await?;
@@ -282,7 +406,10 @@ impl Puller {
 
     /// The layer `digest` unpacked, once, from its verified blob.
     async fn unpacked(&self, digest: &str, blob: &Path) -> Result<PathBuf, PullError> {
-        let dest = self.store.layer_path(digest).ok_or_else(|| PullError::Unsupported(format!("digest {digest:?}")))?;
+        let dest = self
+            .store
+            .layer_path(digest)
+            .ok_or_else(|| PullError::Unsupported(format!("digest {digest:?}")))?;
         let lock = self.lock_for(&format!("layer:{digest}"));
         let _held = lock.lock().await;
         if tokio::fs::metadata(&dest).await.is_ok() {
@@ -316,7 +443,9 @@ impl Puller {
 /// Names under `.localhost` are the loopback address (RFC 6761), whether or not this
 /// host's resolver knows it (many do not): connect to 127.0.0.1 and send the name as Host.
 fn loopback_for_localhost(url: &str) -> (String, Option<String>) {
-    let Some(rest) = url.strip_prefix("http://") else { return (url.to_string(), None) };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return (url.to_string(), None);
+    };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (name, port) = match authority.rsplit_once(':') {
         Some((n, p)) => (n, Some(p)),
@@ -348,7 +477,10 @@ fn pick_platform(index: &Value) -> Result<String, PullError> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .find(|m| m.pointer("/platform/os").and_then(Value::as_str) == Some("linux") && m.pointer("/platform/architecture").and_then(Value::as_str) == Some(arch))
+        .find(|m| {
+            m.pointer("/platform/os").and_then(Value::as_str) == Some("linux")
+                && m.pointer("/platform/architecture").and_then(Value::as_str) == Some(arch)
+        })
         .and_then(|m| m.get("digest").and_then(Value::as_str))
         .map(str::to_string)
         .ok_or_else(|| PullError::Unsupported(format!("the image has no linux/{arch} manifest")))
@@ -360,22 +492,44 @@ mod tests {
     #[test]
     fn references() {
         let r = ImageRef::parse("localhost:4566/team/web:v1").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.reference.as_str()), ("localhost:4566", "team/web", "v1"));
+        assert_eq!(
+            (
+                r.registry.as_str(),
+                r.repository.as_str(),
+                r.reference.as_str()
+            ),
+            ("localhost:4566", "team/web", "v1")
+        );
         let d = format!("sha256:{}", "a".repeat(64));
         let r = ImageRef::parse(&format!("127.0.0.1:5000/web@{d}")).unwrap();
         assert_eq!(r.reference, d);
         assert_eq!(r.to_string(), format!("127.0.0.1:5000/web@{d}"));
-        assert_eq!(ImageRef::parse("localhost:4566/web").unwrap().reference, "latest");
+        assert_eq!(
+            ImageRef::parse("localhost:4566/web").unwrap().reference,
+            "latest"
+        );
         assert!(ImageRef::parse("busybox").is_err());
         assert!(ImageRef::parse("library/busybox:1").is_err());
     }
     #[test]
     fn localhost_names_go_to_loopback() {
-        let (url, host) = loopback_for_localhost("http://000000000000.dkr.ecr.eu-west-1.localhost:4566/v2/web/manifests/v1");
+        let (url, host) = loopback_for_localhost(
+            "http://000000000000.dkr.ecr.eu-west-1.localhost:4566/v2/web/manifests/v1",
+        );
         assert_eq!(url, "http://127.0.0.1:4566/v2/web/manifests/v1");
-        assert_eq!(host.as_deref(), Some("000000000000.dkr.ecr.eu-west-1.localhost:4566"));
-        assert_eq!(loopback_for_localhost("http://localhost:4566/v2/").1, None, "plain localhost resolves everywhere");
-        assert_eq!(loopback_for_localhost("http://registry.example:5000/v2/").1, None);
+        assert_eq!(
+            host.as_deref(),
+            Some("000000000000.dkr.ecr.eu-west-1.localhost:4566")
+        );
+        assert_eq!(
+            loopback_for_localhost("http://localhost:4566/v2/").1,
+            None,
+            "plain localhost resolves everywhere"
+        );
+        assert_eq!(
+            loopback_for_localhost("http://registry.example:5000/v2/").1,
+            None
+        );
     }
 
     #[test]
@@ -384,7 +538,11 @@ mod tests {
             {"digest": "sha256:arm", "platform": {"os": "linux", "architecture": "arm64"}},
             {"digest": "sha256:amd", "platform": {"os": "linux", "architecture": "amd64"}},
         ]});
-        let want = if std::env::consts::ARCH == "aarch64" { "sha256:arm" } else { "sha256:amd" };
+        let want = if std::env::consts::ARCH == "aarch64" {
+            "sha256:arm"
+        } else {
+            "sha256:amd"
+        };
         assert_eq!(pick_platform(&idx).unwrap(), want);
         assert!(pick_platform(&serde_json::json!({"manifests": []})).is_err());
     }

@@ -68,9 +68,9 @@ impl std::error::Error for UnpackError {}
 impl From<io::Error> for UnpackError {
     fn from(e: io::Error) -> Self {
         match e.kind() {
-            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput => {
-                UnpackError::Corrupt(e.to_string())
-            }
+            io::ErrorKind::InvalidData
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::InvalidInput => UnpackError::Corrupt(e.to_string()),
             _ => UnpackError::Io(e),
         }
     }
@@ -84,7 +84,8 @@ pub fn unpack_layer(layer: impl Read, dest: &Path) -> Result<Unpacked, UnpackErr
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(input)),
         Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| UnpackError::Corrupt(format!("zstd: {e}")))?,
+            ruzstd::decoding::StreamingDecoder::new(input)
+                .map_err(|e| UnpackError::Corrupt(format!("zstd: {e}")))?,
         ),
     };
     let dest = dest.canonicalize()?;
@@ -103,7 +104,10 @@ pub fn unpack_layer(layer: impl Read, dest: &Path) -> Result<Unpacked, UnpackErr
             stats.skipped += 1;
             continue;
         };
-        let name = rel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name == OPAQUE_MARKER {
             let dir = parent_inside(&dest, &rel)?;
             set_xattr(&dir, "trusted.overlay.opaque", b"y")?;
@@ -138,13 +142,17 @@ fn parent_inside(dest: &Path, rel: &Path) -> Result<PathBuf, UnpackError> {
     std::fs::create_dir_all(&parent)?;
     let real = parent.canonicalize()?;
     if !real.starts_with(dest) {
-        return Err(UnpackError::Corrupt(format!("{} leaves the layer through a symlink", rel.display())));
+        return Err(UnpackError::Corrupt(format!(
+            "{} leaves the layer through a symlink",
+            rel.display()
+        )));
     }
     Ok(real)
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))
 }
 
 /// overlayfs' whiteout: a character device with device number 0/0.
@@ -166,7 +174,16 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let p = cpath(path)?;
     let n = CString::new(name).expect("attribute names have no NUL");
     // SAFETY: valid NUL-terminated path and name, and a value buffer of the given length.
-    if unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) } != 0 {
+    if unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    } != 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -182,7 +199,9 @@ mod tests {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         if !root {
-            eprintln!("SKIPPED: unpacking layers needs root (ownership, device nodes, trusted xattrs)");
+            eprintln!(
+                "SKIPPED: unpacking layers needs root (ownership, device nodes, trusted xattrs)"
+            );
         }
         root
     }
@@ -237,7 +256,10 @@ mod tests {
     #[test]
     fn detects_compression() {
         assert_eq!(Compression::detect(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Compression::Zstd);
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::detect(b"usr/"), Compression::None);
     }
 
@@ -246,20 +268,36 @@ mod tests {
         if !is_root() {
             return;
         }
-        let tar = tar_of(&[("etc", "dir"), ("etc/motd", "file:hello"), ("bin", "dir"), ("bin/sh", "link:busybox")]);
+        let tar = tar_of(&[
+            ("etc", "dir"),
+            ("etc/motd", "file:hello"),
+            ("bin", "dir"),
+            ("bin/sh", "link:busybox"),
+        ]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar).unwrap();
         let gz = gz.finish().unwrap();
-        let zst = ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest);
+        let zst = ruzstd::encoding::compress_to_vec(
+            &tar[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
         for (label, bytes) in [("plain", tar.clone()), ("gzip", gz), ("zstd", zst)] {
             let dir = tempfile::tempdir().unwrap();
             let stats = unpack_layer(&bytes[..], dir.path()).unwrap();
             assert_eq!(stats.entries, 4, "{label}");
-            assert_eq!(std::fs::read_to_string(dir.path().join("etc/motd")).unwrap(), "hello", "{label}");
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("etc/motd")).unwrap(),
+                "hello",
+                "{label}"
+            );
             let m = std::fs::metadata(dir.path().join("etc/motd")).unwrap();
             assert_eq!(m.permissions().mode() & 0o777, 0o640, "{label}: mode kept");
             assert_eq!(m.mtime(), 1_700_000_000, "{label}: mtime kept");
-            assert_eq!(std::fs::read_link(dir.path().join("bin/sh")).unwrap(), Path::new("busybox"), "{label}");
+            assert_eq!(
+                std::fs::read_link(dir.path().join("bin/sh")).unwrap(),
+                Path::new("busybox"),
+                "{label}"
+            );
         }
     }
 
@@ -269,7 +307,11 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let tar = tar_of(&[("etc", "dir"), ("etc/.wh.motd", "file:"), ("var/cache/.wh..wh..opq", "file:")]);
+        let tar = tar_of(&[
+            ("etc", "dir"),
+            ("etc/.wh.motd", "file:"),
+            ("var/cache/.wh..wh..opq", "file:"),
+        ]);
         let stats = unpack_layer(&tar[..], dir.path()).unwrap();
         assert_eq!((stats.whiteouts, stats.opaque_dirs), (1, 1));
         let w = std::fs::symlink_metadata(dir.path().join("etc/motd")).unwrap();
@@ -279,9 +321,13 @@ mod tests {
         let p = cpath(&dir.path().join("var/cache")).unwrap();
         let n = CString::new("trusted.overlay.opaque").unwrap();
         // SAFETY: valid path, name and buffer.
-        let len = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let len =
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         assert_eq!(&buf[..len as usize], b"y");
-        assert!(!dir.path().join("etc/.wh.motd").exists(), "the marker itself is not unpacked");
+        assert!(
+            !dir.path().join("etc/.wh.motd").exists(),
+            "the marker itself is not unpacked"
+        );
     }
 
     #[test]
@@ -290,17 +336,54 @@ mod tests {
             return;
         }
         let root = tempfile::tempdir().unwrap();
-        let (l1, l2, upper, work, merged) = ["l1", "l2", "upper", "work", "merged"].map(|d| {
-            let p = root.path().join(d);
-            std::fs::create_dir(&p).unwrap();
-            p
-        }).into();
-        unpack_layer(&tar_of(&[("etc/motd", "file:one"), ("etc/keep", "file:k"), ("cache/old", "file:o")])[..], &l1).unwrap();
-        unpack_layer(&tar_of(&[("etc/.wh.motd", "file:"), ("cache/.wh..wh..opq", "file:"), ("cache/new", "file:n")])[..], &l2).unwrap();
-        let opts = format!("lowerdir={}:{},upperdir={},workdir={}", l2.display(), l1.display(), upper.display(), work.display());
-        let (src, target, fstype, data) = (CString::new("overlay").unwrap(), cpath(&merged).unwrap(), CString::new("overlay").unwrap(), CString::new(opts).unwrap());
+        let (l1, l2, upper, work, merged) = ["l1", "l2", "upper", "work", "merged"]
+            .map(|d| {
+                let p = root.path().join(d);
+                std::fs::create_dir(&p).unwrap();
+                p
+            })
+            .into();
+        unpack_layer(
+            &tar_of(&[
+                ("etc/motd", "file:one"),
+                ("etc/keep", "file:k"),
+                ("cache/old", "file:o"),
+            ])[..],
+            &l1,
+        )
+        .unwrap();
+        unpack_layer(
+            &tar_of(&[
+                ("etc/.wh.motd", "file:"),
+                ("cache/.wh..wh..opq", "file:"),
+                ("cache/new", "file:n"),
+            ])[..],
+            &l2,
+        )
+        .unwrap();
+        let opts = format!(
+            "lowerdir={}:{},upperdir={},workdir={}",
+            l2.display(),
+            l1.display(),
+            upper.display(),
+            work.display()
+        );
+        let (src, target, fstype, data) = (
+            CString::new("overlay").unwrap(),
+            cpath(&merged).unwrap(),
+            CString::new("overlay").unwrap(),
+            CString::new(opts).unwrap(),
+        );
         // SAFETY: valid NUL-terminated arguments; mounts onto our own temporary directory.
-        let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                data.as_ptr().cast(),
+            )
+        };
         if rc != 0 {
             panic!("overlay mount failed: {}", io::Error::last_os_error());
         }
@@ -337,7 +420,10 @@ mod tests {
         let tar = tar_of(&[("esc2", "link:../outside"), ("esc2/.wh.victim", "file:")]);
         std::fs::write(outside.join("victim"), "keep me").unwrap();
         assert!(unpack_layer(&tar[..], &dest).is_err());
-        assert_eq!(std::fs::read_to_string(outside.join("victim")).unwrap(), "keep me");
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim")).unwrap(),
+            "keep me"
+        );
 
         // Absolute paths are taken relative to the layer.
         unpack_layer(&raw_tar_with_path("/abs/file", "a")[..], &dest).unwrap();
@@ -349,7 +435,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut gz = vec![0x1f, 0x8b, 8, 0];
         gz.extend_from_slice(b"definitely not deflate");
-        assert!(matches!(unpack_layer(&gz[..], dir.path()), Err(UnpackError::Corrupt(_)) | Err(UnpackError::Io(_))));
+        assert!(matches!(
+            unpack_layer(&gz[..], dir.path()),
+            Err(UnpackError::Corrupt(_)) | Err(UnpackError::Io(_))
+        ));
         let truncated = &tar_of(&[("a", "file:0123456789")])[..600];
         assert!(unpack_layer(truncated, dir.path()).is_err());
     }

@@ -23,7 +23,12 @@ pub trait BlobStore: Send + Sync {
     /// mismatch the session's data is discarded and nothing is stored. `known` is the
     /// digest of the data as it was written, when the writer hashed it on the way in;
     /// otherwise the data is hashed again here.
-    fn commit_upload(&self, id: &str, digest: &Digest, known: Option<Digest>) -> Result<u64, CommitError>;
+    fn commit_upload(
+        &self,
+        id: &str,
+        digest: &Digest,
+        known: Option<Digest>,
+    ) -> Result<u64, CommitError>;
     fn cancel_upload(&self, id: &str) -> io::Result<()>;
     fn delete(&self, digest: &Digest) -> io::Result<()>;
     /// Ids and metadata of every unfinished upload.
@@ -58,7 +63,11 @@ fn is_upload_id(id: &str) -> bool {
 /// A directory entry's modification time in seconds since the epoch.
 fn modified(e: &fs::DirEntry) -> Option<f64> {
     let t = e.metadata().and_then(|m| m.modified()).ok()?;
-    Some(t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0))
+    Some(
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    )
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -76,7 +85,9 @@ impl FsBlobs {
         }
         // Blobs a garbage collection had set aside when the process stopped go back: the
         // next collection decides again.
-        let b = FsBlobs { root: root.to_path_buf() };
+        let b = FsBlobs {
+            root: root.to_path_buf(),
+        };
         if let Ok(dir) = fs::read_dir(root.join("gc")) {
             for e in dir.flatten() {
                 let name = e.file_name().to_string_lossy().replacen('-', ":", 1);
@@ -91,16 +102,25 @@ impl FsBlobs {
     }
 
     fn quarantine_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("gc").join(format!("{}-{}", d.algorithm.name(), d.hex))
+        self.root
+            .join("gc")
+            .join(format!("{}-{}", d.algorithm.name(), d.hex))
     }
 
     /// Mark existing bytes as just reused, so a collection running now keeps them.
     fn touch(&self, d: &Digest) -> io::Result<()> {
-        File::options().append(true).open(self.blob_path(d))?.set_modified(std::time::SystemTime::now())
+        File::options()
+            .append(true)
+            .open(self.blob_path(d))?
+            .set_modified(std::time::SystemTime::now())
     }
 
     fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs").join(d.algorithm.name()).join(&d.hex[..2]).join(&d.hex)
+        self.root
+            .join("blobs")
+            .join(d.algorithm.name())
+            .join(&d.hex[..2])
+            .join(&d.hex)
     }
 
     /// Atomically move a fully written, fsynced file into place.
@@ -152,7 +172,12 @@ impl BlobStore for FsBlobs {
         Some((dir.join("data"), meta))
     }
 
-    fn commit_upload(&self, id: &str, digest: &Digest, known: Option<Digest>) -> Result<u64, CommitError> {
+    fn commit_upload(
+        &self,
+        id: &str,
+        digest: &Digest,
+        known: Option<Digest>,
+    ) -> Result<u64, CommitError> {
         let (data, _) = self.upload_path(id).ok_or(CommitError::UnknownUpload)?;
         let actual = match known {
             Some(k) if k.algorithm == digest.algorithm => k,
@@ -165,7 +190,9 @@ impl BlobStore for FsBlobs {
         }
         let size = fs::metadata(&data).map_err(CommitError::Io)?.len();
         if self.stat(digest).is_none() || self.touch(digest).is_err() {
-            File::open(&data).and_then(|f| f.sync_all()).map_err(CommitError::Io)?;
+            File::open(&data)
+                .and_then(|f| f.sync_all())
+                .map_err(CommitError::Io)?;
             self.install(&data, digest).map_err(CommitError::Io)?;
         }
         let _ = fs::remove_dir_all(&dir);
@@ -180,7 +207,9 @@ impl BlobStore for FsBlobs {
     }
 
     fn uploads(&self) -> Vec<(String, String)> {
-        let Ok(dir) = fs::read_dir(self.root.join("uploads")) else { return vec![] };
+        let Ok(dir) = fs::read_dir(self.root.join("uploads")) else {
+            return vec![];
+        };
         dir.filter_map(|e| e.ok())
             .filter_map(|e| {
                 let id = e.file_name().to_string_lossy().to_string();
@@ -200,11 +229,18 @@ impl BlobStore for FsBlobs {
     fn list(&self) -> Vec<(Digest, f64)> {
         let mut out = vec![];
         for alg in ["sha256", "sha512"] {
-            let Ok(shards) = fs::read_dir(self.root.join("blobs").join(alg)) else { continue };
+            let Ok(shards) = fs::read_dir(self.root.join("blobs").join(alg)) else {
+                continue;
+            };
             for shard in shards.flatten() {
-                let Ok(files) = fs::read_dir(shard.path()) else { continue };
+                let Ok(files) = fs::read_dir(shard.path()) else {
+                    continue;
+                };
                 for f in files.flatten() {
-                    if let (Some(d), Some(t)) = (Digest::parse(&format!("{alg}:{}", f.file_name().to_string_lossy())), modified(&f)) {
+                    if let (Some(d), Some(t)) = (
+                        Digest::parse(&format!("{alg}:{}", f.file_name().to_string_lossy())),
+                        modified(&f),
+                    ) {
                         out.push((d, t));
                     }
                 }
@@ -214,9 +250,16 @@ impl BlobStore for FsBlobs {
     }
 
     fn quarantined(&self) -> Vec<(Digest, f64)> {
-        let Ok(dir) = fs::read_dir(self.root.join("gc")) else { return vec![] };
+        let Ok(dir) = fs::read_dir(self.root.join("gc")) else {
+            return vec![];
+        };
         dir.flatten()
-            .filter_map(|f| Some((Digest::parse(&f.file_name().to_string_lossy().replacen('-', ":", 1))?, modified(&f)?)))
+            .filter_map(|f| {
+                Some((
+                    Digest::parse(&f.file_name().to_string_lossy().replacen('-', ":", 1))?,
+                    modified(&f)?,
+                ))
+            })
             .collect()
     }
 
@@ -260,7 +303,10 @@ mod tests {
         let (path, _) = b.upload_path(&id).unwrap();
         fs::write(&path, b"other").unwrap();
         let wrong = Digest::sha256_of(b"not other");
-        assert!(matches!(b.commit_upload(&id, &wrong, None), Err(CommitError::DigestMismatch { .. })));
+        assert!(matches!(
+            b.commit_upload(&id, &wrong, None),
+            Err(CommitError::DigestMismatch { .. })
+        ));
         assert_eq!(b.stat(&wrong), None, "nothing stored on mismatch");
         assert!(b.upload_path(&id).is_none());
         assert!(b.upload_path("../../etc").is_none());

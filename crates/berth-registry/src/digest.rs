@@ -34,14 +34,24 @@ impl Digest {
             "sha512" => (Algorithm::Sha512, 128),
             _ => return None,
         };
-        if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != len
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return None;
         }
-        Some(Digest { algorithm, hex: hex.to_string() })
+        Some(Digest {
+            algorithm,
+            hex: hex.to_string(),
+        })
     }
 
     pub fn sha256_of(bytes: &[u8]) -> Digest {
-        Digest { algorithm: Algorithm::Sha256, hex: hex::encode(Sha256::digest(bytes)) }
+        Digest {
+            algorithm: Algorithm::Sha256,
+            hex: hex::encode(Sha256::digest(bytes)),
+        }
     }
 }
 
@@ -79,7 +89,10 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let d = Digest::sha256_of(b"hello");
-        assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            d.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(Digest::parse(&d.to_string()), Some(d));
         assert!(Digest::parse("sha256:ABC").is_none());
         assert!(Digest::parse("md5:d41d8cd98f00b204e9800998ecf8427e").is_none());

@@ -59,7 +59,9 @@ fn split_key<'a>(key: &'a str, kind: &str) -> Option<(&'a str, &'a str, &'a str)
 
 /// Digests a stored manifest references: config, layers, child manifests.
 fn references(bytes: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(bytes) else { return vec![] };
+    let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+        return vec![];
+    };
     let mut out = vec![];
     if let Some(d) = v.pointer("/config/digest").and_then(Value::as_str) {
         out.push(d.to_string());
@@ -81,14 +83,23 @@ struct Live {
 }
 
 fn live_set(reg: &Registry, records: &[Record], cache: &mut HashMap<String, Vec<String>>) -> Live {
-    let mut live = Live { in_repo: HashSet::new(), anywhere: HashSet::new() };
+    let mut live = Live {
+        in_repo: HashSet::new(),
+        anywhere: HashSet::new(),
+    };
     for r in records {
-        let Some((scope, repo, digest)) = split_key(&r.key, "image") else { continue };
+        let Some((scope, repo, digest)) = split_key(&r.key, "image") else {
+            continue;
+        };
         let refs = cache.entry(digest.to_string()).or_insert_with(|| {
-            Digest::parse(digest).and_then(|d| std::fs::read(reg.blobs.path(&d)).ok()).map(|b| references(&b)).unwrap_or_default()
+            Digest::parse(digest)
+                .and_then(|d| std::fs::read(reg.blobs.path(&d)).ok())
+                .map(|b| references(&b))
+                .unwrap_or_default()
         });
         for d in std::iter::once(digest.to_string()).chain(refs.iter().cloned()) {
-            live.in_repo.insert((scope.to_string(), repo.to_string(), d.clone()));
+            live.in_repo
+                .insert((scope.to_string(), repo.to_string(), d.clone()));
             live.anywhere.insert(d);
         }
     }
@@ -134,10 +145,15 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
     let mut guarded = vec![];
     let mut removed_keys = HashSet::new();
     for r in &records {
-        let Some((scope, repo, digest)) = split_key(&r.key, "blob") else { continue };
+        let Some((scope, repo, digest)) = split_key(&r.key, "blob") else {
+            continue;
+        };
         let since = r.value.get(UNREFERENCED_SINCE).and_then(Value::as_f64);
         let cond = Cond::Revision(r.key.clone(), r.revision);
-        if live.in_repo.contains(&(scope.to_string(), repo.to_string(), digest.to_string())) {
+        if live
+            .in_repo
+            .contains(&(scope.to_string(), repo.to_string(), digest.to_string()))
+        {
             if since.is_some() {
                 let mut v = (*r.value).clone();
                 v.as_object_mut().map(|o| o.remove(UNREFERENCED_SINCE));
@@ -157,10 +173,17 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
 
     // Files: set aside what nothing keeps alive...
     let members = |records: &[Record]| -> HashSet<String> {
-        records.iter().filter_map(|r| split_key(&r.key, "blob")).map(|(_, _, d)| d.to_string()).collect()
+        records
+            .iter()
+            .filter_map(|r| split_key(&r.key, "blob"))
+            .map(|(_, _, d)| d.to_string())
+            .collect()
     };
     let records = reg.store.list("/");
-    report.memberships_removed = removed_keys.iter().filter(|k| reg.store.get(k).is_none()).count();
+    report.memberships_removed = removed_keys
+        .iter()
+        .filter(|k| reg.store.get(k).is_none())
+        .count();
     let member_digests = members(&records);
     // (File times are the filesystem's, finer than the clock's milliseconds; a grace of 0
     // keeps nothing for its age.)
@@ -186,7 +209,10 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
     let written: HashMap<Digest, f64> = reg.blobs.quarantined().into_iter().collect();
     for d in aside {
         let s = d.to_string();
-        if live.anywhere.contains(&s) || member_digests.contains(&s) || written.get(&d).is_some_and(|w| recent(*w)) {
+        if live.anywhere.contains(&s)
+            || member_digests.contains(&s)
+            || written.get(&d).is_some_and(|w| recent(*w))
+        {
             reg.blobs.restore(&d).map_err(RegistryError::internal)?;
         } else {
             reg.blobs.purge(&d).map_err(RegistryError::internal)?;
@@ -194,7 +220,11 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
         }
     }
     if !report.blobs_removed.is_empty() || report.memberships_removed > 0 {
-        tracing::info!(blobs = report.blobs_removed.len(), memberships = report.memberships_removed, "registry garbage collected");
+        tracing::info!(
+            blobs = report.blobs_removed.len(),
+            memberships = report.memberships_removed,
+            "registry garbage collected"
+        );
     }
     Ok(report)
 }
@@ -223,7 +253,14 @@ mod tests {
         fn list(&self, prefix: &str) -> Vec<Record> {
             self.inner.list(prefix)
         }
-        fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, visit: &mut dyn FnMut(&Record) -> bool) -> usize {
+        fn scan(
+            &self,
+            prefix: &str,
+            after: Option<&str>,
+            reverse: bool,
+            limit: usize,
+            visit: &mut dyn FnMut(&Record) -> bool,
+        ) -> usize {
             self.inner.scan(prefix, after, reverse, limit, visit)
         }
         fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError> {
@@ -256,7 +293,10 @@ mod tests {
 
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(HookStore { inner: SqliteStore::open(&dir.path().join("state.db")).unwrap(), hook: Mutex::new(None) });
+        let store = Arc::new(HookStore {
+            inner: SqliteStore::open(&dir.path().join("state.db")).unwrap(),
+            hook: Mutex::new(None),
+        });
         let blobs = Arc::new(FsBlobs::open(&dir.path().join("registry")).unwrap());
         let reg = Arc::new(Registry {
             store: store.clone(),
@@ -268,13 +308,27 @@ mod tests {
             require_auth: false,
             hashers: Default::default(),
         });
-        let scope = Scope { account: "000000000000".into(), region: "us-east-1".into() };
-        Fixture { reg, store, scope, _dir: dir }
+        let scope = Scope {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+        };
+        Fixture {
+            reg,
+            store,
+            scope,
+            _dir: dir,
+        }
     }
 
     impl Fixture {
         fn repo(&self, name: &str) {
-            self.reg.store.put(&Registry::repo_key(&self.scope, name), json!({"repositoryName": name})).unwrap();
+            self.reg
+                .store
+                .put(
+                    &Registry::repo_key(&self.scope, name),
+                    json!({"repositoryName": name}),
+                )
+                .unwrap();
         }
         /// Upload `bytes` to `repo` as a finished upload would.
         fn upload(&self, repo: &str, bytes: &[u8]) -> Digest {
@@ -282,7 +336,9 @@ mod tests {
             let id = self.reg.blobs.begin_upload("{}").unwrap();
             std::fs::write(self.reg.blobs.upload_path(&id).unwrap().0, bytes).unwrap();
             self.reg.blobs.commit_upload(&id, &d, None).unwrap();
-            self.reg.add_blob(&self.scope, repo, &d, bytes.len() as u64).unwrap();
+            self.reg
+                .add_blob(&self.scope, repo, &d, bytes.len() as u64)
+                .unwrap();
             d
         }
         fn manifest(&self, config: &Digest, layers: &[&Digest]) -> Vec<u8> {
@@ -298,11 +354,20 @@ mod tests {
             }))
             .unwrap()
         }
-        fn push(&self, repo: &str, tag: &str, config: &[u8], layers: &[&[u8]]) -> (Digest, Digest, Vec<Digest>) {
+        fn push(
+            &self,
+            repo: &str,
+            tag: &str,
+            config: &[u8],
+            layers: &[&[u8]],
+        ) -> (Digest, Digest, Vec<Digest>) {
             let c = self.upload(repo, config);
             let ls: Vec<Digest> = layers.iter().map(|l| self.upload(repo, l)).collect();
             let m = self.manifest(&c, &ls.iter().collect::<Vec<_>>());
-            let (d, _) = self.reg.put_manifest(&self.scope, repo, tag, None, &m).unwrap();
+            let (d, _) = self
+                .reg
+                .put_manifest(&self.scope, repo, tag, None, &m)
+                .unwrap();
             (d, c, ls)
         }
         fn on_disk(&self, d: &Digest) -> bool {
@@ -322,13 +387,27 @@ mod tests {
         f.repo("app");
         let (m1, c1, l1) = f.push("app", "v1", b"config one", &[b"shared layer", b"layer one"]);
         let (m2, c2, l2) = f.push("app", "v2", b"config two", &[b"shared layer", b"layer two"]);
-        assert!(collect(&f.reg, DEFAULT_GRACE_SECS).unwrap().blobs_removed.is_empty());
+        assert!(collect(&f.reg, DEFAULT_GRACE_SECS)
+            .unwrap()
+            .blobs_removed
+            .is_empty());
 
-        f.reg.delete_manifest(&f.scope, "app", &m1.to_string()).unwrap();
+        f.reg
+            .delete_manifest(&f.scope, "app", &m1.to_string())
+            .unwrap();
         let r = collect(&f.reg, DEFAULT_GRACE_SECS).unwrap();
-        assert!(r.blobs_removed.is_empty(), "nothing goes before the grace period");
-        assert_eq!(r.memberships_marked, 3, "manifest, config and its own layer are marked");
-        assert!(f.readable("app", &l1[1]), "still readable during the grace period");
+        assert!(
+            r.blobs_removed.is_empty(),
+            "nothing goes before the grace period"
+        );
+        assert_eq!(
+            r.memberships_marked, 3,
+            "manifest, config and its own layer are marked"
+        );
+        assert!(
+            f.readable("app", &l1[1]),
+            "still readable during the grace period"
+        );
 
         f.hour();
         let r = collect(&f.reg, DEFAULT_GRACE_SECS).unwrap();
@@ -368,7 +447,14 @@ mod tests {
         assert!(r.blobs_removed.is_empty() && r.memberships_removed == 0);
         assert!(f.on_disk(&l) && f.readable("app", &l));
         let k = Registry::member_key(&f.scope, "app", &l.to_string());
-        assert!(f.reg.store.get(&k).unwrap().value.get(UNREFERENCED_SINCE).is_none());
+        assert!(f
+            .reg
+            .store
+            .get(&k)
+            .unwrap()
+            .value
+            .get(UNREFERENCED_SINCE)
+            .is_none());
     }
 
     #[test]
@@ -382,7 +468,10 @@ mod tests {
         let r = collect(&f.reg, DEFAULT_GRACE_SECS).unwrap();
         assert_eq!(r.blobs_removed.len(), 2);
         let m = f.manifest_unchecked(&c, &l);
-        let e = f.reg.put_manifest(&f.scope, "app", "v1", None, &m).unwrap_err();
+        let e = f
+            .reg
+            .put_manifest(&f.scope, "app", "v1", None, &m)
+            .unwrap_err();
         assert_eq!(e.code, "MANIFEST_BLOB_UNKNOWN");
     }
 
@@ -408,9 +497,14 @@ mod tests {
         let (m1, _, l1) = f.push("one", "v1", b"config", &[b"layer"]);
         let (_, _, l2) = f.push("two", "v1", b"config", &[b"layer"]);
         assert_eq!(l1, l2);
-        f.reg.delete_manifest(&f.scope, "one", &m1.to_string()).unwrap();
+        f.reg
+            .delete_manifest(&f.scope, "one", &m1.to_string())
+            .unwrap();
         let r = collect(&f.reg, 0.0).unwrap();
-        assert!(r.blobs_removed.is_empty(), "the same manifest, config and layer live in 'two'");
+        assert!(
+            r.blobs_removed.is_empty(),
+            "the same manifest, config and layer live in 'two'"
+        );
         assert_eq!(r.memberships_removed, 3);
         assert!(!f.readable("one", &l1[0]) && f.readable("two", &l1[0]));
         assert!(f.reg.get_manifest(&f.scope, "two", "v1").is_ok());
@@ -423,17 +517,31 @@ mod tests {
         let (m, c, l) = f.push("app", "v1", b"config", &[b"layer"]);
         // Deleting the repository's records leaves the files behind.
         f.reg.delete_repository_records(&f.scope, "app").unwrap();
-        assert!(collect(&f.reg, DEFAULT_GRACE_SECS).unwrap().blobs_removed.is_empty(), "written just now");
+        assert!(
+            collect(&f.reg, DEFAULT_GRACE_SECS)
+                .unwrap()
+                .blobs_removed
+                .is_empty(),
+            "written just now"
+        );
         f.hour();
-        assert_eq!(collect(&f.reg, DEFAULT_GRACE_SECS).unwrap().blobs_removed.len(), 3);
+        assert_eq!(
+            collect(&f.reg, DEFAULT_GRACE_SECS)
+                .unwrap()
+                .blobs_removed
+                .len(),
+            3
+        );
         assert!(!f.on_disk(&m) && !f.on_disk(&c) && !f.on_disk(&l[0]));
     }
 
     fn is_image_put(ops: &[Op]) -> bool {
-        ops.iter().any(|o| matches!(o, Op::Put(k, _) if k.contains("/ecr/image/")))
+        ops.iter()
+            .any(|o| matches!(o, Op::Put(k, _) if k.contains("/ecr/image/")))
     }
     fn is_membership_delete(ops: &[Op]) -> bool {
-        ops.iter().any(|o| matches!(o, Op::Delete(k) if k.contains("/ecr/blob/")))
+        ops.iter()
+            .any(|o| matches!(o, Op::Delete(k) if k.contains("/ecr/blob/")))
     }
 
     #[test]
@@ -445,12 +553,28 @@ mod tests {
         let m = f.manifest(&c, &[&l]);
         // The collection runs after put_manifest has checked its blobs, before it commits.
         let reg = f.reg.clone();
-        *f.store.hook.lock().unwrap() = Some((is_image_put, Box::new(move || {
-            assert_eq!(collect(&reg, 0.0).unwrap().blobs_removed.len(), 3, "config, layer and the manifest's bytes");
-        })));
-        let e = f.reg.put_manifest(&f.scope, "app", "v1", None, &m).unwrap_err();
-        assert_eq!(e.code, "MANIFEST_BLOB_UNKNOWN", "the push retried and found its blobs gone");
-        assert!(f.reg.images(&f.scope, "app").is_empty(), "no image references missing blobs");
+        *f.store.hook.lock().unwrap() = Some((
+            is_image_put,
+            Box::new(move || {
+                assert_eq!(
+                    collect(&reg, 0.0).unwrap().blobs_removed.len(),
+                    3,
+                    "config, layer and the manifest's bytes"
+                );
+            }),
+        ));
+        let e = f
+            .reg
+            .put_manifest(&f.scope, "app", "v1", None, &m)
+            .unwrap_err();
+        assert_eq!(
+            e.code, "MANIFEST_BLOB_UNKNOWN",
+            "the push retried and found its blobs gone"
+        );
+        assert!(
+            f.reg.images(&f.scope, "app").is_empty(),
+            "no image references missing blobs"
+        );
     }
 
     #[test]
@@ -462,11 +586,17 @@ mod tests {
         let m = f.manifest(&c, &[&l]);
         // The push commits after the collection found the blobs unreferenced.
         let (reg, scope) = (f.reg.clone(), f.scope.clone());
-        *f.store.hook.lock().unwrap() = Some((is_membership_delete, Box::new(move || {
-            reg.put_manifest(&scope, "app", "v1", None, &m).unwrap();
-        })));
+        *f.store.hook.lock().unwrap() = Some((
+            is_membership_delete,
+            Box::new(move || {
+                reg.put_manifest(&scope, "app", "v1", None, &m).unwrap();
+            }),
+        ));
         let r = collect(&f.reg, 0.0).unwrap();
-        assert!(r.blobs_removed.is_empty() && r.memberships_removed == 0, "{r:?}");
+        assert!(
+            r.blobs_removed.is_empty() && r.memberships_removed == 0,
+            "{r:?}"
+        );
         assert!(f.store.hook.lock().unwrap().is_none(), "the push ran");
         let (d, _, _) = f.reg.get_manifest(&f.scope, "app", "v1").unwrap();
         assert!(f.on_disk(&d) && f.on_disk(&c) && f.on_disk(&l));
@@ -483,13 +613,29 @@ mod tests {
         // A file written long ago and reused (touched) after the scan but before the move
         // carries its fresh time into quarantine; the re-check puts it back.
         let l = f.upload("app", b"layer");
-        f.reg.store.txn(&[], vec![Op::Delete(Registry::member_key(&f.scope, "app", &l.to_string()))]).unwrap();
+        f.reg
+            .store
+            .txn(
+                &[],
+                vec![Op::Delete(Registry::member_key(
+                    &f.scope,
+                    "app",
+                    &l.to_string(),
+                ))],
+            )
+            .unwrap();
         f.reg.blobs.quarantine(&l).unwrap();
         let written: HashMap<Digest, f64> = f.reg.blobs.quarantined().into_iter().collect();
         assert!(f.reg.clock.now() - written[&l] < 5.0);
         f.reg.blobs.restore(&l).unwrap();
         assert!(f.on_disk(&l));
-        assert!(collect(&f.reg, DEFAULT_GRACE_SECS).unwrap().blobs_removed.is_empty(), "written just now");
+        assert!(
+            collect(&f.reg, DEFAULT_GRACE_SECS)
+                .unwrap()
+                .blobs_removed
+                .is_empty(),
+            "written just now"
+        );
     }
 
     #[test]
@@ -505,9 +651,15 @@ mod tests {
             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child.to_string(), "size": f.reg.blobs.stat(&child).unwrap()}],
         }))
         .unwrap();
-        let (idx, _) = f.reg.put_manifest(&f.scope, "app", "multi", None, &index).unwrap();
+        let (idx, _) = f
+            .reg
+            .put_manifest(&f.scope, "app", "multi", None, &index)
+            .unwrap();
         let r = collect(&f.reg, 0.0).unwrap();
-        assert!(r.blobs_removed.is_empty() && r.memberships_removed == 0, "{r:?}");
+        assert!(
+            r.blobs_removed.is_empty() && r.memberships_removed == 0,
+            "{r:?}"
+        );
         assert!(f.on_disk(&idx) && f.on_disk(&child) && f.on_disk(&c) && f.on_disk(&l[0]));
     }
 
@@ -528,10 +680,25 @@ mod tests {
 
     #[test]
     fn keys_split_with_nested_repository_names() {
-        assert_eq!(split_key("/000000000000/us-east-1/ecr/blob/team/web/sha256:ab", "blob"), Some(("/000000000000/us-east-1/ecr", "team/web", "sha256:ab")));
-        assert_eq!(split_key("/000000000000/us-east-1/ecr/image/web/sha256:ab", "blob"), None);
-        assert_eq!(split_key("/000000000000/us-east-1/ecs/blob/web/sha256:ab", "blob"), None);
-        assert_eq!(split_key("/000000000000/us-east-1/ecr/blobs/web/sha256:ab", "blob"), None);
+        assert_eq!(
+            split_key(
+                "/000000000000/us-east-1/ecr/blob/team/web/sha256:ab",
+                "blob"
+            ),
+            Some(("/000000000000/us-east-1/ecr", "team/web", "sha256:ab"))
+        );
+        assert_eq!(
+            split_key("/000000000000/us-east-1/ecr/image/web/sha256:ab", "blob"),
+            None
+        );
+        assert_eq!(
+            split_key("/000000000000/us-east-1/ecs/blob/web/sha256:ab", "blob"),
+            None
+        );
+        assert_eq!(
+            split_key("/000000000000/us-east-1/ecr/blobs/web/sha256:ab", "blob"),
+            None
+        );
     }
 
     impl Fixture {

@@ -26,13 +26,19 @@ impl UploadHashers {
     }
 
     pub fn put(&self, id: &str, len: u64, h: Sha256) {
-        self.sessions.lock().expect("hashers lock").insert(id.to_string(), (len, h));
+        self.sessions
+            .lock()
+            .expect("hashers lock")
+            .insert(id.to_string(), (len, h));
     }
 
     /// The sha256 digest of session `id` if its hash covers exactly `len` bytes.
     pub fn finish(&self, id: &str, len: u64) -> Option<Digest> {
         let (n, h) = self.sessions.lock().expect("hashers lock").remove(id)?;
-        (n == len).then(|| Digest { algorithm: Algorithm::Sha256, hex: hex::encode(h.finalize()) })
+        (n == len).then(|| Digest {
+            algorithm: Algorithm::Sha256,
+            hex: hex::encode(h.finalize()),
+        })
     }
 
     pub fn forget(&self, id: &str) {

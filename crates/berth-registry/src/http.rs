@@ -42,18 +42,37 @@ fn error(e: &RegistryError) -> Response<Body> {
 }
 
 fn unsupported(what: &str) -> RegistryError {
-    RegistryError::new(405, "UNSUPPORTED", format!("the operation is unsupported: {what}"))
+    RegistryError::new(
+        405,
+        "UNSUPPORTED",
+        format!("the operation is unsupported: {what}"),
+    )
 }
 
 /// The account and region a registry host names: `ACCOUNT.dkr.ecr.REGION.localhost[:PORT]`
 /// (or `.amazonaws.com`); anything else is the default account in us-east-1.
 pub fn scope_from_host(host: Option<&str>, default_account: &str) -> Scope {
-    let host = host.unwrap_or_default().split(':').next().unwrap_or_default();
+    let host = host
+        .unwrap_or_default()
+        .split(':')
+        .next()
+        .unwrap_or_default();
     let parts: Vec<&str> = host.split('.').collect();
-    if parts.len() >= 5 && parts[1] == "dkr" && parts[2] == "ecr" && parts[0].len() == 12 && parts[0].bytes().all(|b| b.is_ascii_digit()) {
-        return Scope { account: parts[0].to_string(), region: parts[3].to_string() };
+    if parts.len() >= 5
+        && parts[1] == "dkr"
+        && parts[2] == "ecr"
+        && parts[0].len() == 12
+        && parts[0].bytes().all(|b| b.is_ascii_digit())
+    {
+        return Scope {
+            account: parts[0].to_string(),
+            region: parts[3].to_string(),
+        };
     }
-    Scope { account: default_account.to_string(), region: "us-east-1".to_string() }
+    Scope {
+        account: default_account.to_string(),
+        region: "us-east-1".to_string(),
+    }
 }
 
 enum Route<'a> {
@@ -79,17 +98,29 @@ fn route(path: &str) -> Option<Route<'_>> {
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some(Route::Tags(name));
     }
-    if let Some(name) = rest.strip_suffix("/blobs/uploads/").or_else(|| rest.strip_suffix("/blobs/uploads")) {
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
         return Some(Route::Uploads(name));
     }
     if let Some(i) = rest.rfind("/blobs/uploads/") {
-        return Some(Route::Upload(&rest[..i], &rest[i + "/blobs/uploads/".len()..]));
+        return Some(Route::Upload(
+            &rest[..i],
+            &rest[i + "/blobs/uploads/".len()..],
+        ));
     }
     if let Some(i) = rest.rfind("/manifests/") {
-        return Some(Route::Manifest(&rest[..i], &rest[i + "/manifests/".len()..]));
+        return Some(Route::Manifest(
+            &rest[..i],
+            &rest[i + "/manifests/".len()..],
+        ));
     }
     if let Some(i) = rest.rfind("/referrers/") {
-        return Some(Route::Referrers(&rest[..i], &rest[i + "/referrers/".len()..]));
+        return Some(Route::Referrers(
+            &rest[..i],
+            &rest[i + "/referrers/".len()..],
+        ));
     }
     if let Some(i) = rest.rfind("/blobs/") {
         return Some(Route::Blob(&rest[..i], &rest[i + "/blobs/".len()..]));
@@ -110,23 +141,38 @@ pub async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Response<Body
 }
 
 fn query(req: &Request<Incoming>) -> HashMap<String, String> {
-    req.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
 }
 
 fn check_name(name: &str) -> Result<(), RegistryError> {
     if crate::valid_repository_name(name) {
         Ok(())
     } else {
-        Err(RegistryError::new(400, "NAME_INVALID", format!("invalid repository name {name:?}")))
+        Err(RegistryError::new(
+            400,
+            "NAME_INVALID",
+            format!("invalid repository name {name:?}"),
+        ))
     }
 }
 
 fn parse_digest(s: &str) -> Result<Digest, RegistryError> {
-    Digest::parse(s).ok_or_else(|| RegistryError::new(400, "DIGEST_INVALID", format!("invalid digest {s:?}")))
+    Digest::parse(s)
+        .ok_or_else(|| RegistryError::new(400, "DIGEST_INVALID", format!("invalid digest {s:?}")))
 }
 
-async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response<Body>, RegistryError> {
-    let host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
+async fn handle_inner(
+    reg: &Registry,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, RegistryError> {
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let scope = scope_from_host(host.as_deref(), &reg.default_account);
     if reg.require_auth {
         authorize(reg, &req, &scope)?;
@@ -135,10 +181,18 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
     let q = query(&req);
     let method = req.method().clone();
     let Some(r) = route(&path) else {
-        return Err(RegistryError::new(404, "NAME_UNKNOWN", format!("no registry route for {path}")));
+        return Err(RegistryError::new(
+            404,
+            "NAME_UNKNOWN",
+            format!("no registry route for {path}"),
+        ));
     };
     match r {
-        Route::Base => Ok(base().status(200).header("Content-Type", "application/json").body(full("{}")).expect("response")),
+        Route::Base => Ok(base()
+            .status(200)
+            .header("Content-Type", "application/json")
+            .body(full("{}"))
+            .expect("response")),
         Route::Catalog => {
             let names: Vec<String> = reg
                 .repositories(&scope)
@@ -146,21 +200,29 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
                 .filter_map(|r| r.value["repositoryName"].as_str().map(str::to_string))
                 .collect();
             let (page, link) = paginate(names, &q, "/v2/_catalog");
-            let mut b = base().status(200).header("Content-Type", "application/json");
+            let mut b = base()
+                .status(200)
+                .header("Content-Type", "application/json");
             if let Some(l) = link {
                 b = b.header("Link", l);
             }
-            Ok(b.body(full(json!({"repositories": page}).to_string())).expect("response"))
+            Ok(b.body(full(json!({"repositories": page}).to_string()))
+                .expect("response"))
         }
         Route::Tags(name) => {
             check_name(name)?;
             let tags = reg.tags(&scope, name)?;
             let (page, link) = paginate(tags, &q, &format!("/v2/{name}/tags/list"));
-            let mut b = base().status(200).header("Content-Type", "application/json");
+            let mut b = base()
+                .status(200)
+                .header("Content-Type", "application/json");
             if let Some(l) = link {
                 b = b.header("Link", l);
             }
-            Ok(b.body(full(json!({"name": name, "tags": page}).to_string())).expect("response"))
+            Ok(
+                b.body(full(json!({"name": name, "tags": page}).to_string()))
+                    .expect("response"),
+            )
         }
         Route::Manifest(name, reference) => {
             check_name(name)?;
@@ -172,16 +234,33 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
                         .header("Content-Type", media)
                         .header("Docker-Content-Digest", digest.to_string())
                         .header("Content-Length", bytes.len());
-                    Ok(b.body(if method == Method::HEAD { empty() } else { full(bytes) }).expect("response"))
+                    Ok(b.body(if method == Method::HEAD {
+                        empty()
+                    } else {
+                        full(bytes)
+                    })
+                    .expect("response"))
                 }
                 Method::PUT => {
-                    let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-                    let bytes = http_body_util::Limited::new(req.into_body(), crate::MAX_MANIFEST_BYTES)
-                        .collect()
-                        .await
-                        .map_err(|_| RegistryError::new(413, "MANIFEST_INVALID", "manifest is too large or its upload failed"))?
-                        .to_bytes();
-                    let (digest, subject) = reg.put_manifest(&scope, name, reference, ct.as_deref(), &bytes)?;
+                    let ct = req
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let bytes =
+                        http_body_util::Limited::new(req.into_body(), crate::MAX_MANIFEST_BYTES)
+                            .collect()
+                            .await
+                            .map_err(|_| {
+                                RegistryError::new(
+                                    413,
+                                    "MANIFEST_INVALID",
+                                    "manifest is too large or its upload failed",
+                                )
+                            })?
+                            .to_bytes();
+                    let (digest, subject) =
+                        reg.put_manifest(&scope, name, reference, ct.as_deref(), &bytes)?;
                     let mut b = base()
                         .status(201)
                         .header("Location", format!("/v2/{name}/manifests/{digest}"))
@@ -204,10 +283,18 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
             let d = parse_digest(digest)?;
             match method {
                 Method::GET | Method::HEAD => {
-                    let size = reg
-                        .blob_in_repo(&scope, name, &d)
-                        .ok_or_else(|| RegistryError::new(404, "BLOB_UNKNOWN", format!("blob unknown to registry: {d}")))?;
-                    let range = req.headers().get("range").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let size = reg.blob_in_repo(&scope, name, &d).ok_or_else(|| {
+                        RegistryError::new(
+                            404,
+                            "BLOB_UNKNOWN",
+                            format!("blob unknown to registry: {d}"),
+                        )
+                    })?;
+                    let range = req
+                        .headers()
+                        .get("range")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
                     let (status, start, len) = match range {
                         None => (200, 0, size),
                         Some(r) => match parse_range(&r, size) {
@@ -228,20 +315,39 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
                         .header("Accept-Ranges", "bytes")
                         .header("Content-Length", len);
                     if status == 206 {
-                        b = b.header("Content-Range", format!("bytes {start}-{}/{size}", start + len - 1));
+                        b = b.header(
+                            "Content-Range",
+                            format!("bytes {start}-{}/{size}", start + len - 1),
+                        );
                     }
                     if method == Method::HEAD {
                         return Ok(b.body(empty()).expect("response"));
                     }
-                    let mut f = tokio::fs::File::open(reg.blobs.path(&d)).await.map_err(RegistryError::internal)?;
+                    let mut f = tokio::fs::File::open(reg.blobs.path(&d))
+                        .await
+                        .map_err(RegistryError::internal)?;
                     if start > 0 {
-                        f.seek(std::io::SeekFrom::Start(start)).await.map_err(RegistryError::internal)?;
+                        f.seek(std::io::SeekFrom::Start(start))
+                            .await
+                            .map_err(RegistryError::internal)?;
                     }
-                    Ok(b.body(FileBody { file: f, remaining: len, buf: vec![0; 256 * 1024] }.boxed()).expect("response"))
+                    Ok(b.body(
+                        FileBody {
+                            file: f,
+                            remaining: len,
+                            buf: vec![0; 256 * 1024],
+                        }
+                        .boxed(),
+                    )
+                    .expect("response"))
                 }
                 Method::DELETE => {
                     if !reg.remove_blob(&scope, name, &d)? {
-                        return Err(RegistryError::new(404, "BLOB_UNKNOWN", format!("blob unknown to registry: {d}")));
+                        return Err(RegistryError::new(
+                            404,
+                            "BLOB_UNKNOWN",
+                            format!("blob unknown to registry: {d}"),
+                        ));
                     }
                     Ok(base().status(202).body(empty()).expect("response"))
                 }
@@ -270,10 +376,16 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
                 // Not mountable: fall back to a regular upload session, as the spec says.
             }
             let meta = reg.upload_meta(&scope, name);
-            let id = reg.blobs.begin_upload(&meta).map_err(RegistryError::internal)?;
+            let id = reg
+                .blobs
+                .begin_upload(&meta)
+                .map_err(RegistryError::internal)?;
             if let Some(digest) = q.get("digest") {
                 let d = parse_digest(digest)?;
-                let (data, _) = reg.blobs.upload_path(&id).ok_or_else(|| RegistryError::internal("upload vanished"))?;
+                let (data, _) = reg
+                    .blobs
+                    .upload_path(&id)
+                    .ok_or_else(|| RegistryError::internal("upload vanished"))?;
                 append_body(reg, &id, &data, req.into_body()).await?;
                 return finish_upload(reg, &scope, name, &id, &d);
             }
@@ -288,10 +400,19 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
         }
         Route::Upload(name, id) => {
             check_name(name)?;
-            let unknown = || RegistryError::new(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry");
+            let unknown = || {
+                RegistryError::new(
+                    404,
+                    "BLOB_UPLOAD_UNKNOWN",
+                    "blob upload unknown to registry",
+                )
+            };
             let (data, meta) = reg.blobs.upload_path(id).ok_or_else(unknown)?;
             let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
-            if meta["repo"] != name || meta["account"] != scope.account.as_str() || meta["region"] != scope.region.as_str() {
+            if meta["repo"] != name
+                || meta["account"] != scope.account.as_str()
+                || meta["region"] != scope.region.as_str()
+            {
                 return Err(unknown());
             }
             let size = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
@@ -305,8 +426,16 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
             match method {
                 Method::GET => Ok(progress(size).status(204).body(empty()).expect("response")),
                 Method::PATCH => {
-                    if let Some(cr) = req.headers().get("content-range").and_then(|v| v.to_str().ok()) {
-                        let start = cr.trim_start_matches("bytes ").split('-').next().and_then(|s| s.parse::<u64>().ok());
+                    if let Some(cr) = req
+                        .headers()
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        let start = cr
+                            .trim_start_matches("bytes ")
+                            .split('-')
+                            .next()
+                            .and_then(|s| s.parse::<u64>().ok());
                         if start != Some(size) {
                             return Ok(progress(size).status(416).body(empty()).expect("response"));
                         }
@@ -331,7 +460,9 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
             check_name(name)?;
             let d = parse_digest(digest)?;
             let mut refs = reg.referrers(&scope, name, &d)?;
-            let mut b = base().status(200).header("Content-Type", crate::manifest::OCI_INDEX);
+            let mut b = base()
+                .status(200)
+                .header("Content-Type", crate::manifest::OCI_INDEX);
             if let Some(at) = q.get("artifactType") {
                 refs.retain(|r| r["artifactType"] == at.as_str());
                 b = b.header("OCI-Filters-Applied", "artifactType");
@@ -345,10 +476,18 @@ async fn handle_inner(reg: &Registry, req: Request<Incoming>) -> Result<Response
 /// Basic auth with user `AWS` and a GetAuthorizationToken token for this account.
 fn authorize(reg: &Registry, req: &Request<Incoming>, scope: &Scope) -> Result<(), RegistryError> {
     use base64::Engine;
-    let denied = || RegistryError::new(401, "UNAUTHORIZED", "authentication required: use `aws ecr get-login-password` as the password for user AWS");
-    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).ok_or_else(denied)?;
+    let denied = || {
+        RegistryError::new(401, "UNAUTHORIZED", "authentication required: use `aws ecr get-login-password` as the password for user AWS")
+    };
+    let header = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(denied)?;
     let encoded = header.strip_prefix("Basic ").ok_or_else(denied)?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| denied())?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| denied())?;
     let text = String::from_utf8(decoded).map_err(|_| denied())?;
     let (user, token) = text.split_once(':').ok_or_else(denied)?;
     if user != "AWS" {
@@ -361,14 +500,34 @@ fn authorize(reg: &Registry, req: &Request<Incoming>, scope: &Scope) -> Result<(
 }
 
 /// Verify and store a finished upload, then make the blob readable from `repo`.
-fn finish_upload(reg: &Registry, scope: &Scope, repo: &str, id: &str, d: &Digest) -> Result<Response<Body>, RegistryError> {
-    let len = reg.blobs.upload_path(id).and_then(|(p, _)| std::fs::metadata(p).ok()).map(|m| m.len());
+fn finish_upload(
+    reg: &Registry,
+    scope: &Scope,
+    repo: &str,
+    id: &str,
+    d: &Digest,
+) -> Result<Response<Body>, RegistryError> {
+    let len = reg
+        .blobs
+        .upload_path(id)
+        .and_then(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| m.len());
     let known = len.and_then(|len| reg.hashers.finish(id, len));
     let size = match reg.blobs.commit_upload(id, d, known) {
         Ok(s) => s,
-        Err(CommitError::UnknownUpload) => return Err(RegistryError::new(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")),
+        Err(CommitError::UnknownUpload) => {
+            return Err(RegistryError::new(
+                404,
+                "BLOB_UPLOAD_UNKNOWN",
+                "blob upload unknown to registry",
+            ))
+        }
         Err(CommitError::DigestMismatch { actual }) => {
-            return Err(RegistryError::new(400, "DIGEST_INVALID", format!("provided digest {d} does not match uploaded content {actual}")))
+            return Err(RegistryError::new(
+                400,
+                "DIGEST_INVALID",
+                format!("provided digest {d} does not match uploaded content {actual}"),
+            ))
         }
         Err(CommitError::Io(e)) => return Err(RegistryError::internal(e)),
     };
@@ -388,8 +547,16 @@ const WRITE_BATCH: usize = 1 << 20;
 /// Stream a request body onto the end of upload `id`'s data file, hashing as it goes;
 /// returns the new size. Receiving runs ahead of writing: a blocking thread writes and
 /// hashes each batch while the next one arrives.
-async fn append_body(reg: &Registry, id: &str, path: &std::path::Path, mut body: Incoming) -> Result<u64, RegistryError> {
-    let file = std::fs::OpenOptions::new().append(true).open(path).map_err(RegistryError::internal)?;
+async fn append_body(
+    reg: &Registry,
+    id: &str,
+    path: &std::path::Path,
+    mut body: Incoming,
+) -> Result<u64, RegistryError> {
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(RegistryError::internal)?;
     let start = file.metadata().map_err(RegistryError::internal)?.len();
     let hasher = reg.hashers.take(id, start);
     // Writing (a kernel copy into the page cache) and hashing each take a core's worth
@@ -441,14 +608,22 @@ async fn append_body(reg: &Registry, id: &str, path: &std::path::Path, mut body:
                     pending.push(data);
                     if pending_len >= WRITE_BATCH {
                         pending_len = 0;
-                        if tx.send(Arc::new(std::mem::take(&mut pending))).await.is_err() {
+                        if tx
+                            .send(Arc::new(std::mem::take(&mut pending)))
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
                 }
             }
             Err(e) => {
-                failure = Some(RegistryError::new(400, "BLOB_UPLOAD_INVALID", format!("upload interrupted: {e}")));
+                failure = Some(RegistryError::new(
+                    400,
+                    "BLOB_UPLOAD_INVALID",
+                    format!("upload interrupted: {e}"),
+                ));
                 break;
             }
         }
@@ -479,7 +654,12 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open descriptor and an in-range span; the call only schedules I/O.
     unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -492,14 +672,22 @@ fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
         (size.checked_sub(n)?, size.checked_sub(1)?)
     } else {
         let s: u64 = a.parse().ok()?;
-        let e: u64 = if b.is_empty() { size.checked_sub(1)? } else { b.parse::<u64>().ok()?.min(size.checked_sub(1)?) };
+        let e: u64 = if b.is_empty() {
+            size.checked_sub(1)?
+        } else {
+            b.parse::<u64>().ok()?.min(size.checked_sub(1)?)
+        };
         (s, e)
     };
     (start <= end && end < size).then_some((start, end))
 }
 
 /// `n` and `last` pagination with a Link header for the next page.
-fn paginate(mut items: Vec<String>, q: &HashMap<String, String>, path: &str) -> (Vec<String>, Option<String>) {
+fn paginate(
+    mut items: Vec<String>,
+    q: &HashMap<String, String>,
+    path: &str,
+) -> (Vec<String>, Option<String>) {
     items.sort();
     if let Some(last) = q.get("last") {
         items.retain(|i| i > last);
@@ -508,7 +696,10 @@ fn paginate(mut items: Vec<String>, q: &HashMap<String, String>, path: &str) -> 
         Some(n) if items.len() > n => {
             items.truncate(n);
             let last = items.last().cloned().unwrap_or_default();
-            (items, Some(format!("<{path}?n={n}&last={last}>; rel=\"next\"")))
+            (
+                items,
+                Some(format!("<{path}?n={n}&last={last}>; rel=\"next\"")),
+            )
         }
         _ => (items, None),
     }
@@ -525,7 +716,10 @@ impl hyper::body::Body for FileBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
@@ -538,10 +732,15 @@ impl hyper::body::Body for FileBody {
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
                 if n == 0 {
-                    return Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob shorter than recorded"))));
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob shorter than recorded",
+                    ))));
                 }
                 this.remaining -= n as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(&this.buf[..n])))))
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
+                    &this.buf[..n],
+                )))))
             }
         }
     }
@@ -571,17 +770,41 @@ mod tests {
     #[test]
     fn routes() {
         assert!(matches!(route("/v2/"), Some(Route::Base)));
-        assert!(matches!(route("/v2/team/web/manifests/latest"), Some(Route::Manifest("team/web", "latest"))));
-        assert!(matches!(route("/v2/web/blobs/uploads/"), Some(Route::Uploads("web"))));
-        assert!(matches!(route("/v2/web/blobs/uploads/abc"), Some(Route::Upload("web", "abc"))));
-        assert!(matches!(route("/v2/web/tags/list"), Some(Route::Tags("web"))));
-        assert!(matches!(route("/v2/a/b/blobs/sha256:x"), Some(Route::Blob("a/b", "sha256:x"))));
+        assert!(matches!(
+            route("/v2/team/web/manifests/latest"),
+            Some(Route::Manifest("team/web", "latest"))
+        ));
+        assert!(matches!(
+            route("/v2/web/blobs/uploads/"),
+            Some(Route::Uploads("web"))
+        ));
+        assert!(matches!(
+            route("/v2/web/blobs/uploads/abc"),
+            Some(Route::Upload("web", "abc"))
+        ));
+        assert!(matches!(
+            route("/v2/web/tags/list"),
+            Some(Route::Tags("web"))
+        ));
+        assert!(matches!(
+            route("/v2/a/b/blobs/sha256:x"),
+            Some(Route::Blob("a/b", "sha256:x"))
+        ));
     }
     #[test]
     fn hosts() {
-        let s = scope_from_host(Some("123456789012.dkr.ecr.eu-west-1.localhost:4566"), "000000000000");
-        assert_eq!((s.account.as_str(), s.region.as_str()), ("123456789012", "eu-west-1"));
+        let s = scope_from_host(
+            Some("123456789012.dkr.ecr.eu-west-1.localhost:4566"),
+            "000000000000",
+        );
+        assert_eq!(
+            (s.account.as_str(), s.region.as_str()),
+            ("123456789012", "eu-west-1")
+        );
         let s = scope_from_host(Some("localhost:4566"), "000000000000");
-        assert_eq!((s.account.as_str(), s.region.as_str()), ("000000000000", "us-east-1"));
+        assert_eq!(
+            (s.account.as_str(), s.region.as_str()),
+            ("000000000000", "us-east-1")
+        );
     }
 }

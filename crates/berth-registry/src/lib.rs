@@ -6,11 +6,11 @@
 
 pub mod blobs;
 pub mod digest;
-mod hashing;
 pub mod gc;
+mod hashing;
 pub mod http;
-pub mod token;
 mod manifest;
+pub mod token;
 
 pub use blobs::{BlobStore, FsBlobs};
 pub use digest::Digest;
@@ -41,13 +41,20 @@ pub struct RegistryError {
 
 impl RegistryError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        RegistryError { status, code, message: message.into() }
+        RegistryError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn name_unknown(scope: &Scope, repo: &str) -> Self {
         Self::new(
             404,
             "NAME_UNKNOWN",
-            format!("The repository with name '{repo}' does not exist in the registry with id '{}'", scope.account),
+            format!(
+                "The repository with name '{repo}' does not exist in the registry with id '{}'",
+                scope.account
+            ),
         )
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
@@ -76,7 +83,8 @@ pub fn valid_repository_name(name: &str) -> bool {
     }
     name.split('/').all(|part| {
         let b = part.as_bytes();
-        if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric()
+        {
             return false;
         }
         let mut prev_sep = false;
@@ -104,7 +112,8 @@ pub fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 pub struct Registry {
@@ -142,7 +151,9 @@ impl Registry {
     }
 
     pub fn repository(&self, scope: &Scope, repo: &str) -> Result<Record, RegistryError> {
-        self.store.get(&Self::repo_key(scope, repo)).ok_or_else(|| RegistryError::name_unknown(scope, repo))
+        self.store
+            .get(&Self::repo_key(scope, repo))
+            .ok_or_else(|| RegistryError::name_unknown(scope, repo))
     }
 
     pub fn repositories(&self, scope: &Scope) -> Vec<Record> {
@@ -151,22 +162,36 @@ impl Registry {
 
     /// Size of a blob this repository may read.
     pub fn blob_in_repo(&self, scope: &Scope, repo: &str, d: &Digest) -> Option<u64> {
-        self.store.get(&Self::member_key(scope, repo, &d.to_string()))?;
+        self.store
+            .get(&Self::member_key(scope, repo, &d.to_string()))?;
         self.blobs.stat(d)
     }
 
     /// Record that `repo` may read blob `d` (after an upload or a mount).
-    pub fn add_blob(&self, scope: &Scope, repo: &str, d: &Digest, size: u64) -> Result<(), RegistryError> {
+    pub fn add_blob(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        d: &Digest,
+        size: u64,
+    ) -> Result<(), RegistryError> {
         let k = Self::member_key(scope, repo, &d.to_string());
         for _ in 0..8 {
             match self.store.get(&k) {
                 None => {
-                    self.store.put(&k, json!({"digest": d.to_string(), "size": size}))?;
+                    self.store
+                        .put(&k, json!({"digest": d.to_string(), "size": size}))?;
                     return Ok(());
                 }
                 // Added again: the garbage collector's grace period (gc.rs) starts over.
                 Some(r) if r.value.get(gc::UNREFERENCED_SINCE).is_some() => {
-                    match self.store.txn(&[Cond::Revision(k.clone(), r.revision)], vec![Op::Put(k.clone(), json!({"digest": d.to_string(), "size": size}))]) {
+                    match self.store.txn(
+                        &[Cond::Revision(k.clone(), r.revision)],
+                        vec![Op::Put(
+                            k.clone(),
+                            json!({"digest": d.to_string(), "size": size}),
+                        )],
+                    ) {
                         Err(StoreError::Conflict(_)) => continue,
                         r => return r.map(|_| ()).map_err(Into::into),
                     }
@@ -174,11 +199,20 @@ impl Registry {
                 Some(_) => return Ok(()),
             }
         }
-        Err(RegistryError::new(409, "DENIED", "the blob was changed concurrently; retry the upload"))
+        Err(RegistryError::new(
+            409,
+            "DENIED",
+            "the blob was changed concurrently; retry the upload",
+        ))
     }
 
     /// Forget `repo`'s access to blob `d` (DELETE on a blob). The bytes go when nothing references them.
-    pub fn remove_blob(&self, scope: &Scope, repo: &str, d: &Digest) -> Result<bool, RegistryError> {
+    pub fn remove_blob(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        d: &Digest,
+    ) -> Result<bool, RegistryError> {
         let k = Self::member_key(scope, repo, &d.to_string());
         if self.store.get(&k).is_none() {
             return Ok(false);
@@ -200,43 +234,84 @@ impl Registry {
             .list(&format!("{}/image/{repo}/", prefix(scope)))
             .into_iter()
             .map(|r| {
-                let d = r.value["imageDigest"].as_str().unwrap_or_default().to_string();
-                Image { record: (*r.value).clone(), tags: tags.remove(&d).unwrap_or_default() }
+                let d = r.value["imageDigest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                Image {
+                    record: (*r.value).clone(),
+                    tags: tags.remove(&d).unwrap_or_default(),
+                }
             })
             .collect()
     }
 
     /// Child manifests of the indexes (manifest lists) among `images`, by index digest.
-    pub fn index_children(&self, images: &[Image]) -> std::collections::HashMap<String, Vec<String>> {
+    pub fn index_children(
+        &self,
+        images: &[Image],
+    ) -> std::collections::HashMap<String, Vec<String>> {
         let mut out = std::collections::HashMap::new();
         for i in images {
-            let media = i.record["imageManifestMediaType"].as_str().unwrap_or_default();
+            let media = i.record["imageManifestMediaType"]
+                .as_str()
+                .unwrap_or_default();
             if !media.contains("index") && !media.contains("manifest.list") {
                 continue;
             }
-            let Some(d) = i.record["imageDigest"].as_str().and_then(Digest::parse) else { continue };
-            let Ok(bytes) = std::fs::read(self.blobs.path(&d)) else { continue };
+            let Some(d) = i.record["imageDigest"].as_str().and_then(Digest::parse) else {
+                continue;
+            };
+            let Ok(bytes) = std::fs::read(self.blobs.path(&d)) else {
+                continue;
+            };
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let kids = v["manifests"].as_array().into_iter().flatten().filter_map(|m| m["digest"].as_str().map(str::to_string)).collect();
+            let kids = v["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["digest"].as_str().map(str::to_string))
+                .collect();
             out.insert(d.to_string(), kids);
         }
         out
     }
 
     /// Resolve a tag or digest to a stored manifest: (digest, media type, bytes).
-    pub fn get_manifest(&self, scope: &Scope, repo: &str, reference: &str) -> Result<(Digest, String, Vec<u8>), RegistryError> {
+    pub fn get_manifest(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Digest, String, Vec<u8>), RegistryError> {
         self.repository(scope, repo)?;
-        let unknown = || RegistryError::new(404, "MANIFEST_UNKNOWN", format!("manifest unknown: {repo}:{reference}"));
+        let unknown = || {
+            RegistryError::new(
+                404,
+                "MANIFEST_UNKNOWN",
+                format!("manifest unknown: {repo}:{reference}"),
+            )
+        };
         let digest = match Digest::parse(reference) {
             Some(d) => d,
             None => {
-                let t = self.store.get(&Self::tag_key(scope, repo, reference)).ok_or_else(unknown)?;
-                Digest::parse(t.value["imageDigest"].as_str().unwrap_or_default()).ok_or_else(unknown)?
+                let t = self
+                    .store
+                    .get(&Self::tag_key(scope, repo, reference))
+                    .ok_or_else(unknown)?;
+                Digest::parse(t.value["imageDigest"].as_str().unwrap_or_default())
+                    .ok_or_else(unknown)?
             }
         };
-        let img = self.store.get(&Self::image_key(scope, repo, &digest.to_string())).ok_or_else(unknown)?;
+        let img = self
+            .store
+            .get(&Self::image_key(scope, repo, &digest.to_string()))
+            .ok_or_else(unknown)?;
         let bytes = std::fs::read(self.blobs.path(&digest)).map_err(RegistryError::internal)?;
-        let media = img.value["imageManifestMediaType"].as_str().unwrap_or_default().to_string();
+        let media = img.value["imageManifestMediaType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         Ok((digest, media, bytes))
     }
 
@@ -252,11 +327,17 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<(Digest, Option<String>), RegistryError> {
         for _ in 0..8 {
-            if let Some(done) = self.put_manifest_once(scope, repo, reference, content_type, bytes)? {
+            if let Some(done) =
+                self.put_manifest_once(scope, repo, reference, content_type, bytes)?
+            {
                 return Ok(done);
             }
         }
-        Err(RegistryError::new(409, "DENIED", "the repository's blobs were changed concurrently; retry the push"))
+        Err(RegistryError::new(
+            409,
+            "DENIED",
+            "the repository's blobs were changed concurrently; retry the push",
+        ))
     }
 
     /// One attempt of `put_manifest`; `None` when a blob membership it relies on changed
@@ -271,7 +352,11 @@ impl Registry {
     ) -> Result<Option<(Digest, Option<String>)>, RegistryError> {
         let repo_rec = self.repository(scope, repo)?;
         if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(RegistryError::new(413, "MANIFEST_INVALID", format!("manifest is larger than {MAX_MANIFEST_BYTES} bytes")));
+            return Err(RegistryError::new(
+                413,
+                "MANIFEST_INVALID",
+                format!("manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
+            ));
         }
         let parsed = manifest::parse(bytes, content_type)?;
         let digest = match Digest::parse(reference) {
@@ -280,17 +365,28 @@ impl Registry {
                     digest::Algorithm::Sha256 => Digest::sha256_of(bytes),
                     digest::Algorithm::Sha512 => {
                         use sha2::Digest as _;
-                        Digest { algorithm: d.algorithm, hex: hex::encode(sha2::Sha512::digest(bytes)) }
+                        Digest {
+                            algorithm: d.algorithm,
+                            hex: hex::encode(sha2::Sha512::digest(bytes)),
+                        }
                     }
                 };
                 if actual != d {
-                    return Err(RegistryError::new(400, "DIGEST_INVALID", format!("manifest digest {actual} does not match {d}")));
+                    return Err(RegistryError::new(
+                        400,
+                        "DIGEST_INVALID",
+                        format!("manifest digest {actual} does not match {d}"),
+                    ));
                 }
                 d
             }
             None => {
                 if !valid_tag(reference) {
-                    return Err(RegistryError::new(400, "TAG_INVALID", format!("invalid tag {reference:?}")));
+                    return Err(RegistryError::new(
+                        400,
+                        "TAG_INVALID",
+                        format!("invalid tag {reference:?}"),
+                    ));
                 }
                 Digest::sha256_of(bytes)
             }
@@ -299,20 +395,35 @@ impl Registry {
         let mut size = bytes.len() as u64;
         let mut members: Vec<Record> = vec![];
         for b in &parsed.blobs {
-            let d = Digest::parse(b).ok_or_else(|| RegistryError::new(400, "MANIFEST_INVALID", format!("invalid digest {b}")))?;
-            let unknown = || RegistryError::new(400, "MANIFEST_BLOB_UNKNOWN", format!("blob unknown to registry: {b}"));
+            let d = Digest::parse(b).ok_or_else(|| {
+                RegistryError::new(400, "MANIFEST_INVALID", format!("invalid digest {b}"))
+            })?;
+            let unknown = || {
+                RegistryError::new(
+                    400,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    format!("blob unknown to registry: {b}"),
+                )
+            };
             let s = self.blob_in_repo(scope, repo, &d).ok_or_else(unknown)?;
             size += s;
             // Rewritten (under a revision condition) in the commit below, so a garbage
             // collection removing the blob at the same time makes one of the two fail.
-            let m = self.store.get(&Self::member_key(scope, repo, &d.to_string())).ok_or_else(unknown)?;
+            let m = self
+                .store
+                .get(&Self::member_key(scope, repo, &d.to_string()))
+                .ok_or_else(unknown)?;
             if !members.iter().any(|x| x.key == m.key) {
                 members.push(m);
             }
         }
         for m in &parsed.manifests {
             if self.store.get(&Self::image_key(scope, repo, m)).is_none() {
-                return Err(RegistryError::new(400, "MANIFEST_BLOB_UNKNOWN", format!("manifest unknown to repository: {m}")));
+                return Err(RegistryError::new(
+                    400,
+                    "MANIFEST_BLOB_UNKNOWN",
+                    format!("manifest unknown to repository: {m}"),
+                ));
             }
         }
 
@@ -320,7 +431,10 @@ impl Registry {
         let mut ops = vec![];
         for m in &members {
             conds.push(Cond::Revision(m.key.clone(), m.revision));
-            ops.push(Op::Put(m.key.clone(), json!({"digest": m.value["digest"], "size": m.value["size"]})));
+            ops.push(Op::Put(
+                m.key.clone(),
+                json!({"digest": m.value["digest"], "size": m.value["size"]}),
+            ));
         }
         let is_tag = Digest::parse(reference).is_none();
         if is_tag {
@@ -365,26 +479,50 @@ impl Registry {
             ops.push(Op::Put(ik, rec));
         }
         // The manifest is itself a blob of the repository.
-        self.blobs.put_bytes(&digest, bytes).map_err(RegistryError::internal)?;
+        self.blobs
+            .put_bytes(&digest, bytes)
+            .map_err(RegistryError::internal)?;
         let mk = Self::member_key(scope, repo, &digest.to_string());
         match self.store.get(&mk) {
             None => conds.push(Cond::Absent(mk.clone())),
             Some(m) => conds.push(Cond::Revision(mk.clone(), m.revision)),
         }
-        ops.push(Op::Put(mk, json!({"digest": digest.to_string(), "size": bytes.len()})));
+        ops.push(Op::Put(
+            mk,
+            json!({"digest": digest.to_string(), "size": bytes.len()}),
+        ));
         match self.store.txn(&conds, ops) {
             Ok(_) => {}
-            Err(StoreError::Conflict(k)) if k.starts_with(&format!("{}/blob/", prefix(scope))) => return Ok(None),
-            Err(StoreError::Conflict(_)) => return Err(RegistryError::new(409, "DENIED", "the tag was changed concurrently; retry the push")),
+            Err(StoreError::Conflict(k)) if k.starts_with(&format!("{}/blob/", prefix(scope))) => {
+                return Ok(None)
+            }
+            Err(StoreError::Conflict(_)) => {
+                return Err(RegistryError::new(
+                    409,
+                    "DENIED",
+                    "the tag was changed concurrently; retry the push",
+                ))
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(Some((digest, parsed.subject)))
     }
 
     /// Delete a manifest by digest (with its tags), or just a tag.
-    pub fn delete_manifest(&self, scope: &Scope, repo: &str, reference: &str) -> Result<(), RegistryError> {
+    pub fn delete_manifest(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(), RegistryError> {
         self.repository(scope, repo)?;
-        let unknown = || RegistryError::new(404, "MANIFEST_UNKNOWN", format!("manifest unknown: {repo}:{reference}"));
+        let unknown = || {
+            RegistryError::new(
+                404,
+                "MANIFEST_UNKNOWN",
+                format!("manifest unknown: {repo}:{reference}"),
+            )
+        };
         match Digest::parse(reference) {
             None => {
                 let tk = Self::tag_key(scope, repo, reference);
@@ -418,7 +556,12 @@ impl Registry {
     }
 
     /// Manifests in `repo` whose subject is `d`, as OCI descriptors (the referrers API).
-    pub fn referrers(&self, scope: &Scope, repo: &str, d: &Digest) -> Result<Vec<Value>, RegistryError> {
+    pub fn referrers(
+        &self,
+        scope: &Scope,
+        repo: &str,
+        d: &Digest,
+    ) -> Result<Vec<Value>, RegistryError> {
         self.repository(scope, repo)?;
         let mut out = vec![];
         for img in self.store.list(&format!("{}/image/{repo}/", prefix(scope))) {
@@ -426,7 +569,9 @@ impl Registry {
                 continue;
             }
             let digest = img.value["imageDigest"].as_str().unwrap_or_default();
-            let Some(dd) = Digest::parse(digest) else { continue };
+            let Some(dd) = Digest::parse(digest) else {
+                continue;
+            };
             let bytes = std::fs::read(self.blobs.path(&dd)).unwrap_or_default();
             let m: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let mut desc = json!({
@@ -434,7 +579,10 @@ impl Registry {
                 "digest": digest,
                 "size": bytes.len(),
             });
-            let at = m.get("artifactType").cloned().or_else(|| m.pointer("/config/mediaType").cloned());
+            let at = m
+                .get("artifactType")
+                .cloned()
+                .or_else(|| m.pointer("/config/mediaType").cloned());
             if let Some(at) = at {
                 desc["artifactType"] = at;
             }
@@ -456,7 +604,10 @@ impl Registry {
         let now = self.clock.now();
         let mut n = 0;
         for (id, meta) in self.blobs.uploads() {
-            let started = serde_json::from_str::<Value>(&meta).ok().and_then(|m| m["started"].as_f64()).unwrap_or(0.0);
+            let started = serde_json::from_str::<Value>(&meta)
+                .ok()
+                .and_then(|m| m["started"].as_f64())
+                .unwrap_or(0.0);
             if now - started > max_age_secs && self.blobs.cancel_upload(&id).is_ok() {
                 self.hashers.forget(&id);
                 n += 1;
@@ -466,7 +617,11 @@ impl Registry {
     }
 
     /// Remove a repository's records (its images, tags and blob memberships).
-    pub fn delete_repository_records(&self, scope: &Scope, repo: &str) -> Result<(), RegistryError> {
+    pub fn delete_repository_records(
+        &self,
+        scope: &Scope,
+        repo: &str,
+    ) -> Result<(), RegistryError> {
         let p = prefix(scope);
         let mut ops = vec![Op::Delete(Self::repo_key(scope, repo))];
         for kind in ["image", "tag", "blob"] {
@@ -494,7 +649,17 @@ mod tests {
         for ok in ["ab", "web", "team/web-app", "a.b_c", "a__b", "x/y/z1"] {
             assert!(valid_repository_name(ok), "{ok}");
         }
-        for bad in ["a", "Web", "-web", "web-", "a..b", "a//b", "/web", "we b", &"a".repeat(257)] {
+        for bad in [
+            "a",
+            "Web",
+            "-web",
+            "web-",
+            "a..b",
+            "a//b",
+            "/web",
+            "we b",
+            &"a".repeat(257),
+        ] {
             assert!(!valid_repository_name(bad), "{bad}");
         }
     }
@@ -515,10 +680,19 @@ mod tests {
     fn old_uploads_expire_and_new_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
         let reg = registry(dir.path());
-        let scope = Scope { account: "000000000000".into(), region: "us-east-1".into() };
-        let old = reg.blobs.begin_upload(&reg.upload_meta(&scope, "web")).unwrap();
+        let scope = Scope {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+        };
+        let old = reg
+            .blobs
+            .begin_upload(&reg.upload_meta(&scope, "web"))
+            .unwrap();
         reg.clock.advance_ms(25 * 3600 * 1000);
-        let fresh = reg.blobs.begin_upload(&reg.upload_meta(&scope, "web")).unwrap();
+        let fresh = reg
+            .blobs
+            .begin_upload(&reg.upload_meta(&scope, "web"))
+            .unwrap();
         assert_eq!(reg.expire_uploads(24.0 * 3600.0), 1);
         assert!(reg.blobs.upload_path(&old).is_none());
         assert!(reg.blobs.upload_path(&fresh).is_some());
@@ -527,6 +701,8 @@ mod tests {
     #[test]
     fn tags() {
         assert!(valid_tag("latest") && valid_tag("1.0.0-rc_1") && valid_tag("_x"));
-        assert!(!valid_tag("") && !valid_tag(".x") && !valid_tag("a/b") && !valid_tag(&"a".repeat(129)));
+        assert!(
+            !valid_tag("") && !valid_tag(".x") && !valid_tag("a/b") && !valid_tag(&"a".repeat(129))
+        );
     }
 }

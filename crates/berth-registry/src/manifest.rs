@@ -11,7 +11,6 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
 
-
 pub struct Parsed {
     pub media_type: String,
     /// Config and layer digests (image manifests).
@@ -27,27 +26,43 @@ fn invalid(msg: impl Into<String>) -> RegistryError {
 }
 
 pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, RegistryError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
     let body_type = v.get("mediaType").and_then(Value::as_str);
-    let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim()).filter(|c| !c.is_empty());
+    let content_type = content_type
+        .map(|c| c.split(';').next().unwrap_or(c).trim())
+        .filter(|c| !c.is_empty());
     let media_type = match (content_type, body_type) {
         (Some(c), Some(b)) if c != b => {
-            return Err(invalid(format!("Content-Type {c} does not match the manifest's mediaType {b}")));
+            return Err(invalid(format!(
+                "Content-Type {c} does not match the manifest's mediaType {b}"
+            )));
         }
         (Some(c), _) => c.to_string(),
         (None, Some(b)) => b.to_string(),
         (None, None) => {
-            if v.get("manifests").is_some() { OCI_INDEX.to_string() } else { OCI_MANIFEST.to_string() }
+            if v.get("manifests").is_some() {
+                OCI_INDEX.to_string()
+            } else {
+                OCI_MANIFEST.to_string()
+            }
         }
     };
     if !MANIFEST_MEDIA_TYPES.contains(&media_type.as_str()) {
-        return Err(RegistryError::new(415, "MANIFEST_INVALID", format!("unsupported manifest media type {media_type}")));
+        return Err(RegistryError::new(
+            415,
+            "MANIFEST_INVALID",
+            format!("unsupported manifest media type {media_type}"),
+        ));
     }
     if v.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
         return Err(invalid("schemaVersion must be 2"));
     }
     let digest_of = |d: &Value| -> Result<String, RegistryError> {
-        let s = d.get("digest").and_then(Value::as_str).ok_or_else(|| invalid("descriptor without a digest"))?;
+        let s = d
+            .get("digest")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("descriptor without a digest"))?;
         if crate::Digest::parse(s).is_none() {
             return Err(invalid(format!("invalid digest {s}")));
         }
@@ -58,23 +73,42 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Registr
     };
     let mut blobs = vec![];
     let mut manifests = vec![];
-    let mut artifact_type = v.get("artifactType").and_then(Value::as_str).map(str::to_string);
+    let mut artifact_type = v
+        .get("artifactType")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if media_type == OCI_INDEX || media_type == DOCKER_LIST {
-        for m in v.get("manifests").and_then(Value::as_array).ok_or_else(|| invalid("an index needs a manifests list"))? {
+        for m in v
+            .get("manifests")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("an index needs a manifests list"))?
+        {
             manifests.push(digest_of(m)?);
         }
     } else {
-        let config = v.get("config").ok_or_else(|| invalid("an image manifest needs a config descriptor"))?;
+        let config = v
+            .get("config")
+            .ok_or_else(|| invalid("an image manifest needs a config descriptor"))?;
         blobs.push(digest_of(config)?);
         if artifact_type.is_none() {
-            let ct = config.get("mediaType").and_then(Value::as_str).unwrap_or_default();
-            if !ct.is_empty() && ct != "application/vnd.oci.image.config.v1+json" && ct != "application/vnd.docker.container.image.v1+json" {
+            let ct = config
+                .get("mediaType")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !ct.is_empty()
+                && ct != "application/vnd.oci.image.config.v1+json"
+                && ct != "application/vnd.docker.container.image.v1+json"
+            {
                 artifact_type = Some(ct.to_string());
             } else {
                 artifact_type = Some(ct.to_string()).filter(|c| !c.is_empty());
             }
         }
-        for l in v.get("layers").and_then(Value::as_array).ok_or_else(|| invalid("an image manifest needs a layers list"))? {
+        for l in v
+            .get("layers")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid("an image manifest needs a layers list"))?
+        {
             blobs.push(digest_of(l)?);
         }
     }
@@ -82,5 +116,11 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Parsed, Registr
         Some(s) => Some(digest_of(s)?),
         None => None,
     };
-    Ok(Parsed { media_type, blobs, manifests, subject, artifact_type })
+    Ok(Parsed {
+        media_type,
+        blobs,
+        manifests,
+        subject,
+        artifact_type,
+    })
 }

@@ -8,7 +8,8 @@ use sha2::Sha256;
 pub const VALIDITY_SECS: f64 = 12.0 * 3600.0;
 
 fn mac(secret: &str, payload: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     m.update(payload.as_bytes());
     hex::encode(m.finalize().into_bytes())
 }
@@ -23,7 +24,13 @@ pub fn issue(secret: &str, account: &str, expires_at: f64) -> String {
 pub fn verify(secret: &str, token: &str, now: f64) -> Option<String> {
     let (payload, sig) = token.rsplit_once('.')?;
     let expected = mac(secret, payload);
-    if expected.len() != sig.len() || expected.bytes().zip(sig.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) != 0 {
+    if expected.len() != sig.len()
+        || expected
+            .bytes()
+            .zip(sig.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            != 0
+    {
         return None;
     }
     let (account, expiry) = payload.rsplit_once('-')?;

@@ -79,7 +79,14 @@ pub trait Store: Send + Sync {
     /// after (or, reversed, before) the key `after`. `visit` returns whether it took the
     /// record; the scan stops once `limit` records were taken and returns how many were.
     /// Nothing is copied, so a page costs its size, not the prefix's.
-    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, visit: &mut dyn FnMut(&Record) -> bool) -> usize;
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn FnMut(&Record) -> bool,
+    ) -> usize;
     /// Apply `ops` atomically if every condition holds; returns the new revision once the
     /// write is durable.
     fn txn(&self, conds: &[Cond], ops: Vec<Op>) -> Result<i64, StoreError>;
@@ -92,6 +99,9 @@ pub trait Store: Send + Sync {
     }
     /// Create `key` only if it does not exist.
     fn create(&self, key: &str, value: Value) -> Result<i64, StoreError> {
-        self.txn(&[Cond::Absent(key.to_string())], vec![Op::Put(key.to_string(), value)])
+        self.txn(
+            &[Cond::Absent(key.to_string())],
+            vec![Op::Put(key.to_string(), value)],
+        )
     }
 }

@@ -7,16 +7,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::broadcast;
 
 /// Schema migrations, applied in order; the index is the schema version.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE records (
+const MIGRATIONS: &[&str] = &["CREATE TABLE records (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL,
         revision INTEGER NOT NULL,
         create_revision INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-    INSERT INTO meta (name, value) VALUES ('revision', 0);",
-];
+    INSERT INTO meta (name, value) VALUES ('revision', 0);"];
 
 pub struct SqliteStore {
     /// The single writer. Reads never touch it.
@@ -34,11 +32,15 @@ struct Cache {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(backend)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(backend)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(backend)?;
         migrate(&conn)?;
         let revision: i64 = conn
-            .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE name = 'revision'", [], |r| {
+                r.get(0)
+            })
             .map_err(backend)?;
         let mut records = BTreeMap::new();
         {
@@ -47,17 +49,35 @@ impl SqliteStore {
                 .map_err(backend)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
                 })
                 .map_err(backend)?;
             for row in rows {
                 let (key, text, revision, create_revision) = row.map_err(backend)?;
-                let value: Value = serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))?;
-                records.insert(key.clone(), Record { key, value: Arc::new(value), revision, create_revision });
+                let value: Value =
+                    serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))?;
+                records.insert(
+                    key.clone(),
+                    Record {
+                        key,
+                        value: Arc::new(value),
+                        revision,
+                        create_revision,
+                    },
+                );
             }
         }
         let (events, _) = broadcast::channel(4096);
-        Ok(SqliteStore { conn: Mutex::new(conn), cache: RwLock::new(Cache { records, revision }), events })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            cache: RwLock::new(Cache { records, revision }),
+            events,
+        })
     }
 }
 
@@ -78,7 +98,8 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").map_err(backend)?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(backend)?;
     let current: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .optional()
@@ -93,8 +114,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.unchecked_transaction().map_err(backend)?;
         tx.execute_batch(sql).map_err(backend)?;
-        tx.execute("DELETE FROM schema_version", []).map_err(backend)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", params![i as i64 + 1]).map_err(backend)?;
+        tx.execute("DELETE FROM schema_version", [])
+            .map_err(backend)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![i as i64 + 1],
+        )
+        .map_err(backend)?;
         tx.commit().map_err(backend)?;
     }
     Ok(())
@@ -102,7 +128,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 
 impl Store for SqliteStore {
     fn get(&self, key: &str) -> Option<Record> {
-        self.cache.read().expect("cache lock").records.get(key).cloned()
+        self.cache
+            .read()
+            .expect("cache lock")
+            .records
+            .get(key)
+            .cloned()
     }
 
     fn list(&self, prefix: &str) -> Vec<Record> {
@@ -115,7 +146,14 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn scan(&self, prefix: &str, after: Option<&str>, reverse: bool, limit: usize, visit: &mut dyn FnMut(&Record) -> bool) -> usize {
+    fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn FnMut(&Record) -> bool,
+    ) -> usize {
         use std::ops::Bound::{Excluded, Included, Unbounded};
         let cache = self.cache.read().expect("cache lock");
         let mut taken = 0;
@@ -131,7 +169,11 @@ impl Store for SqliteStore {
                 (None, Some(u)) => Excluded(u),
                 (None, None) => Unbounded,
             };
-            for (_, r) in cache.records.range((Included(prefix.to_string()), hi)).rev() {
+            for (_, r) in cache
+                .records
+                .range((Included(prefix.to_string()), hi))
+                .rev()
+            {
                 if !step(r) {
                     break;
                 }
@@ -157,8 +199,12 @@ impl Store for SqliteStore {
             let cache = self.cache.read().expect("cache lock");
             for c in conds {
                 match c {
-                    Cond::Absent(k) if cache.records.contains_key(k) => return Err(StoreError::Conflict(k.clone())),
-                    Cond::Revision(k, rev) if cache.records.get(k).map(|r| r.revision) != Some(*rev) => {
+                    Cond::Absent(k) if cache.records.contains_key(k) => {
+                        return Err(StoreError::Conflict(k.clone()))
+                    }
+                    Cond::Revision(k, rev)
+                        if cache.records.get(k).map(|r| r.revision) != Some(*rev) =>
+                    {
                         return Err(StoreError::Conflict(k.clone()))
                     }
                     _ => {}
@@ -172,13 +218,21 @@ impl Store for SqliteStore {
             for op in ops {
                 match op {
                     Op::Put(key, value) => {
-                        let text = serde_json::to_string(&value).map_err(|e| StoreError::Backend(e.to_string()))?;
+                        let text = serde_json::to_string(&value)
+                            .map_err(|e| StoreError::Backend(e.to_string()))?;
                         let create_revision = staged
                             .iter()
                             .rev()
                             .find(|(k, _)| *k == key)
                             .and_then(|(_, r)| r.as_ref().map(|r| r.create_revision))
-                            .or_else(|| self.cache.read().expect("cache lock").records.get(&key).map(|r| r.create_revision))
+                            .or_else(|| {
+                                self.cache
+                                    .read()
+                                    .expect("cache lock")
+                                    .records
+                                    .get(&key)
+                                    .map(|r| r.create_revision)
+                            })
                             .unwrap_or(revision);
                         tx.execute(
                             "INSERT INTO records (key, value, revision, create_revision) VALUES (?1, ?2, ?3, ?4)
@@ -186,15 +240,28 @@ impl Store for SqliteStore {
                             params![key, text, revision, create_revision],
                         )
                         .map_err(backend)?;
-                        staged.push((key.clone(), Some(Record { key, value: Arc::new(value), revision, create_revision })));
+                        staged.push((
+                            key.clone(),
+                            Some(Record {
+                                key,
+                                value: Arc::new(value),
+                                revision,
+                                create_revision,
+                            }),
+                        ));
                     }
                     Op::Delete(key) => {
-                        tx.execute("DELETE FROM records WHERE key = ?1", params![key]).map_err(backend)?;
+                        tx.execute("DELETE FROM records WHERE key = ?1", params![key])
+                            .map_err(backend)?;
                         staged.push((key, None));
                     }
                 }
             }
-            tx.execute("UPDATE meta SET value = ?1 WHERE name = 'revision'", params![revision]).map_err(backend)?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE name = 'revision'",
+                params![revision],
+            )
+            .map_err(backend)?;
             tx.commit().map_err(backend)?;
         }
         // Durable now: publish to readers, then to watchers.
@@ -206,11 +273,19 @@ impl Store for SqliteStore {
                 match rec {
                     Some(r) => {
                         cache.records.insert(key.clone(), r);
-                        events.push(Event { kind: EventKind::Put, key, revision });
+                        events.push(Event {
+                            kind: EventKind::Put,
+                            key,
+                            revision,
+                        });
                     }
                     None => {
                         if cache.records.remove(&key).is_some() {
-                            events.push(Event { kind: EventKind::Delete, key, revision });
+                            events.push(Event {
+                                kind: EventKind::Delete,
+                                key,
+                                revision,
+                            });
                         }
                     }
                 }
@@ -246,7 +321,10 @@ mod tests {
             assert_eq!(s.create("/a/1", json!({"n": 1})).unwrap(), 1);
             assert_eq!(s.put("/a/2", json!({"n": 2})).unwrap(), 2);
             assert_eq!(s.put("/a/1", json!({"n": 3})).unwrap(), 3);
-            assert!(matches!(s.create("/a/1", json!({})), Err(StoreError::Conflict(_))));
+            assert!(matches!(
+                s.create("/a/1", json!({})),
+                Err(StoreError::Conflict(_))
+            ));
             s.txn(&[], vec![Op::Delete("/a/2".into())]).unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
@@ -263,7 +341,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("db")).unwrap();
         s.put("/k", json!(1)).unwrap();
-        let err = s.txn(&[Cond::Revision("/k".into(), 99)], vec![Op::Put("/other".into(), json!(2))]);
+        let err = s.txn(
+            &[Cond::Revision("/k".into(), 99)],
+            vec![Op::Put("/other".into(), json!(2))],
+        );
         assert!(matches!(err, Err(StoreError::Conflict(_))));
         assert!(s.get("/other").is_none());
         assert_eq!(s.revision(), 1);
@@ -285,7 +366,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("db")).unwrap();
         for k in ["/a/1", "/a/2", "/a/3", "/a/4", "/b/1", "/a0"] {
-            s.put(k, json!({"odd": k.ends_with('1') || k.ends_with('3')})).unwrap();
+            s.put(k, json!({"odd": k.ends_with('1') || k.ends_with('3')}))
+                .unwrap();
         }
         let keys = |after: Option<&str>, reverse: bool, limit: usize, odd_only: bool| {
             let mut out = vec![];

@@ -11,7 +11,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into() }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
     }
     /// A 400 with the given AWS error code.
     pub fn client(code: impl Into<String>, message: impl Into<String>) -> Self {
@@ -29,7 +33,11 @@ impl ApiError {
         )
     }
     pub fn unknown_operation(operation: &str) -> Self {
-        Self::new(400, "UnknownOperationException", format!("Unknown operation {operation}"))
+        Self::new(
+            400,
+            "UnknownOperationException",
+            format!("Unknown operation {operation}"),
+        )
     }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalFailure", message)

@@ -93,7 +93,6 @@ pub struct Member {
     pub location: Option<String>,
 }
 
-
 /// A service's model, parsed on first use. Routing needs only the metadata, which is
 /// read without building the shapes, so starting the server stays cheap.
 pub struct LazyModel {
@@ -104,7 +103,11 @@ pub struct LazyModel {
 
 impl LazyModel {
     pub const fn new(gz: &'static [u8]) -> Self {
-        LazyModel { gz, metadata: OnceLock::new(), model: OnceLock::new() }
+        LazyModel {
+            gz,
+            metadata: OnceLock::new(),
+            model: OnceLock::new(),
+        }
     }
 
     pub fn metadata(&'static self) -> &'static Metadata {
@@ -116,7 +119,9 @@ impl LazyModel {
                     metadata: Metadata,
                 }
                 let text = gunzip(self.gz);
-                serde_json::from_str::<MetadataOnly>(&text).expect("embedded model has metadata").metadata
+                serde_json::from_str::<MetadataOnly>(&text)
+                    .expect("embedded model has metadata")
+                    .metadata
             }
         })
     }
@@ -128,7 +133,9 @@ impl LazyModel {
 
 fn gunzip(bytes: &[u8]) -> String {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).expect("embedded model is valid gzip");
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("embedded model is valid gzip");
     text
 }
 
@@ -137,15 +144,14 @@ impl Model {
     pub fn from_gzip(bytes: &[u8]) -> Model {
         let text = gunzip(bytes);
         // Members arrive as a JSON object; keep them ordered as a list.
-        let mut raw: serde_json::Value = serde_json::from_str(&text).expect("embedded model is JSON");
+        let mut raw: serde_json::Value =
+            serde_json::from_str(&text).expect("embedded model is JSON");
         if let Some(shapes) = raw.get_mut("shapes").and_then(|s| s.as_object_mut()) {
             for shape in shapes.values_mut() {
                 if let Some(members) = shape.get_mut("members") {
                     if let Some(obj) = members.as_object() {
-                        let list: Vec<serde_json::Value> = obj
-                            .iter()
-                            .map(|(k, v)| serde_json::json!([k, v]))
-                            .collect();
+                        let list: Vec<serde_json::Value> =
+                            obj.iter().map(|(k, v)| serde_json::json!([k, v])).collect();
                         *members = serde_json::Value::Array(list);
                     }
                 }

@@ -12,15 +12,27 @@ pub struct Page<T> {
 
 /// The page size and the key to resume after, from `maxResults` and `nextToken`, for
 /// handlers that page straight out of the store.
-pub fn page_params(input: &Value, default: usize, limit: usize, error_code: &str) -> Result<(usize, Option<String>), ApiError> {
+pub fn page_params(
+    input: &Value,
+    default: usize,
+    limit: usize,
+    error_code: &str,
+) -> Result<(usize, Option<String>), ApiError> {
     let max = match input.get("maxResults").and_then(Value::as_i64) {
         None => default,
         Some(n) if n >= 1 && n as usize <= limit => n as usize,
-        Some(_) => return Err(ApiError::client(error_code, format!("maxResults must be between 1 and {limit}."))),
+        Some(_) => {
+            return Err(ApiError::client(
+                error_code,
+                format!("maxResults must be between 1 and {limit}."),
+            ))
+        }
     };
     let after = match input.get("nextToken").and_then(Value::as_str) {
         None | Some("") => None,
-        Some(t) => Some(decode_token(t).ok_or_else(|| ApiError::client(error_code, "Invalid nextToken."))?),
+        Some(t) => Some(
+            decode_token(t).ok_or_else(|| ApiError::client(error_code, "Invalid nextToken."))?,
+        ),
     };
     Ok((max, after))
 }
@@ -36,7 +48,10 @@ pub fn paginate<T>(
     error_code: &str,
 ) -> Result<Page<T>, ApiError> {
     let (max, after) = page_params(input, default, limit, error_code)?;
-    let mut iter = items.into_iter().filter(|it| after.as_deref().is_none_or(|a| key(it).as_str() > a)).peekable();
+    let mut iter = items
+        .into_iter()
+        .filter(|it| after.as_deref().is_none_or(|a| key(it).as_str() > a))
+        .peekable();
     let mut out = Vec::with_capacity(max.min(128));
     while out.len() < max {
         match iter.next() {
@@ -44,8 +59,15 @@ pub fn paginate<T>(
             None => break,
         }
     }
-    let next_token = if iter.peek().is_some() { out.last().map(|it| encode_token(&key(it))) } else { None };
-    Ok(Page { items: out, next_token })
+    let next_token = if iter.peek().is_some() {
+        out.last().map(|it| encode_token(&key(it)))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: out,
+        next_token,
+    })
 }
 
 pub fn encode_token(key: &str) -> String {
@@ -53,7 +75,9 @@ pub fn encode_token(key: &str) -> String {
 }
 
 pub fn decode_token(token: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }
 
@@ -79,8 +103,32 @@ mod tests {
     }
     #[test]
     fn rejects_out_of_range() {
-        assert!(paginate(vec![1], |i| i.to_string(), &json!({"maxResults": 0}), 10, 100, "X").is_err());
-        assert!(paginate(vec![1], |i| i.to_string(), &json!({"maxResults": 101}), 10, 100, "X").is_err());
-        assert!(paginate(vec![1], |i| i.to_string(), &json!({"nextToken": "!!"}), 10, 100, "X").is_err());
+        assert!(paginate(
+            vec![1],
+            |i| i.to_string(),
+            &json!({"maxResults": 0}),
+            10,
+            100,
+            "X"
+        )
+        .is_err());
+        assert!(paginate(
+            vec![1],
+            |i| i.to_string(),
+            &json!({"maxResults": 101}),
+            10,
+            100,
+            "X"
+        )
+        .is_err());
+        assert!(paginate(
+            vec![1],
+            |i| i.to_string(),
+            &json!({"nextToken": "!!"}),
+            10,
+            100,
+            "X"
+        )
+        .is_err());
     }
 }

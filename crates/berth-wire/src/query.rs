@@ -38,18 +38,33 @@ fn input_name(flavor: Flavor, name: &str, member: &Member) -> String {
                 name.to_string()
             }
         }
-        Flavor::Query => member.location_name.clone().unwrap_or_else(|| name.to_string()),
+        Flavor::Query => member
+            .location_name
+            .clone()
+            .unwrap_or_else(|| name.to_string()),
     }
 }
 
 fn has_prefix(params: &Params, prefix: &str) -> bool {
     let dotted = format!("{prefix}.");
-    params.range(prefix.to_string()..).next().is_some_and(|(k, _)| k == prefix || k.starts_with(&dotted))
-        || params.range(dotted.clone()..).next().is_some_and(|(k, _)| k.starts_with(&dotted))
+    params
+        .range(prefix.to_string()..)
+        .next()
+        .is_some_and(|(k, _)| k == prefix || k.starts_with(&dotted))
+        || params
+            .range(dotted.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&dotted))
 }
 
 /// Build the JSON document for `shape` from the form parameters.
-pub fn decode(model: &Model, shape: &Shape, params: &Params, flavor: Flavor, codes_serialization: &str) -> Result<Value, ApiError> {
+pub fn decode(
+    model: &Model,
+    shape: &Shape,
+    params: &Params,
+    flavor: Flavor,
+    codes_serialization: &str,
+) -> Result<Value, ApiError> {
     decode_tracked(model, shape, params, flavor, codes_serialization).map(|(v, _)| v)
 }
 
@@ -62,7 +77,13 @@ pub fn decode_tracked(
     code: &str,
 ) -> Result<(Value, Vec<String>), ApiError> {
     let used = RefCell::new(HashSet::new());
-    let ctx = Decoder { model, params, flavor, code, used: &used };
+    let ctx = Decoder {
+        model,
+        params,
+        flavor,
+        code,
+        used: &used,
+    };
     let v = ctx.decode_struct(shape, "")?;
     let used = used.into_inner();
     let unknown = params
@@ -75,8 +96,17 @@ pub fn decode_tracked(
 
 /// Parameters of the protocol itself, not of any operation.
 fn is_envelope_parameter(k: &str) -> bool {
-    matches!(k, "Action" | "Version" | "AWSAccessKeyId" | "Signature" | "SignatureMethod" | "SignatureVersion" | "Timestamp" | "Expires")
-        || k.starts_with("X-Amz-")
+    matches!(
+        k,
+        "Action"
+            | "Version"
+            | "AWSAccessKeyId"
+            | "Signature"
+            | "SignatureMethod"
+            | "SignatureVersion"
+            | "Timestamp"
+            | "Expires"
+    ) || k.starts_with("X-Amz-")
 }
 
 struct Decoder<'a> {
@@ -126,7 +156,10 @@ impl Decoder<'_> {
                 let base = if flavor == Flavor::Ec2 || shape.flattened || member.flattened {
                     key.to_string()
                 } else {
-                    format!("{key}.{}", item.location_name.as_deref().unwrap_or("member"))
+                    format!(
+                        "{key}.{}",
+                        item.location_name.as_deref().unwrap_or("member")
+                    )
                 };
                 // An empty list is sent as the bare name with an empty value.
                 if self.get(key).is_some_and(|v| v.is_empty()) {
@@ -140,27 +173,50 @@ impl Decoder<'_> {
                         None => break,
                     }
                     if i > 10_000 {
-                        return Err(ApiError::client(code, format!("too many list entries for {key}")));
+                        return Err(ApiError::client(
+                            code,
+                            format!("too many list entries for {key}"),
+                        ));
                     }
                 }
-                Ok(if items.is_empty() { None } else { Some(Value::Array(items)) })
+                Ok(if items.is_empty() {
+                    None
+                } else {
+                    Some(Value::Array(items))
+                })
             }
             ShapeKind::Map => {
                 let key_m = shape.key.as_ref().expect("map key");
                 let val_m = shape.value.as_ref().expect("map value");
-                let base = if shape.flattened { key.to_string() } else { format!("{key}.entry") };
+                let base = if shape.flattened {
+                    key.to_string()
+                } else {
+                    format!("{key}.entry")
+                };
                 let mut out = Map::new();
                 for i in 1.. {
-                    let k = format!("{base}.{i}.{}", key_m.location_name.as_deref().unwrap_or("key"));
+                    let k = format!(
+                        "{base}.{i}.{}",
+                        key_m.location_name.as_deref().unwrap_or("key")
+                    );
                     let Some(kv) = self.get(&k) else { break };
-                    let vk = format!("{base}.{i}.{}", val_m.location_name.as_deref().unwrap_or("value"));
+                    let vk = format!(
+                        "{base}.{i}.{}",
+                        val_m.location_name.as_deref().unwrap_or("value")
+                    );
                     let v = self.decode_value(val_m, &vk)?.unwrap_or(Value::Null);
                     out.insert(kv.clone(), v);
                 }
-                Ok(if out.is_empty() { None } else { Some(Value::Object(out)) })
+                Ok(if out.is_empty() {
+                    None
+                } else {
+                    Some(Value::Object(out))
+                })
             }
             _ => {
-                let Some(raw) = self.get(key) else { return Ok(None) };
+                let Some(raw) = self.get(key) else {
+                    return Ok(None);
+                };
                 Ok(Some(scalar(shape.kind, raw, key, code)?))
             }
         }
@@ -168,12 +224,21 @@ impl Decoder<'_> {
 }
 
 fn scalar(kind: ShapeKind, raw: &str, key: &str, code: &str) -> Result<Value, ApiError> {
-    let bad = |what: &str| ApiError::client(code, format!("Invalid value '{raw}' for {key}: expected {what}"));
+    let bad = |what: &str| {
+        ApiError::client(
+            code,
+            format!("Invalid value '{raw}' for {key}: expected {what}"),
+        )
+    };
     Ok(match kind {
-        ShapeKind::Integer | ShapeKind::Long => Value::from(raw.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
+        ShapeKind::Integer | ShapeKind::Long => {
+            Value::from(raw.trim().parse::<i64>().map_err(|_| bad("an integer"))?)
+        }
         ShapeKind::Double | ShapeKind::Float => {
             let f = raw.trim().parse::<f64>().map_err(|_| bad("a number"))?;
-            serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| bad("a finite number"))?
+            serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .ok_or_else(|| bad("a finite number"))?
         }
         ShapeKind::Boolean => match raw {
             "true" => Value::Bool(true),

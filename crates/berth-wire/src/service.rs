@@ -35,19 +35,35 @@ pub struct WireResponse {
 }
 
 pub fn service_label(model: &Model) -> &str {
-    model.metadata.signing_name.as_deref().unwrap_or(&model.metadata.endpoint_prefix)
+    model
+        .metadata
+        .signing_name
+        .as_deref()
+        .unwrap_or(&model.metadata.endpoint_prefix)
 }
 
 /// awsJson 1.0/1.1: `operation` comes from X-Amz-Target.
-pub fn handle_json(svc: &dyn Service, ctx: &RequestContext, operation: &str, body: &[u8]) -> WireResponse {
+pub fn handle_json(
+    svc: &dyn Service,
+    ctx: &RequestContext,
+    operation: &str,
+    body: &[u8],
+) -> WireResponse {
     let model = svc.model();
     let result = (|| {
-        let op = model.operations.get(operation).ok_or_else(|| ApiError::unknown_operation(operation))?;
+        let op = model
+            .operations
+            .get(operation)
+            .ok_or_else(|| ApiError::unknown_operation(operation))?;
         let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Object(Default::default())
         } else {
-            serde_json::from_slice(body)
-                .map_err(|e| ApiError::client(svc.codes().serialization, format!("Malformed JSON request body: {e}")))?
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::client(
+                    svc.codes().serialization,
+                    format!("Malformed JSON request body: {e}"),
+                )
+            })?
         };
         if let Some(shape) = op.input.as_deref() {
             validate(model, model.shape(shape), &input, svc.codes())?;
@@ -101,22 +117,36 @@ pub fn json_error(model: &Model, e: &ApiError) -> WireResponse {
 /// awsQuery and ec2: form parameters with `Action` and `Version`.
 pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) -> WireResponse {
     let model = svc.model();
-    let flavor = if model.metadata.protocol == "ec2" { Flavor::Ec2 } else { Flavor::Query };
+    let flavor = if model.metadata.protocol == "ec2" {
+        Flavor::Ec2
+    } else {
+        Flavor::Query
+    };
     let action = params.get("Action").cloned().unwrap_or_default();
     let result = (|| {
         if action.is_empty() {
-            return Err(ApiError::client("MissingAction", "The request must contain the parameter Action"));
+            return Err(ApiError::client(
+                "MissingAction",
+                "The request must contain the parameter Action",
+            ));
         }
-        let op = model
-            .operations
-            .get(&action)
-            .ok_or_else(|| ApiError::client("InvalidAction", format!("The action {action} is not valid for this web service.")))?;
+        let op = model.operations.get(&action).ok_or_else(|| {
+            ApiError::client(
+                "InvalidAction",
+                format!("The action {action} is not valid for this web service."),
+            )
+        })?;
         let input = match op.input.as_deref() {
             Some(shape) => {
                 let shape = model.shape(shape);
-                let (doc, unknown) = query::decode_tracked(model, shape, params, flavor, svc.codes().serialization)?;
-                if let (Some(code), Some(first)) = (svc.codes().unknown_parameter, unknown.first()) {
-                    return Err(ApiError::client(code, format!("The parameter {first} is not recognized")));
+                let (doc, unknown) =
+                    query::decode_tracked(model, shape, params, flavor, svc.codes().serialization)?;
+                if let (Some(code), Some(first)) = (svc.codes().unknown_parameter, unknown.first())
+                {
+                    return Err(ApiError::client(
+                        code,
+                        format!("The parameter {first} is not recognized"),
+                    ));
                 }
                 validate(model, shape, &doc, svc.codes())?;
                 doc
@@ -129,7 +159,10 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
         Ok(v) => {
             // AWS writes the namespace with a trailing slash; botocore's metadata omits it.
             let mut ns = model.metadata.xml_namespace.clone().unwrap_or_else(|| {
-                format!("http://{}.amazonaws.com/doc/{}/", model.metadata.endpoint_prefix, model.metadata.api_version)
+                format!(
+                    "http://{}.amazonaws.com/doc/{}/",
+                    model.metadata.endpoint_prefix, model.metadata.api_version
+                )
             });
             if !ns.ends_with('/') {
                 ns.push('/');
@@ -139,7 +172,10 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
             let out_shape = model.output_shape(&action);
             match flavor {
                 Flavor::Ec2 => {
-                    out.push_str(&format!("<{action}Response xmlns=\"{ns}\"><requestId>{}</requestId>", ctx.request_id));
+                    out.push_str(&format!(
+                        "<{action}Response xmlns=\"{ns}\"><requestId>{}</requestId>",
+                        ctx.request_id
+                    ));
                     if let Some(shape) = out_shape {
                         query::encode_members(model, shape, &v, &mut out);
                     }
@@ -158,7 +194,12 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
                     ));
                 }
             }
-            WireResponse { status: 200, content_type: "text/xml", body: out.into_bytes(), error_code: None }
+            WireResponse {
+                status: 200,
+                content_type: "text/xml",
+                body: out.into_bytes(),
+                error_code: None,
+            }
         }
         Err(e) => query_error(model, &e, &ctx.request_id),
     }
@@ -173,11 +214,20 @@ pub fn query_error(model: &Model, e: &ApiError, request_id: &str) -> WireRespons
             e.code
         )
     } else {
-        let kind = if e.is_server_fault() { "Receiver" } else { "Sender" };
+        let kind = if e.is_server_fault() {
+            "Receiver"
+        } else {
+            "Sender"
+        };
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ErrorResponse><Error><Type>{kind}</Type><Code>{}</Code><Message>{msg}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
             e.code
         )
     };
-    WireResponse { status: e.status, content_type: "text/xml", body: body.into_bytes(), error_code: Some(e.code.clone()) }
+    WireResponse {
+        status: e.status,
+        content_type: "text/xml",
+        body: body.into_bytes(),
+        error_code: Some(e.code.clone()),
+    }
 }

@@ -26,7 +26,12 @@ pub fn parse_credential(s: &str) -> Option<CredentialScope> {
     if parts.next()? != "aws4_request" || parts.next().is_some() || access_key.is_empty() {
         return None;
     }
-    Some(CredentialScope { access_key, date, region, service })
+    Some(CredentialScope {
+        access_key,
+        date,
+        region,
+        service,
+    })
 }
 
 /// `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=a;b, Signature=hex`
@@ -42,7 +47,11 @@ pub fn parse_authorization(header: &str) -> Option<AuthHeader> {
             _ => {}
         }
     }
-    Some(AuthHeader { scope: cred?, signed_headers: signed?, signature: sig? })
+    Some(AuthHeader {
+        scope: cred?,
+        signed_headers: signed?,
+        signature: sig?,
+    })
 }
 
 #[cfg(test)]

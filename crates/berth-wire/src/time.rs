@@ -13,7 +13,10 @@ pub struct Clock {
 impl Clock {
     /// Seconds since the Unix epoch, with millisecond precision (as ECS reports times).
     pub fn now(&self) -> f64 {
-        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         (real + self.offset_ms.load(Ordering::Relaxed)) as f64 / 1000.0
     }
     pub fn advance_ms(&self, ms: i64) {

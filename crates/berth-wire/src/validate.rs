@@ -21,7 +21,12 @@ pub struct ValidationCodes {
 impl ValidationCodes {
     /// awsJson services: constraint violations and serialization errors.
     pub const fn json(constraint: &'static str, serialization: &'static str) -> Self {
-        ValidationCodes { constraint, serialization, missing: None, unknown_parameter: None }
+        ValidationCodes {
+            constraint,
+            serialization,
+            missing: None,
+            unknown_parameter: None,
+        }
     }
     /// The ec2 protocol's codes.
     pub const fn ec2() -> Self {
@@ -34,7 +39,12 @@ impl ValidationCodes {
     }
 }
 
-pub fn validate(model: &Model, shape: &Shape, value: &Value, codes: ValidationCodes) -> Result<(), ApiError> {
+pub fn validate(
+    model: &Model,
+    shape: &Shape,
+    value: &Value,
+    codes: ValidationCodes,
+) -> Result<(), ApiError> {
     let mut path = String::new();
     check(model, shape, value, &mut path, codes)
 }
@@ -47,27 +57,48 @@ fn constraint(codes: ValidationCodes, shown: &str, path: &str, rule: &str) -> Ap
 }
 
 fn wrong_type(codes: ValidationCodes, path: &str, expected: &str) -> ApiError {
-    let path = if path.is_empty() { "the request body" } else { path };
-    ApiError::client(codes.serialization, format!("Expected {expected} for '{path}'"))
+    let path = if path.is_empty() {
+        "the request body"
+    } else {
+        path
+    };
+    ApiError::client(
+        codes.serialization,
+        format!("Expected {expected} for '{path}'"),
+    )
 }
 
 fn shown(value: &Value) -> String {
     match value {
-        Value::String(s) if s.len() > 64 => format!("'{}...'", &s[..s.char_indices().nth(60).map(|(i, _)| i).unwrap_or(s.len())]),
+        Value::String(s) if s.len() > 64 => format!(
+            "'{}...'",
+            &s[..s.char_indices().nth(60).map(|(i, _)| i).unwrap_or(s.len())]
+        ),
         Value::String(s) => format!("'{s}'"),
         other => other.to_string(),
     }
 }
 
-fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: ValidationCodes) -> Result<(), ApiError> {
+fn check(
+    model: &Model,
+    shape: &Shape,
+    value: &Value,
+    path: &mut String,
+    codes: ValidationCodes,
+) -> Result<(), ApiError> {
     match shape.kind {
         ShapeKind::Structure => {
-            let obj = value.as_object().ok_or_else(|| wrong_type(codes, path, "an object"))?;
+            let obj = value
+                .as_object()
+                .ok_or_else(|| wrong_type(codes, path, "an object"))?;
             for req in &shape.required {
                 if obj.get(req).is_none_or(Value::is_null) {
                     let p = join(path, req);
                     if let Some(code) = codes.missing {
-                        return Err(ApiError::client(code, format!("The request must contain the parameter {p}")));
+                        return Err(ApiError::client(
+                            code,
+                            format!("The request must contain the parameter {p}"),
+                        ));
                     }
                     return Err(constraint(codes, "null", &p, "Member must not be null"));
                 }
@@ -89,7 +120,9 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
             Ok(())
         }
         ShapeKind::List => {
-            let arr = value.as_array().ok_or_else(|| wrong_type(codes, path, "a list"))?;
+            let arr = value
+                .as_array()
+                .ok_or_else(|| wrong_type(codes, path, "a list"))?;
             length(shape, arr.len(), value, path, codes, "length")?;
             let member = model.shape(&shape.member.as_ref().expect("list has member").shape);
             for (i, v) in arr.iter().enumerate() {
@@ -101,7 +134,9 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
             Ok(())
         }
         ShapeKind::Map => {
-            let obj = value.as_object().ok_or_else(|| wrong_type(codes, path, "a map"))?;
+            let obj = value
+                .as_object()
+                .ok_or_else(|| wrong_type(codes, path, "a map"))?;
             length(shape, obj.len(), value, path, codes, "length")?;
             let key_shape = model.shape(&shape.key.as_ref().expect("map has key").shape);
             let val_shape = model.shape(&shape.value.as_ref().expect("map has value").shape);
@@ -115,13 +150,18 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
             Ok(())
         }
         ShapeKind::String => {
-            let s = value.as_str().ok_or_else(|| wrong_type(codes, path, "a string"))?;
+            let s = value
+                .as_str()
+                .ok_or_else(|| wrong_type(codes, path, "a string"))?;
             if !shape.enum_values.is_empty() && !shape.enum_values.iter().any(|e| e == s) {
                 return Err(constraint(
                     codes,
                     &shown(value),
                     path,
-                    &format!("Member must satisfy enum value set: [{}]", shape.enum_values.join(", ")),
+                    &format!(
+                        "Member must satisfy enum value set: [{}]",
+                        shape.enum_values.join(", ")
+                    ),
                 ));
             }
             length(shape, s.chars().count(), value, path, codes, "length")
@@ -129,7 +169,12 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
         ShapeKind::Integer | ShapeKind::Long => {
             let n = value
                 .as_i64()
-                .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0)
+                        .map(|f| f as i64)
+                })
                 .ok_or_else(|| wrong_type(codes, path, "an integer"))?;
             if shape.kind == ShapeKind::Integer && (n < i32::MIN as i64 || n > i32::MAX as i64) {
                 return Err(wrong_type(codes, path, "a 32-bit integer"));
@@ -137,10 +182,15 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
             range(shape, n as f64, value, path, codes)
         }
         ShapeKind::Double | ShapeKind::Float => {
-            let n = value.as_f64().ok_or_else(|| wrong_type(codes, path, "a number"))?;
+            let n = value
+                .as_f64()
+                .ok_or_else(|| wrong_type(codes, path, "a number"))?;
             range(shape, n, value, path, codes)
         }
-        ShapeKind::Boolean => value.as_bool().map(|_| ()).ok_or_else(|| wrong_type(codes, path, "a boolean")),
+        ShapeKind::Boolean => value
+            .as_bool()
+            .map(|_| ())
+            .ok_or_else(|| wrong_type(codes, path, "a boolean")),
         ShapeKind::Timestamp => {
             if value.is_number() || value.is_string() {
                 Ok(())
@@ -148,37 +198,77 @@ fn check(model: &Model, shape: &Shape, value: &Value, path: &mut String, codes: 
                 Err(wrong_type(codes, path, "a timestamp"))
             }
         }
-        ShapeKind::Blob => value.as_str().map(|_| ()).ok_or_else(|| wrong_type(codes, path, "a base64 string")),
+        ShapeKind::Blob => value
+            .as_str()
+            .map(|_| ())
+            .ok_or_else(|| wrong_type(codes, path, "a base64 string")),
     }
 }
 
 fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_string() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
-fn length(shape: &Shape, len: usize, value: &Value, path: &str, codes: ValidationCodes, _what: &str) -> Result<(), ApiError> {
+fn length(
+    shape: &Shape,
+    len: usize,
+    value: &Value,
+    path: &str,
+    codes: ValidationCodes,
+    _what: &str,
+) -> Result<(), ApiError> {
     if let Some(min) = shape.min {
         if (len as f64) < min {
-            return Err(constraint(codes, &shown(value), path, &format!("Member must have length greater than or equal to {min}")));
+            return Err(constraint(
+                codes,
+                &shown(value),
+                path,
+                &format!("Member must have length greater than or equal to {min}"),
+            ));
         }
     }
     if let Some(max) = shape.max {
         if (len as f64) > max {
-            return Err(constraint(codes, &shown(value), path, &format!("Member must have length less than or equal to {max}")));
+            return Err(constraint(
+                codes,
+                &shown(value),
+                path,
+                &format!("Member must have length less than or equal to {max}"),
+            ));
         }
     }
     Ok(())
 }
 
-fn range(shape: &Shape, n: f64, value: &Value, path: &str, codes: ValidationCodes) -> Result<(), ApiError> {
+fn range(
+    shape: &Shape,
+    n: f64,
+    value: &Value,
+    path: &str,
+    codes: ValidationCodes,
+) -> Result<(), ApiError> {
     if let Some(min) = shape.min {
         if n < min {
-            return Err(constraint(codes, &shown(value), path, &format!("Member must have value greater than or equal to {min}")));
+            return Err(constraint(
+                codes,
+                &shown(value),
+                path,
+                &format!("Member must have value greater than or equal to {min}"),
+            ));
         }
     }
     if let Some(max) = shape.max {
         if n > max {
-            return Err(constraint(codes, &shown(value), path, &format!("Member must have value less than or equal to {max}")));
+            return Err(constraint(
+                codes,
+                &shown(value),
+                path,
+                &format!("Member must have value less than or equal to {max}"),
+            ));
         }
     }
     Ok(())

@@ -36,7 +36,11 @@ impl Service for Echo {
 }
 
 fn ctx() -> RequestContext {
-    RequestContext { account: "000000000000".into(), region: "us-east-1".into(), request_id: "r".into() }
+    RequestContext {
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        request_id: "r".into(),
+    }
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -44,7 +48,9 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         ".{0,40}".prop_map(Value::String),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
@@ -156,7 +162,8 @@ fn xml_output_uses_location_names_and_escapes() {
     let m = ec2();
     let shape = m.output_shape("DescribeVpcs").unwrap();
     let mut out = String::new();
-    let doc = serde_json::json!({"Vpcs": [{"VpcId": "vpc-1", "IsDefault": true, "CidrBlock": "a<b"}]});
+    let doc =
+        serde_json::json!({"Vpcs": [{"VpcId": "vpc-1", "IsDefault": true, "CidrBlock": "a<b"}]});
     query::encode_members(m, shape, &doc, &mut out);
     assert!(out.contains("<vpcSet><item>"), "{out}");
     assert!(out.contains("<isDefault>true</isDefault>"), "{out}");

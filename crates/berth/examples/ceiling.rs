@@ -45,11 +45,21 @@ fn main() {
         .unwrap_or_else(|| "127.0.0.1:8089".to_string())
         .parse()
         .expect("usage: ceiling ADDR [BYTES] (e.g. 127.0.0.1:8089)");
-    let reply = body(std::env::args().nth(2).map(|n| n.parse().expect("BYTES must be a number")));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let reply = body(
+        std::env::args()
+            .nth(2)
+            .map(|n| n.parse().expect("BYTES must be a number")),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        eprintln!("ceiling listening on {}", listener.local_addr().expect("local addr"));
+        eprintln!(
+            "ceiling listening on {}",
+            listener.local_addr().expect("local addr")
+        );
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let shutdown = tokio::signal::ctrl_c();
         tokio::pin!(shutdown);

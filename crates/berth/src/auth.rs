@@ -2,7 +2,9 @@
 //! secret and compare signatures.
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+};
 use aws_sigv4::sign::v4;
 use berth_wire::sigv4::AuthHeader;
 use berth_wire::ApiError;
@@ -39,33 +41,71 @@ impl Auth {
                     .get("x-amz-date")
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| denied("IncompleteSignature", "Missing X-Amz-Date header"))?;
-                (h.scope.access_key.clone(), h.signed_headers.clone(), h.signature.clone(), date.to_string())
+                (
+                    h.scope.access_key.clone(),
+                    h.signed_headers.clone(),
+                    h.signature.clone(),
+                    date.to_string(),
+                )
             }
             None if presigned => {
-                let cred = query.get("X-Amz-Credential").and_then(|c| berth_wire::sigv4::parse_credential(c));
-                let cred = cred.ok_or_else(|| denied("IncompleteSignature", "Malformed X-Amz-Credential"))?;
-                let signed = query.get("X-Amz-SignedHeaders").map(|s| s.split(';').map(str::to_string).collect()).unwrap_or_default();
+                let cred = query
+                    .get("X-Amz-Credential")
+                    .and_then(|c| berth_wire::sigv4::parse_credential(c));
+                let cred = cred
+                    .ok_or_else(|| denied("IncompleteSignature", "Malformed X-Amz-Credential"))?;
+                let signed = query
+                    .get("X-Amz-SignedHeaders")
+                    .map(|s| s.split(';').map(str::to_string).collect())
+                    .unwrap_or_default();
                 let date = query.get("X-Amz-Date").cloned().unwrap_or_default();
-                (cred.access_key, signed, query["X-Amz-Signature"].clone(), date)
+                (
+                    cred.access_key,
+                    signed,
+                    query["X-Amz-Signature"].clone(),
+                    date,
+                )
             }
             None => {
-                return Err(denied("MissingAuthenticationToken", "Request is missing Authentication Token"));
+                return Err(denied(
+                    "MissingAuthenticationToken",
+                    "Request is missing Authentication Token",
+                ));
             }
         };
         if access_key != self.access_key_id {
-            return Err(denied("UnrecognizedClientException", "The security token included in the request is invalid."));
+            return Err(denied(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ));
         }
-        let time = parse_amz_date(&amz_date).ok_or_else(|| denied("IncompleteSignature", format!("Invalid X-Amz-Date {amz_date:?}")))?;
+        let time = parse_amz_date(&amz_date).ok_or_else(|| {
+            denied(
+                "IncompleteSignature",
+                format!("Invalid X-Amz-Date {amz_date:?}"),
+            )
+        })?;
         let scope = match header {
             Some(h) => h.scope.clone(),
-            None => berth_wire::sigv4::parse_credential(&query["X-Amz-Credential"]).expect("checked above"),
+            None => berth_wire::sigv4::parse_credential(&query["X-Amz-Credential"])
+                .expect("checked above"),
         };
 
-        let identity = Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, "berth").into();
+        let identity = Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            None,
+            None,
+            "berth",
+        )
+        .into();
         let mut settings = SigningSettings::default();
         if presigned {
             settings.signature_location = SignatureLocation::QueryParams;
-            let expires = query.get("X-Amz-Expires").and_then(|v| v.parse::<u64>().ok()).unwrap_or(900);
+            let expires = query
+                .get("X-Amz-Expires")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(900);
             settings.expires_in = Some(Duration::from_secs(expires));
         }
         let params = v4::SigningParams::builder()
@@ -82,30 +122,58 @@ impl Auth {
         let headers: Vec<(&str, &str)> = signed_headers
             .iter()
             .filter(|h| h.as_str() != "x-amz-date" || presigned)
-            .filter_map(|h| parts.headers.get(h.as_str()).and_then(|v| v.to_str().ok()).map(|v| (h.as_str(), v)))
+            .filter_map(|h| {
+                parts
+                    .headers
+                    .get(h.as_str())
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| (h.as_str(), v))
+            })
             .collect();
         let uri = if presigned {
-            let q: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                .into_owned()
-                .filter(|(k, _)| !k.starts_with("X-Amz-"))
-                .collect();
+            let q: Vec<(String, String)> =
+                form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .filter(|(k, _)| !k.starts_with("X-Amz-"))
+                    .collect();
             let mut s = form_urlencoded::Serializer::new(String::new());
             for (k, v) in &q {
                 s.append_pair(k, v);
             }
             let qs = s.finish();
-            if qs.is_empty() { parts.uri.path().to_string() } else { format!("{}?{qs}", parts.uri.path()) }
+            if qs.is_empty() {
+                parts.uri.path().to_string()
+            } else {
+                format!("{}?{qs}", parts.uri.path())
+            }
         } else {
-            parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into())
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into())
         };
         let signable = SignableRequest::new(
             parts.method.as_str(),
-            format!("http://{}{}", parts.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("localhost"), uri),
+            format!(
+                "http://{}{}",
+                parts
+                    .headers
+                    .get("host")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("localhost"),
+                uri
+            ),
             headers.into_iter(),
-            if presigned { SignableBody::UnsignedPayload } else { SignableBody::Bytes(body) },
+            if presigned {
+                SignableBody::UnsignedPayload
+            } else {
+                SignableBody::Bytes(body)
+            },
         )
         .map_err(|e| denied("IncompleteSignature", e.to_string()))?;
-        let out = sign(signable, &params).map_err(|e| denied("IncompleteSignature", e.to_string()))?;
+        let out =
+            sign(signable, &params).map_err(|e| denied("IncompleteSignature", e.to_string()))?;
         if !constant_time_eq(out.signature().as_bytes(), signature.as_bytes()) {
             return Err(denied(
                 "InvalidSignatureException",
@@ -150,7 +218,10 @@ mod tests {
     #[test]
     fn parses_amz_date() {
         let t = parse_amz_date("20261126T071326Z").unwrap();
-        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 1_795_677_206);
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            1_795_677_206
+        );
         assert!(parse_amz_date("2026-11-26").is_none());
         assert!(parse_amz_date("20261326T071326Z").is_none());
     }

@@ -34,13 +34,22 @@ impl Services {
         let mut by_target_prefix = HashMap::new();
         for (i, s) in all.iter().enumerate() {
             let m = s.metadata();
-            by_signing_name.insert(m.signing_name.clone().unwrap_or_else(|| m.endpoint_prefix.clone()), i);
+            by_signing_name.insert(
+                m.signing_name
+                    .clone()
+                    .unwrap_or_else(|| m.endpoint_prefix.clone()),
+                i,
+            );
             by_signing_name.insert(m.endpoint_prefix.clone(), i);
             if let Some(p) = &m.target_prefix {
                 by_target_prefix.insert(p.clone(), i);
             }
         }
-        Services { all, by_signing_name, by_target_prefix }
+        Services {
+            all,
+            by_signing_name,
+            by_target_prefix,
+        }
     }
     fn by_name(&self, name: &str) -> Option<&Arc<dyn Service>> {
         self.by_signing_name.get(name).map(|&i| &self.all[i])
@@ -57,7 +66,11 @@ pub struct Edge {
     pub default_account: String,
 }
 
-pub async fn serve(edge: Arc<Edge>, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    edge: Arc<Edge>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -92,7 +105,13 @@ pub async fn serve(edge: Arc<Edge>, listener: tokio::net::TcpListener, shutdown:
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, error_code: Option<&str>) -> Response<Body> {
+fn respond(
+    status: u16,
+    content_type: &str,
+    request_id: &str,
+    body: Vec<u8>,
+    error_code: Option<&str>,
+) -> Response<Body> {
     let mut b = Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -101,28 +120,52 @@ fn respond(status: u16, content_type: &str, request_id: &str, body: Vec<u8>, err
     if let Some(code) = error_code {
         b = b.header("x-amzn-errortype", code);
     }
-    b.body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed()).expect("valid response")
+    b.body(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+    .expect("valid response")
 }
 
 fn wire(w: WireResponse, request_id: &str) -> Response<Body> {
-    respond(w.status, w.content_type, request_id, w.body, w.error_code.as_deref())
+    respond(
+        w.status,
+        w.content_type,
+        request_id,
+        w.body,
+        w.error_code.as_deref(),
+    )
 }
 
 /// Operations that only read state, by AWS's naming. (EC2's describes may create an
 /// account's default VPC once; that single write is allowed to run inline.)
 fn reads_only(op: &str) -> bool {
-    ["Describe", "List", "Get", "BatchGet", "BatchCheck"].iter().any(|p| op.starts_with(p))
+    ["Describe", "List", "Get", "BatchGet", "BatchCheck"]
+        .iter()
+        .any(|p| op.starts_with(p))
 }
 
 fn wire_internal(model: &berth_wire::Model, request_id: &str, msg: &str) -> WireResponse {
     let e = ApiError::internal(msg.to_string());
-    if model.metadata.protocol == "json" { json_error(model, &e) } else { query_error(model, &e, request_id) }
+    if model.metadata.protocol == "json" {
+        json_error(model, &e)
+    } else {
+        query_error(model, &e, request_id)
+    }
 }
 
 /// A plain JSON error for requests we could not attribute to any service.
 fn edge_error(e: &ApiError, request_id: &str) -> Response<Body> {
-    let body = serde_json::to_vec(&serde_json::json!({"__type": e.code, "message": e.message})).expect("json");
-    respond(e.status, "application/json", request_id, body, Some(&e.code))
+    let body = serde_json::to_vec(&serde_json::json!({"__type": e.code, "message": e.message}))
+        .expect("json");
+    respond(
+        e.status,
+        "application/json",
+        request_id,
+        body,
+        Some(&e.code),
+    )
 }
 
 impl Edge {
@@ -135,9 +178,19 @@ impl Edge {
         let (parts, body) = req.into_parts();
         if parts.uri.path() == "/_berth/health" {
             let body = serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")});
-            return respond(200, "application/json", &request_id, body.to_string().into_bytes(), None);
+            return respond(
+                200,
+                "application/json",
+                &request_id,
+                body.to_string().into_bytes(),
+                None,
+            );
         }
-        let too_large = ApiError::new(413, "RequestEntityTooLarge", format!("Request body is larger than {MAX_BODY} bytes"));
+        let too_large = ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request body is larger than {MAX_BODY} bytes"),
+        );
         if parts
             .headers
             .get("content-length")
@@ -160,23 +213,32 @@ impl Edge {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        let scope: Option<CredentialScope> = auth_header
-            .as_ref()
-            .map(|a| a.scope.clone())
-            .or_else(|| query_params.get("X-Amz-Credential").and_then(|c| parse_credential(c)));
+        let scope: Option<CredentialScope> =
+            auth_header.as_ref().map(|a| a.scope.clone()).or_else(|| {
+                query_params
+                    .get("X-Amz-Credential")
+                    .and_then(|c| parse_credential(c))
+            });
 
         let target = header("x-amz-target");
         let service = scope
             .as_ref()
             .and_then(|s| self.services.by_name(&s.service))
-            .or_else(|| target.and_then(|t| t.split_once('.')).and_then(|(p, _)| self.services.by_target(p)))
+            .or_else(|| {
+                target
+                    .and_then(|t| t.split_once('.'))
+                    .and_then(|(p, _)| self.services.by_target(p))
+            })
             .or_else(|| {
                 let host = header("host")?;
                 let first = host.split(['.', ':']).next()?;
                 self.services.by_name(first)
             });
         let Some(service) = service else {
-            let what = scope.as_ref().map(|s| s.service.clone()).or(target.map(str::to_string));
+            let what = scope
+                .as_ref()
+                .map(|s| s.service.clone())
+                .or(target.map(str::to_string));
             let e = ApiError::new(
                 501,
                 "NotImplemented",
@@ -188,25 +250,42 @@ impl Edge {
             return edge_error(&e, &request_id);
         };
 
-        let region = scope.as_ref().map(|s| s.region.clone()).unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let region = scope
+            .as_ref()
+            .map(|s| s.region.clone())
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
         let account = scope
             .as_ref()
             .map(|s| s.access_key.as_str())
             .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_string)
             .unwrap_or_else(|| self.default_account.clone());
-        let ctx = RequestContext { account, region, request_id: request_id.clone() };
+        let ctx = RequestContext {
+            account,
+            region,
+            request_id: request_id.clone(),
+        };
 
         let is_json = service.metadata().protocol == "json";
         let model = service.model();
 
-        if let Err(e) = self.auth.check(&parts, &body, auth_header.as_ref(), &query_params) {
-            return if is_json { wire(json_error(model, &e), &request_id) } else { wire(query_error(model, &e, &request_id), &request_id) };
+        if let Err(e) = self
+            .auth
+            .check(&parts, &body, auth_header.as_ref(), &query_params)
+        {
+            return if is_json {
+                wire(json_error(model, &e), &request_id)
+            } else {
+                wire(query_error(model, &e, &request_id), &request_id)
+            };
         }
 
         let mut params = None;
         let op: String = if is_json {
-            target.and_then(|t| t.split_once('.')).map(|(_, op)| op.to_string()).unwrap_or_default()
+            target
+                .and_then(|t| t.split_once('.'))
+                .map(|(_, op)| op.to_string())
+                .unwrap_or_default()
         } else {
             let mut p = berth_wire::query::parse_form(&body);
             for (k, v) in &query_params {
@@ -219,9 +298,13 @@ impl Edge {
         let reads = reads_only(&op);
         let service = service.clone();
         let call = move || match params {
-            None if op.is_empty() => {
-                json_error(model, &ApiError::client("UnknownOperationException", "Missing or malformed X-Amz-Target header"))
-            }
+            None if op.is_empty() => json_error(
+                model,
+                &ApiError::client(
+                    "UnknownOperationException",
+                    "Missing or malformed X-Amz-Target header",
+                ),
+            ),
             None => handle_json(service.as_ref(), &ctx, &op, &body),
             Some(params) => handle_query(service.as_ref(), &ctx, &params),
         };

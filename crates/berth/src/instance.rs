@@ -39,10 +39,18 @@ pub fn claim(data_dir: &Path) -> Result<Instance, String> {
         .open(&path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     if !try_lock(&f) {
-        let who = recorded_pid(&mut f).map(|p| format!(" (pid {p})")).unwrap_or_default();
-        return Err(format!("another berth is already serving {}{who}; stop it with `berth down`", data_dir.display()));
+        let who = recorded_pid(&mut f)
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "another berth is already serving {}{who}; stop it with `berth down`",
+            data_dir.display()
+        ));
     }
-    f.set_len(0).and_then(|_| f.rewind()).and_then(|_| writeln!(f, "{}", std::process::id())).map_err(|e| e.to_string())?;
+    f.set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| writeln!(f, "{}", std::process::id()))
+        .map_err(|e| e.to_string())?;
     Ok(Instance { _file: f })
 }
 
@@ -57,10 +65,14 @@ pub fn stop(data_dir: &Path, deadline: Duration) -> Result<String, String> {
     if try_lock(&f) {
         return Ok(format!("berth is not running for {}", data_dir.display()));
     }
-    let pid = recorded_pid(&mut f).ok_or_else(|| format!("{} does not hold a process id", path.display()))?;
+    let pid = recorded_pid(&mut f)
+        .ok_or_else(|| format!("{} does not hold a process id", path.display()))?;
     // SAFETY: sending a signal to a process id read from our own lock file.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-        return Err(format!("cannot signal berth (pid {pid}): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "cannot signal berth (pid {pid}): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let until = Instant::now() + deadline;
     while Instant::now() < until {
@@ -69,7 +81,10 @@ pub fn stop(data_dir: &Path, deadline: Duration) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("berth (pid {pid}) did not stop within {}s", deadline.as_secs()))
+    Err(format!(
+        "berth (pid {pid}) did not stop within {}s",
+        deadline.as_secs()
+    ))
 }
 
 #[cfg(test)]

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "berth", version, about = "An AWS-compatible container platform in one binary")]
+#[command(
+    name = "berth",
+    version,
+    about = "An AWS-compatible container platform in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,7 +53,12 @@ pub struct UpArgs {
     #[arg(long, env = "BERTH_ACCESS_KEY_ID", default_value = "test")]
     access_key_id: String,
     /// Secret access key accepted when auth is enforced.
-    #[arg(long, env = "BERTH_SECRET_ACCESS_KEY", default_value = "test", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "BERTH_SECRET_ACCESS_KEY",
+        default_value = "test",
+        hide_env_values = true
+    )]
     secret_access_key: String,
     /// Host (and port) put in repositoryUri; default: ACCOUNT.dkr.ecr.REGION.localhost:PORT
     /// when this machine resolves that name, else localhost:PORT.
@@ -69,7 +78,9 @@ fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("berth");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/berth")
 }
 
@@ -100,7 +111,8 @@ fn main() -> std::process::ExitCode {
                 // spawn hundreds of threads.
                 .max_blocking_threads(32)
                 .enable_all()
-                .build().expect("tokio runtime");
+                .build()
+                .expect("tokio runtime");
             match runtime.block_on(up(args)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
@@ -114,12 +126,17 @@ fn main() -> std::process::ExitCode {
 
 async fn up(args: UpArgs) -> Result<(), String> {
     if args.account_id.len() != 12 || !args.account_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("--account-id must be 12 digits, got {:?}", args.account_id));
+        return Err(format!(
+            "--account-id must be 12 digits, got {:?}",
+            args.account_id
+        ));
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let _instance = instance::claim(&data_dir)?;
-    let store = berth_store::SqliteStore::open(&data_dir.join("state.db")).map_err(|e| e.to_string())?;
+    let store =
+        berth_store::SqliteStore::open(&data_dir.join("state.db")).map_err(|e| e.to_string())?;
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let clock = berth_wire::Clock::default();
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -133,7 +150,10 @@ async fn up(args: UpArgs) -> Result<(), String> {
         blobs: Arc::new(blobs),
         clock: clock.clone(),
         default_account: args.account_id.clone(),
-        registry_host: args.registry_host.clone().unwrap_or_else(|| default_registry_host(&args.account_id, local.port())),
+        registry_host: args
+            .registry_host
+            .clone()
+            .unwrap_or_else(|| default_registry_host(&args.account_id, local.port())),
         token_secret: args.secret_access_key.clone(),
         require_auth: args.enforce_auth,
         hashers: Default::default(),
@@ -144,7 +164,10 @@ async fn up(args: UpArgs) -> Result<(), String> {
         Arc::new(berth_ecr::Ecr::new(registry.clone())),
     ]);
     // Lifecycle policies and registry garbage collection.
-    let lifecycle = berth_ecr::lifecycle::ControllerOptions { gc_grace_secs: args.registry_gc_grace as f64, ..Default::default() };
+    let lifecycle = berth_ecr::lifecycle::ControllerOptions {
+        gc_grace_secs: args.registry_gc_grace as f64,
+        ..Default::default()
+    };
     berth_ecr::lifecycle::spawn_controller(registry.clone(), lifecycle);
     let auth = auth::Auth {
         enforce: args.enforce_auth,
@@ -154,7 +177,12 @@ async fn up(args: UpArgs) -> Result<(), String> {
     // Unfinished uploads can resume (they live on disk) until they are a day old.
     tokio::spawn(expire_uploads(registry.clone()));
     tracing::info!(listen = %local, data_dir = %data_dir.display(), account = %args.account_id, enforce_auth = args.enforce_auth, "berth is serving");
-    let edge = Arc::new(edge::Edge { services, registry, auth, default_account: args.account_id.clone() });
+    let edge = Arc::new(edge::Edge {
+        services,
+        registry,
+        auth,
+        default_account: args.account_id.clone(),
+    });
     edge::serve(edge, listener, shutdown_signal()).await;
     tracing::info!("berth stopped");
     Ok(())
@@ -168,7 +196,9 @@ async fn expire_uploads(registry: Arc<berth_registry::Registry>) {
     loop {
         tick.tick().await;
         let reg = registry.clone();
-        let n = tokio::task::spawn_blocking(move || reg.expire_uploads(UPLOAD_MAX_AGE_SECS)).await.unwrap_or(0);
+        let n = tokio::task::spawn_blocking(move || reg.expire_uploads(UPLOAD_MAX_AGE_SECS))
+            .await
+            .unwrap_or(0);
         if n > 0 {
             tracing::info!(expired = n, "removed unfinished registry uploads");
         }
@@ -180,8 +210,14 @@ async fn expire_uploads(registry: Arc<berth_registry::Registry>) {
 fn default_registry_host(account: &str, port: u16) -> String {
     use std::net::ToSocketAddrs;
     let named = format!("{account}.dkr.ecr.us-east-1.localhost:{port}");
-    let resolves = named.to_socket_addrs().is_ok_and(|mut addrs| addrs.any(|a| a.ip().is_loopback()));
-    if resolves { named } else { format!("localhost:{port}") }
+    let resolves = named
+        .to_socket_addrs()
+        .is_ok_and(|mut addrs| addrs.any(|a| a.ip().is_loopback()));
+    if resolves {
+        named
+    } else {
+        format!("localhost:{port}")
+    }
 }
 
 /// SIGTERM or SIGINT: stop serving. Tasks (once they exist) keep running for the next start.

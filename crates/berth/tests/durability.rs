@@ -33,7 +33,16 @@ fn acknowledged_writes_survive_kill_9() {
                             "containerDefinitions": [{"name": "c", "image": "busybox"}]}),
                     )
                 };
-                match common::raw_at(&addr, "POST", "/", &[("X-Amz-Target", &format!("AmazonEC2ContainerServiceV20141113.{op}"))], body.to_string().as_bytes()) {
+                match common::raw_at(
+                    &addr,
+                    "POST",
+                    "/",
+                    &[(
+                        "X-Amz-Target",
+                        &format!("AmazonEC2ContainerServiceV20141113.{op}"),
+                    )],
+                    body.to_string().as_bytes(),
+                ) {
                     Ok((200, _, _)) => acked.lock().unwrap().push(format!("{op}:{name}")),
                     _ => break,
                 }
@@ -44,7 +53,10 @@ fn acknowledged_writes_survive_kill_9() {
     // Kill once a good number of writes have been acknowledged.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while acked.lock().unwrap().len() < 100 {
-        assert!(std::time::Instant::now() < deadline, "writes were not acknowledged");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes were not acknowledged"
+        );
         std::thread::yield_now();
     }
     s.kill9();
@@ -73,9 +85,17 @@ fn acknowledged_writes_survive_kill_9() {
     for entry in &acked {
         let (op, name) = entry.split_once(':').unwrap();
         if op == "CreateCluster" {
-            assert!(cluster_names.contains(name), "acknowledged cluster {name} lost");
+            assert!(
+                cluster_names.contains(name),
+                "acknowledged cluster {name} lost"
+            );
         } else {
-            let (status, v) = s.ecs_raw("DescribeTaskDefinition", serde_json::json!({"taskDefinition": name}).to_string().as_bytes());
+            let (status, v) = s.ecs_raw(
+                "DescribeTaskDefinition",
+                serde_json::json!({"taskDefinition": name})
+                    .to_string()
+                    .as_bytes(),
+            );
             assert_eq!(status, 200, "acknowledged task definition {name} lost: {v}");
         }
     }

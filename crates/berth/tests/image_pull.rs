@@ -41,7 +41,12 @@ fn push_image(s: &Server, repo: &str, tag: &str, files: &[(&str, &str)]) -> (Str
     })
     .to_string();
     let (status, _, body) = s
-        .raw("PUT", &format!("/v2/{repo}/manifests/{tag}"), &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")], manifest.as_bytes())
+        .raw(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{tag}"),
+            &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+            manifest.as_bytes(),
+        )
         .unwrap();
     assert_eq!(status, 201, "{body}");
     (sha256(manifest.as_bytes()), ld)
@@ -63,9 +68,16 @@ async fn pulls_verifies_and_unpacks_once() {
     }
     let s = Server::start();
     create_repo(&s, "app");
-    let (md, ld) = push_image(&s, "app", "v1", &[("bin/hello", "#!/bin/sh\necho hi\n"), ("etc/name", "berth")]);
+    let (md, ld) = push_image(
+        &s,
+        "app",
+        "v1",
+        &[("bin/hello", "#!/bin/sh\necho hi\n"), ("etc/name", "berth")],
+    );
     let store_dir = tempfile::tempdir().unwrap();
-    let puller = Arc::new(Puller::new(Arc::new(ContentStore::open(store_dir.path()).unwrap())));
+    let puller = Arc::new(Puller::new(Arc::new(
+        ContentStore::open(store_dir.path()).unwrap(),
+    )));
     let image = ImageRef::parse(&format!("{}/app:v1", s.addr)).unwrap();
 
     // Two pulls at once: both succeed, sharing one download and one unpack.
@@ -75,19 +87,32 @@ async fn pulls_verifies_and_unpacks_once() {
     assert_eq!(a.layers, b.layers);
     assert_eq!(a.config["config"]["Cmd"][0], "/bin/hello");
     let layer = &a.layers[0];
-    assert_eq!(std::fs::read_to_string(layer.join("etc/name")).unwrap(), "berth");
+    assert_eq!(
+        std::fs::read_to_string(layer.join("etc/name")).unwrap(),
+        "berth"
+    );
     assert!(layer.ends_with(ld.trim_start_matches("sha256:")));
 
     // The ECR form of the name works without DNS for *.localhost, and selects the account
     // and region from the name (the default ones here).
-    let ecr_name = ImageRef::parse(&format!("000000000000.dkr.ecr.us-east-1.localhost:{}/app:v1", s.addr.rsplit(':').next().unwrap())).unwrap();
-    assert_eq!(puller.pull(&ecr_name, None).await.unwrap().manifest_digest, md);
+    let ecr_name = ImageRef::parse(&format!(
+        "000000000000.dkr.ecr.us-east-1.localhost:{}/app:v1",
+        s.addr.rsplit(':').next().unwrap()
+    ))
+    .unwrap();
+    assert_eq!(
+        puller.pull(&ecr_name, None).await.unwrap().manifest_digest,
+        md
+    );
 
     // By digest too; the layer directory is reused, not unpacked again.
     let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(layer).unwrap());
     let by_digest = ImageRef::parse(&format!("{}/app@{md}", s.addr)).unwrap();
     let c = puller.pull(&by_digest, None).await.unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&c.layers[0]).unwrap()), inode);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&c.layers[0]).unwrap()),
+        inode
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,7 +125,11 @@ async fn tampered_and_missing_content_is_refused() {
     let (_, ld) = push_image(&s, "app", "v1", &[("etc/name", "original")]);
     // Corrupt the registry's copy of the layer on disk, keeping its length.
     let hex = ld.trim_start_matches("sha256:");
-    let on_disk = s.data.join("registry/blobs/sha256").join(&hex[..2]).join(hex);
+    let on_disk = s
+        .data
+        .join("registry/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
     let mut bytes = std::fs::read(&on_disk).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
@@ -114,7 +143,10 @@ async fn tampered_and_missing_content_is_refused() {
         Err(PullError::DigestMismatch { expected, .. }) => assert_eq!(expected, ld),
         other => panic!("expected a digest mismatch, got {other:?}"),
     }
-    assert!(!store.blob_path(&ld).unwrap().exists(), "nothing unverified is kept");
+    assert!(
+        !store.blob_path(&ld).unwrap().exists(),
+        "nothing unverified is kept"
+    );
     assert!(!store.layer_path(&ld).unwrap().exists());
 
     let missing = ImageRef::parse(&format!("{}/app:nope", s.addr)).unwrap();
@@ -123,13 +155,17 @@ async fn tampered_and_missing_content_is_refused() {
         other => panic!("expected 404, got {other:?}"),
     }
     let unreachable = ImageRef::parse("127.0.0.1:1/app:v1").unwrap();
-    assert!(matches!(puller.pull(&unreachable, None).await, Err(PullError::Unreachable(_))));
+    assert!(matches!(
+        puller.pull(&unreachable, None).await,
+        Err(PullError::Unreachable(_))
+    ));
 }
 
 /// An ECR API call signed with SigV4 (auth is enforced), returning the JSON answer.
 fn signed_ecr(s: &Server, op: &str, body: &str) -> serde_json::Value {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    let identity = aws_credential_types::Credentials::new("test", "test", None, None, "test").into();
+    let identity =
+        aws_credential_types::Credentials::new("test", "test", None, None, "test").into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
@@ -141,10 +177,24 @@ fn signed_ecr(s: &Server, op: &str, body: &str) -> serde_json::Value {
         .into();
     let target = format!("AmazonEC2ContainerRegistry_V20150921.{op}");
     let host = s.addr.clone();
-    let headers = [("host", host.as_str()), ("x-amz-target", target.as_str()), ("content-type", "application/x-amz-json-1.1")];
-    let signable = SignableRequest::new("POST", format!("http://{host}/"), headers.iter().copied(), SignableBody::Bytes(body.as_bytes())).unwrap();
+    let headers = [
+        ("host", host.as_str()),
+        ("x-amz-target", target.as_str()),
+        ("content-type", "application/x-amz-json-1.1"),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        format!("http://{host}/"),
+        headers.iter().copied(),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut all: Vec<(String, String)> = headers.iter().filter(|(k, _)| *k != "host").map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut all: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| *k != "host")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for (k, v) in instructions.headers() {
         all.push((k.to_string(), v.to_string()));
     }
@@ -164,8 +214,15 @@ async fn pulls_with_the_ecr_token_when_auth_is_enforced() {
     let s = Server::start_in(dir.path(), &["--enforce-auth"]);
     signed_ecr(&s, "CreateRepository", r#"{"repositoryName":"private"}"#);
     let token = signed_ecr(&s, "GetAuthorizationToken", "{}");
-    let encoded = token["authorizationData"][0]["authorizationToken"].as_str().unwrap();
-    let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap();
+    let encoded = token["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .unwrap();
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap();
     let (user, password) = decoded.split_once(':').unwrap();
     assert_eq!(user, "AWS");
 
@@ -173,17 +230,38 @@ async fn pulls_with_the_ecr_token_when_auth_is_enforced() {
     let basic = format!("Basic {encoded}");
     let layer = gzip_layer(&[("etc/secret", "s3cr3t")]);
     let ld = sha256(&layer);
-    let (status, _, body) = s.raw("POST", &format!("/v2/private/blobs/uploads/?digest={ld}"), &[("Authorization", &basic)], &layer).unwrap();
+    let (status, _, body) = s
+        .raw(
+            "POST",
+            &format!("/v2/private/blobs/uploads/?digest={ld}"),
+            &[("Authorization", &basic)],
+            &layer,
+        )
+        .unwrap();
     assert_eq!(status, 201, "{body}");
     let config = r#"{"architecture":"amd64","os":"linux"}"#;
     let cd = sha256(config.as_bytes());
-    s.raw("POST", &format!("/v2/private/blobs/uploads/?digest={cd}"), &[("Authorization", &basic)], config.as_bytes()).unwrap();
+    s.raw(
+        "POST",
+        &format!("/v2/private/blobs/uploads/?digest={cd}"),
+        &[("Authorization", &basic)],
+        config.as_bytes(),
+    )
+    .unwrap();
     let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": layer.len()}]})
     .to_string();
     let (status, _, body) = s
-        .raw("PUT", "/v2/private/manifests/v1", &[("Authorization", &basic), ("Content-Type", "application/vnd.oci.image.manifest.v1+json")], manifest.as_bytes())
+        .raw(
+            "PUT",
+            "/v2/private/manifests/v1",
+            &[
+                ("Authorization", &basic),
+                ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+            ],
+            manifest.as_bytes(),
+        )
         .unwrap();
     assert_eq!(status, 201, "{body}");
 
@@ -199,5 +277,8 @@ async fn pulls_with_the_ecr_token_when_auth_is_enforced() {
         other => panic!("expected 401 with a forged token, got {other:?}"),
     }
     let pulled = puller.pull(&image, Some((user, password))).await.unwrap();
-    assert_eq!(std::fs::read_to_string(pulled.layers[0].join("etc/secret")).unwrap(), "s3cr3t");
+    assert_eq!(
+        std::fs::read_to_string(pulled.layers[0].join("etc/secret")).unwrap(),
+        "s3cr3t"
+    );
 }

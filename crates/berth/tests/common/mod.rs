@@ -43,15 +43,26 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(rest) = line.split("listen=").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                        let addr = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
                         let _ = tx.send(addr);
                         sent = true;
                     }
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(20)).expect("berth did not report its address");
-        let s = Server { child, addr, data: data.to_path_buf(), _tmp: None };
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("berth did not report its address");
+        let s = Server {
+            child,
+            addr,
+            data: data.to_path_buf(),
+            _tmp: None,
+        };
         s.wait_healthy();
         s
     }
@@ -85,14 +96,22 @@ impl Server {
         let conf = aws_sdk_ecs::Config::builder()
             .endpoint_url(self.url())
             .region(aws_sdk_ecs::config::Region::new(region.to_string()))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new(key, secret, None, None, "test"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                key, secret, None, None, "test",
+            ))
             .http_client(http)
             .build();
         aws_sdk_ecs::Client::from_conf(conf)
     }
 
     /// One raw HTTP/1.1 request; returns (status, headers, body).
-    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String, String)> {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<(u16, String, String)> {
         raw_at(&self.addr, method, path, headers, body)
     }
 
@@ -100,17 +119,37 @@ impl Server {
     pub fn ecs_raw(&self, op: &str, body: &[u8]) -> (u16, serde_json::Value) {
         let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
         let (status, _, body) = self
-            .raw("POST", "/", &[("X-Amz-Target", &target), ("Content-Type", "application/x-amz-json-1.1")], body)
+            .raw(
+                "POST",
+                "/",
+                &[
+                    ("X-Amz-Target", &target),
+                    ("Content-Type", "application/x-amz-json-1.1"),
+                ],
+                body,
+            )
             .expect("raw request");
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 }
 
 /// One raw HTTP/1.1 request to `addr`; returns (status, head, body).
-pub fn raw_at(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String, String)> {
+pub fn raw_at(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -121,7 +160,11 @@ pub fn raw_at(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], bo
     s.read_to_end(&mut out)?;
     let text = String::from_utf8_lossy(&out).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((status, head.to_string(), body.to_string()))
 }
 
@@ -148,8 +191,16 @@ pub fn create_repo(s: &Server, name: &str) {
         .raw(
             "POST",
             "/",
-            &[("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.CreateRepository"), ("Content-Type", "application/x-amz-json-1.1")],
-            serde_json::json!({"repositoryName": name}).to_string().as_bytes(),
+            &[
+                (
+                    "X-Amz-Target",
+                    "AmazonEC2ContainerRegistry_V20150921.CreateRepository",
+                ),
+                ("Content-Type", "application/x-amz-json-1.1"),
+            ],
+            serde_json::json!({"repositoryName": name})
+                .to_string()
+                .as_bytes(),
         )
         .unwrap();
     assert_eq!(status, 200, "{body}");
@@ -158,7 +209,14 @@ pub fn create_repo(s: &Server, name: &str) {
 /// Push a blob in one request; returns its digest.
 pub fn push_blob(s: &Server, repo: &str, data: &[u8]) -> String {
     let d = sha256(data);
-    let (status, head, body) = s.raw("POST", &format!("/v2/{repo}/blobs/uploads/?digest={d}"), &[], data).unwrap();
+    let (status, head, body) = s
+        .raw(
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &[],
+            data,
+        )
+        .unwrap();
     assert_eq!(status, 201, "{head}{body}");
     d
 }
