@@ -235,14 +235,11 @@ impl Ecr {
         }]}))
     }
 
-    /// Images selected by `imageIds` (digest and/or tag), with failures for the rest.
+    /// The `images` selected by `imageIds` (digest and/or tag), with failures for the rest.
     fn select(
-        &self,
-        scope: &Scope,
-        repo: &str,
+        images: &[berth_registry::Image],
         ids: &[Value],
     ) -> (Vec<(berth_registry::Image, Value)>, Vec<Value>) {
-        let images = self.registry.images(scope, repo);
         let mut found = vec![];
         let mut failures = vec![];
         for id in ids {
@@ -288,7 +285,7 @@ impl Ecr {
             d
         };
         if let Some(ids) = input.get("imageIds").and_then(Value::as_array) {
-            let (found, failures) = self.select(&scope, name, ids);
+            let (found, failures) = Self::select(&self.registry.images(&scope, name), ids);
             if let Some(f) = failures.first() {
                 let id = &f["imageId"];
                 return Err(ApiError::client(
@@ -378,7 +375,7 @@ impl Ecr {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let (found, failures) = self.select(&scope, name, &ids);
+        let (found, failures) = Self::select(&self.registry.images(&scope, name), &ids);
         let accepted: Vec<&str> = input
             .get("acceptedMediaTypes")
             .and_then(Value::as_array)
@@ -420,9 +417,9 @@ impl Ecr {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let (found, mut failures) = self.select(&scope, name, &ids);
-        // An image an index (manifest list) still lists cannot go unless the index goes too.
         let all = self.registry.images(&scope, name);
+        let (found, mut failures) = Self::select(&all, &ids);
+        // An image an index (manifest list) still lists cannot go unless the index goes too.
         let children = self.registry.index_children(&all);
         let removing: HashSet<String> = found
             .iter()

@@ -62,7 +62,12 @@ fn active_key(ctx: &RequestContext, family: &str, revision: i64) -> String {
 /// Give every ACTIVE revision its index record (data directories written before the
 /// index existed). Idempotent; run at start.
 pub(crate) fn index_active_revisions(store: &dyn berth_store::Store) {
-    let mut ops = vec![];
+    // Once per data directory: the marker says the index is complete.
+    const DONE: &str = "/_berth/migrations/ecs-taskdef-active-index";
+    if store.get(DONE).is_some() {
+        return;
+    }
+    let mut ops = vec![Op::Put(DONE.to_string(), json!(true))];
     for r in store.list("/") {
         let Some((scope, rest)) = r.key.split_once("/ecs/taskdef/") else {
             continue;
@@ -72,10 +77,8 @@ pub(crate) fn index_active_revisions(store: &dyn berth_store::Store) {
             ops.push(Op::Put(index, r.value["taskDefinitionArn"].clone()));
         }
     }
-    if !ops.is_empty() {
-        if let Err(e) = store.txn(&[], ops) {
-            tracing::warn!(error = %e, "could not index active task definition revisions");
-        }
+    if let Err(e) = store.txn(&[], ops) {
+        tracing::warn!(error = %e, "could not index active task definition revisions");
     }
 }
 
@@ -164,13 +167,37 @@ impl Ecs {
                 let rev: i64 = rev.parse().ok()?;
                 self.store.get(&td_key(ctx, family, rev))
             }
-            None => self
-                .store
-                .list(&key(ctx, &format!("taskdef/{spec}/")))
-                .into_iter()
-                .rev()
-                .find(|r| r.value["status"] == "ACTIVE"),
+            None => {
+                // The family's latest ACTIVE revision: the last entry of its index.
+                let mut latest = None;
+                self.store.scan(
+                    &key(ctx, &format!("taskdef-active/{spec}/")),
+                    None,
+                    true,
+                    1,
+                    &mut |r| {
+                        latest = r
+                            .key
+                            .rsplit('/')
+                            .next()
+                            .and_then(|rev| rev.parse::<i64>().ok());
+                        true
+                    },
+                );
+                self.store.get(&td_key(ctx, &spec, latest?))
+            }
         }
+    }
+
+    /// Whether `family` has an ACTIVE revision (from the index, without reading revisions).
+    fn has_active(&self, ctx: &RequestContext, family: &str) -> bool {
+        self.store.scan(
+            &key(ctx, &format!("taskdef-active/{family}/")),
+            None,
+            false,
+            1,
+            &mut |_| true,
+        ) > 0
     }
 
     pub(crate) fn describe_task_definition(
@@ -258,11 +285,19 @@ impl Ecs {
         let mut families: Vec<String> = vec![];
         for f in self.store.list(&key(ctx, &format!("family/{prefix}"))) {
             let name = str_of(&f.value, "family").unwrap_or_default().to_string();
-            let revs = self.store.list(&key(ctx, &format!("taskdef/{name}/")));
-            let active = revs.iter().any(|r| r.value["status"] == "ACTIVE");
+            let active = self.has_active(ctx, &name);
             let keep = match status {
                 "ACTIVE" => active,
-                "INACTIVE" => !active && !revs.is_empty(),
+                "INACTIVE" => {
+                    !active
+                        && self.store.scan(
+                            &key(ctx, &format!("taskdef/{name}/")),
+                            None,
+                            false,
+                            1,
+                            &mut |_| true,
+                        ) > 0
+                }
                 _ => true,
             };
             if keep {

@@ -146,12 +146,12 @@ fn reads_only(op: &str) -> bool {
         .any(|p| op.starts_with(p))
 }
 
-fn wire_internal(model: &berth_wire::Model, request_id: &str, msg: &str) -> WireResponse {
-    let e = ApiError::internal(msg.to_string());
+/// An error in the envelope of the service's protocol.
+fn protocol_error(model: &berth_wire::Model, e: &ApiError, request_id: &str) -> WireResponse {
     if model.metadata.protocol == "json" {
-        json_error(model, &e)
+        json_error(model, e)
     } else {
-        query_error(model, &e, request_id)
+        query_error(model, e, request_id)
     }
 }
 
@@ -273,11 +273,7 @@ impl Edge {
             .auth
             .check(&parts, &body, auth_header.as_ref(), &query_params)
         {
-            return if is_json {
-                wire(json_error(model, &e), &request_id)
-            } else {
-                wire(query_error(model, &e, &request_id), &request_id)
-            };
+            return wire(protocol_error(model, &e, &request_id), &request_id);
         }
 
         let mut params = None;
@@ -315,7 +311,7 @@ impl Edge {
         } else {
             match tokio::task::spawn_blocking(call).await {
                 Ok(r) => r,
-                Err(e) => wire_internal(model, &request_id, &e.to_string()),
+                Err(e) => protocol_error(model, &ApiError::internal(e.to_string()), &request_id),
             }
         };
         if response.status >= 500 {
