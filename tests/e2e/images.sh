@@ -16,3 +16,25 @@ make_image() {
   umoci config --image "$dir:$tag" --config.cmd /bin/busybox --config.cmd echo --config.cmd hi >/dev/null
   rm -rf "$bundle"
 }
+
+# make_task_image DIR TAG: an image to run tasks from: busybox with its applets linked
+# in /bin (so `sh`, `sleep`, `mount` ... exist), /etc/passwd with a `www` user, and
+# /bin/probe, the static seccomp probe from crates/berth-runtime/data/probe.c.
+make_task_image() {
+  local dir="$1" tag="$2" bundle root
+  bundle="$(mktemp -d)"; root="$bundle/b/rootfs"
+  [ -d "$dir" ] || umoci init --layout "$dir" >/dev/null
+  umoci new --image "$dir:$tag" >/dev/null
+  umoci unpack --rootless --image "$dir:$tag" "$bundle/b" >/dev/null 2>&1
+  mkdir -p "$root/bin" "$root/etc" "$root/tmp"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/tmp:/bin/sh\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nwww:x:33:\n' > "$root/etc/group"
+  gcc -static -O2 -pthread -o "$root/bin/probe" "$ROOT/crates/berth-runtime/data/probe.c"
+  umoci repack --image "$dir:$tag" "$bundle/b" >/dev/null
+  umoci config --image "$dir:$tag" --config.cmd /bin/sh --config.cmd -c --config.cmd 'echo image default' >/dev/null
+  rm -rf "$bundle"
+}

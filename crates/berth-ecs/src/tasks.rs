@@ -12,6 +12,19 @@ use serde_json::{json, Value};
 
 const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
 
+/// A task record as the API shows it: without Berth's own bookkeeping, and with its
+/// tags only when asked for.
+fn public_task(t: &Value, with_tags: bool) -> Value {
+    let mut t = t.clone();
+    if let Some(o) = t.as_object_mut() {
+        o.remove("_berth");
+        if !with_tags {
+            o.remove("tags");
+        }
+    }
+    t
+}
+
 /// Where a task would run, as ECS decides it.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Placement {
@@ -223,12 +236,110 @@ impl Ecs {
                 }
                 Err(ApiError::new(501, "NotImplemented", "RunTask: placing tasks on container instances is not implemented in Berth yet; the request was valid and no task was created."))
             }
-            Placement::Fargate => Err(ApiError::new(
-                501,
-                "NotImplemented",
-                "RunTask: Berth's task runtime (real containers) is not built yet, so FARGATE tasks cannot start; the request was valid and no task was created.",
-            )),
+            Placement::Fargate => {
+                // Fargate capacity is this host's: every task is placed, none is refused
+                // for size. The node picks the records up and runs them.
+                let mut tasks = vec![];
+                let mut ops = vec![];
+                let mut conds = vec![];
+                for _ in 0..count {
+                    let task = self.new_task(ctx, input, &cluster.value, &td.value);
+                    let id = str_of(&task, "taskArn")
+                        .and_then(|a| a.rsplit('/').next())
+                        .unwrap_or_default()
+                        .to_string();
+                    let k = key(ctx, &format!("task/{cluster_name}/{id}"));
+                    conds.push(Cond::Absent(k.clone()));
+                    ops.push(Op::Put(k, task.clone()));
+                    tasks.push(task);
+                }
+                self.store.txn(&conds, ops).map_err(store_err)?;
+                let tasks: Vec<Value> = tasks
+                    .iter()
+                    .map(|t| {
+                        let tagged = t["tags"].as_array().is_some_and(|a| !a.is_empty());
+                        public_task(t, tagged)
+                    })
+                    .collect();
+                Ok(json!({"tasks": tasks, "failures": []}))
+            }
         }
+    }
+
+    /// A new task record as RunTask answers it: PROVISIONING, desired RUNNING.
+    fn new_task(&self, ctx: &RequestContext, input: &Value, cluster: &Value, td: &Value) -> Value {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let cluster_name = str_of(cluster, "clusterName").unwrap_or_default();
+        let task_arn = arn(ctx, &format!("task/{cluster_name}/{id}"));
+        let overrides = input
+            .get("overrides")
+            .cloned()
+            .unwrap_or_else(|| json!({"containerOverrides": [], "inferenceAcceleratorOverrides": []}));
+        let containers: Vec<Value> = arr_of(td, "containerDefinitions")
+            .iter()
+            .map(|c| {
+                let name = str_of(c, "name").unwrap_or_default();
+                let ov = arr_of(&overrides, "containerOverrides")
+                    .iter()
+                    .find(|o| o["name"] == name)
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let mut out = json!({
+                    "containerArn": arn(ctx, &format!("container/{cluster_name}/{id}/{}", uuid::Uuid::new_v4())),
+                    "taskArn": task_arn,
+                    "name": name,
+                    "image": c["image"],
+                    "lastStatus": "PENDING",
+                    "networkInterfaces": [],
+                    "healthStatus": "UNKNOWN",
+                    "cpu": ov.get("cpu").or(c.get("cpu")).map(|v| v.to_string()).unwrap_or_else(|| "0".into()),
+                });
+                for (f, src) in [("memory", "memory"), ("memoryReservation", "memoryReservation")] {
+                    if let Some(v) = ov.get(src).or(c.get(src)) {
+                        out[f] = json!(v.to_string());
+                    }
+                }
+                out
+            })
+            .collect();
+        let launch_type = if str_of(input, "launchType").is_some() { json!("FARGATE") } else { Value::Null };
+        let strategy = input.get("capacityProviderStrategy").cloned();
+        let capacity_provider = strategy
+            .as_ref()
+            .and_then(|s| s.get(0))
+            .and_then(|s| s.get("capacityProvider"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let awsvpc = td["networkMode"] == "awsvpc";
+        json!({
+            "taskArn": task_arn,
+            "clusterArn": cluster["clusterArn"],
+            "taskDefinitionArn": td["taskDefinitionArn"],
+            "overrides": overrides,
+            "lastStatus": "PROVISIONING",
+            "desiredStatus": "RUNNING",
+            "cpu": str_of(&overrides, "cpu").or(str_of(td, "cpu")),
+            "memory": str_of(&overrides, "memory").or(str_of(td, "memory")),
+            "containers": containers,
+            "startedBy": input.get("startedBy"),
+            "group": str_of(input, "group").map(str::to_string).unwrap_or_else(|| format!("family:{}", str_of(td, "family").unwrap_or_default())),
+            "version": 1,
+            "createdAt": self.clock.now(),
+            "launchType": launch_type,
+            "capacityProviderName": capacity_provider,
+            "platformVersion": "1.4.0",
+            "platformFamily": "Linux",
+            "availabilityZone": format!("{}a", ctx.region),
+            "connectivity": "CONNECTING",
+            "attachments": if awsvpc { json!([{"id": uuid::Uuid::new_v4().to_string(), "type": "ElasticNetworkInterface", "status": "PRECREATED", "details": []}]) } else { json!([]) },
+            "enableExecuteCommand": input.get("enableExecuteCommand").cloned().unwrap_or(json!(false)),
+            "ephemeralStorage": td.get("ephemeralStorage").cloned().unwrap_or(json!({"sizeInGiB": 20})),
+            "tags": input.get("tags").cloned().unwrap_or(json!([])),
+            "healthStatus": "UNKNOWN",
+            // What the node needs beyond the ECS shape lives under a Berth-only key
+            // that DescribeTasks never returns.
+            "_berth": {"networkConfiguration": input.get("networkConfiguration")},
+        })
     }
 
     pub(crate) fn start_task(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
@@ -301,8 +412,7 @@ impl Ecs {
                 )
                 .map_err(store_err)?;
         }
-        task.as_object_mut().map(|o| o.remove("tags"));
-        Ok(json!({"task": task}))
+        Ok(json!({"task": public_task(&task, false)}))
     }
 
     pub(crate) fn describe_tasks(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
@@ -317,13 +427,7 @@ impl Ecs {
         let mut failures = vec![];
         for id in ids.iter().filter_map(Value::as_str) {
             match self.find_task(ctx, cluster_name, id) {
-                Some(r) => {
-                    let mut t = (*r.value).clone();
-                    if !with_tags {
-                        t.as_object_mut().map(|o| o.remove("tags"));
-                    }
-                    tasks.push(t);
-                }
+                Some(r) => tasks.push(public_task(&r.value, with_tags)),
                 None => {
                     let a = if id.starts_with("arn:") {
                         id.to_string()

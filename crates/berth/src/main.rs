@@ -24,8 +24,11 @@ struct Cli {
 enum Command {
     /// Start the server: every AWS API on one port, state in the data directory.
     Up(UpArgs),
-    /// Stop the server serving a data directory (and, once tasks run, its tasks).
+    /// Stop the tasks of a data directory, then the server serving it.
     Down(DownArgs),
+    /// One task's supervisor, started by `berth up` (not for direct use).
+    #[command(hide = true)]
+    Shim { dir: PathBuf },
 }
 
 #[derive(clap::Args, Clone)]
@@ -69,6 +72,9 @@ pub struct UpArgs {
     /// lifecycle policy expires them (0: at once).
     #[arg(long, env = "BERTH_REGISTRY_GC_GRACE", default_value_t = 3600)]
     registry_gc_grace: u64,
+    /// The OCI runtime that creates containers (runc; found on PATH if not a path).
+    #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
+    oci_runtime: PathBuf,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -87,8 +93,16 @@ fn default_data_dir() -> PathBuf {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Shim { dir } => {
+            let code = berth_runtime::shim::run(&dir, &open_log_sink);
+            std::process::ExitCode::from(code as u8)
+        }
         Command::Down(args) => {
             let dir = args.data_dir.unwrap_or_else(default_data_dir);
+            if let Err(e) = stop_tasks(&dir) {
+                eprintln!("berth: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
             match instance::stop(&dir, std::time::Duration::from_secs(30)) {
                 Ok(msg) => {
                     println!("{msg}");
@@ -122,6 +136,69 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// `berth down`, first part: ask every task's supervisor to stop its task (each takes
+/// up to its containers' stopTimeout), and wait until all are gone. A running server
+/// records the tasks as STOPPED meanwhile; otherwise its next start does.
+fn stop_tasks(data_dir: &std::path::Path) -> Result<(), String> {
+    let tasks = data_dir.join("tasks");
+    let n = berth_node::Node::stop_all(&tasks);
+    if n == 0 {
+        return Ok(());
+    }
+    println!("stopping {n} task(s)");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    loop {
+        let left = std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| berth_runtime::client::alive(&e.path()))
+            .count();
+        if left == 0 {
+            break;
+        }
+        if std::time::Instant::now() > until {
+            return Err(format!("{left} task(s) did not stop within 150s"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The parent cgroups runc made for Berth's containers, now empty.
+    for c in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().filter_map(Result::ok) {
+        let _ = std::fs::remove_dir(c.path().join("berth"));
+    }
+    Ok(())
+}
+
+/// The supervisor's sink for a container's output: its awslogs stream.
+fn open_log_sink(dir: &std::path::Path) -> std::io::Result<Box<dyn berth_runtime::shim::LineSink>> {
+    struct Sink(berth_logs::segments::StreamAppender);
+    impl berth_runtime::shim::LineSink for Sink {
+        fn line(&mut self, timestamp_ms: i64, line: &str) {
+            if let Err(e) = self.0.append(timestamp_ms, line) {
+                eprintln!("berth shim: cannot append to the log stream: {e}");
+            }
+        }
+        fn flush(&mut self) {
+            let _ = self.0.sync();
+        }
+    }
+    Ok(Box::new(Sink(berth_logs::segments::StreamAppender::open(dir)?)))
+}
+
+/// A runtime named without a path is looked up on PATH.
+fn find_program(p: &std::path::Path) -> Result<PathBuf, String> {
+    if p.components().count() > 1 {
+        return Ok(p.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|v| std::env::split_paths(&v).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(p))
+        .find(|c| c.is_file())
+        .ok_or_else(|| format!("the OCI runtime {} is not installed (apt install runc)", p.display()))
 }
 
 async fn up(args: UpArgs) -> Result<(), String> {
@@ -158,10 +235,16 @@ async fn up(args: UpArgs) -> Result<(), String> {
         require_auth: args.enforce_auth,
         hashers: Default::default(),
     });
+    let logs = Arc::new(berth_logs::Logs::new(
+        store.clone(),
+        clock.clone(),
+        data_dir.join("logs"),
+    ));
     let services = edge::Services::new(vec![
         Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone())),
         Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
         Arc::new(berth_ecr::Ecr::new(registry.clone())),
+        logs.clone(),
     ]);
     // Lifecycle policies and registry garbage collection.
     let lifecycle = berth_ecr::lifecycle::ControllerOptions {
@@ -169,6 +252,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
         ..Default::default()
     };
     berth_ecr::lifecycle::spawn_controller(registry.clone(), lifecycle);
+    start_node(&args, &data_dir, local.port(), store.clone(), clock.clone(), logs.clone())?;
     let auth = auth::Auth {
         enforce: args.enforce_auth,
         access_key_id: args.access_key_id.clone(),
@@ -185,6 +269,56 @@ async fn up(args: UpArgs) -> Result<(), String> {
     });
     edge::serve(edge, listener, shutdown_signal()).await;
     tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// The local agent: runs the tasks placed on this host.
+fn start_node(
+    args: &UpArgs,
+    data_dir: &std::path::Path,
+    port: u16,
+    store: Arc<dyn berth_store::Store>,
+    clock: berth_wire::Clock,
+    logs: Arc<berth_logs::Logs>,
+) -> Result<(), String> {
+    let runtime = find_program(&args.oci_runtime)?;
+    let content = berth_image::ContentStore::open(&data_dir.join("images"))
+        .map_err(|e| format!("cannot open the image store: {e}"))?;
+    let puller = Arc::new(berth_image::Puller::new(Arc::new(content)));
+    let log_streams: berth_node::LogStreams = Arc::new(move |account, region, group, stream, create| {
+        logs.ensure_stream(account, region, group, stream, create)
+            .map_err(|e| format!("{}: {}", e.code, e.message))
+    });
+    // Berth's own registry wants an ECR token when auth is enforced; mint one.
+    let secret = args.secret_access_key.clone();
+    let registry_auth: berth_node::RegistryAuth = Arc::new(move |image, account, _region| {
+        let (host, img_port) = image.registry.rsplit_once(':')?;
+        let own = img_port.parse::<u16>().ok() == Some(port)
+            && (host == "localhost" || host == "127.0.0.1" || host.ends_with(".localhost"));
+        if !own {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        Some(("AWS".to_string(), berth_registry::token::issue(&secret, account, now + 3600.0)))
+    });
+    let node = berth_node::Node::new(
+        store,
+        clock,
+        puller,
+        berth_node::NodeConfig {
+            tasks_dir: data_dir.join("tasks"),
+            exe: PathBuf::from("/proc/self/exe"),
+            runtime,
+            runtime_root: data_dir.join("runc"),
+        },
+        log_streams,
+        registry_auth,
+    )
+    .map_err(|e| format!("cannot prepare the task directory: {e}"))?;
+    node.spawn();
     Ok(())
 }
 

@@ -1,0 +1,725 @@
+//! berth-node: the local agent. It watches the store for ECS tasks placed on this host,
+//! pulls their images, writes each container's OCI bundle and the task's plan into the
+//! task's directory, starts the task's supervisor, and mirrors what the supervisor
+//! reports into the task record (lastStatus, containers, exit codes, timestamps).
+//!
+//! Boundaries: it reads task definitions and writes task records in the store; it never
+//! calls a service module. The supervisor owns the containers; the node only asks.
+
+pub mod resolve;
+
+use berth_image::{ImageRef, Puller};
+use berth_runtime::{client, ContainerPlan, Request, TaskPlan, TaskState, TaskStatus};
+use berth_store::{Cond, Op, Store, StoreError};
+use berth_wire::Clock;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Makes sure an awslogs stream exists: (account, region, group, stream, create group)
+/// to the stream's directory in the log store, or the reason it cannot.
+pub type LogStreams = Arc<dyn Fn(&str, &str, &str, &str, bool) -> Result<PathBuf, String> + Send + Sync>;
+/// Basic credentials for a registry, given the image and the task's account and region.
+pub type RegistryAuth = Arc<dyn Fn(&ImageRef, &str, &str) -> Option<(String, String)> + Send + Sync>;
+
+pub struct NodeConfig {
+    /// One directory per task: plan, bundles, supervisor socket and state.
+    pub tasks_dir: PathBuf,
+    /// The berth binary, re-executed as the supervisor.
+    pub exe: PathBuf,
+    /// The OCI runtime (runc) and its state directory.
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
+}
+
+pub struct Node {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    puller: Arc<Puller>,
+    cfg: NodeConfig,
+    log_streams: LogStreams,
+    registry_auth: RegistryAuth,
+    /// Task keys this node is running (launching, supervising or stopping).
+    active: Mutex<HashSet<String>>,
+    /// Task keys whose supervisor has been asked to stop.
+    stop_sent: Mutex<HashSet<String>>,
+}
+
+/// `/{account}/{region}/ecs/task/{cluster}/{id}`, taken apart.
+struct TaskKey<'a> {
+    account: &'a str,
+    region: &'a str,
+    id: &'a str,
+}
+
+fn parse_key(key: &str) -> Option<TaskKey<'_>> {
+    let parts: Vec<&str> = key.split('/').collect();
+    // ["", account, region, "ecs", "task", cluster, id]
+    if parts.len() != 7 || parts[3] != "ecs" || parts[4] != "task" {
+        return None;
+    }
+    Some(TaskKey {
+        account: parts[1],
+        region: parts[2],
+        id: parts[6],
+    })
+}
+
+fn is_final(task: &Value) -> bool {
+    task["lastStatus"] == "STOPPED"
+}
+
+impl Node {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Clock,
+        puller: Arc<Puller>,
+        cfg: NodeConfig,
+        log_streams: LogStreams,
+        registry_auth: RegistryAuth,
+    ) -> std::io::Result<Arc<Node>> {
+        std::fs::create_dir_all(&cfg.tasks_dir)?;
+        std::fs::create_dir_all(&cfg.runtime_root)?;
+        // berth-init, for containers with initProcessEnabled; rewritten at each start so
+        // it matches this binary.
+        let init = cfg.tasks_dir.join(".berth-init");
+        let tmp = cfg.tasks_dir.join(".berth-init.tmp");
+        std::fs::write(&tmp, berth_runtime::spec::INIT_BINARY)?;
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        std::fs::rename(&tmp, &init)?;
+        Ok(Arc::new(Node {
+            store,
+            clock,
+            puller,
+            cfg,
+            log_streams,
+            registry_auth,
+            active: Mutex::new(HashSet::new()),
+            stop_sent: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Watch the store and act on every task record; adopt or settle the tasks a
+    /// previous run left.
+    pub fn spawn(self: &Arc<Self>) {
+        let node = self.clone();
+        let mut rx = self.store.watch();
+        tokio::spawn(async move {
+            let existing: Vec<String> = node
+                .store
+                .list("/")
+                .into_iter()
+                .filter(|r| parse_key(&r.key).is_some() && !is_final(&r.value))
+                .map(|r| r.key)
+                .collect();
+            for key in existing {
+                node.on_task(&key, true);
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => {
+                        if parse_key(&ev.key).is_some() && ev.kind == berth_store::EventKind::Put {
+                            node.on_task(&ev.key, false);
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed events: look at every unfinished task again.
+                        let keys: Vec<String> = node
+                            .store
+                            .list("/")
+                            .into_iter()
+                            .filter(|r| parse_key(&r.key).is_some() && !is_final(&r.value))
+                            .map(|r| r.key)
+                            .collect();
+                        for key in keys {
+                            node.on_task(&key, false);
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
+    fn task_dir(&self, key: &str) -> PathBuf {
+        let k = parse_key(key).expect("task key");
+        self.cfg.tasks_dir.join(k.id)
+    }
+
+    fn on_task(self: &Arc<Self>, key: &str, at_start: bool) {
+        let Some(r) = self.store.get(key) else { return };
+        let task = &r.value;
+        if is_final(task) {
+            return;
+        }
+        let active = self.active.lock().expect("lock").contains(key);
+        if active {
+            if task["desiredStatus"] == "STOPPED" && self.stop_sent.lock().expect("lock").insert(key.to_string()) {
+                let dir = self.task_dir(key);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = client::request(&dir, &Request::Stop) {
+                        tracing::debug!(error = %e, "stop request: supervisor already gone");
+                    }
+                });
+            }
+            return;
+        }
+        let dir = self.task_dir(key);
+        if at_start && dir.join("plan.json").exists() {
+            // A task from before a restart: adopt its supervisor, or settle it.
+            self.active.lock().expect("lock").insert(key.to_string());
+            let node = self.clone();
+            let key = key.to_string();
+            tokio::spawn(async move { node.supervise(&key, &dir).await });
+            return;
+        }
+        if task["lastStatus"] != "PROVISIONING" {
+            if at_start {
+                // Launch had not got as far as a plan: nothing runs; say so.
+                let _ = self.update(key, |t| {
+                    finish(t, "TaskFailedToStart", "Berth restarted before the task's containers were created");
+                    true
+                });
+            }
+            return;
+        }
+        if task["desiredStatus"] == "STOPPED" {
+            let _ = self.update(key, |t| {
+                finish(t, t["stopCode"].as_str().unwrap_or("UserInitiated").to_string().as_str(), "");
+                true
+            });
+            return;
+        }
+        self.active.lock().expect("lock").insert(key.to_string());
+        let node = self.clone();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            match node.launch(&key, &dir).await {
+                Ok(()) => node.supervise(&key, &dir).await,
+                Err(reason) => {
+                    tracing::info!(task = %key, %reason, "task failed to start");
+                    let _ = node.update(&key, |t| {
+                        for c in t["containers"].as_array_mut().into_iter().flatten() {
+                            c["lastStatus"] = json!("STOPPED");
+                            if c.get("reason").is_none() {
+                                c["reason"] = json!(reason);
+                            }
+                        }
+                        finish(t, "TaskFailedToStart", &reason);
+                        true
+                    });
+                    let _ = std::fs::remove_dir_all(&dir);
+                    node.forget(&key);
+                }
+            }
+        });
+    }
+
+    fn forget(&self, key: &str) {
+        self.active.lock().expect("lock").remove(key);
+        self.stop_sent.lock().expect("lock").remove(key);
+    }
+
+    /// Change a task record with `f` (which says whether it changed anything), retrying
+    /// when an API call wrote the record in between.
+    fn update(&self, key: &str, mut f: impl FnMut(&mut Value) -> bool) -> Result<Value, StoreError> {
+        loop {
+            let Some(r) = self.store.get(key) else {
+                return Err(StoreError::Conflict(key.to_string()));
+            };
+            let mut v = (*r.value).clone();
+            if !f(&mut v) {
+                return Ok(v);
+            }
+            v["version"] = json!(v["version"].as_i64().unwrap_or(1) + 1);
+            match self
+                .store
+                .txn(&[Cond::Revision(key.to_string(), r.revision)], vec![Op::Put(key.to_string(), v.clone())])
+            {
+                Ok(_) => return Ok(v),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn update_async(self: &Arc<Self>, key: &str, f: impl FnMut(&mut Value) -> bool + Send + 'static) -> Option<Value> {
+        let node = self.clone();
+        let key = key.to_string();
+        match tokio::task::spawn_blocking(move || node.update(&key, f)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record task state");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Pull, prepare the bundles, and start the supervisor. Err is the stopped reason.
+    async fn launch(self: &Arc<Self>, key: &str, dir: &Path) -> Result<(), String> {
+        let k = parse_key(key).expect("task key");
+        let (account, region, task_id) = (k.account.to_string(), k.region.to_string(), k.id.to_string());
+        let task = self.store.get(key).ok_or("task record vanished")?.value;
+        let td_arn = task["taskDefinitionArn"].as_str().unwrap_or_default();
+        let (family, rev) = td_arn
+            .rsplit('/')
+            .next()
+            .and_then(|fr| fr.rsplit_once(':'))
+            .ok_or("task definition ARN is malformed")?;
+        let rev: u64 = rev.parse().map_err(|_| "task definition revision is malformed")?;
+        let td = self
+            .store
+            .get(&format!("/{account}/{region}/ecs/taskdef/{family}/{rev:010}"))
+            .ok_or("the task definition no longer exists")?
+            .value;
+        let defs: Vec<Value> = td["containerDefinitions"].as_array().cloned().unwrap_or_default();
+        let now = self.clock.now();
+        self.update_async(key, move |t| {
+            t["lastStatus"] = json!("PENDING");
+            t["pullStartedAt"] = json!(now);
+            true
+        })
+        .await;
+
+        // Pull each distinct image once, all at the same time.
+        let mut images: HashMap<String, Result<berth_image::Pulled, String>> = HashMap::new();
+        let mut pulls = vec![];
+        for def in &defs {
+            let name = def["image"].as_str().unwrap_or_default().to_string();
+            if images.contains_key(&name) || pulls.iter().any(|(n, _)| n == &name) {
+                continue;
+            }
+            let puller = self.puller.clone();
+            let auth = self.registry_auth.clone();
+            let (account, region) = (account.clone(), region.clone());
+            let n = name.clone();
+            pulls.push((
+                name,
+                tokio::spawn(async move {
+                    let r = ImageRef::parse(&n).map_err(|e| e.to_string())?;
+                    let creds = auth(&r, &account, &region);
+                    puller
+                        .pull(&r, creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str())))
+                        .await
+                        .map_err(|e| e.to_string())
+                }),
+            ));
+        }
+        for (name, h) in pulls {
+            let r = h.await.map_err(|e| e.to_string()).and_then(|r| r);
+            images.insert(name, r);
+        }
+        let now = self.clock.now();
+        let mut failed: Option<String> = None;
+        let digests: HashMap<String, String> = images
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().ok().map(|p| (n.clone(), p.manifest_digest.clone())))
+            .collect();
+        for (name, r) in &images {
+            if let Err(e) = r {
+                failed.get_or_insert(format!("CannotPullContainerError: pull image manifest has been retried 1 time(s): failed to resolve ref {name}: {e}"));
+            }
+        }
+        let failed_c = failed.clone();
+        self.update_async(key, move |t| {
+            t["pullStoppedAt"] = json!(now);
+            for c in t["containers"].as_array_mut().into_iter().flatten() {
+                let image = c["image"].as_str().unwrap_or_default().to_string();
+                if let Some(d) = digests.get(&image) {
+                    c["imageDigest"] = json!(d);
+                }
+                if let Some(f) = &failed_c {
+                    c["reason"] = json!(f);
+                }
+            }
+            true
+        })
+        .await;
+        if let Some(f) = failed {
+            return Err(f);
+        }
+
+        let node = self.clone();
+        let dir2 = dir.to_path_buf();
+        let task2 = task.clone();
+        let (acct2, region2) = (account.clone(), region.clone());
+        let plan = tokio::task::spawn_blocking(move || node.prepare(&dir2, &task2, &td, &defs, &images, &acct2, &region2, &task_id))
+            .await
+            .map_err(|e| e.to_string())??;
+        // StopTask may have come while we pulled: then nothing starts.
+        if self.store.get(key).is_some_and(|r| r.value["desiredStatus"] == "STOPPED") {
+            return Err("Task stopped before its containers started".into());
+        }
+        let json = serde_json::to_vec_pretty(&plan).map_err(|e| e.to_string())?;
+        tokio::fs::write(dir.join("plan.json"), json).await.map_err(|e| e.to_string())?;
+        let (cmd, listener) = client::command(&self.cfg.exe, dir).map_err(|e| format!("cannot start the task supervisor: {e}"))?;
+        // tokio reaps the supervisor when it exits, though nobody waits for it here.
+        let child = tokio::process::Command::from(cmd)
+            .spawn()
+            .map_err(|e| format!("cannot start the task supervisor: {e}"))?;
+        drop(listener);
+        if let Some(pid) = child.id() {
+            tokio::fs::write(dir.join("shim.pid"), pid.to_string()).await.map_err(|e| e.to_string())?;
+        }
+        drop(child);
+        Ok(())
+    }
+
+    /// Write every container's bundle and the task's plan.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        dir: &Path,
+        task: &Value,
+        td: &Value,
+        defs: &[Value],
+        images: &HashMap<String, Result<berth_image::Pulled, String>>,
+        account: &str,
+        region: &str,
+        task_id: &str,
+    ) -> Result<TaskPlan, String> {
+        let io = |e: std::io::Error| format!("ResourceInitializationError: {e}");
+        std::fs::create_dir_all(dir.join("containers")).map_err(io)?;
+        let fargate = task["launchType"] == "FARGATE" || td["requiresCompatibilities"].as_array().is_some_and(|a| a.iter().any(|c| c == "FARGATE"));
+        let hostname = task_id.to_string();
+        let (hosts, hostname_file, resolv) = resolve::write_etc(dir, &hostname).map_err(io)?;
+        let overrides = &task["overrides"];
+        let extra_env = vec![
+            ("AWS_EXECUTION_ENV".to_string(), if fargate { "AWS_ECS_FARGATE" } else { "AWS_ECS_EC2" }.to_string()),
+            ("AWS_DEFAULT_REGION".to_string(), region.to_string()),
+            ("AWS_REGION".to_string(), region.to_string()),
+        ];
+        let mut containers = vec![];
+        for def in defs {
+            let name = def["name"].as_str().unwrap_or_default();
+            let ov = overrides["containerOverrides"]
+                .as_array()
+                .and_then(|a| a.iter().find(|o| o["name"] == name))
+                .cloned()
+                .unwrap_or(Value::Null);
+            if def["environmentFiles"].as_array().is_some_and(|a| !a.is_empty()) || ov["environmentFiles"].as_array().is_some_and(|a| !a.is_empty()) {
+                return Err("ResourceInitializationError: environmentFiles are read from S3, which Berth does not have yet".into());
+            }
+            let pulled = images
+                .get(def["image"].as_str().unwrap_or_default())
+                .and_then(|r| r.as_ref().ok())
+                .ok_or("CannotPullContainerError: image not pulled")?;
+            let mut spec = resolve::container_spec(def, &ov, &pulled.config, &pulled.layers, &hostname, fargate, task_id, &extra_env)
+                .map_err(|e| format!("CannotStartContainerError: {e}"))?;
+            let bundle = dir.join("containers").join(name);
+            std::fs::create_dir_all(bundle.join("rootfs")).map_err(io)?;
+            spec.cgroups_path = format!("/berth/{task_id}/{name}");
+            spec.netns = dir.join("netns");
+            spec.etc_hosts = hosts.clone();
+            spec.etc_hostname = hostname_file.clone();
+            spec.etc_resolv = resolv.clone();
+            if def["linuxParameters"]["initProcessEnabled"].as_bool() == Some(true) {
+                spec.init = Some(self.cfg.tasks_dir.join(".berth-init"));
+            }
+            let oci = berth_runtime::spec::build(&spec);
+            let json = serde_json::to_vec_pretty(&oci).map_err(|e| e.to_string())?;
+            std::fs::write(bundle.join("config.json"), json).map_err(io)?;
+            let log_stream = match resolve::awslogs(def, task_id, region) {
+                Some((log_region, group, stream, create)) => Some(
+                    (self.log_streams)(account, &log_region, &group, &stream, create)
+                        .map_err(|e| format!("ResourceInitializationError: failed to validate logger args: {e}"))?,
+                ),
+                None => None,
+            };
+            containers.push(ContainerPlan {
+                name: name.to_string(),
+                essential: def["essential"].as_bool().unwrap_or(true),
+                depends_on: resolve::depends_on(def),
+                stop_timeout_secs: def["stopTimeout"].as_u64().unwrap_or(resolve::DEFAULT_STOP_TIMEOUT),
+                health_check: resolve::health_check(def),
+                layers: pulled.layers.clone(),
+                log_stream,
+            });
+        }
+        let cpu = overrides["cpu"].as_str().or(td["cpu"].as_str()).and_then(parse_units);
+        let memory = overrides["memory"].as_str().or(td["memory"].as_str()).and_then(parse_units);
+        Ok(TaskPlan {
+            task_id: task_id.to_string(),
+            runtime: self.cfg.runtime.clone(),
+            runtime_root: self.cfg.runtime_root.clone(),
+            cgroup: format!("/berth/{task_id}"),
+            cpu_quota_us: cpu.map(|c| c * 100_000 / 1024),
+            memory_limit: memory.map(|m| m * 1024 * 1024),
+            containers,
+        })
+    }
+
+    /// Follow the supervisor's state until the task stops, mirroring it into the record.
+    async fn supervise(self: &Arc<Self>, key: &str, dir: &Path) {
+        let awsvpc = self.store.get(key).is_some_and(|r| r.value["attachments"].as_array().is_some_and(|a| !a.is_empty()));
+        if let Ok(mut s) = tokio::net::UnixStream::connect(dir.join(client::SOCKET)).await {
+            if s.write_all(b"{\"op\":\"watch\"}\n").await.is_ok() {
+                let mut lines = BufReader::new(s).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let Ok(st) = serde_json::from_str::<TaskState>(&line) else { continue };
+                    self.mirror(key, &st, awsvpc).await;
+                    if st.status == TaskStatus::Stopped {
+                        break;
+                    }
+                }
+            }
+        }
+        // The supervisor is gone: its last recorded state is the truth.
+        let dir2 = dir.to_path_buf();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let st = berth_runtime::shim::recorded_state(&dir2);
+            if st.as_ref().is_none_or(|s| s.status != TaskStatus::Stopped) {
+                if let Some(plan) = std::fs::read(dir2.join("plan.json")).ok().and_then(|b| serde_json::from_slice::<TaskPlan>(&b).ok()) {
+                    berth_runtime::shim::clean_up_after(&dir2, &plan);
+                }
+            }
+            st
+        })
+        .await
+        .ok()
+        .flatten();
+        match recorded {
+            Some(st) if st.status == TaskStatus::Stopped => self.mirror(key, &st, awsvpc).await,
+            other => {
+                let mut st = other.unwrap_or(TaskState {
+                    status: TaskStatus::Stopped,
+                    started_at: None,
+                    stopping_at: None,
+                    execution_stopped_at: None,
+                    stop_code: None,
+                    stopped_reason: None,
+                    containers: vec![],
+                });
+                st.status = TaskStatus::Stopped;
+                st.stop_code.get_or_insert("TaskFailedToStart".into());
+                st.stopped_reason.get_or_insert("The task's supervisor ended unexpectedly".into());
+                for c in &mut st.containers {
+                    c.status = berth_runtime::ContainerStatus::Stopped;
+                }
+                self.mirror(key, &st, awsvpc).await;
+            }
+        }
+        let _ = tokio::fs::remove_dir_all(dir).await;
+        self.forget(key);
+    }
+
+    /// Record the supervisor's state in the task, stepping through ECS's intermediate
+    /// states (ACTIVATING, DEACTIVATING, DEPROVISIONING for awsvpc tasks) in order.
+    async fn mirror(self: &Arc<Self>, key: &str, st: &TaskState, awsvpc: bool) {
+        let target = match st.status {
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Stopping => "STOPPING",
+            TaskStatus::Stopped => "STOPPED",
+        };
+        let current = self
+            .store
+            .get(key)
+            .and_then(|r| r.value["lastStatus"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        for step in steps(&current, target, awsvpc) {
+            let st = st.clone();
+            let now = self.clock.now();
+            self.update_async(key, move |t| apply(t, &st, step, now)).await;
+        }
+    }
+
+    /// Ask every running supervisor to stop its task, and wait until all are gone
+    /// (for `berth down`).
+    pub fn stop_all(tasks_dir: &Path) -> usize {
+        let dirs: Vec<PathBuf> = std::fs::read_dir(tasks_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|d| client::alive(d))
+            .collect();
+        for d in &dirs {
+            let _ = client::request(d, &Request::Stop);
+        }
+        dirs.len()
+    }
+}
+
+/// The lastStatus values to write, in order, to go from `from` to `to`.
+fn steps(from: &str, to: &'static str, awsvpc: bool) -> Vec<&'static str> {
+    const ORDER: [&str; 8] = [
+        "PROVISIONING",
+        "PENDING",
+        "ACTIVATING",
+        "RUNNING",
+        "DEACTIVATING",
+        "STOPPING",
+        "DEPROVISIONING",
+        "STOPPED",
+    ];
+    let pos = |s: &str| ORDER.iter().position(|x| *x == s);
+    let (Some(a), Some(b)) = (pos(from), pos(to)) else { return vec![to] };
+    if b < a {
+        return vec![];
+    }
+    if b == a {
+        return vec![to]; // same status, new details (container states, health)
+    }
+    ORDER[a + 1..=b]
+        .iter()
+        .copied()
+        .filter(|s| awsvpc || !matches!(*s, "ACTIVATING" | "DEACTIVATING" | "DEPROVISIONING"))
+        // A task that never ran does not pass through RUNNING on its way to STOPPED.
+        .filter(|s| !(*s == "RUNNING" && st_never_ran(from, to)))
+        .collect()
+}
+
+fn st_never_ran(from: &str, to: &str) -> bool {
+    matches!(from, "PROVISIONING" | "PENDING") && matches!(to, "STOPPING" | "STOPPED")
+}
+
+/// Set the task's lastStatus to `step` with the supervisor's details.
+fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
+    let before = t.clone();
+    t["lastStatus"] = json!(step);
+    let by_name: HashMap<&str, &berth_runtime::ContainerState> = st.containers.iter().map(|c| (c.name.as_str(), c)).collect();
+    let task_id = t["taskArn"].as_str().and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string();
+    let mut health = vec![];
+    for c in t["containers"].as_array_mut().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        let Some(s) = by_name.get(name.as_str()) else { continue };
+        c["lastStatus"] = json!(match s.status {
+            berth_runtime::ContainerStatus::Pending => "PENDING",
+            berth_runtime::ContainerStatus::Running => "RUNNING",
+            berth_runtime::ContainerStatus::Stopped => "STOPPED",
+        });
+        if s.started_at.is_some() {
+            c["runtimeId"] = json!(format!("{task_id}-{name}"));
+        }
+        if let Some(code) = s.exit_code {
+            c["exitCode"] = json!(code);
+        }
+        if let Some(r) = &s.reason {
+            c["reason"] = json!(r);
+        }
+        let h = match s.health {
+            berth_runtime::Health::Unknown => "UNKNOWN",
+            berth_runtime::Health::Healthy => "HEALTHY",
+            berth_runtime::Health::Unhealthy => "UNHEALTHY",
+        };
+        c["healthStatus"] = json!(h);
+        health.push((name, h));
+    }
+    // The task is as healthy as its checked containers (ECS looks at essential ones).
+    let checked: Vec<&str> = health.iter().map(|(_, h)| *h).filter(|h| *h != "UNKNOWN").collect();
+    t["healthStatus"] = json!(if checked.contains(&"UNHEALTHY") {
+        "UNHEALTHY"
+    } else if !checked.is_empty() && checked.len() == health.len() {
+        "HEALTHY"
+    } else {
+        "UNKNOWN"
+    });
+    match step {
+        "RUNNING" => {
+            if t.get("startedAt").is_none() {
+                t["startedAt"] = json!(st.started_at.unwrap_or(now));
+            }
+            if t["connectivity"] != "CONNECTED" {
+                t["connectivity"] = json!("CONNECTED");
+                t["connectivityAt"] = json!(now);
+            }
+        }
+        "DEACTIVATING" | "STOPPING" | "DEPROVISIONING" | "STOPPED" => {
+            t["desiredStatus"] = json!("STOPPED");
+            if t.get("stoppingAt").is_none() {
+                t["stoppingAt"] = json!(st.stopping_at.unwrap_or(now));
+            }
+            if t.get("stopCode").is_none() {
+                if let Some(c) = &st.stop_code {
+                    t["stopCode"] = json!(c);
+                }
+            }
+            if t.get("stoppedReason").is_none() {
+                if let Some(r) = &st.stopped_reason {
+                    t["stoppedReason"] = json!(r);
+                }
+            }
+            if step == "STOPPED" {
+                t["stoppedAt"] = json!(now);
+                t["executionStoppedAt"] = json!(st.execution_stopped_at.unwrap_or(now));
+                t["connectivity"] = json!("DISCONNECTED");
+                for c in t["containers"].as_array_mut().into_iter().flatten() {
+                    c["lastStatus"] = json!("STOPPED");
+                }
+            }
+        }
+        _ => {}
+    }
+    *t != before
+}
+
+/// Mark a task STOPPED that never ran.
+fn finish(t: &mut Value, code: &str, reason: &str) {
+    t["lastStatus"] = json!("STOPPED");
+    t["desiredStatus"] = json!("STOPPED");
+    if t.get("stopCode").is_none() {
+        t["stopCode"] = json!(code);
+    }
+    if t.get("stoppedReason").is_none() && !reason.is_empty() {
+        t["stoppedReason"] = json!(reason);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64 / 1000.0)
+        .unwrap_or(0.0);
+    for f in ["stoppingAt", "stoppedAt", "executionStoppedAt"] {
+        if t.get(f).is_none() {
+            t[f] = json!(now);
+        }
+    }
+    t["connectivity"] = json!("DISCONNECTED");
+    for c in t["containers"].as_array_mut().into_iter().flatten() {
+        c["lastStatus"] = json!("STOPPED");
+    }
+}
+
+/// Task cpu ("1024" or "1 vCPU") and memory ("2048" or "2 GB") as units / MiB.
+fn parse_units(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = if let Some(n) = lower.strip_suffix("vcpu") {
+        (n, 1024.0)
+    } else if let Some(n) = lower.strip_suffix("gb") {
+        (n, 1024.0)
+    } else if let Some(n) = lower.strip_suffix("mb") {
+        (n, 1.0)
+    } else {
+        return None;
+    };
+    num.trim().parse::<f64>().ok().map(|n| (n * mult) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_ecs_order() {
+        assert_eq!(steps("PENDING", "RUNNING", false), ["RUNNING"]);
+        assert_eq!(steps("PENDING", "RUNNING", true), ["ACTIVATING", "RUNNING"]);
+        assert_eq!(steps("RUNNING", "STOPPED", true), ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]);
+        assert_eq!(steps("RUNNING", "STOPPED", false), ["STOPPING", "STOPPED"]);
+        assert_eq!(steps("PENDING", "STOPPED", false), ["STOPPING", "STOPPED"]);
+        assert!(steps("STOPPED", "RUNNING", false).is_empty());
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_units("256"), Some(256));
+        assert_eq!(parse_units("1 vCPU"), Some(1024));
+        assert_eq!(parse_units("0.5 GB"), Some(512));
+        assert_eq!(parse_units("2GB"), Some(2048));
+    }
+}

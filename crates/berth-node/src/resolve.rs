@@ -1,0 +1,335 @@
+//! From a task definition's container, the run's overrides and the image's config to a
+//! resolved container spec, with Docker's rules for merging them (as the ECS agent
+//! hands them to Docker).
+
+use berth_runtime::spec::ContainerSpec;
+use berth_runtime::{Dependency, HealthCheck};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// ECS's default stop timeout, seconds.
+pub const DEFAULT_STOP_TIMEOUT: u64 = 30;
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+}
+
+/// The process: Docker's rule is that an entryPoint given by the user drops the image's
+/// Cmd unless a command is given too.
+pub fn args(def: &Value, ov: &Value, image: &Value) -> Vec<String> {
+    let cfg = &image["config"];
+    let user_entry = strings(&def["entryPoint"]).filter(|v| !v.is_empty());
+    let user_cmd = strings(&ov["command"])
+        .filter(|v| !v.is_empty())
+        .or_else(|| strings(&def["command"]).filter(|v| !v.is_empty()));
+    let (entry, cmd) = match user_entry {
+        Some(e) => (e, user_cmd.unwrap_or_default()),
+        None => (
+            strings(&cfg["Entrypoint"]).unwrap_or_default(),
+            user_cmd.or_else(|| strings(&cfg["Cmd"])).unwrap_or_default(),
+        ),
+    };
+    entry.into_iter().chain(cmd).collect()
+}
+
+/// Image env, then the task definition's, then the override's; later names win.
+pub fn env(def: &Value, ov: &Value, image: &Value, extra: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<(String, String)> = vec![];
+    let mut set = |k: &str, v: &str| {
+        if let Some(e) = out.iter_mut().find(|(n, _)| n == k) {
+            e.1 = v.to_string();
+        } else {
+            out.push((k.to_string(), v.to_string()));
+        }
+    };
+    for e in strings(&image["config"]["Env"]).unwrap_or_default() {
+        let (k, v) = e.split_once('=').unwrap_or((&e, ""));
+        set(k, v);
+    }
+    for (k, v) in extra {
+        set(k, v);
+    }
+    for list in [&def["environment"], &ov["environment"]] {
+        for kv in list.as_array().into_iter().flatten() {
+            if let (Some(k), Some(v)) = (kv["name"].as_str(), kv["value"].as_str()) {
+                set(k, v);
+            }
+        }
+    }
+    if !out.iter().any(|(k, _)| k == "PATH") {
+        let (k, v) = DEFAULT_PATH.split_once('=').expect("has =");
+        out.insert(0, (k.to_string(), v.to_string()));
+    }
+    out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// A file from the image, looked up in its layers from the top one down.
+fn image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
+    layers
+        .iter()
+        .rev()
+        .map(|l| l.join(rel))
+        .find(|p| p.exists())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+}
+
+/// `user` as `uid`, `uid:gid`, `name` or `name:group`, resolved against the image's
+/// /etc/passwd and /etc/group. Returns (uid, gid, supplementary gids).
+pub fn user(spec: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32>), String> {
+    if spec.is_empty() {
+        return Ok((0, 0, vec![]));
+    }
+    let passwd = image_file(layers, "etc/passwd").unwrap_or_default();
+    let group = image_file(layers, "etc/group").unwrap_or_default();
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
+        f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u))
+    });
+    let uid = match u.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => entry
+            .as_ref()
+            .and_then(|f| f[2].parse().ok())
+            .ok_or_else(|| format!("unable to find user {u}: no matching entries in passwd file"))?,
+    };
+    let gid = match g {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+        },
+        None => entry.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
+    };
+    let name = entry.as_ref().map(|f| f[0]).unwrap_or(u);
+    let extra = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+        .filter_map(|f| f[2].parse::<u32>().ok())
+        .filter(|g| *g != gid)
+        .collect();
+    Ok((uid, gid, extra))
+}
+
+/// ECS ulimit names to the OCI spec's.
+fn rlimit_name(n: &str) -> Option<&'static str> {
+    Some(match n {
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        _ => return None,
+    })
+}
+
+/// The container's ulimits (Fargate's default nofile is 65535), each clamped to the
+/// host's hard limit, since a container cannot be given more than the host allows.
+pub fn rlimits(def: &Value, fargate: bool, task: &str) -> Vec<(String, u64, u64)> {
+    let mut wanted: Vec<(String, u64, u64)> = def["ulimits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            Some((
+                rlimit_name(u["name"].as_str()?)?.to_string(),
+                u["softLimit"].as_u64()?,
+                u["hardLimit"].as_u64()?,
+            ))
+        })
+        .collect();
+    if fargate && !wanted.iter().any(|(n, _, _)| n == "RLIMIT_NOFILE") {
+        wanted.push(("RLIMIT_NOFILE".into(), 65535, 65535));
+    }
+    for (name, soft, hard) in &mut wanted {
+        if let Some(max) = berth_runtime::sys::host_hard_limit(name) {
+            if *hard > max || *soft > max {
+                tracing::info!(task, ulimit = %name, asked_soft = *soft, asked_hard = *hard, host_hard = max, "ulimit clamped to the host's hard limit");
+                *hard = (*hard).min(max);
+                *soft = (*soft).min(max);
+            }
+        }
+    }
+    wanted
+}
+
+pub fn health_check(def: &Value) -> Option<HealthCheck> {
+    let h = def.get("healthCheck")?;
+    let cmd = strings(&h["command"])?;
+    let command = match cmd.first().map(String::as_str) {
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), cmd[1..].join(" ")],
+        Some("CMD") => cmd[1..].to_vec(),
+        _ => cmd,
+    };
+    if command.is_empty() {
+        return None;
+    }
+    Some(HealthCheck {
+        command,
+        interval_secs: h["interval"].as_u64().unwrap_or(30),
+        timeout_secs: h["timeout"].as_u64().unwrap_or(5),
+        retries: h["retries"].as_u64().unwrap_or(3) as u32,
+        start_period_secs: h["startPeriod"].as_u64().unwrap_or(0),
+    })
+}
+
+pub fn depends_on(def: &Value) -> Vec<Dependency> {
+    def["dependsOn"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some(Dependency {
+                container: d["containerName"].as_str()?.to_string(),
+                condition: d["condition"].as_str()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Everything of one container but the host paths, which the caller fills in.
+#[allow(clippy::too_many_arguments)]
+pub fn container_spec(
+    def: &Value,
+    ov: &Value,
+    image: &Value,
+    layers: &[PathBuf],
+    hostname: &str,
+    fargate: bool,
+    task: &str,
+    extra_env: &[(String, String)],
+) -> Result<ContainerSpec, String> {
+    let cfg = &image["config"];
+    let args = args(def, ov, image);
+    if args.is_empty() {
+        return Err("no command specified".into());
+    }
+    let user_spec = def["user"]
+        .as_str()
+        .or(cfg["User"].as_str())
+        .unwrap_or_default();
+    let (uid, gid, additional_gids) = user(user_spec, layers)?;
+    let mib = |v: &Value| v.as_i64().map(|m| m * 1024 * 1024);
+    let cpu = ov["cpu"].as_u64().or(def["cpu"].as_u64()).unwrap_or(0);
+    Ok(ContainerSpec {
+        args,
+        env: env(def, ov, image, extra_env),
+        cwd: def["workingDirectory"]
+            .as_str()
+            .or(cfg["WorkingDir"].as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("/")
+            .to_string(),
+        uid,
+        gid,
+        additional_gids,
+        hostname: def["hostname"].as_str().unwrap_or(hostname).to_string(),
+        readonly_rootfs: def["readonlyRootFilesystem"].as_bool().unwrap_or(false),
+        privileged: def["privileged"].as_bool().unwrap_or(false),
+        rlimits: rlimits(def, fargate, task),
+        // ECS gives every container at least 2 CPU shares (the kernel's minimum).
+        cpu_shares: Some(cpu.max(2)),
+        memory_limit: mib(&ov["memory"]).or(mib(&def["memory"])),
+        memory_reservation: mib(&ov["memoryReservation"]).or(mib(&def["memoryReservation"])),
+        ..Default::default()
+    })
+}
+
+/// Where a container's awslogs stream is: (region, group, stream, create group).
+pub fn awslogs(def: &Value, task_id: &str, task_region: &str) -> Option<(String, String, String, bool)> {
+    let lc = def.get("logConfiguration")?;
+    if lc["logDriver"] != "awslogs" {
+        return None;
+    }
+    let o = &lc["options"];
+    let group = o["awslogs-group"].as_str()?.to_string();
+    let region = o["awslogs-region"].as_str().unwrap_or(task_region).to_string();
+    let name = def["name"].as_str().unwrap_or_default();
+    let stream = match o["awslogs-stream-prefix"].as_str() {
+        Some(p) => format!("{p}/{name}/{task_id}"),
+        None => format!("{name}/{task_id}"),
+    };
+    let create = o["awslogs-create-group"].as_str() == Some("true");
+    Some((region, group, stream, create))
+}
+
+/// /etc/hosts, /etc/hostname and /etc/resolv.conf for the task's containers.
+pub fn write_etc(dir: &Path, hostname: &str) -> std::io::Result<(PathBuf, PathBuf, PathBuf)> {
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"),
+    )?;
+    let name = dir.join("hostname");
+    std::fs::write(&name, format!("{hostname}\n"))?;
+    let resolv = dir.join("resolv.conf");
+    let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(&resolv, host_resolv)?;
+    Ok((hosts, name, resolv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn entrypoint_from_user_drops_image_cmd() {
+        let image = json!({"config": {"Entrypoint": ["/e"], "Cmd": ["c"]}});
+        assert_eq!(args(&json!({}), &json!({}), &image), ["/e", "c"]);
+        assert_eq!(args(&json!({"command": ["x"]}), &json!({}), &image), ["/e", "x"]);
+        assert_eq!(args(&json!({"entryPoint": ["/u"]}), &json!({}), &image), ["/u"]);
+        assert_eq!(
+            args(&json!({"entryPoint": ["/u"], "command": ["a"]}), &json!({"command": ["b"]}), &image),
+            ["/u", "b"]
+        );
+    }
+
+    #[test]
+    fn env_layers_in_order() {
+        let image = json!({"config": {"Env": ["PATH=/bin", "A=1"]}});
+        let def = json!({"environment": [{"name": "A", "value": "2"}, {"name": "B", "value": "x"}]});
+        let ov = json!({"environment": [{"name": "B", "value": "y"}]});
+        assert_eq!(env(&def, &ov, &image, &[]), ["PATH=/bin", "A=2", "B=y"]);
+    }
+
+    #[test]
+    fn users_resolve_from_image_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/sh\n").unwrap();
+        std::fs::write(d.path().join("etc/group"), "root:x:0:\ndata:x:34:\nextra:x:50:www\n").unwrap();
+        let layers = vec![d.path().to_path_buf()];
+        assert_eq!(user("www", &layers).unwrap(), (33, 34, vec![50]));
+        assert_eq!(user("33", &layers).unwrap(), (33, 34, vec![50]));
+        assert_eq!(user("1000:5", &layers).unwrap(), (1000, 5, vec![]));
+        assert_eq!(user("www:root", &layers).unwrap(), (33, 0, vec![50]));
+        assert!(user("nobody", &layers).is_err());
+    }
+
+    #[test]
+    fn fargate_nofile_is_clamped_to_the_host() {
+        let l = rlimits(&json!({}), true, "t");
+        let max = berth_runtime::sys::host_hard_limit("RLIMIT_NOFILE").unwrap();
+        assert_eq!(l, vec![("RLIMIT_NOFILE".to_string(), 65535.min(max), 65535.min(max))]);
+    }
+}

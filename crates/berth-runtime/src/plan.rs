@@ -1,0 +1,147 @@
+//! What the node hands a task's supervisor (`plan.json` in the task directory) and what
+//! the supervisor reports back (`state.json`, and the same document on its socket).
+//! Both are plain data so that a restarted node can read them without the supervisor.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything the supervisor needs to run one task. Each container's OCI bundle
+/// (`config.json`) is already written by the node under `containers/<name>/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskPlan {
+    pub task_id: String,
+    /// The OCI runtime binary (runc).
+    pub runtime: PathBuf,
+    /// The runtime's state directory (`--root`), Berth's own so other users of runc
+    /// never see Berth's containers.
+    pub runtime_root: PathBuf,
+    /// cgroup path of the task, relative to each controller's mount (`/berth/<task>`);
+    /// containers sit below it.
+    pub cgroup: String,
+    /// Task-level CPU limit as a CFS quota per 100 ms period (task `cpu` units / 1024 vCPU).
+    pub cpu_quota_us: Option<i64>,
+    /// Task-level memory limit in bytes.
+    pub memory_limit: Option<i64>,
+    pub containers: Vec<ContainerPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerPlan {
+    pub name: String,
+    pub essential: bool,
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    /// Seconds between SIGTERM and SIGKILL when the container is stopped.
+    pub stop_timeout_secs: u64,
+    pub health_check: Option<HealthCheck>,
+    /// Image layers for the overlay root filesystem, lowest first.
+    pub layers: Vec<PathBuf>,
+    /// The awslogs stream directory (segments of the log store) for stdout and stderr.
+    pub log_stream: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Dependency {
+    pub container: String,
+    /// START, COMPLETE, SUCCESS or HEALTHY.
+    pub condition: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HealthCheck {
+    /// The command as exec arguments (CMD-SHELL already turned into `/bin/sh -c`).
+    pub command: Vec<String>,
+    pub interval_secs: u64,
+    pub timeout_secs: u64,
+    pub retries: u32,
+    pub start_period_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ContainerStatus {
+    /// Waiting to be created (dependencies not met yet).
+    Pending,
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerState {
+    pub name: String,
+    pub status: ContainerStatus,
+    /// The container's init process on the host, while it runs.
+    pub pid: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// Seconds since the epoch.
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    pub health: Health,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    /// Containers are being created or wait for their dependencies.
+    Pending,
+    /// Every container that will run has started.
+    Running,
+    /// Containers are being signalled to stop.
+    Stopping,
+    /// Everything has exited and been cleaned up; the supervisor is gone or leaving.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskState {
+    pub status: TaskStatus,
+    /// When the task reached RUNNING (its last container to start had started).
+    pub started_at: Option<f64>,
+    pub stopping_at: Option<f64>,
+    /// When the last container exited.
+    pub execution_stopped_at: Option<f64>,
+    /// Set by the supervisor when it decided to stop: `EssentialContainerExited` or
+    /// `TaskFailedToStart`. A stop asked for by the node leaves it unset.
+    pub stop_code: Option<String>,
+    pub stopped_reason: Option<String>,
+    pub containers: Vec<ContainerState>,
+}
+
+/// A request on the supervisor's socket: one JSON object per line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Request {
+    /// Answer the current state.
+    State,
+    /// Answer the current state, then a new line at every change, until the task stops.
+    Watch,
+    /// Stop every container: SIGTERM, then SIGKILL after its stopTimeout.
+    Stop,
+    /// Send a signal to one container's processes.
+    Signal { container: String, signal: i32 },
+    /// Run a command in a running container; answered when it exits or times out.
+    Exec {
+        container: String,
+        args: Vec<String>,
+        timeout_secs: u64,
+    },
+}
+
+/// The answer to `exec`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecResult {
+    /// None when it timed out (and was killed) or could not start.
+    pub exit_code: Option<i32>,
+    /// Combined stdout and stderr, at most 64 KiB.
+    pub output: String,
+    pub error: Option<String>,
+}

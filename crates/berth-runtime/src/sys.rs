@@ -1,0 +1,227 @@
+//! The host-side pieces of a task that the OCI runtime does not make: the overlay root
+//! filesystem of each container, the task's network namespace, and the task's cgroup
+//! (the parent of its containers' cgroups, which carries the task-level limits).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::other("path with a NUL byte"))
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Mount an overlay of `lowers` (lowest first) with `upper` and `work` at `target`.
+/// An image without layers gets an empty read-only lower so the overlay stays valid.
+pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+    for d in [upper, work, target] {
+        std::fs::create_dir_all(d)?;
+    }
+    // overlayfs lists lower directories top first.
+    let mut lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
+    if lower.is_empty() {
+        let empty = work.with_file_name("empty");
+        std::fs::create_dir_all(&empty)?;
+        lower.push(empty.display().to_string());
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if opts.len() >= 4096 {
+        return Err(io::Error::other("too many image layers for one overlay mount"));
+    }
+    let opts = CString::new(opts).map_err(|_| io::Error::other("NUL in a layer path"))?;
+    let target_c = cstr(target)?;
+    let rc = unsafe {
+        libc::mount(
+            c"overlay".as_ptr(),
+            target_c.as_ptr(),
+            c"overlay".as_ptr(),
+            0,
+            opts.as_ptr().cast(),
+        )
+    };
+    check(rc)
+}
+
+/// Detach a mount if one is there; a path that is not mounted is not an error.
+pub fn unmount(target: &Path) -> io::Result<()> {
+    let c = cstr(target)?;
+    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    match check(rc) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => Ok(()),
+        r => r,
+    }
+}
+
+/// Move this process into a new network namespace with loopback up, and pin the
+/// namespace at `pin` (a bind mount) so containers can join it by path.
+pub fn new_netns(pin: &Path) -> io::Result<()> {
+    check(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
+    loopback_up()?;
+    std::fs::File::create(pin)?;
+    let src = cstr(Path::new("/proc/self/ns/net"))?;
+    let dst = cstr(pin)?;
+    check(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    })
+}
+
+fn loopback_up() -> io::Result<()> {
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    let r = (|| {
+        check(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) })?;
+        unsafe {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        }
+        check(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
+    })();
+    unsafe { libc::close(fd) };
+    r
+}
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The cgroup v1 controller directories this host mounts (cpu, memory, pids, ...).
+fn controllers() -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(CGROUP_ROOT) else {
+        return vec![];
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "unified"))
+        .collect()
+}
+
+fn under(controller: &str, cgroup: &str) -> PathBuf {
+    Path::new(CGROUP_ROOT)
+        .join(controller)
+        .join(cgroup.trim_start_matches('/'))
+}
+
+/// Create the task's cgroup with its limits: a CFS quota and a memory limit, which the
+/// containers below it share.
+pub fn create_task_cgroup(cgroup: &str, cpu_quota_us: Option<i64>, memory: Option<i64>) -> io::Result<()> {
+    let cpu = under("cpu", cgroup);
+    let mem = under("memory", cgroup);
+    std::fs::create_dir_all(&cpu)?;
+    std::fs::create_dir_all(&mem)?;
+    if let Some(q) = cpu_quota_us {
+        std::fs::write(cpu.join("cpu.cfs_period_us"), "100000")?;
+        std::fs::write(cpu.join("cpu.cfs_quota_us"), q.to_string())?;
+    }
+    if let Some(m) = memory {
+        std::fs::write(mem.join("memory.limit_in_bytes"), m.to_string())?;
+        // Without swap beyond the limit, as Fargate has none.
+        let _ = std::fs::write(mem.join("memory.memsw.limit_in_bytes"), m.to_string());
+    }
+    Ok(())
+}
+
+/// How many times the kernel's OOM killer has killed a process in this cgroup.
+pub fn oom_kills(cgroup: &str) -> u64 {
+    std::fs::read_to_string(under("memory", cgroup).join("memory.oom_control"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Remove the task's cgroup (and anything left below it) from every controller.
+/// Processes still inside keep a cgroup busy; those are killed first.
+pub fn remove_cgroup(cgroup: &str) -> io::Result<()> {
+    let mut first_err = None;
+    for c in controllers() {
+        let dir = c.join(cgroup.trim_start_matches('/'));
+        if !dir.exists() {
+            continue;
+        }
+        if let Err(e) = remove_tree(&dir) {
+            first_err.get_or_insert(e);
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.filter_map(Result::ok) {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    // A cgroup whose last process was just killed stays busy for a moment.
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::remove_dir(dir)
+}
+
+/// Whether this host lets a process raise `resource` to `value`: the host's hard limit.
+pub fn host_hard_limit(resource: &str) -> Option<u64> {
+    let r = match resource {
+        "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+        "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+        "RLIMIT_CORE" => libc::RLIMIT_CORE,
+        "RLIMIT_STACK" => libc::RLIMIT_STACK,
+        "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+        "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+        "RLIMIT_DATA" => libc::RLIMIT_DATA,
+        "RLIMIT_AS" => libc::RLIMIT_AS,
+        "RLIMIT_CPU" => libc::RLIMIT_CPU,
+        "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+        "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+        "RLIMIT_NICE" => libc::RLIMIT_NICE,
+        "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+        "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
+        "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+        "RLIMIT_RSS" => libc::RLIMIT_RSS,
+        _ => return None,
+    };
+    let mut l: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(r, &mut l) } != 0 {
+        return None;
+    }
+    Some(l.rlim_max)
+}

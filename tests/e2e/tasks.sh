@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Tasks as real containers, as a user runs them: push a locally built busybox image to
+# Berth's registry, register task definitions, run-task, wait, read exit codes, reasons
+# and logs (aws logs), and check what the supervisor guarantees: dependsOn order,
+# memory limits, stopTimeout, the seccomp profile, and that nothing leaks.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/images.sh"
+if [ "$(id -u)" != 0 ] || ! command -v runc >/dev/null; then
+  echo "FAIL - tasks need root and runc (scripts/setup installs runc)" >&2; exit 1
+fi
+start_berth
+WORK="$(mktemp -d)"
+make_task_image "$WORK/layout" v1
+REG="localhost:$BERTH_PORT"
+awsb ecr create-repository --repository-name box >/dev/null
+skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
+IMAGE="$REG/box:v1"
+awsb ecs create-cluster --cluster-name c1 >/dev/null
+SUBNET=$(awsb ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
+NET="awsvpcConfiguration={subnets=[$SUBNET]}"
+
+# register FAMILY CONTAINERS-JSON [CPU MEMORY]: a Fargate task definition.
+register() {
+  awsb ecs register-task-definition --family "$1" --requires-compatibilities FARGATE \
+    --network-mode awsvpc --cpu "${3:-256}" --memory "${4:-512}" \
+    --container-definitions "$2" --query taskDefinition.taskDefinitionArn --output text
+}
+# run FAMILY [extra args]: prints the task id.
+run() {
+  local fam="$1"; shift
+  awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition "$fam" \
+    --network-configuration "$NET" "$@" --query 'tasks[0].taskArn' --output text | awk -F/ '{print $NF}'
+}
+field() { awsb ecs describe-tasks --cluster c1 --tasks "$1" --query "tasks[0].$2" --output text; }
+wait_stopped() { awsb ecs wait tasks-stopped --cluster c1 --tasks "$@"; }
+logs_of() { awsb logs get-log-events --log-group-name "$1" --log-stream-name "$2" --start-from-head --query 'events[].message' --output text; }
+awslogs() { echo "\"logConfiguration\":{\"logDriver\":\"awslogs\",\"options\":{\"awslogs-group\":\"/ecs/$1\",\"awslogs-region\":\"us-east-1\",\"awslogs-stream-prefix\":\"p\",\"awslogs-create-group\":\"true\"}}"; }
+
+# 1. A task runs, exits with its code, and its output is in CloudWatch Logs.
+register hello "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"essential\":true,\"command\":[\"sh\",\"-c\",\"echo hello from berth; echo to stderr >&2; id -u; exit 3\"],\"user\":\"www\",$(awslogs hello)}]" >/dev/null
+t=$(run hello --started-by e2e --tags key=k,value=v)
+expect_eq "run-task answers PROVISIONING" "32" "${#t}"
+wait_stopped "$t"
+expect_eq "task stopped" "STOPPED" "$(field "$t" lastStatus)"
+expect_eq "exit code" "3" "$(field "$t" 'containers[0].exitCode')"
+expect_eq "stop code" "EssentialContainerExited" "$(field "$t" stopCode)"
+expect_eq "stopped reason" "Essential container in task exited" "$(field "$t" stoppedReason)"
+expect_eq "startedBy kept" "e2e" "$(field "$t" startedBy)"
+for ts in createdAt pullStartedAt pullStoppedAt startedAt stoppingAt stoppedAt executionStoppedAt; do
+  expect_eq "timestamp $ts is set" "1" "$([ "$(field "$t" "$ts")" != None ] && echo 1 || echo 0)"
+done
+expect_eq "image digest reported" "sha256" "$(field "$t" 'containers[0].imageDigest' | cut -d: -f1)"
+expect_eq "logs: stdout, stderr and the user's uid" "hello from berth	to stderr	33" "$(logs_of /ecs/hello "p/app/$t")"
+expect_eq "log group created (awslogs-create-group)" "/ecs/hello" "$(awsb logs describe-log-groups --log-group-name-prefix /ecs/hello --query 'logGroups[0].logGroupName' --output text)"
+expect_eq "list-tasks STOPPED" "1" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
+
+# 2. Overrides: command and environment.
+t=$(run hello --overrides '{"containerOverrides":[{"name":"app","command":["sh","-c","echo $GREETING; exit 0"],"environment":[{"name":"GREETING","value":"overridden"}]}]}')
+wait_stopped "$t"
+expect_eq "override exit code" "0" "$(field "$t" 'containers[0].exitCode')"
+expect_eq "override output" "overridden" "$(logs_of /ecs/hello "p/app/$t")"
+expect_error "override for an unknown container" InvalidParameterException awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --overrides '{"containerOverrides":[{"name":"nope","command":["true"]}]}'
+expect_error "invalid Fargate size override" InvalidParameterException awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --overrides '{"cpu":"256","memory":"4096"}'
+expect_eq "no task made by the invalid runs" "2" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
+
+# 3. Count: several tasks at once, each its own.
+ids=$(awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --count 3 --overrides '{"containerOverrides":[{"name":"app","command":["true"]}]}' --query 'tasks[].taskArn' --output text)
+wait_stopped $ids
+expect_eq "count 3: all exited 0" "0 0 0" "$(awsb ecs describe-tasks --cluster c1 --tasks $ids --query 'tasks[].containers[0].exitCode' --output text | tr '\t' ' ')"
+
+# 4. A container that exceeds its memory limit is reported as killed for memory.
+register oom "[{\"name\":\"hog\",\"image\":\"$IMAGE\",\"memory\":16,\"command\":[\"sh\",\"-c\",\"exec dd if=/dev/zero of=/dev/null bs=64M count=1\"]}]" >/dev/null
+t=$(run oom)
+wait_stopped "$t"
+expect_eq "OOM reason" "OutOfMemoryError: Container killed due to memory usage" "$(field "$t" 'containers[0].reason')"
+expect_eq "OOM exit code" "137" "$(field "$t" 'containers[0].exitCode')"
+
+# 5. dependsOn: app starts only after init completed (log timestamps show the order);
+#    a SUCCESS dependency that fails keeps its dependent from ever starting.
+register deps "[{\"name\":\"init\",\"image\":\"$IMAGE\",\"essential\":false,\"command\":[\"sh\",\"-c\",\"sleep 0.3; echo init done\"],$(awslogs deps)},
+  {\"name\":\"app\",\"image\":\"$IMAGE\",\"dependsOn\":[{\"containerName\":\"init\",\"condition\":\"SUCCESS\"}],\"command\":[\"sh\",\"-c\",\"echo app started\"],$(awslogs deps)}]" >/dev/null
+t=$(run deps)
+wait_stopped "$t"
+init_ts=$(awsb logs get-log-events --log-group-name /ecs/deps --log-stream-name "p/init/$t" --start-from-head --query 'events[0].timestamp' --output text)
+app_ts=$(awsb logs get-log-events --log-group-name /ecs/deps --log-stream-name "p/app/$t" --start-from-head --query 'events[0].timestamp' --output text)
+expect_eq "dependsOn SUCCESS: app ran after init" "1" "$([ "$app_ts" -ge "$init_ts" ] && echo 1 || echo 0)"
+expect_eq "dependsOn: both exited 0" "0 0" "$(awsb ecs describe-tasks --cluster c1 --tasks "$t" --query 'tasks[0].containers[].exitCode' --output text | tr '\t' ' ')"
+t=$(run deps --overrides '{"containerOverrides":[{"name":"init","command":["sh","-c","exit 4"]}]}')
+wait_stopped "$t"
+expect_eq "failed SUCCESS dependency: app never started" "None" "$(field "$t" "containers[?name=='app'].exitCode | [0]")"
+expect_eq "failed SUCCESS dependency: reason" "CannotStartContainerError" "$(field "$t" "containers[?name=='app'].reason | [0]" | cut -d: -f1)"
+
+# 6. StopTask: a process that ignores SIGTERM is killed after stopTimeout.
+register stubborn "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sh\",\"-c\",\"trap '' TERM; echo ready; while true; do sleep 1; done\"],$(awslogs stubborn)}]" >/dev/null
+t=$(run stubborn)
+awsb ecs wait tasks-running --cluster c1 --tasks "$t"
+expect_eq "running" "RUNNING" "$(field "$t" lastStatus)"
+awsb ecs stop-task --cluster c1 --task "$t" --reason "e2e says stop" >/dev/null
+wait_stopped "$t"
+expect_eq "stopTimeout: killed" "137" "$(field "$t" 'containers[0].exitCode')"
+expect_eq "stop code" "UserInitiated" "$(field "$t" stopCode)"
+expect_eq "stop reason" "e2e says stop" "$(field "$t" stoppedReason)"
+waited=$(python3 -c "print(int($(field "$t" executionStoppedAt) - $(field "$t" stoppingAt) >= 2))")
+expect_eq "SIGKILL came no sooner than stopTimeout" "1" "$waited"
+
+# 7. The default seccomp profile and capabilities: mount, unshare and keyctl fail.
+register probe "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"/bin/probe | grep -E '^(keyctl|unshare_newns|mount|setns|ptrace_traceme|getpid)='; mount -t tmpfs none /mnt 2>/dev/null; echo mount-cmd=\$?; unshare -n true 2>/dev/null; echo unshare-cmd=\$?\"],$(awslogs probe)}]" >/dev/null
+t=$(run probe)
+wait_stopped "$t"
+out=$(logs_of /ecs/probe "p/app/$t" | tr '\t' ' ')
+expect_eq "seccomp: blocked calls fail, getpid works" "keyctl=EPERM unshare_newns=EPERM setns=EPERM ptrace_traceme=EPERM mount=EPERM getpid=OK mount-cmd=1 unshare-cmd=1" "$(tr ' ' '\n' <<<"$out" | sort -t= -k1,1 -s | grep -E '^(keyctl|unshare_newns|setns|ptrace_traceme|mount|getpid|mount-cmd|unshare-cmd)=' | sort | tr '\n' ' ' | sed 's/ $//' | python3 -c 'import sys; order=["keyctl","unshare_newns","setns","ptrace_traceme","mount","getpid","mount-cmd","unshare-cmd"]; d=dict(x.split("=") for x in sys.stdin.read().split()); print(" ".join(f"{k}={d.get(k)}" for k in order))')"
+
+# 8. Faults: a missing image and a bad command stop the task with ECS's reasons.
+register missing "[{\"name\":\"app\",\"image\":\"$REG/box:nope\"}]" >/dev/null
+t=$(run missing)
+wait_stopped "$t"
+expect_eq "missing image: CannotPullContainerError" "CannotPullContainerError" "$(field "$t" stoppedReason | cut -d: -f1)"
+expect_eq "missing image: stop code" "TaskFailedToStart" "$(field "$t" stopCode)"
+register badcmd "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"/no/such/binary\"]}]" >/dev/null
+t=$(run badcmd)
+wait_stopped "$t"
+expect_eq "bad command: CannotStartContainerError" "CannotStartContainerError" "$(field "$t" 'containers[0].reason' | cut -d: -f1)"
+register unreachable "[{\"name\":\"app\",\"image\":\"127.0.0.1:9/box:v1\"}]" >/dev/null
+t=$(run unreachable)
+wait_stopped "$t"
+expect_eq "unreachable registry: CannotPullContainerError" "CannotPullContainerError" "$(field "$t" stoppedReason | cut -d: -f1)"
+
+# 9. Nothing leaks: no supervisor, mount, cgroup or task directory outlives its task.
+expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
+expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
+expect_eq "no cgroups left" "0" "$(find /sys/fs/cgroup/*/berth -mindepth 1 -type d 2>/dev/null | wc -l)"
+expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
+expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"
+
+rm -rf "$WORK"
+echo "$PASSES passed, $FAILURES failed"
+[ "$FAILURES" -eq 0 ]
