@@ -50,7 +50,8 @@ for ts in createdAt pullStartedAt pullStoppedAt startedAt stoppingAt stoppedAt e
   expect_eq "timestamp $ts is set" "1" "$([ "$(field "$t" "$ts")" != None ] && echo 1 || echo 0)"
 done
 expect_eq "image digest reported" "sha256" "$(field "$t" 'containers[0].imageDigest' | cut -d: -f1)"
-expect_eq "logs: stdout, stderr and the user's uid" "hello from berth	to stderr	33" "$(logs_of /ecs/hello "p/app/$t")"
+# stdout and stderr are two pipes, so only the order within each is kept.
+expect_eq "logs: stdout, stderr and the user's uid" "33,hello from berth,to stderr" "$(logs_of /ecs/hello "p/app/$t" | tr '\t' '\n' | sort | paste -sd,)"
 expect_eq "log group created (awslogs-create-group)" "/ecs/hello" "$(awsb logs describe-log-groups --log-group-name-prefix /ecs/hello --query 'logGroups[0].logGroupName' --output text)"
 expect_eq "list-tasks STOPPED" "1" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
 
@@ -108,7 +109,12 @@ register probe "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c
 t=$(run probe)
 wait_stopped "$t"
 out=$(logs_of /ecs/probe "p/app/$t" | tr '\t' ' ')
-expect_eq "seccomp: blocked calls fail, getpid works" "keyctl=EPERM unshare_newns=EPERM setns=EPERM ptrace_traceme=EPERM mount=EPERM getpid=OK mount-cmd=1 unshare-cmd=1" "$(tr ' ' '\n' <<<"$out" | sort -t= -k1,1 -s | grep -E '^(keyctl|unshare_newns|setns|ptrace_traceme|mount|getpid|mount-cmd|unshare-cmd)=' | sort | tr '\n' ' ' | sed 's/ $//' | python3 -c 'import sys; order=["keyctl","unshare_newns","setns","ptrace_traceme","mount","getpid","mount-cmd","unshare-cmd"]; d=dict(x.split("=") for x in sys.stdin.read().split()); print(" ".join(f"{k}={d.get(k)}" for k in order))')"
+for k in keyctl unshare_newns setns ptrace_traceme mount; do
+  expect_eq "seccomp: $k is refused" "$k=EPERM" "$(grep -oE "(^| )$k=[A-Z]+" <<<"$out" | tr -d ' ' | head -1)"
+done
+expect_eq "seccomp: getpid works" "getpid=OK" "$(grep -oE "getpid=[A-Z]+" <<<"$out")"
+expect_eq "mount(8) fails in a task" "mount-cmd=1" "$(grep -oE "mount-cmd=[0-9]+" <<<"$out")"
+expect_eq "unshare(1) fails in a task" "unshare-cmd=1" "$(grep -oE "unshare-cmd=[0-9]+" <<<"$out")"
 
 # 8. Faults: a missing image and a bad command stop the task with ECS's reasons.
 register missing "[{\"name\":\"app\",\"image\":\"$REG/box:nope\"}]" >/dev/null
@@ -125,10 +131,60 @@ t=$(run unreachable)
 wait_stopped "$t"
 expect_eq "unreachable registry: CannotPullContainerError" "CannotPullContainerError" "$(field "$t" stoppedReason | cut -d: -f1)"
 
-# 9. Nothing leaks: no supervisor, mount, cgroup or task directory outlives its task.
+# 9. Health checks drive healthStatus, and a HEALTHY dependency waits for them; with
+#    initProcessEnabled, berth-init is PID 1 and passes SIGTERM on (exit 143, not a kill).
+register health "[{\"name\":\"db\",\"image\":\"$IMAGE\",\"essential\":false,\"linuxParameters\":{\"initProcessEnabled\":true},
+  \"command\":[\"sh\",\"-c\",\"cat /proc/1/cmdline | tr '\\\\0' ' '; echo; touch /tmp/ready; exec sleep 600\"],$(awslogs health),
+  \"healthCheck\":{\"command\":[\"CMD-SHELL\",\"test -f /tmp/ready\"],\"interval\":5,\"timeout\":2,\"retries\":2}},
+  {\"name\":\"app\",\"image\":\"$IMAGE\",\"dependsOn\":[{\"containerName\":\"db\",\"condition\":\"HEALTHY\"}],\"command\":[\"sh\",\"-c\",\"echo db is healthy\"],$(awslogs health)}]" >/dev/null
+t=$(run health)
+wait_stopped "$t"
+expect_eq "health: db HEALTHY" "HEALTHY" "$(field "$t" "containers[?name=='db'].healthStatus | [0]")"
+expect_eq "health: app ran after db was healthy" "db is healthy" "$(logs_of /ecs/health "p/app/$t")"
+expect_eq "init: PID 1 is berth-init" "/sbin/berth-init -- sh -c" "$(logs_of /ecs/health "p/db/$t" | cut -d' ' -f1-4)"
+expect_eq "init: SIGTERM passed to the command" "143" "$(field "$t" "containers[?name=='db'].exitCode | [0]")"
+
+# 10. readonlyRootFilesystem, and the task's and container's limits in their cgroups.
+register limits "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"memory\":300,\"readonlyRootFilesystem\":true,\"stopTimeout\":1,
+  \"command\":[\"sh\",\"-c\",\"touch /x 2>/dev/null; echo touch=\$?; exec sleep 600\"],$(awslogs limits)}]" 512 1024 >/dev/null
+t=$(run limits)
+awsb ecs wait tasks-running --cluster c1 --tasks "$t"
+expect_eq "task cpu 512 is a CFS quota of half a CPU" "50000" "$(cat /sys/fs/cgroup/cpu/berth/$t/cpu.cfs_quota_us)"
+expect_eq "task memory 1024 MiB" "1073741824" "$(cat /sys/fs/cgroup/memory/berth/$t/memory.limit_in_bytes)"
+expect_eq "container memory 300 MiB" "314572800" "$(cat /sys/fs/cgroup/memory/berth/$t/app/memory.limit_in_bytes)"
+awsb ecs stop-task --cluster c1 --task "$t" >/dev/null
+wait_stopped "$t"
+expect_eq "read-only root filesystem" "touch=1" "$(logs_of /ecs/limits "p/app/$t")"
+
+# 11. Fifty tasks at once, all stopped and accounted for.
+all=""
+for i in 1 2 3 4 5; do
+  all="$all $(awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --count 10 --overrides '{"containerOverrides":[{"name":"app","command":["sh","-c","echo x"]}]}' --query 'tasks[].taskArn' --output text)"
+done
+wait_stopped $all
+expect_eq "50 tasks exited 0" "50" "$(awsb ecs describe-tasks --cluster c1 --tasks $all --query 'tasks[].containers[0].exitCode' --output text | tr '\t' '\n' | grep -c '^0$')"
+
+# 12. Tasks outlive the server: after SIGTERM and after kill -9 of berth, a new berth
+#     adopts the running task and can stop it.
+register sleeper "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"stopTimeout\":1,\"command\":[\"sleep\",\"600\"]}]" >/dev/null
+t=$(run sleeper)
+awsb ecs wait tasks-running --cluster c1 --tasks "$t"
+stop_berth
+expect_eq "supervisor survives berth's SIGTERM" "1" "$(pgrep -f "berth shim $BERTH_DATA/tasks/$t" | wc -l)"
+start_berth
+kill9_berth
+start_berth
+expect_eq "adopted task still RUNNING" "RUNNING" "$(field "$t" lastStatus)"
+awsb ecs stop-task --cluster c1 --task "$t" >/dev/null
+wait_stopped "$t"
+expect_eq "adopted task stopped by the new berth" "137" "$(field "$t" 'containers[0].exitCode')"
+
+# 13. Nothing leaks: no supervisor, mount, cgroup or task directory outlives its task.
 expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
-expect_eq "no cgroups left" "0" "$(find /sys/fs/cgroup/*/berth -mindepth 1 -type d 2>/dev/null | wc -l)"
+ran=$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'taskArns[]' --output text | tr '\t' '\n' | awk -F/ '{print $NF}')
+expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 66 ] && echo 1 || echo 0)"
+expect_eq "no cgroups left" "0" "$(for id in $ran; do ls -d /sys/fs/cgroup/*/berth/"$id" 2>/dev/null; done | wc -l)"
 expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
 expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"
 

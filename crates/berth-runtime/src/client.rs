@@ -20,7 +20,9 @@ pub fn command(exe: &Path, dir: &Path) -> io::Result<(Command, UnixListener)> {
     let log = std::fs::File::create(dir.join("shim.log"))?;
     let fd = listener.as_raw_fd();
     let mut cmd = Command::new(exe);
-    cmd.arg("shim")
+    // Named `berth shim DIR` in ps, whatever path the binary was started by.
+    cmd.arg0("berth")
+        .arg("shim")
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -106,7 +106,8 @@ fn loopback_up() -> io::Result<()> {
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// The cgroup v1 controller directories this host mounts (cpu, memory, pids, ...).
+/// The cgroup hierarchies this host mounts (the v1 controllers and, in hybrid mode, the
+/// unified v2 one, where runc makes a cgroup too).
 fn controllers() -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(CGROUP_ROOT) else {
         return vec![];
@@ -114,7 +115,6 @@ fn controllers() -> Vec<PathBuf> {
     rd.filter_map(Result::ok)
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "unified"))
         .collect()
 }
 
