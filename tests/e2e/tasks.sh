@@ -91,11 +91,26 @@ wait_stopped "$t"
 expect_eq "failed SUCCESS dependency: app never started" "None" "$(field "$t" "containers[?name=='app'].exitCode | [0]")"
 expect_eq "failed SUCCESS dependency: reason" "CannotStartContainerError" "$(field "$t" "containers[?name=='app'].reason | [0]" | cut -d: -f1)"
 
+# A task volume is shared by the task's containers; secrets need a service Berth lacks.
+awsb ecs register-task-definition --family shared --requires-compatibilities FARGATE --network-mode awsvpc --cpu 256 --memory 512 \
+  --volumes '[{"name":"data","host":{}}]' --container-definitions "[
+  {\"name\":\"writer\",\"image\":\"$IMAGE\",\"essential\":false,\"mountPoints\":[{\"sourceVolume\":\"data\",\"containerPath\":\"/data\"}],\"command\":[\"sh\",\"-c\",\"echo shared > /data/f\"]},
+  {\"name\":\"reader\",\"image\":\"$IMAGE\",\"dependsOn\":[{\"containerName\":\"writer\",\"condition\":\"SUCCESS\"}],\"mountPoints\":[{\"sourceVolume\":\"data\",\"containerPath\":\"/in\",\"readOnly\":true}],
+   \"command\":[\"sh\",\"-c\",\"cat /in/f; touch /in/g 2>/dev/null || echo read-only\"],$(awslogs shared)}]" >/dev/null
+t=$(run shared)
+wait_stopped "$t"
+expect_eq "volume shared between containers, read-only where asked" "shared	read-only" "$(logs_of /ecs/shared "p/reader/$t")"
+register secret "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"secrets\":[{\"name\":\"PW\",\"valueFrom\":\"arn:aws:secretsmanager:us-east-1:000000000000:secret:pw\"}]}]" >/dev/null
+t=$(run secret)
+wait_stopped "$t"
+expect_eq "secrets: a clear failure, not a task without them" "ResourceInitializationError" "$(field "$t" stoppedReason | cut -d: -f1)"
+
 # 6. StopTask: a process that ignores SIGTERM is killed after stopTimeout.
 register stubborn "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sh\",\"-c\",\"trap '' TERM; echo ready; while true; do sleep 1; done\"],$(awslogs stubborn)}]" >/dev/null
 t=$(run stubborn)
 awsb ecs wait tasks-running --cluster c1 --tasks "$t"
 expect_eq "running" "RUNNING" "$(field "$t" lastStatus)"
+expect_eq "cluster counts the running task" "1" "$(awsb ecs describe-clusters --clusters c1 --query 'clusters[0].runningTasksCount')"
 awsb ecs stop-task --cluster c1 --task "$t" --reason "e2e says stop" >/dev/null
 wait_stopped "$t"
 expect_eq "stopTimeout: killed" "137" "$(field "$t" 'containers[0].exitCode')"
@@ -183,7 +198,7 @@ expect_eq "adopted task stopped by the new berth" "137" "$(field "$t" 'container
 expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
 ran=$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'taskArns[]' --output text | tr '\t' '\n' | awk -F/ '{print $NF}')
-expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 66 ] && echo 1 || echo 0)"
+expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 68 ] && echo 1 || echo 0)"
 expect_eq "no cgroups left" "0" "$(for id in $ran; do ls -d /sys/fs/cgroup/*/berth/"$id" 2>/dev/null; done | wc -l)"
 expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
 expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"

@@ -154,6 +154,24 @@ impl Ecs {
             match found {
                 Some(r) => {
                     let mut c = render(&r.value, tags, settings, stats, config);
+                    let name = str_of(&r.value, "clusterName").unwrap_or_default();
+                    let (mut running, mut pending) = (0, 0);
+                    self.store.scan(
+                        &key(ctx, &format!("task/{name}/")),
+                        None,
+                        false,
+                        usize::MAX,
+                        &mut |t| {
+                            match t.value["lastStatus"].as_str() {
+                                Some("RUNNING") => running += 1,
+                                Some("PROVISIONING" | "PENDING" | "ACTIVATING") => pending += 1,
+                                _ => {}
+                            }
+                            false
+                        },
+                    );
+                    c["runningTasksCount"] = json!(running);
+                    c["pendingTasksCount"] = json!(pending);
                     if stats {
                         c["statistics"] = json!([]);
                     }

@@ -403,6 +403,15 @@ impl Node {
             if def["environmentFiles"].as_array().is_some_and(|a| !a.is_empty()) || ov["environmentFiles"].as_array().is_some_and(|a| !a.is_empty()) {
                 return Err("ResourceInitializationError: environmentFiles are read from S3, which Berth does not have yet".into());
             }
+            if def["secrets"].as_array().is_some_and(|a| !a.is_empty()) {
+                return Err("ResourceInitializationError: secrets come from Secrets Manager or SSM Parameter Store, which Berth does not have yet".into());
+            }
+            if def["volumesFrom"].as_array().is_some_and(|a| !a.is_empty()) {
+                return Err("ResourceInitializationError: volumesFrom is not supported by Berth yet; share a task volume with mountPoints".into());
+            }
+            if def.get("repositoryCredentials").is_some() {
+                return Err("ResourceInitializationError: repositoryCredentials are read from Secrets Manager, which Berth does not have yet".into());
+            }
             let pulled = images
                 .get(def["image"].as_str().unwrap_or_default())
                 .and_then(|r| r.as_ref().ok())
@@ -416,6 +425,7 @@ impl Node {
             spec.etc_hosts = hosts.clone();
             spec.etc_hostname = hostname_file.clone();
             spec.etc_resolv = resolv.clone();
+            spec.volumes = resolve::mounts(def, td, dir).map_err(|e| format!("ResourceInitializationError: {e}"))?;
             if def["linuxParameters"]["initProcessEnabled"].as_bool() == Some(true) {
                 spec.init = Some(self.cfg.tasks_dir.join(".berth-init"));
             }

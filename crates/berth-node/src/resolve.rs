@@ -272,6 +272,34 @@ pub fn awslogs(def: &Value, task_id: &str, task_region: &str) -> Option<(String,
     Some((region, group, stream, create))
 }
 
+/// The container's mountPoints, each a task volume: a bind-mount volume without a host
+/// path is a directory of the task (shared by its containers, gone with the task), as
+/// Fargate gives it. Returns (container path, host directory, read-only).
+pub fn mounts(def: &Value, td: &Value, task_dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, String> {
+    let mut out = vec![];
+    for m in def["mountPoints"].as_array().into_iter().flatten() {
+        let (Some(vol), Some(path)) = (m["sourceVolume"].as_str(), m["containerPath"].as_str()) else {
+            continue;
+        };
+        let v = td["volumes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["name"] == vol))
+            .ok_or_else(|| format!("mount point refers to an unknown volume {vol}"))?;
+        if v.get("efsVolumeConfiguration").is_some()
+            || v.get("dockerVolumeConfiguration").is_some()
+            || v.get("fsxWindowsFileServerVolumeConfiguration").is_some()
+            || v.get("configuredAtLaunch").is_some_and(|c| c == true)
+            || v["host"]["sourcePath"].is_string()
+        {
+            return Err(format!("volume {vol}: only task-scoped bind mounts (no host sourcePath) are supported by Berth so far"));
+        }
+        let dir = task_dir.join("volumes").join(vol);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        out.push((path.to_string(), dir, m["readOnly"].as_bool().unwrap_or(false)));
+    }
+    Ok(out)
+}
+
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the task's containers.
 pub fn write_etc(dir: &Path, hostname: &str) -> std::io::Result<(PathBuf, PathBuf, PathBuf)> {
     let hosts = dir.join("hosts");

@@ -39,6 +39,8 @@ pub struct ContainerSpec {
     pub etc_hosts: PathBuf,
     pub etc_hostname: PathBuf,
     pub etc_resolv: PathBuf,
+    /// Task volumes: (container path, host directory, read-only).
+    pub volumes: Vec<(String, PathBuf, bool)>,
     /// The host path of berth-init, run as PID 1 in front of the command
     /// (initProcessEnabled); containers see it at `INIT_PATH`.
     pub init: Option<PathBuf>,
@@ -133,6 +135,9 @@ pub fn build(c: &ContainerSpec) -> Spec {
     mounts.push(bind("/etc/resolv.conf", &c.etc_resolv, false));
     if let Some(init) = &c.init {
         mounts.push(bind(INIT_PATH, init, true));
+    }
+    for (dest, src, ro) in &c.volumes {
+        mounts.push(bind(dest, src, *ro));
     }
     spec.set_mounts(Some(mounts));
 
