@@ -13,5 +13,8 @@ fn main() {
         .arg("data/init.c")
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cc} to build berth-init: {e}"));
-    assert!(status.success(), "{cc} failed to build berth-init (needs a static libc: libc6-dev)");
+    assert!(
+        status.success(),
+        "{cc} failed to build berth-init (needs a static libc: libc6-dev)"
+    );
 }

@@ -232,7 +232,9 @@ impl Ecs {
                     .iter()
                     .any(|r| r.value["status"] == "ACTIVE");
                 if !any_instance {
-                    return Err(invalid("No Container Instances were found in your cluster."));
+                    return Err(invalid(
+                        "No Container Instances were found in your cluster.",
+                    ));
                 }
                 Err(ApiError::new(501, "NotImplemented", "RunTask: placing tasks on container instances is not implemented in Berth yet; the request was valid and no task was created."))
             }
@@ -271,10 +273,9 @@ impl Ecs {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let cluster_name = str_of(cluster, "clusterName").unwrap_or_default();
         let task_arn = arn(ctx, &format!("task/{cluster_name}/{id}"));
-        let overrides = input
-            .get("overrides")
-            .cloned()
-            .unwrap_or_else(|| json!({"containerOverrides": [], "inferenceAcceleratorOverrides": []}));
+        let overrides = input.get("overrides").cloned().unwrap_or_else(
+            || json!({"containerOverrides": [], "inferenceAcceleratorOverrides": []}),
+        );
         let containers: Vec<Value> = arr_of(td, "containerDefinitions")
             .iter()
             .map(|c| {
@@ -302,7 +303,11 @@ impl Ecs {
                 out
             })
             .collect();
-        let launch_type = if str_of(input, "launchType").is_some() { json!("FARGATE") } else { Value::Null };
+        let launch_type = if str_of(input, "launchType").is_some() {
+            json!("FARGATE")
+        } else {
+            Value::Null
+        };
         let strategy = input.get("capacityProviderStrategy").cloned();
         let capacity_provider = strategy
             .as_ref()

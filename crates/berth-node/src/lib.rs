@@ -20,9 +20,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Makes sure an awslogs stream exists: (account, region, group, stream, create group)
 /// to the stream's directory in the log store, or the reason it cannot.
-pub type LogStreams = Arc<dyn Fn(&str, &str, &str, &str, bool) -> Result<PathBuf, String> + Send + Sync>;
+pub type LogStreams =
+    Arc<dyn Fn(&str, &str, &str, &str, bool) -> Result<PathBuf, String> + Send + Sync>;
 /// Basic credentials for a registry, given the image and the task's account and region.
-pub type RegistryAuth = Arc<dyn Fn(&ImageRef, &str, &str) -> Option<(String, String)> + Send + Sync>;
+pub type RegistryAuth =
+    Arc<dyn Fn(&ImageRef, &str, &str) -> Option<(String, String)> + Send + Sync>;
 
 pub struct NodeConfig {
     /// One directory per task: plan, bundles, supervisor socket and state.
@@ -156,7 +158,9 @@ impl Node {
         }
         let active = self.active.lock().expect("lock").contains(key);
         if active {
-            if task["desiredStatus"] == "STOPPED" && self.stop_sent.lock().expect("lock").insert(key.to_string()) {
+            if task["desiredStatus"] == "STOPPED"
+                && self.stop_sent.lock().expect("lock").insert(key.to_string())
+            {
                 let dir = self.task_dir(key);
                 tokio::task::spawn_blocking(move || {
                     if let Err(e) = client::request(&dir, &Request::Stop) {
@@ -179,7 +183,11 @@ impl Node {
             if at_start {
                 // Launch had not got as far as a plan: nothing runs; say so.
                 let _ = self.update(key, |t| {
-                    finish(t, "TaskFailedToStart", "Berth restarted before the task's containers were created");
+                    finish(
+                        t,
+                        "TaskFailedToStart",
+                        "Berth restarted before the task's containers were created",
+                    );
                     true
                 });
             }
@@ -187,7 +195,15 @@ impl Node {
         }
         if task["desiredStatus"] == "STOPPED" {
             let _ = self.update(key, |t| {
-                finish(t, t["stopCode"].as_str().unwrap_or("UserInitiated").to_string().as_str(), "");
+                finish(
+                    t,
+                    t["stopCode"]
+                        .as_str()
+                        .unwrap_or("UserInitiated")
+                        .to_string()
+                        .as_str(),
+                    "",
+                );
                 true
             });
             return;
@@ -224,7 +240,11 @@ impl Node {
 
     /// Change a task record with `f` (which says whether it changed anything), retrying
     /// when an API call wrote the record in between.
-    fn update(&self, key: &str, mut f: impl FnMut(&mut Value) -> bool) -> Result<Value, StoreError> {
+    fn update(
+        &self,
+        key: &str,
+        mut f: impl FnMut(&mut Value) -> bool,
+    ) -> Result<Value, StoreError> {
         loop {
             let Some(r) = self.store.get(key) else {
                 return Err(StoreError::Conflict(key.to_string()));
@@ -234,10 +254,10 @@ impl Node {
                 return Ok(v);
             }
             v["version"] = json!(v["version"].as_i64().unwrap_or(1) + 1);
-            match self
-                .store
-                .txn(&[Cond::Revision(key.to_string(), r.revision)], vec![Op::Put(key.to_string(), v.clone())])
-            {
+            match self.store.txn(
+                &[Cond::Revision(key.to_string(), r.revision)],
+                vec![Op::Put(key.to_string(), v.clone())],
+            ) {
                 Ok(_) => return Ok(v),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -245,7 +265,11 @@ impl Node {
         }
     }
 
-    async fn update_async(self: &Arc<Self>, key: &str, f: impl FnMut(&mut Value) -> bool + Send + 'static) -> Option<Value> {
+    async fn update_async(
+        self: &Arc<Self>,
+        key: &str,
+        f: impl FnMut(&mut Value) -> bool + Send + 'static,
+    ) -> Option<Value> {
         let node = self.clone();
         let key = key.to_string();
         match tokio::task::spawn_blocking(move || node.update(&key, f)).await {
@@ -261,7 +285,11 @@ impl Node {
     /// Pull, prepare the bundles, and start the supervisor. Err is the stopped reason.
     async fn launch(self: &Arc<Self>, key: &str, dir: &Path) -> Result<(), String> {
         let k = parse_key(key).expect("task key");
-        let (account, region, task_id) = (k.account.to_string(), k.region.to_string(), k.id.to_string());
+        let (account, region, task_id) = (
+            k.account.to_string(),
+            k.region.to_string(),
+            k.id.to_string(),
+        );
         let task = self.store.get(key).ok_or("task record vanished")?.value;
         let td_arn = task["taskDefinitionArn"].as_str().unwrap_or_default();
         let (family, rev) = td_arn
@@ -269,13 +297,20 @@ impl Node {
             .next()
             .and_then(|fr| fr.rsplit_once(':'))
             .ok_or("task definition ARN is malformed")?;
-        let rev: u64 = rev.parse().map_err(|_| "task definition revision is malformed")?;
+        let rev: u64 = rev
+            .parse()
+            .map_err(|_| "task definition revision is malformed")?;
         let td = self
             .store
-            .get(&format!("/{account}/{region}/ecs/taskdef/{family}/{rev:010}"))
+            .get(&format!(
+                "/{account}/{region}/ecs/taskdef/{family}/{rev:010}"
+            ))
             .ok_or("the task definition no longer exists")?
             .value;
-        let defs: Vec<Value> = td["containerDefinitions"].as_array().cloned().unwrap_or_default();
+        let defs: Vec<Value> = td["containerDefinitions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let now = self.clock.now();
         self.update_async(key, move |t| {
             t["lastStatus"] = json!("PENDING");
@@ -316,7 +351,11 @@ impl Node {
         let mut failed: Option<String> = None;
         let digests: HashMap<String, String> = images
             .iter()
-            .filter_map(|(n, r)| r.as_ref().ok().map(|p| (n.clone(), p.manifest_digest.clone())))
+            .filter_map(|(n, r)| {
+                r.as_ref()
+                    .ok()
+                    .map(|p| (n.clone(), p.manifest_digest.clone()))
+            })
             .collect();
         for (name, r) in &images {
             if let Err(e) = r {
@@ -346,23 +385,36 @@ impl Node {
         let dir2 = dir.to_path_buf();
         let task2 = task.clone();
         let (acct2, region2) = (account.clone(), region.clone());
-        let plan = tokio::task::spawn_blocking(move || node.prepare(&dir2, &task2, &td, &defs, &images, &acct2, &region2, &task_id))
-            .await
-            .map_err(|e| e.to_string())??;
+        let plan = tokio::task::spawn_blocking(move || {
+            node.prepare(
+                &dir2, &task2, &td, &defs, &images, &acct2, &region2, &task_id,
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         // StopTask may have come while we pulled: then nothing starts.
-        if self.store.get(key).is_some_and(|r| r.value["desiredStatus"] == "STOPPED") {
+        if self
+            .store
+            .get(key)
+            .is_some_and(|r| r.value["desiredStatus"] == "STOPPED")
+        {
             return Err("Task stopped before its containers started".into());
         }
         let json = serde_json::to_vec_pretty(&plan).map_err(|e| e.to_string())?;
-        tokio::fs::write(dir.join("plan.json"), json).await.map_err(|e| e.to_string())?;
-        let (cmd, listener) = client::command(&self.cfg.exe, dir).map_err(|e| format!("cannot start the task supervisor: {e}"))?;
+        tokio::fs::write(dir.join("plan.json"), json)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (cmd, listener) = client::command(&self.cfg.exe, dir)
+            .map_err(|e| format!("cannot start the task supervisor: {e}"))?;
         // tokio reaps the supervisor when it exits, though nobody waits for it here.
         let child = tokio::process::Command::from(cmd)
             .spawn()
             .map_err(|e| format!("cannot start the task supervisor: {e}"))?;
         drop(listener);
         if let Some(pid) = child.id() {
-            tokio::fs::write(dir.join("shim.pid"), pid.to_string()).await.map_err(|e| e.to_string())?;
+            tokio::fs::write(dir.join("shim.pid"), pid.to_string())
+                .await
+                .map_err(|e| e.to_string())?;
         }
         drop(child);
         Ok(())
@@ -383,12 +435,23 @@ impl Node {
     ) -> Result<TaskPlan, String> {
         let io = |e: std::io::Error| format!("ResourceInitializationError: {e}");
         std::fs::create_dir_all(dir.join("containers")).map_err(io)?;
-        let fargate = task["launchType"] == "FARGATE" || td["requiresCompatibilities"].as_array().is_some_and(|a| a.iter().any(|c| c == "FARGATE"));
+        let fargate = task["launchType"] == "FARGATE"
+            || td["requiresCompatibilities"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|c| c == "FARGATE"));
         let hostname = task_id.to_string();
         let (hosts, hostname_file, resolv) = resolve::write_etc(dir, &hostname).map_err(io)?;
         let overrides = &task["overrides"];
         let extra_env = vec![
-            ("AWS_EXECUTION_ENV".to_string(), if fargate { "AWS_ECS_FARGATE" } else { "AWS_ECS_EC2" }.to_string()),
+            (
+                "AWS_EXECUTION_ENV".to_string(),
+                if fargate {
+                    "AWS_ECS_FARGATE"
+                } else {
+                    "AWS_ECS_EC2"
+                }
+                .to_string(),
+            ),
             ("AWS_DEFAULT_REGION".to_string(), region.to_string()),
             ("AWS_REGION".to_string(), region.to_string()),
         ];
@@ -400,7 +463,13 @@ impl Node {
                 .and_then(|a| a.iter().find(|o| o["name"] == name))
                 .cloned()
                 .unwrap_or(Value::Null);
-            if def["environmentFiles"].as_array().is_some_and(|a| !a.is_empty()) || ov["environmentFiles"].as_array().is_some_and(|a| !a.is_empty()) {
+            if def["environmentFiles"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+                || ov["environmentFiles"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            {
                 return Err("ResourceInitializationError: environmentFiles are read from S3, which Berth does not have yet".into());
             }
             if def["secrets"].as_array().is_some_and(|a| !a.is_empty()) {
@@ -416,8 +485,17 @@ impl Node {
                 .get(def["image"].as_str().unwrap_or_default())
                 .and_then(|r| r.as_ref().ok())
                 .ok_or("CannotPullContainerError: image not pulled")?;
-            let mut spec = resolve::container_spec(def, &ov, &pulled.config, &pulled.layers, &hostname, fargate, task_id, &extra_env)
-                .map_err(|e| format!("CannotStartContainerError: {e}"))?;
+            let mut spec = resolve::container_spec(
+                def,
+                &ov,
+                &pulled.config,
+                &pulled.layers,
+                &hostname,
+                fargate,
+                task_id,
+                &extra_env,
+            )
+            .map_err(|e| format!("CannotStartContainerError: {e}"))?;
             let bundle = dir.join("containers").join(name);
             std::fs::create_dir_all(bundle.join("rootfs")).map_err(io)?;
             spec.cgroups_path = format!("/berth/{task_id}/{name}");
@@ -425,7 +503,8 @@ impl Node {
             spec.etc_hosts = hosts.clone();
             spec.etc_hostname = hostname_file.clone();
             spec.etc_resolv = resolv.clone();
-            spec.volumes = resolve::mounts(def, td, dir).map_err(|e| format!("ResourceInitializationError: {e}"))?;
+            spec.volumes = resolve::mounts(def, td, dir)
+                .map_err(|e| format!("ResourceInitializationError: {e}"))?;
             if def["linuxParameters"]["initProcessEnabled"].as_bool() == Some(true) {
                 spec.init = Some(self.cfg.tasks_dir.join(".berth-init"));
             }
@@ -434,8 +513,13 @@ impl Node {
             std::fs::write(bundle.join("config.json"), json).map_err(io)?;
             let log_stream = match resolve::awslogs(def, task_id, region) {
                 Some((log_region, group, stream, create)) => Some(
-                    (self.log_streams)(account, &log_region, &group, &stream, create)
-                        .map_err(|e| format!("ResourceInitializationError: failed to validate logger args: {e}"))?,
+                    (self.log_streams)(account, &log_region, &group, &stream, create).map_err(
+                        |e| {
+                            format!(
+                                "ResourceInitializationError: failed to validate logger args: {e}"
+                            )
+                        },
+                    )?,
                 ),
                 None => None,
             };
@@ -443,14 +527,22 @@ impl Node {
                 name: name.to_string(),
                 essential: def["essential"].as_bool().unwrap_or(true),
                 depends_on: resolve::depends_on(def),
-                stop_timeout_secs: def["stopTimeout"].as_u64().unwrap_or(resolve::DEFAULT_STOP_TIMEOUT),
+                stop_timeout_secs: def["stopTimeout"]
+                    .as_u64()
+                    .unwrap_or(resolve::DEFAULT_STOP_TIMEOUT),
                 health_check: resolve::health_check(def),
                 layers: pulled.layers.clone(),
                 log_stream,
             });
         }
-        let cpu = overrides["cpu"].as_str().or(td["cpu"].as_str()).and_then(parse_units);
-        let memory = overrides["memory"].as_str().or(td["memory"].as_str()).and_then(parse_units);
+        let cpu = overrides["cpu"]
+            .as_str()
+            .or(td["cpu"].as_str())
+            .and_then(parse_units);
+        let memory = overrides["memory"]
+            .as_str()
+            .or(td["memory"].as_str())
+            .and_then(parse_units);
         Ok(TaskPlan {
             task_id: task_id.to_string(),
             runtime: self.cfg.runtime.clone(),
@@ -464,12 +556,18 @@ impl Node {
 
     /// Follow the supervisor's state until the task stops, mirroring it into the record.
     async fn supervise(self: &Arc<Self>, key: &str, dir: &Path) {
-        let awsvpc = self.store.get(key).is_some_and(|r| r.value["attachments"].as_array().is_some_and(|a| !a.is_empty()));
+        let awsvpc = self.store.get(key).is_some_and(|r| {
+            r.value["attachments"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        });
         if let Ok(mut s) = tokio::net::UnixStream::connect(dir.join(client::SOCKET)).await {
             if s.write_all(b"{\"op\":\"watch\"}\n").await.is_ok() {
                 let mut lines = BufReader::new(s).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let Ok(st) = serde_json::from_str::<TaskState>(&line) else { continue };
+                    let Ok(st) = serde_json::from_str::<TaskState>(&line) else {
+                        continue;
+                    };
                     self.mirror(key, &st, awsvpc).await;
                     if st.status == TaskStatus::Stopped {
                         break;
@@ -482,7 +580,10 @@ impl Node {
         let recorded = tokio::task::spawn_blocking(move || {
             let st = berth_runtime::shim::recorded_state(&dir2);
             if st.as_ref().is_none_or(|s| s.status != TaskStatus::Stopped) {
-                if let Some(plan) = std::fs::read(dir2.join("plan.json")).ok().and_then(|b| serde_json::from_slice::<TaskPlan>(&b).ok()) {
+                if let Some(plan) = std::fs::read(dir2.join("plan.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<TaskPlan>(&b).ok())
+                {
                     berth_runtime::shim::clean_up_after(&dir2, &plan);
                 }
             }
@@ -505,7 +606,8 @@ impl Node {
                 });
                 st.status = TaskStatus::Stopped;
                 st.stop_code.get_or_insert("TaskFailedToStart".into());
-                st.stopped_reason.get_or_insert("The task's supervisor ended unexpectedly".into());
+                st.stopped_reason
+                    .get_or_insert("The task's supervisor ended unexpectedly".into());
                 for c in &mut st.containers {
                     c.status = berth_runtime::ContainerStatus::Stopped;
                 }
@@ -533,7 +635,8 @@ impl Node {
         for step in steps(&current, target, awsvpc) {
             let st = st.clone();
             let now = self.clock.now();
-            self.update_async(key, move |t| apply(t, &st, step, now)).await;
+            self.update_async(key, move |t| apply(t, &st, step, now))
+                .await;
         }
     }
 
@@ -567,7 +670,9 @@ fn steps(from: &str, to: &'static str, awsvpc: bool) -> Vec<&'static str> {
         "STOPPED",
     ];
     let pos = |s: &str| ORDER.iter().position(|x| *x == s);
-    let (Some(a), Some(b)) = (pos(from), pos(to)) else { return vec![to] };
+    let (Some(a), Some(b)) = (pos(from), pos(to)) else {
+        return vec![to];
+    };
     if b < a {
         return vec![];
     }
@@ -591,12 +696,19 @@ fn st_never_ran(from: &str, to: &str) -> bool {
 fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
     let before = t.clone();
     t["lastStatus"] = json!(step);
-    let by_name: HashMap<&str, &berth_runtime::ContainerState> = st.containers.iter().map(|c| (c.name.as_str(), c)).collect();
-    let task_id = t["taskArn"].as_str().and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string();
+    let by_name: HashMap<&str, &berth_runtime::ContainerState> =
+        st.containers.iter().map(|c| (c.name.as_str(), c)).collect();
+    let task_id = t["taskArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
     let mut health = vec![];
     for c in t["containers"].as_array_mut().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or_default().to_string();
-        let Some(s) = by_name.get(name.as_str()) else { continue };
+        let Some(s) = by_name.get(name.as_str()) else {
+            continue;
+        };
         c["lastStatus"] = json!(match s.status {
             berth_runtime::ContainerStatus::Pending => "PENDING",
             berth_runtime::ContainerStatus::Running => "RUNNING",
@@ -620,7 +732,11 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
         health.push((name, h));
     }
     // The task is as healthy as its checked containers (ECS looks at essential ones).
-    let checked: Vec<&str> = health.iter().map(|(_, h)| *h).filter(|h| *h != "UNKNOWN").collect();
+    let checked: Vec<&str> = health
+        .iter()
+        .map(|(_, h)| *h)
+        .filter(|h| *h != "UNKNOWN")
+        .collect();
     t["healthStatus"] = json!(if checked.contains(&"UNHEALTHY") {
         "UNHEALTHY"
     } else if !checked.is_empty() && checked.len() == health.len() {
@@ -719,7 +835,10 @@ mod tests {
     fn steps_follow_ecs_order() {
         assert_eq!(steps("PENDING", "RUNNING", false), ["RUNNING"]);
         assert_eq!(steps("PENDING", "RUNNING", true), ["ACTIVATING", "RUNNING"]);
-        assert_eq!(steps("RUNNING", "STOPPED", true), ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]);
+        assert_eq!(
+            steps("RUNNING", "STOPPED", true),
+            ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
+        );
         assert_eq!(steps("RUNNING", "STOPPED", false), ["STOPPING", "STOPPED"]);
         assert_eq!(steps("PENDING", "STOPPED", false), ["STOPPING", "STOPPED"]);
         assert!(steps("STOPPED", "RUNNING", false).is_empty());

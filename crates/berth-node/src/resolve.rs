@@ -12,8 +12,11 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 pub const DEFAULT_STOP_TIMEOUT: u64 = 30;
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 /// The process: Docker's rule is that an entryPoint given by the user drops the image's
@@ -28,7 +31,9 @@ pub fn args(def: &Value, ov: &Value, image: &Value) -> Vec<String> {
         Some(e) => (e, user_cmd.unwrap_or_default()),
         None => (
             strings(&cfg["Entrypoint"]).unwrap_or_default(),
-            user_cmd.or_else(|| strings(&cfg["Cmd"])).unwrap_or_default(),
+            user_cmd
+                .or_else(|| strings(&cfg["Cmd"]))
+                .unwrap_or_default(),
         ),
     };
     entry.into_iter().chain(cmd).collect()
@@ -87,15 +92,18 @@ pub fn user(spec: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32>), Stri
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u))
-    });
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || (u.parse::<u32>().is_ok() && f[2] == u)));
     let uid = match u.parse::<u32>() {
         Ok(n) => n,
         Err(_) => entry
             .as_ref()
             .and_then(|f| f[2].parse().ok())
-            .ok_or_else(|| format!("unable to find user {u}: no matching entries in passwd file"))?,
+            .ok_or_else(|| {
+                format!("unable to find user {u}: no matching entries in passwd file")
+            })?,
     };
     let gid = match g {
         Some(g) => match g.parse::<u32>() {
@@ -105,7 +113,9 @@ pub fn user(spec: &str, layers: &[PathBuf]) -> Result<(u32, u32, Vec<u32>), Stri
                 .map(|l| l.split(':').collect::<Vec<_>>())
                 .find(|f| f.len() >= 3 && f[0] == g)
                 .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
         },
         None => entry.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
     };
@@ -255,14 +265,21 @@ pub fn container_spec(
 }
 
 /// Where a container's awslogs stream is: (region, group, stream, create group).
-pub fn awslogs(def: &Value, task_id: &str, task_region: &str) -> Option<(String, String, String, bool)> {
+pub fn awslogs(
+    def: &Value,
+    task_id: &str,
+    task_region: &str,
+) -> Option<(String, String, String, bool)> {
     let lc = def.get("logConfiguration")?;
     if lc["logDriver"] != "awslogs" {
         return None;
     }
     let o = &lc["options"];
     let group = o["awslogs-group"].as_str()?.to_string();
-    let region = o["awslogs-region"].as_str().unwrap_or(task_region).to_string();
+    let region = o["awslogs-region"]
+        .as_str()
+        .unwrap_or(task_region)
+        .to_string();
     let name = def["name"].as_str().unwrap_or_default();
     let stream = match o["awslogs-stream-prefix"].as_str() {
         Some(p) => format!("{p}/{name}/{task_id}"),
@@ -275,10 +292,15 @@ pub fn awslogs(def: &Value, task_id: &str, task_region: &str) -> Option<(String,
 /// The container's mountPoints, each a task volume: a bind-mount volume without a host
 /// path is a directory of the task (shared by its containers, gone with the task), as
 /// Fargate gives it. Returns (container path, host directory, read-only).
-pub fn mounts(def: &Value, td: &Value, task_dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, String> {
+pub fn mounts(
+    def: &Value,
+    td: &Value,
+    task_dir: &Path,
+) -> Result<Vec<(String, PathBuf, bool)>, String> {
     let mut out = vec![];
     for m in def["mountPoints"].as_array().into_iter().flatten() {
-        let (Some(vol), Some(path)) = (m["sourceVolume"].as_str(), m["containerPath"].as_str()) else {
+        let (Some(vol), Some(path)) = (m["sourceVolume"].as_str(), m["containerPath"].as_str())
+        else {
             continue;
         };
         let v = td["volumes"]
@@ -295,7 +317,11 @@ pub fn mounts(def: &Value, td: &Value, task_dir: &Path) -> Result<Vec<(String, P
         }
         let dir = task_dir.join("volumes").join(vol);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        out.push((path.to_string(), dir, m["readOnly"].as_bool().unwrap_or(false)));
+        out.push((
+            path.to_string(),
+            dir,
+            m["readOnly"].as_bool().unwrap_or(false),
+        ));
     }
     Ok(out)
 }
@@ -324,10 +350,20 @@ mod tests {
     fn entrypoint_from_user_drops_image_cmd() {
         let image = json!({"config": {"Entrypoint": ["/e"], "Cmd": ["c"]}});
         assert_eq!(args(&json!({}), &json!({}), &image), ["/e", "c"]);
-        assert_eq!(args(&json!({"command": ["x"]}), &json!({}), &image), ["/e", "x"]);
-        assert_eq!(args(&json!({"entryPoint": ["/u"]}), &json!({}), &image), ["/u"]);
         assert_eq!(
-            args(&json!({"entryPoint": ["/u"], "command": ["a"]}), &json!({"command": ["b"]}), &image),
+            args(&json!({"command": ["x"]}), &json!({}), &image),
+            ["/e", "x"]
+        );
+        assert_eq!(
+            args(&json!({"entryPoint": ["/u"]}), &json!({}), &image),
+            ["/u"]
+        );
+        assert_eq!(
+            args(
+                &json!({"entryPoint": ["/u"], "command": ["a"]}),
+                &json!({"command": ["b"]}),
+                &image
+            ),
             ["/u", "b"]
         );
     }
@@ -335,7 +371,8 @@ mod tests {
     #[test]
     fn env_layers_in_order() {
         let image = json!({"config": {"Env": ["PATH=/bin", "A=1"]}});
-        let def = json!({"environment": [{"name": "A", "value": "2"}, {"name": "B", "value": "x"}]});
+        let def =
+            json!({"environment": [{"name": "A", "value": "2"}, {"name": "B", "value": "x"}]});
         let ov = json!({"environment": [{"name": "B", "value": "y"}]});
         assert_eq!(env(&def, &ov, &image, &[]), ["PATH=/bin", "A=2", "B=y"]);
     }
@@ -344,8 +381,16 @@ mod tests {
     fn users_resolve_from_image_files() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
-        std::fs::write(d.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/sh\n").unwrap();
-        std::fs::write(d.path().join("etc/group"), "root:x:0:\ndata:x:34:\nextra:x:50:www\n").unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("etc/group"),
+            "root:x:0:\ndata:x:34:\nextra:x:50:www\n",
+        )
+        .unwrap();
         let layers = vec![d.path().to_path_buf()];
         assert_eq!(user("www", &layers).unwrap(), (33, 34, vec![50]));
         assert_eq!(user("33", &layers).unwrap(), (33, 34, vec![50]));
@@ -358,6 +403,9 @@ mod tests {
     fn fargate_nofile_is_clamped_to_the_host() {
         let l = rlimits(&json!({}), true, "t");
         let max = berth_runtime::sys::host_hard_limit("RLIMIT_NOFILE").unwrap();
-        assert_eq!(l, vec![("RLIMIT_NOFILE".to_string(), 65535.min(max), 65535.min(max))]);
+        assert_eq!(
+            l,
+            vec![("RLIMIT_NOFILE".to_string(), 65535.min(max), 65535.min(max))]
+        );
     }
 }

@@ -113,7 +113,10 @@ pub fn run(dir: &Path, open_sink: &SinkOpener) -> i32 {
     {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("berth shim: cannot read the task plan in {}: {e}", dir.display());
+            eprintln!(
+                "berth shim: cannot read the task plan in {}: {e}",
+                dir.display()
+            );
             return 1;
         }
     };
@@ -267,11 +270,17 @@ impl Shim {
     fn setup(&mut self) {
         let prepared = (|| -> io::Result<()> {
             sys::new_netns(&self.dir.join("netns"))?;
-            sys::create_task_cgroup(&self.plan.cgroup, self.plan.cpu_quota_us, self.plan.memory_limit)?;
+            sys::create_task_cgroup(
+                &self.plan.cgroup,
+                self.plan.cpu_quota_us,
+                self.plan.memory_limit,
+            )?;
             Ok(())
         })();
         if let Err(e) = prepared {
-            let reason = format!("ResourceInitializationError: cannot prepare the task's namespace and cgroup: {e}");
+            let reason = format!(
+                "ResourceInitializationError: cannot prepare the task's namespace and cgroup: {e}"
+            );
             self.task.stop_code = Some("TaskFailedToStart".into());
             self.task.stopped_reason = Some(reason.clone());
             for c in &mut self.ctrs {
@@ -305,7 +314,8 @@ impl Shim {
         if let Err(e) = written {
             eprintln!("berth shim: cannot record state: {e}");
         }
-        self.clients.retain_mut(|c| !c.watch || c.stream.write_all(&line).is_ok());
+        self.clients
+            .retain_mut(|c| !c.watch || c.stream.write_all(&line).is_ok());
         self.dirty = false;
         self.durable = false;
     }
@@ -320,7 +330,9 @@ impl Shim {
         loop {
             let mut progressed = false;
             for i in 0..self.ctrs.len() {
-                if self.ctrs[i].st.status != ContainerStatus::Pending || self.task.status == TaskStatus::Stopping {
+                if self.ctrs[i].st.status != ContainerStatus::Pending
+                    || self.task.status == TaskStatus::Stopping
+                {
                     continue;
                 }
                 match self.deps_state(i) {
@@ -334,7 +346,10 @@ impl Shim {
                         self.changed(true);
                         progressed = true;
                         if essential {
-                            self.begin_stop(Some("TaskFailedToStart"), Some(format!("CannotStartContainerError: {why}")));
+                            self.begin_stop(
+                                Some("TaskFailedToStart"),
+                                Some(format!("CannotStartContainerError: {why}")),
+                            );
                         }
                     }
                     Deps::Ready => {
@@ -358,14 +373,20 @@ impl Shim {
             }
         }
         if self.task.status == TaskStatus::Pending
-            && self.ctrs.iter().all(|c| c.st.status != ContainerStatus::Pending)
+            && self
+                .ctrs
+                .iter()
+                .all(|c| c.st.status != ContainerStatus::Pending)
             && self.ctrs.iter().any(|c| c.st.started_at.is_some())
         {
             self.task.status = TaskStatus::Running;
             self.task.started_at = Some(now_secs());
             self.changed(false);
         }
-        if self.ctrs.iter().all(|c| c.st.status == ContainerStatus::Stopped)
+        if self
+            .ctrs
+            .iter()
+            .all(|c| c.st.status == ContainerStatus::Stopped)
             && self.task.status != TaskStatus::Stopped
         {
             if self.task.status != TaskStatus::Stopping && self.task.stop_code.is_none() {
@@ -383,7 +404,10 @@ impl Shim {
     fn deps_state(&self, i: usize) -> Deps {
         for d in &self.ctrs[i].plan.depends_on {
             let Some(dep) = self.ctrs.iter().find(|c| c.plan.name == d.container) else {
-                return Deps::Never(format!("dependency {} is not a container of the task", d.container));
+                return Deps::Never(format!(
+                    "dependency {} is not a container of the task",
+                    d.container
+                ));
             };
             let s = &dep.st;
             let stopped = s.status == ContainerStatus::Stopped;
@@ -391,7 +415,10 @@ impl Shim {
                 "START" => {
                     if s.started_at.is_none() {
                         if stopped {
-                            return Deps::Never(format!("dependency {} never started", d.container));
+                            return Deps::Never(format!(
+                                "dependency {} never started",
+                                d.container
+                            ));
                         }
                         return Deps::Wait;
                     }
@@ -416,7 +443,10 @@ impl Shim {
                 "HEALTHY" => {
                     if s.health != Health::Healthy {
                         if stopped || s.health == Health::Unhealthy {
-                            return Deps::Never(format!("dependency {} did not become HEALTHY", d.container));
+                            return Deps::Never(format!(
+                                "dependency {} did not become HEALTHY",
+                                d.container
+                            ));
                         }
                         return Deps::Wait;
                     }
@@ -431,8 +461,13 @@ impl Shim {
         let bundle = self.ctrs[i].bundle.clone();
         let id = self.ctrs[i].id.clone();
         let rootfs = bundle.join("rootfs");
-        sys::mount_overlay(&self.ctrs[i].plan.layers, &bundle.join("upper"), &bundle.join("work"), &rootfs)
-            .map_err(|e| format!("cannot mount the root filesystem: {e}"))?;
+        sys::mount_overlay(
+            &self.ctrs[i].plan.layers,
+            &bundle.join("upper"),
+            &bundle.join("work"),
+            &rootfs,
+        )
+        .map_err(|e| format!("cannot mount the root filesystem: {e}"))?;
         let fail = |msg: String| {
             let _ = sys::unmount(&rootfs);
             Err(msg)
@@ -457,14 +492,30 @@ impl Shim {
         match status {
             Ok(s) if s.success() => {}
             Ok(_) => {
-                let msg = format!("OCI runtime create failed: {}", self.runtime_error(i, "runc create failed"));
+                let msg = format!(
+                    "OCI runtime create failed: {}",
+                    self.runtime_error(i, "runc create failed")
+                );
                 self.runtime_cmd(&["delete", "--force", &id]);
                 return fail(msg);
             }
-            Err(e) => return fail(format!("cannot run the OCI runtime {}: {e}", self.plan.runtime.display())),
+            Err(e) => {
+                return fail(format!(
+                    "cannot run the OCI runtime {}: {e}",
+                    self.plan.runtime.display()
+                ))
+            }
         }
-        self.outputs.push(Output { fd: out_r, ctr: i, partial: vec![] });
-        self.outputs.push(Output { fd: err_r, ctr: i, partial: vec![] });
+        self.outputs.push(Output {
+            fd: out_r,
+            ctr: i,
+            partial: vec![],
+        });
+        self.outputs.push(Output {
+            fd: err_r,
+            ctr: i,
+            partial: vec![],
+        });
         let pid: i32 = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -480,7 +531,10 @@ impl Shim {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            let msg = format!("OCI runtime start failed: {}", self.runtime_error(i, "runc start failed"));
+            let msg = format!(
+                "OCI runtime start failed: {}",
+                self.runtime_error(i, "runc start failed")
+            );
             self.runtime_cmd(&["delete", "--force", &id]);
             return fail(msg);
         }
@@ -528,7 +582,8 @@ impl Shim {
                 ContainerStatus::Running => {
                     let id = self.ctrs[i].id.clone();
                     self.runtime_cmd(&["kill", &id, "TERM"]);
-                    self.ctrs[i].kill_at = Some(now + Duration::from_secs(self.ctrs[i].plan.stop_timeout_secs));
+                    self.ctrs[i].kill_at =
+                        Some(now + Duration::from_secs(self.ctrs[i].plan.stop_timeout_secs));
                 }
                 ContainerStatus::Stopped => {}
             }
@@ -567,7 +622,10 @@ impl Shim {
         let essential = c.plan.essential;
         self.changed(true);
         if essential {
-            self.begin_stop(Some("EssentialContainerExited"), Some("Essential container in task exited".into()));
+            self.begin_stop(
+                Some("EssentialContainerExited"),
+                Some("Essential container in task exited".into()),
+            );
         }
         self.evaluate();
     }
@@ -617,7 +675,13 @@ impl Shim {
         }
     }
 
-    fn spawn_exec(&mut self, i: usize, args: &[String], timeout: Duration, purpose: ChildFor) -> Result<(), String> {
+    fn spawn_exec(
+        &mut self,
+        i: usize,
+        args: &[String],
+        timeout: Duration,
+        purpose: ChildFor,
+    ) -> Result<(), String> {
         let (r, w) = pipe().map_err(|e| e.to_string())?;
         let w2 = w.try_clone().map_err(|e| e.to_string())?;
         let child = self
@@ -670,7 +734,9 @@ impl Shim {
     fn health_result(&mut self, i: usize, ok: bool) {
         let c = &mut self.ctrs[i];
         c.health_running = false;
-        let Some(h) = c.plan.health_check.clone() else { return };
+        let Some(h) = c.plan.health_check.clone() else {
+            return;
+        };
         if c.st.status != ContainerStatus::Running {
             return;
         }
@@ -706,7 +772,10 @@ impl Shim {
         let req: Request = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => {
-                self.reply(client, &serde_json::json!({"error": format!("bad request: {e}")}));
+                self.reply(
+                    client,
+                    &serde_json::json!({"error": format!("bad request: {e}")}),
+                );
                 return;
             }
         };
@@ -729,21 +798,39 @@ impl Shim {
                 self.reply(client, &serde_json::json!({"ok": true}));
             }
             Request::Signal { container, signal } => {
-                let found = self.ctrs.iter().find(|c| c.plan.name == container && c.st.status == ContainerStatus::Running);
+                let found = self
+                    .ctrs
+                    .iter()
+                    .find(|c| c.plan.name == container && c.st.status == ContainerStatus::Running);
                 let ok = match found {
                     Some(c) => self.runtime_cmd(&["kill", &c.id, &signal.to_string()]),
                     None => false,
                 };
                 self.reply(client, &serde_json::json!({"ok": ok}));
             }
-            Request::Exec { container, args, timeout_secs } => {
-                let found = self.ctrs.iter().position(|c| c.plan.name == container && c.st.status == ContainerStatus::Running);
+            Request::Exec {
+                container,
+                args,
+                timeout_secs,
+            } => {
+                let found = self.ctrs.iter().position(|c| {
+                    c.plan.name == container && c.st.status == ContainerStatus::Running
+                });
                 let started = match found {
-                    Some(i) => self.spawn_exec(i, &args, Duration::from_secs(timeout_secs.max(1)), ChildFor::Exec(client)),
+                    Some(i) => self.spawn_exec(
+                        i,
+                        &args,
+                        Duration::from_secs(timeout_secs.max(1)),
+                        ChildFor::Exec(client),
+                    ),
                     None => Err(format!("container {container} is not running")),
                 };
                 if let Err(e) = started {
-                    let res = ExecResult { exit_code: None, output: String::new(), error: Some(e) };
+                    let res = ExecResult {
+                        exit_code: None,
+                        output: String::new(),
+                        error: Some(e),
+                    };
                     self.reply(client, &serde_json::to_value(res).expect("serializes"));
                 }
             }
@@ -754,11 +841,13 @@ impl Shim {
         let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
         let mut term = false;
         loop {
-            let n = unsafe { libc::read(self.sigfd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+            let n =
+                unsafe { libc::read(self.sigfd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
             if n <= 0 {
                 break;
             }
-            let si: libc::signalfd_siginfo = unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
+            let si: libc::signalfd_siginfo =
+                unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
             if si.ssi_signo == libc::SIGTERM as u32 {
                 term = true;
             }
@@ -769,7 +858,11 @@ impl Shim {
             if pid <= 0 {
                 break;
             }
-            if let Some(i) = self.ctrs.iter().position(|c| c.st.pid == Some(pid) && c.st.status == ContainerStatus::Running) {
+            if let Some(i) = self
+                .ctrs
+                .iter()
+                .position(|c| c.st.pid == Some(pid) && c.st.status == ContainerStatus::Running)
+            {
                 self.on_exit(i, status);
             } else if let Some(k) = self.children.iter().position(|c| c.pid == pid) {
                 self.on_child_exit(k, status);
@@ -792,11 +885,18 @@ impl Shim {
                 && !self.ctrs[i].health_running
                 && self.ctrs[i].st.status == ContainerStatus::Running;
             if due {
-                let h = self.ctrs[i].plan.health_check.clone().expect("scheduled only with a check");
+                let h = self.ctrs[i]
+                    .plan
+                    .health_check
+                    .clone()
+                    .expect("scheduled only with a check");
                 self.ctrs[i].health_next = None;
                 self.ctrs[i].health_running = true;
                 let timeout = Duration::from_secs(h.timeout_secs.max(1));
-                if self.spawn_exec(i, &h.command, timeout, ChildFor::Health).is_err() {
+                if self
+                    .spawn_exec(i, &h.command, timeout, ChildFor::Health)
+                    .is_err()
+                {
                     self.health_result(i, false);
                 }
             }
@@ -810,8 +910,15 @@ impl Shim {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let ctr_times = self.ctrs.iter().flat_map(|c| [c.kill_at, c.health_next.filter(|_| !c.health_running)]);
-        let child_times = self.children.iter().filter(|c| !c.timed_out).map(|c| Some(c.deadline));
+        let ctr_times = self
+            .ctrs
+            .iter()
+            .flat_map(|c| [c.kill_at, c.health_next.filter(|_| !c.health_running)]);
+        let child_times = self
+            .children
+            .iter()
+            .filter(|c| !c.timed_out)
+            .map(|c| Some(c.deadline));
         ctr_times.chain(child_times).flatten().min()
     }
 
@@ -847,7 +954,11 @@ impl Shim {
             }
             // Poll set: signals, listener, clients, outputs, exec outputs.
             let mut fds: Vec<libc::pollfd> = vec![];
-            let pfd = |fd: RawFd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            let pfd = |fd: RawFd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             fds.push(pfd(self.sigfd.as_raw_fd()));
             fds.push(pfd(self.listener.as_raw_fd()));
             let nc = self.clients.len();
@@ -863,7 +974,12 @@ impl Shim {
             fds.extend(child_fds.iter().map(|(_, fd)| pfd(*fd)));
             let timeout = self
                 .next_deadline()
-                .map(|t| t.saturating_duration_since(Instant::now()).as_millis().min(60_000) as i32 + 1)
+                .map(|t| {
+                    t.saturating_duration_since(Instant::now())
+                        .as_millis()
+                        .min(60_000) as i32
+                        + 1
+                })
                 .unwrap_or(-1);
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
@@ -876,7 +992,12 @@ impl Shim {
                 while let Ok((stream, _)) = self.listener.accept() {
                     let _ = stream.set_nonblocking(true);
                     self.next_client += 1;
-                    self.clients.push(Client { id: self.next_client, stream, inbuf: vec![], watch: false });
+                    self.clients.push(Client {
+                        id: self.next_client,
+                        stream,
+                        inbuf: vec![],
+                        watch: false,
+                    });
                 }
             }
             let mut closed: Vec<u64> = vec![];
@@ -974,5 +1095,9 @@ pub fn clean_up_after(dir: &Path, plan: &TaskPlan) {
 
 /// Map from container name to state, for callers that look containers up by name.
 pub fn by_name(state: &TaskState) -> HashMap<&str, &ContainerState> {
-    state.containers.iter().map(|c| (c.name.as_str(), c)).collect()
+    state
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect()
 }

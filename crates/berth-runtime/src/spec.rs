@@ -5,7 +5,8 @@
 
 use oci_spec::runtime::{
     Capability, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespace, LinuxNamespaceType,
-    LinuxResources, LinuxSeccomp, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec, User,
+    LinuxResources, LinuxSeccomp, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Spec,
+    User,
 };
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -13,6 +14,11 @@ use std::str::FromStr;
 
 const SECCOMP: &str = include_str!("../data/seccomp.json");
 const CAPABILITIES: &str = include_str!("../data/capabilities.json");
+
+/// The static init run as PID 1 for containers with initProcessEnabled.
+pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+/// Where containers see it.
+pub const INIT_PATH: &str = "/sbin/berth-init";
 
 /// A container's settings, resolved: no image or task-definition lookups remain.
 #[derive(Debug, Clone, Default)]
@@ -63,11 +69,11 @@ fn caps(names: &[String]) -> HashSet<Capability> {
         .collect()
 }
 
-fn bind(dest: &str, src: &PathBuf, readonly: bool) -> Mount {
+fn bind(dest: &str, src: &std::path::Path, readonly: bool) -> Mount {
     let mut m = Mount::default();
     m.set_destination(PathBuf::from(dest));
     m.set_typ(Some("bind".into()));
-    m.set_source(Some(src.clone()));
+    m.set_source(Some(src.to_path_buf()));
     let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
     if readonly {
         opts.push("ro".into());
@@ -156,7 +162,10 @@ pub fn build(c: &ContainerSpec) -> Spec {
         })
         .collect::<Vec<LinuxNamespace>>();
     linux.set_namespaces(Some(namespaces));
-    let mut res = linux.resources().clone().unwrap_or_else(LinuxResources::default);
+    let mut res = linux
+        .resources()
+        .clone()
+        .unwrap_or_else(LinuxResources::default);
     if c.cpu_shares.is_some() {
         let mut cpu = LinuxCpu::default();
         cpu.set_shares(c.cpu_shares);
@@ -325,8 +334,3 @@ mod tests {
         assert!(bounding.iter().any(|c| c == "CAP_SYS_ADMIN"));
     }
 }
-
-/// The static init run as PID 1 for containers with initProcessEnabled.
-pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
-/// Where containers see it.
-pub const INIT_PATH: &str = "/sbin/berth-init";

@@ -21,12 +21,21 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 
 /// Mount an overlay of `lowers` (lowest first) with `upper` and `work` at `target`.
 /// An image without layers gets an empty read-only lower so the overlay stays valid.
-pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> io::Result<()> {
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> io::Result<()> {
     for d in [upper, work, target] {
         std::fs::create_dir_all(d)?;
     }
     // overlayfs lists lower directories top first.
-    let mut lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
+    let mut lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
     if lower.is_empty() {
         let empty = work.with_file_name("empty");
         std::fs::create_dir_all(&empty)?;
@@ -39,7 +48,9 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
         work.display()
     );
     if opts.len() >= 4096 {
-        return Err(io::Error::other("too many image layers for one overlay mount"));
+        return Err(io::Error::other(
+            "too many image layers for one overlay mount",
+        ));
     }
     let opts = CString::new(opts).map_err(|_| io::Error::other("NUL in a layer path"))?;
     let target_c = cstr(target)?;
@@ -126,7 +137,11 @@ fn under(controller: &str, cgroup: &str) -> PathBuf {
 
 /// Create the task's cgroup with its limits: a CFS quota and a memory limit, which the
 /// containers below it share.
-pub fn create_task_cgroup(cgroup: &str, cpu_quota_us: Option<i64>, memory: Option<i64>) -> io::Result<()> {
+pub fn create_task_cgroup(
+    cgroup: &str,
+    cpu_quota_us: Option<i64>,
+    memory: Option<i64>,
+) -> io::Result<()> {
     let cpu = under("cpu", cgroup);
     let mem = under("memory", cgroup);
     std::fs::create_dir_all(&cpu)?;

@@ -165,7 +165,11 @@ fn stop_tasks(data_dir: &std::path::Path) -> Result<(), String> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The parent cgroups runc made for Berth's containers, now empty.
-    for c in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().filter_map(Result::ok) {
+    for c in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
         let _ = std::fs::remove_dir(c.path().join("berth"));
     }
     Ok(())
@@ -184,7 +188,9 @@ fn open_log_sink(dir: &std::path::Path) -> std::io::Result<Box<dyn berth_runtime
             let _ = self.0.sync();
         }
     }
-    Ok(Box::new(Sink(berth_logs::segments::StreamAppender::open(dir)?)))
+    Ok(Box::new(Sink(berth_logs::segments::StreamAppender::open(
+        dir,
+    )?)))
 }
 
 /// A runtime named without a path is looked up on PATH.
@@ -198,7 +204,12 @@ fn find_program(p: &std::path::Path) -> Result<PathBuf, String> {
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|d| d.join(p))
         .find(|c| c.is_file())
-        .ok_or_else(|| format!("the OCI runtime {} is not installed (apt install runc)", p.display()))
+        .ok_or_else(|| {
+            format!(
+                "the OCI runtime {} is not installed (apt install runc)",
+                p.display()
+            )
+        })
 }
 
 async fn up(args: UpArgs) -> Result<(), String> {
@@ -252,7 +263,14 @@ async fn up(args: UpArgs) -> Result<(), String> {
         ..Default::default()
     };
     berth_ecr::lifecycle::spawn_controller(registry.clone(), lifecycle);
-    start_node(&args, &data_dir, local.port(), store.clone(), clock.clone(), logs.clone())?;
+    start_node(
+        &args,
+        &data_dir,
+        local.port(),
+        store.clone(),
+        clock.clone(),
+        logs.clone(),
+    )?;
     let auth = auth::Auth {
         enforce: args.enforce_auth,
         access_key_id: args.access_key_id.clone(),
@@ -285,10 +303,11 @@ fn start_node(
     let content = berth_image::ContentStore::open(&data_dir.join("images"))
         .map_err(|e| format!("cannot open the image store: {e}"))?;
     let puller = Arc::new(berth_image::Puller::new(Arc::new(content)));
-    let log_streams: berth_node::LogStreams = Arc::new(move |account, region, group, stream, create| {
-        logs.ensure_stream(account, region, group, stream, create)
-            .map_err(|e| format!("{}: {}", e.code, e.message))
-    });
+    let log_streams: berth_node::LogStreams =
+        Arc::new(move |account, region, group, stream, create| {
+            logs.ensure_stream(account, region, group, stream, create)
+                .map_err(|e| format!("{}: {}", e.code, e.message))
+        });
     // Berth's own registry wants an ECR token when auth is enforced; mint one.
     let secret = args.secret_access_key.clone();
     let registry_auth: berth_node::RegistryAuth = Arc::new(move |image, account, _region| {
@@ -302,7 +321,10 @@ fn start_node(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        Some(("AWS".to_string(), berth_registry::token::issue(&secret, account, now + 3600.0)))
+        Some((
+            "AWS".to_string(),
+            berth_registry::token::issue(&secret, account, now + 3600.0),
+        ))
     });
     let node = berth_node::Node::new(
         store,

@@ -409,7 +409,7 @@ async fn task_definition_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn run_task_fails_clearly_until_the_runtime_exists() {
+async fn run_task_refusals_record_nothing() {
     let s = Server::start();
     let ecs = s.ecs();
     ecs.create_cluster().send().await.unwrap();
