@@ -120,7 +120,7 @@ waited=$(python3 -c "print(int($(field "$t" executionStoppedAt) - $(field "$t" s
 expect_eq "SIGKILL came no sooner than stopTimeout" "1" "$waited"
 
 # 7. The default seccomp profile and capabilities: mount, unshare and keyctl fail.
-register probe "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"/bin/probe | grep -E '^(keyctl|unshare_newns|mount|setns|ptrace_traceme|getpid)='; mount -t tmpfs none /mnt 2>/dev/null; echo mount-cmd=\$?; unshare -n true 2>/dev/null; echo unshare-cmd=\$?\"],$(awslogs probe)}]" >/dev/null
+register probe "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"/bin/probe | grep -E '^(keyctl|unshare_newns|mount|setns|ptrace_traceme|getpid)='; mount -t tmpfs none /mnt 2>/dev/null; echo mount-cmd=\$?; unshare -n true 2>/dev/null; echo unshare-cmd=\$?; grep CapEff /proc/self/status | tr -d '\\\\t'\"],$(awslogs probe)}]" >/dev/null
 t=$(run probe)
 wait_stopped "$t"
 out=$(logs_of /ecs/probe "p/app/$t" | tr '\t' ' ')
@@ -128,6 +128,7 @@ for k in keyctl unshare_newns setns ptrace_traceme mount; do
   expect_eq "seccomp: $k is refused" "$k=EPERM" "$(grep -oE "(^| )$k=[A-Z]+" <<<"$out" | tr -d ' ' | head -1)"
 done
 expect_eq "seccomp: getpid works" "getpid=OK" "$(grep -oE "getpid=[A-Z]+" <<<"$out")"
+expect_eq "Docker's 14 default capabilities" "CapEff:00000000a80425fb" "$(grep -oE "CapEff:[0-9a-f]+" <<<"$out")"
 expect_eq "mount(8) fails in a task" "mount-cmd=1" "$(grep -oE "mount-cmd=[0-9]+" <<<"$out")"
 expect_eq "unshare(1) fails in a task" "unshare-cmd=1" "$(grep -oE "unshare-cmd=[0-9]+" <<<"$out")"
 

@@ -65,7 +65,8 @@ pub fn default_seccomp() -> LinuxSeccomp {
 fn caps(names: &[String]) -> HashSet<Capability> {
     names
         .iter()
-        .filter_map(|n| Capability::from_str(n).ok())
+        // The spec's names (CAP_CHOWN), as serde reads them; FromStr wants CHOWN.
+        .filter_map(|n| serde_json::from_value::<Capability>(serde_json::json!(n)).ok())
         .collect()
 }
 
