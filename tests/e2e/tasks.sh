@@ -168,6 +168,13 @@ awsb ecs wait tasks-running --cluster c1 --tasks "$t"
 expect_eq "task cpu 512 is a CFS quota of half a CPU" "50000" "$(cat /sys/fs/cgroup/cpu/berth/$t/cpu.cfs_quota_us)"
 expect_eq "task memory 1024 MiB" "1073741824" "$(cat /sys/fs/cgroup/memory/berth/$t/memory.limit_in_bytes)"
 expect_eq "container memory 300 MiB" "314572800" "$(cat /sys/fs/cgroup/memory/berth/$t/app/memory.limit_in_bytes)"
+log_has() { [ "$(logs_of "$1" "$2")" == "$3" ]; }
+if wait_for "a running task's output in get-log-events" 5 log_has /ecs/limits "p/app/$t" "touch=1"; then
+  pass "output readable while the task runs"
+else
+  fail "output readable while the task runs"
+fi
+expect_eq "still running while its output is read" "RUNNING" "$(field "$t" lastStatus)"
 awsb ecs stop-task --cluster c1 --task "$t" >/dev/null
 wait_stopped "$t"
 expect_eq "read-only root filesystem" "touch=1" "$(logs_of /ecs/limits "p/app/$t")"
