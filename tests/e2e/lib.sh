@@ -17,9 +17,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# start_berth [extra args...]: sets BERTH_PID, BERTH_URL, BERTH_DATA (reused if already set).
+# start_berth [extra args...]: sets BERTH_PID, BERTH_URL, BERTH_DATA and BERTH_PORT (the last
+# two reused if already set).
 start_berth() {
-  BERTH_PORT="$(free_port)"
+  BERTH_PORT="${BERTH_PORT:-$(free_port)}" # a restart keeps its port: images name it
   BERTH_DATA="${BERTH_DATA:-$(mktemp -d)}"
   BERTH_URL="http://127.0.0.1:$BERTH_PORT"
   "$BERTH_BIN" up --listen "127.0.0.1:$BERTH_PORT" --data-dir "$BERTH_DATA" "$@" >"$BERTH_DATA/berth.log" 2>&1 &

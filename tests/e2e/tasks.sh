@@ -201,12 +201,19 @@ expect_eq "adopted task still RUNNING" "RUNNING" "$(field "$t" lastStatus)"
 awsb ecs stop-task --cluster c1 --task "$t" >/dev/null
 wait_stopped "$t"
 expect_eq "adopted task stopped by the new berth" "137" "$(field "$t" 'containers[0].exitCode')"
+# An acknowledged RunTask survives kill -9 at once: the task still runs to its end.
+register quick "[{\"name\":\"app\",\"image\":\"localhost:$BERTH_PORT/box:v1\",\"command\":[\"sh\",\"-c\",\"exit 5\"]}]" >/dev/null
+t=$(run quick)
+kill9_berth
+start_berth
+wait_stopped "$t"
+expect_eq "task acknowledged before kill -9 ran to its end" "5" "$(field "$t" 'containers[0].exitCode')"
 
 # 13. Nothing leaks: no supervisor, mount, cgroup or task directory outlives its task.
 expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
 ran=$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'taskArns[]' --output text | tr '\t' '\n' | awk -F/ '{print $NF}')
-expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 68 ] && echo 1 || echo 0)"
+expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 69 ] && echo 1 || echo 0)"
 expect_eq "no cgroups left" "0" "$(for id in $ran; do ls -d /sys/fs/cgroup/*/berth/"$id" 2>/dev/null; done | wc -l)"
 expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
 expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"

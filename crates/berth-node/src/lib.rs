@@ -179,14 +179,17 @@ impl Node {
             tokio::spawn(async move { node.supervise(&key, &dir).await });
             return;
         }
-        if task["lastStatus"] != "PROVISIONING" {
+        // A launch that a restart cut short before the plan (PENDING: pulling) starts over.
+        let launchable = task["lastStatus"] == "PROVISIONING"
+            || (at_start && task["lastStatus"] == "PENDING");
+        if !launchable {
             if at_start {
-                // Launch had not got as far as a plan: nothing runs; say so.
+                // Past the plan but no task directory: nothing runs any more; say so.
                 let _ = self.update(key, |t| {
                     finish(
                         t,
                         "TaskFailedToStart",
-                        "Berth restarted before the task's containers were created",
+                        "The task's directory was lost while Berth was down",
                     );
                     true
                 });
