@@ -1,17 +1,22 @@
 //! Pulling an image from an OCI distribution registry into the node's content store.
 //!
+//! Registries on loopback are spoken to over plain HTTP, every other over HTTPS (unless
+//! [`PullerOptions::schemes`] says otherwise), with basic credentials or the bearer tokens
+//! of the distribution token protocol (see `auth`); redirects (blob downloads from object
+//! storage) are followed to HTTP or HTTPS.
+//!
 //! Every byte is verified: the manifest against the digest it was asked by (or recorded
 //! under), each blob against its descriptor while it streams to a temporary file, which
 //! is renamed into place only when it matches. Each layer is unpacked once, into
 //! `layers/<hex>`, and concurrent pulls of the same blob or layer wait for one another
 //! instead of fetching twice.
 
+use crate::auth::{self, TokenCache};
+use crate::transport::{self, HttpClient, Scheme};
 use crate::unpack::{unpack_layer, UnpackError};
 use base64::Engine;
-use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
@@ -19,6 +24,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
+
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -79,6 +87,11 @@ pub enum PullError {
     InvalidReference(String),
     /// The registry could not be reached.
     Unreachable(String),
+    /// TLS failed: the registry's certificate is not trusted or not for its name, or the
+    /// peer does not speak TLS.
+    Tls(String),
+    /// The token service refused the credentials, or the registry refused its token.
+    Auth(String),
     /// The registry answered with an error (not found, denied, ...).
     Registry {
         status: u16,
@@ -100,6 +113,8 @@ impl fmt::Display for PullError {
         match self {
             PullError::InvalidReference(r) => write!(f, "invalid image reference {r:?}"),
             PullError::Unreachable(m) => write!(f, "registry unreachable: {m}"),
+            PullError::Tls(m) => write!(f, "{m}"),
+            PullError::Auth(m) => write!(f, "registry authentication failed: {m}"),
             PullError::Registry { status, message } => {
                 write!(f, "registry answered {status}: {message}")
             }
@@ -169,21 +184,61 @@ pub struct Pulled {
     pub layers: Vec<PathBuf>,
 }
 
+/// How a [`Puller`] reaches registries.
+#[derive(Debug, Clone, Default)]
+pub struct PullerOptions {
+    /// A PEM file of CA certificates trusted, besides the system's, for HTTPS registries,
+    /// their token services and the storage their blob downloads redirect to.
+    pub extra_ca: Option<PathBuf>,
+    /// The scheme of particular registries, by `host:port` as image names write it (or by
+    /// host alone, for every port), instead of the default: plain HTTP for a registry on
+    /// loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`), HTTPS for every other.
+    /// For a TLS registry on loopback, or a plain-HTTP one on the network.
+    pub schemes: HashMap<String, Scheme>,
+}
+
 pub struct Puller {
     store: Arc<ContentStore>,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: HttpClient,
+    schemes: HashMap<String, Scheme>,
+    tokens: TokenCache,
     /// One lock per blob or layer digest being fetched or unpacked.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// One pull's view of its registry: where the repository is and which credentials to use.
+struct Session<'a> {
+    image: &'a ImageRef,
+    /// `scheme://registry/v2/repository`
+    base: String,
+    /// `Basic ...`, from the credentials the pull was given.
+    basic: Option<String>,
+    /// Whose tokens these are (a digest of the credentials; empty without any).
+    identity: String,
+    /// The scope a pull needs, asked for before any challenge names one.
+    scope: String,
+}
+
 impl Puller {
-    pub fn new(store: Arc<ContentStore>) -> Puller {
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        Puller {
+    /// A puller storing into `store`. Fails if `options.extra_ca` cannot be read or holds
+    /// no certificate.
+    pub fn new(store: Arc<ContentStore>, options: PullerOptions) -> std::io::Result<Puller> {
+        Ok(Puller {
             store,
-            client,
+            client: transport::client(options.extra_ca.as_deref())?,
+            schemes: options.schemes,
+            tokens: TokenCache::default(),
             inflight: Mutex::new(HashMap::new()),
-        }
+        })
+    }
+
+    /// The scheme `registry` is spoken to with.
+    pub fn scheme_for(&self, registry: &str) -> Scheme {
+        self.schemes
+            .get(registry)
+            .or_else(|| self.schemes.get(&transport::registry_host(registry)))
+            .copied()
+            .unwrap_or_else(|| transport::default_scheme(registry))
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -202,17 +257,32 @@ impl Puller {
         image: &ImageRef,
         basic: Option<(&str, &str)>,
     ) -> Result<Pulled, PullError> {
-        let auth = basic.map(|(u, p)| {
+        let basic = basic.map(|(u, p)| {
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
             )
         });
-        let auth = auth.as_deref();
-        let (mut digest, mut manifest) = self.manifest(image, &image.reference, auth).await?;
+        let session = Session {
+            image,
+            base: format!(
+                "{}://{}/v2/{}",
+                self.scheme_for(&image.registry).as_str(),
+                image.registry,
+                image.repository
+            ),
+            identity: basic
+                .as_ref()
+                .map(|b| hex::encode(Sha256::digest(b.as_bytes())))
+                .unwrap_or_default(),
+            basic,
+            scope: format!("repository:{}:pull", image.repository),
+        };
+        let s = &session;
+        let (mut digest, mut manifest) = self.manifest(s, &image.reference).await?;
         if is_index(&manifest) {
             let child = pick_platform(&manifest)?;
-            let (d, m) = self.manifest(image, &child, auth).await?;
+            let (d, m) = self.manifest(s, &child).await?;
             digest = d;
             manifest = m;
         }
@@ -220,7 +290,7 @@ impl Puller {
             .pointer("/config/digest")
             .and_then(Value::as_str)
             .ok_or_else(|| PullError::Unsupported("manifest has no config".into()))?;
-        let config_path = self.blob(image, config_digest, auth).await?;
+        let config_path = self.blob(s, config_digest).await?;
         let config: Value = serde_json::from_slice(&tokio::fs::read(&config_path).await?)
             .map_err(|e| PullError::Unsupported(format!("image config is not JSON: {e}")))?;
         let mut layers = vec![];
@@ -235,7 +305,7 @@ impl Puller {
                 .and_then(Value::as_str)
                 .ok_or_else(|| PullError::Unsupported("layer without a digest".into()))?;
             let started = std::time::Instant::now();
-            let blob = self.blob(image, d, auth).await?;
+            let blob = self.blob(s, d).await?;
             layers.push(self.unpacked(d, &blob).await?);
             let size = l.get("size").and_then(Value::as_u64).unwrap_or(0);
             tracing::info!(image = %image, layer = i + 1, of = all.len(), digest = d, bytes = size, ms = started.elapsed().as_millis() as u64, "pulled layer");
@@ -247,53 +317,173 @@ impl Puller {
         })
     }
 
+    /// GET a registry URL for `s`: with its basic credentials or a bearer token already
+    /// held, and on a `Bearer` challenge with a token from the challenge's realm.
     async fn get(
+        &self,
+        s: &Session<'_>,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
+        let registry = &s.image.registry;
+        let mut authz = match self.tokens.get(registry, &s.scope, &s.identity) {
+            Some(t) => Some(format!("Bearer {t}")),
+            None => s.basic.clone(),
+        };
+        // The realm and scope of a token just fetched: if the registry refuses that one
+        // too, give up.
+        let mut fresh: Option<(String, String)> = None;
+        loop {
+            let resp = self.send(url, accept, authz.as_deref()).await?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            if let Some((realm, scope)) = fresh {
+                self.tokens.forget(registry, &scope, &s.identity);
+                let why = match Self::fail(resp).await {
+                    PullError::Registry { message, .. } => message,
+                    other => other.to_string(),
+                };
+                return Err(PullError::Auth(format!(
+                    "{registry} refused the token from {realm}: {why}"
+                )));
+            }
+            // A basic challenge: the caller reports the 401.
+            let Some(challenge) = auth::bearer_challenge(resp.headers()) else {
+                return Ok(resp);
+            };
+            let scope = challenge.scope.clone().unwrap_or_else(|| s.scope.clone());
+            let sent = authz.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+            let token = match self.tokens.get(registry, &scope, &s.identity) {
+                Some(t) if Some(t.as_str()) != sent => t,
+                _ => {
+                    // Refused or none yet: ask the realm for a fresh one.
+                    self.tokens.forget(registry, &scope, &s.identity);
+                    let token = self.fetch_token(s, &challenge, &scope).await?;
+                    fresh = Some((challenge.realm.clone(), scope));
+                    token
+                }
+            };
+            authz = Some(format!("Bearer {token}"));
+        }
+    }
+
+    /// A token from the realm of `challenge` for `scope`, kept for the next requests.
+    async fn fetch_token(
+        &self,
+        s: &Session<'_>,
+        challenge: &auth::Challenge,
+        scope: &str,
+    ) -> Result<String, PullError> {
+        let realm = &challenge.realm;
+        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+            return Err(PullError::Auth(format!(
+                "{} names a token service that is not an HTTP(S) URL: {realm:?}",
+                s.image.registry
+            )));
+        }
+        // (The serializer is not Send: it must not live across an await.)
+        let query = {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if let Some(service) = &challenge.service {
+                q.append_pair("service", service);
+            }
+            for one in scope.split(' ').filter(|x| !x.is_empty()) {
+                q.append_pair("scope", one);
+            }
+            q.finish()
+        };
+        let mut url = realm.clone();
+        if !query.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&query);
+        }
+        let asked = std::time::Instant::now();
+        let resp = self.send(&url, None, s.basic.as_deref()).await?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let why = match Self::fail(resp).await {
+                PullError::Registry { message, .. } if !message.is_empty() => {
+                    format!(": {message}")
+                }
+                _ => String::new(),
+            };
+            let creds = if s.basic.is_some() {
+                "with the credentials given"
+            } else {
+                "without credentials"
+            };
+            return Err(PullError::Auth(format!(
+                "the token service {realm} answered {} {creds} for {scope}{why}",
+                status.as_u16()
+            )));
+        }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| PullError::Unreachable(format!("{realm}: {e}")))?
+            .to_bytes();
+        let (token, lifetime) = auth::parse_token_response(&body)
+            .map_err(|e| PullError::Auth(format!("the token service {realm}: {e}")))?;
+        self.tokens.put(
+            &s.image.registry,
+            scope,
+            &s.identity,
+            &token,
+            asked,
+            lifetime,
+        );
+        Ok(token)
+    }
+
+    /// One GET, following redirects (registries backed by object storage redirect blob
+    /// downloads, to HTTP or HTTPS). Credentials go only to the origin they were meant for.
+    async fn send(
         &self,
         url: &str,
         accept: Option<&str>,
-        auth: Option<&str>,
+        authz: Option<&str>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, PullError> {
-        let (url, host) = loopback_for_localhost(url);
-        let mut req = Request::get(&url);
-        if let Some(h) = host {
-            // Keep the name the image used: the registry reads account and region from it.
-            req = req.header("Host", h);
-        }
-        if let Some(a) = accept {
-            req = req.header("Accept", a);
-        }
-        if let Some(a) = auth {
-            req = req.header("Authorization", a);
-        }
-        let req = req
-            .body(Empty::new())
-            .map_err(|e| PullError::InvalidReference(e.to_string()))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| PullError::Unreachable(format!("{url}: {e}")))?;
-        if resp.status().is_redirection() {
-            // Registries backed by object storage redirect blob downloads.
-            let next = resp
-                .headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            if !next.starts_with("http://") {
-                return Err(PullError::Unsupported(format!("redirect to {next:?}")));
+        let mut url = url.to_string();
+        let mut authz = authz;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = Request::get(&url);
+            if let Some(a) = accept {
+                req = req.header("Accept", a);
             }
-            let req = Request::get(&next)
+            if let Some(a) = authz {
+                req = req.header("Authorization", a);
+            }
+            let req = req
                 .body(Empty::new())
-                .map_err(|e| PullError::InvalidReference(e.to_string()))?;
-            return self
+                .map_err(|e| PullError::Unsupported(format!("URL {url:?}: {e}")))?;
+            let resp = self
                 .client
                 .request(req)
                 .await
-                .map_err(|e| PullError::Unreachable(format!("{next}: {e}")));
+                .map_err(|e| transport::request_error(&url, &e))?;
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let next = transport::resolve_location(&url, location)
+                .filter(|n| n.starts_with("http://") || n.starts_with("https://"))
+                .ok_or_else(|| {
+                    PullError::Unsupported(format!("redirect from {url} to {location:?}"))
+                })?;
+            if transport::origin(&next) != transport::origin(&url) {
+                authz = None;
+            }
+            url = next;
         }
-        Ok(resp)
+        Err(PullError::Unsupported(format!(
+            "more than {MAX_REDIRECTS} redirects, the last to {url}"
+        )))
     }
 
     async fn fail(resp: hyper::Response<hyper::body::Incoming>) -> PullError {
@@ -318,15 +508,11 @@ impl Puller {
     /// Fetch and verify a manifest; returns its digest and document.
     async fn manifest(
         &self,
-        image: &ImageRef,
+        s: &Session<'_>,
         reference: &str,
-        auth: Option<&str>,
     ) -> Result<(String, Value), PullError> {
-        let url = format!(
-            "http://{}/v2/{}/manifests/{reference}",
-            image.registry, image.repository
-        );
-        let resp = self.get(&url, Some(ACCEPT), auth).await?;
+        let url = format!("{}/manifests/{reference}", s.base);
+        let resp = self.get(s, &url, Some(ACCEPT)).await?;
         if resp.status() != StatusCode::OK {
             return Err(Self::fail(resp).await);
         }
@@ -349,12 +535,7 @@ impl Puller {
     }
 
     /// A verified blob in the content store, fetched if missing.
-    async fn blob(
-        &self,
-        image: &ImageRef,
-        digest: &str,
-        auth: Option<&str>,
-    ) -> Result<PathBuf, PullError> {
+    async fn blob(&self, s: &Session<'_>, digest: &str) -> Result<PathBuf, PullError> {
         let dest = self
             .store
             .blob_path(digest)
@@ -364,11 +545,8 @@ impl Puller {
         if tokio::fs::metadata(&dest).await.is_ok() {
             return Ok(dest);
         }
-        let url = format!(
-            "http://{}/v2/{}/blobs/{digest}",
-            image.registry, image.repository
-        );
-        let resp = self.get(&url, None, auth).await?;
+        let url = format!("{}/blobs/{digest}", s.base);
+        let resp = self.get(s, &url, None).await?;
         if resp.status() != StatusCode::OK {
             return Err(Self::fail(resp).await);
         }
@@ -440,27 +618,6 @@ impl Puller {
     }
 }
 
-/// Names under `.localhost` are the loopback address (RFC 6761), whether or not this
-/// host's resolver knows it (many do not): connect to 127.0.0.1 and send the name as Host.
-fn loopback_for_localhost(url: &str) -> (String, Option<String>) {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return (url.to_string(), None);
-    };
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (name, port) = match authority.rsplit_once(':') {
-        Some((n, p)) => (n, Some(p)),
-        None => (authority, None),
-    };
-    if !name.ends_with(".localhost") {
-        return (url.to_string(), None);
-    }
-    let target = match port {
-        Some(p) => format!("http://127.0.0.1:{p}/{path}"),
-        None => format!("http://127.0.0.1/{path}"),
-    };
-    (target, Some(authority.to_string()))
-}
-
 fn is_index(m: &Value) -> bool {
     m.get("manifests").is_some()
 }
@@ -511,25 +668,34 @@ mod tests {
         assert!(ImageRef::parse("busybox").is_err());
         assert!(ImageRef::parse("library/busybox:1").is_err());
     }
+    /// The node pulls on tokio's worker threads.
+    #[allow(dead_code)]
+    fn pulls_are_send(p: &Puller, image: &ImageRef) {
+        fn send<T: Send>(_: T) {}
+        send(p.pull(image, Some(("AWS", "token"))));
+    }
+
     #[test]
-    fn localhost_names_go_to_loopback() {
-        let (url, host) = loopback_for_localhost(
-            "http://000000000000.dkr.ecr.eu-west-1.localhost:4566/v2/web/manifests/v1",
-        );
-        assert_eq!(url, "http://127.0.0.1:4566/v2/web/manifests/v1");
+    fn scheme_policy_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = PullerOptions {
+            schemes: HashMap::from([
+                ("localhost:5443".to_string(), Scheme::Https),
+                ("registry.lan".to_string(), Scheme::Http),
+            ]),
+            ..Default::default()
+        };
+        let p = Puller::new(Arc::new(ContentStore::open(dir.path()).unwrap()), options).unwrap();
+        assert_eq!(p.scheme_for("localhost:5443"), Scheme::Https);
+        assert_eq!(p.scheme_for("localhost:5000"), Scheme::Http);
         assert_eq!(
-            host.as_deref(),
-            Some("000000000000.dkr.ecr.eu-west-1.localhost:4566")
+            p.scheme_for("registry.lan:5000"),
+            Scheme::Http,
+            "by host alone"
         );
-        assert_eq!(
-            loopback_for_localhost("http://localhost:4566/v2/").1,
-            None,
-            "plain localhost resolves everywhere"
-        );
-        assert_eq!(
-            loopback_for_localhost("http://registry.example:5000/v2/").1,
-            None
-        );
+        assert_eq!(p.scheme_for("Registry.LAN"), Scheme::Http);
+        assert_eq!(p.scheme_for("registry.example"), Scheme::Https);
+        assert_eq!(p.scheme_for("127.0.0.1:4566"), Scheme::Http);
     }
 
     #[test]

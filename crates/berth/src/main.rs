@@ -20,6 +20,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of `UpArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Start the server: every AWS API on one port, state in the data directory.
@@ -72,6 +74,9 @@ pub struct UpArgs {
     /// lifecycle policy expires them (0: at once).
     #[arg(long, env = "BERTH_REGISTRY_GC_GRACE", default_value_t = 3600)]
     registry_gc_grace: u64,
+    /// Extra CA certificates (PEM) trusted when pulling images from HTTPS registries.
+    #[arg(long, env = "BERTH_REGISTRY_CA")]
+    registry_ca: Option<PathBuf>,
     /// The OCI runtime that creates containers (runc; found on PATH if not a path).
     #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
     oci_runtime: PathBuf,
@@ -302,7 +307,14 @@ fn start_node(
     let runtime = find_program(&args.oci_runtime)?;
     let content = berth_image::ContentStore::open(&data_dir.join("images"))
         .map_err(|e| format!("cannot open the image store: {e}"))?;
-    let puller = Arc::new(berth_image::Puller::new(Arc::new(content)));
+    let options = berth_image::PullerOptions {
+        extra_ca: args.registry_ca.clone(),
+        ..Default::default()
+    };
+    let puller = Arc::new(
+        berth_image::Puller::new(Arc::new(content), options)
+            .map_err(|e| format!("cannot set up image pulls: {e}"))?,
+    );
     let log_streams: berth_node::LogStreams =
         Arc::new(move |account, region, group, stream, create| {
             logs.ensure_stream(account, region, group, stream, create)
