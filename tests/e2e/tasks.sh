@@ -142,6 +142,16 @@ register badcmd "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"/no/such
 t=$(run badcmd)
 wait_stopped "$t"
 expect_eq "bad command: CannotStartContainerError" "CannotStartContainerError" "$(field "$t" 'containers[0].reason' | cut -d: -f1)"
+# A layer corrupted in the registry's storage is refused by digest, never run.
+make_image "$WORK/layout" corrupt corrupt-me
+skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:corrupt" "docker://$REG/box:corrupt" >/dev/null
+layer=$(skopeo inspect --format '{{index .Layers 0}}' "oci:$WORK/layout:corrupt" | cut -d: -f2)
+printf 'garbage' | dd of="$BERTH_DATA/registry/blobs/sha256/${layer:0:2}/$layer" bs=1 seek=100 conv=notrunc 2>/dev/null
+register corrupt "[{\"name\":\"app\",\"image\":\"$REG/box:corrupt\"}]" >/dev/null
+t=$(run corrupt)
+wait_stopped "$t"
+expect_eq "corrupt layer: CannotPullContainerError" "CannotPullContainerError" "$(field "$t" stoppedReason | cut -d: -f1)"
+expect_eq "corrupt layer: the reason names the digest check" "1" "$(field "$t" stoppedReason | grep -c 'does not match')"
 register unreachable "[{\"name\":\"app\",\"image\":\"127.0.0.1:9/box:v1\"}]" >/dev/null
 t=$(run unreachable)
 wait_stopped "$t"
@@ -213,7 +223,7 @@ expect_eq "task acknowledged before kill -9 ran to its end" "5" "$(field "$t" 'c
 expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
 ran=$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'taskArns[]' --output text | tr '\t' '\n' | awk -F/ '{print $NF}')
-expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 69 ] && echo 1 || echo 0)"
+expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 70 ] && echo 1 || echo 0)"
 expect_eq "no cgroups left" "0" "$(for id in $ran; do ls -d /sys/fs/cgroup/*/berth/"$id" 2>/dev/null; done | wc -l)"
 expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
 expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"

@@ -180,8 +180,8 @@ impl Node {
             return;
         }
         // A launch that a restart cut short before the plan (PENDING: pulling) starts over.
-        let launchable = task["lastStatus"] == "PROVISIONING"
-            || (at_start && task["lastStatus"] == "PENDING");
+        let launchable =
+            task["lastStatus"] == "PROVISIONING" || (at_start && task["lastStatus"] == "PENDING");
         if !launchable {
             if at_start {
                 // Past the plan but no task directory: nothing runs any more; say so.
@@ -564,6 +564,9 @@ impl Node {
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
         });
+        // Follow the supervisor until it closes the socket (it exits right after its
+        // final state); that final STOPPED is written last, below.
+        let mut last: Option<TaskState> = None;
         if let Ok(mut s) = tokio::net::UnixStream::connect(dir.join(client::SOCKET)).await {
             if s.write_all(b"{\"op\":\"watch\"}\n").await.is_ok() {
                 let mut lines = BufReader::new(s).lines();
@@ -571,18 +574,19 @@ impl Node {
                     let Ok(st) = serde_json::from_str::<TaskState>(&line) else {
                         continue;
                     };
-                    self.mirror(key, &st, awsvpc).await;
-                    if st.status == TaskStatus::Stopped {
-                        break;
+                    if st.status != TaskStatus::Stopped {
+                        self.mirror(key, &st, awsvpc).await;
                     }
+                    last = Some(st);
                 }
             }
         }
-        // The supervisor is gone: its last recorded state is the truth.
         let dir2 = dir.to_path_buf();
-        let recorded = tokio::task::spawn_blocking(move || {
-            let st = berth_runtime::shim::recorded_state(&dir2);
+        let finished = last.filter(|s| s.status == TaskStatus::Stopped);
+        let final_state = tokio::task::spawn_blocking(move || {
+            let st = finished.or_else(|| berth_runtime::shim::recorded_state(&dir2));
             if st.as_ref().is_none_or(|s| s.status != TaskStatus::Stopped) {
+                // The supervisor died before it finished: clean up after it.
                 if let Some(plan) = std::fs::read(dir2.join("plan.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice::<TaskPlan>(&b).ok())
@@ -590,13 +594,17 @@ impl Node {
                     berth_runtime::shim::clean_up_after(&dir2, &plan);
                 }
             }
+            // Nothing of the task stays on disk once it is reported STOPPED.
+            if let Err(e) = std::fs::remove_dir_all(&dir2) {
+                tracing::warn!(dir = %dir2.display(), error = %e, "cannot remove a stopped task's directory");
+            }
             st
         })
         .await
         .ok()
         .flatten();
-        match recorded {
-            Some(st) if st.status == TaskStatus::Stopped => self.mirror(key, &st, awsvpc).await,
+        let st = match final_state {
+            Some(st) if st.status == TaskStatus::Stopped => st,
             other => {
                 let mut st = other.unwrap_or(TaskState {
                     status: TaskStatus::Stopped,
@@ -614,10 +622,10 @@ impl Node {
                 for c in &mut st.containers {
                     c.status = berth_runtime::ContainerStatus::Stopped;
                 }
-                self.mirror(key, &st, awsvpc).await;
+                st
             }
-        }
-        let _ = tokio::fs::remove_dir_all(dir).await;
+        };
+        self.mirror(key, &st, awsvpc).await;
         self.forget(key);
     }
 
