@@ -218,12 +218,21 @@ kill9_berth
 start_berth
 wait_stopped "$t"
 expect_eq "task acknowledged before kill -9 ran to its end" "5" "$(field "$t" 'containers[0].exitCode')"
+# berth down stops the tasks (within their stopTimeout), then the server.
+t=$(run sleeper)
+awsb ecs wait tasks-running --cluster c1 --tasks "$t"
+"$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
+wait "$BERTH_PID" 2>/dev/null || true; BERTH_PID=""
+expect_eq "berth down: no supervisor left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
+expect_eq "berth down: no container left" "" "$(runc --root "$BERTH_DATA/runc" list -q)"
+start_berth
+expect_eq "berth down: the task was recorded STOPPED" "STOPPED" "$(field "$t" lastStatus)"
 
 # 13. Nothing leaks: no supervisor, mount, cgroup or task directory outlives its task.
 expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
 ran=$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'taskArns[]' --output text | tr '\t' '\n' | awk -F/ '{print $NF}')
-expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 70 ] && echo 1 || echo 0)"
+expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 71 ] && echo 1 || echo 0)"
 expect_eq "no cgroups left" "0" "$(for id in $ran; do ls -d /sys/fs/cgroup/*/berth/"$id" 2>/dev/null; done | wc -l)"
 expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
 expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"

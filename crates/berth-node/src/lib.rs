@@ -643,7 +643,7 @@ impl Node {
             .get(key)
             .and_then(|r| r.value["lastStatus"].as_str().map(str::to_string))
             .unwrap_or_default();
-        for step in steps(&current, target, awsvpc) {
+        for step in steps(&current, target, awsvpc, st.started_at.is_some()) {
             let st = st.clone();
             let now = self.clock.now();
             self.update_async(key, move |t| apply(t, &st, step, now))
@@ -669,7 +669,9 @@ impl Node {
 }
 
 /// The lastStatus values to write, in order, to go from `from` to `to`.
-fn steps(from: &str, to: &'static str, awsvpc: bool) -> Vec<&'static str> {
+/// `ran`: the task's containers started, so it passes through RUNNING even when it was
+/// already over by the time the node heard of it.
+fn steps(from: &str, to: &'static str, awsvpc: bool, ran: bool) -> Vec<&'static str> {
     const ORDER: [&str; 8] = [
         "PROVISIONING",
         "PENDING",
@@ -695,12 +697,8 @@ fn steps(from: &str, to: &'static str, awsvpc: bool) -> Vec<&'static str> {
         .copied()
         .filter(|s| awsvpc || !matches!(*s, "ACTIVATING" | "DEACTIVATING" | "DEPROVISIONING"))
         // A task that never ran does not pass through RUNNING on its way to STOPPED.
-        .filter(|s| !(*s == "RUNNING" && st_never_ran(from, to)))
+        .filter(|s| ran || !matches!(*s, "ACTIVATING" | "RUNNING"))
         .collect()
-}
-
-fn st_never_ran(from: &str, to: &str) -> bool {
-    matches!(from, "PROVISIONING" | "PENDING") && matches!(to, "STOPPING" | "STOPPED")
 }
 
 /// Set the task's lastStatus to `step` with the supervisor's details.
@@ -755,11 +753,11 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
     } else {
         "UNKNOWN"
     });
+    if let (None, Some(at)) = (t.get("startedAt"), st.started_at) {
+        t["startedAt"] = json!(at);
+    }
     match step {
         "RUNNING" => {
-            if t.get("startedAt").is_none() {
-                t["startedAt"] = json!(st.started_at.unwrap_or(now));
-            }
             if t["connectivity"] != "CONNECTED" {
                 t["connectivity"] = json!("CONNECTED");
                 t["connectivityAt"] = json!(now);
@@ -844,15 +842,30 @@ mod tests {
 
     #[test]
     fn steps_follow_ecs_order() {
-        assert_eq!(steps("PENDING", "RUNNING", false), ["RUNNING"]);
-        assert_eq!(steps("PENDING", "RUNNING", true), ["ACTIVATING", "RUNNING"]);
+        assert_eq!(steps("PENDING", "RUNNING", false, true), ["RUNNING"]);
         assert_eq!(
-            steps("RUNNING", "STOPPED", true),
+            steps("PENDING", "RUNNING", true, true),
+            ["ACTIVATING", "RUNNING"]
+        );
+        assert_eq!(
+            steps("RUNNING", "STOPPED", true, true),
             ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
         );
-        assert_eq!(steps("RUNNING", "STOPPED", false), ["STOPPING", "STOPPED"]);
-        assert_eq!(steps("PENDING", "STOPPED", false), ["STOPPING", "STOPPED"]);
-        assert!(steps("STOPPED", "RUNNING", false).is_empty());
+        assert_eq!(
+            steps("RUNNING", "STOPPED", false, true),
+            ["STOPPING", "STOPPED"]
+        );
+        // Never started: no RUNNING on the way down.
+        assert_eq!(
+            steps("PENDING", "STOPPED", false, false),
+            ["STOPPING", "STOPPED"]
+        );
+        // Over before the node heard: it still ran.
+        assert_eq!(
+            steps("PENDING", "STOPPED", false, true),
+            ["RUNNING", "STOPPING", "STOPPED"]
+        );
+        assert!(steps("STOPPED", "RUNNING", false, true).is_empty());
     }
 
     #[test]

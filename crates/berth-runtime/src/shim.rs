@@ -97,6 +97,8 @@ struct Shim {
     listener: UnixListener,
     sigfd: OwnedFd,
     task_ooms: u64,
+    /// Whether the task's CPU quota is in force yet (see `evaluate`).
+    quota_applied: bool,
     dirty: bool,
     durable: bool,
     next_client: u64,
@@ -188,6 +190,7 @@ pub fn run(dir: &Path, open_sink: &SinkOpener) -> i32 {
         listener,
         sigfd,
         task_ooms: 0,
+        quota_applied: false,
         dirty: true,
         durable: false,
         next_client: 0,
@@ -270,11 +273,7 @@ impl Shim {
     fn setup(&mut self) {
         let prepared = (|| -> io::Result<()> {
             sys::new_netns(&self.dir.join("netns"))?;
-            sys::create_task_cgroup(
-                &self.plan.cgroup,
-                self.plan.cpu_quota_us,
-                self.plan.memory_limit,
-            )?;
+            sys::create_task_cgroup(&self.plan.cgroup, self.plan.memory_limit)?;
             Ok(())
         })();
         if let Err(e) = prepared {
@@ -370,6 +369,17 @@ impl Shim {
             }
             if !progressed {
                 break;
+            }
+        }
+        // The task's CPU quota takes effect once the first containers have started: runc's
+        // own setup runs in the task's cgroup, and a small quota (256 units is 25 ms per
+        // 100 ms) would otherwise throttle it and add tens of milliseconds to every start.
+        if !self.quota_applied && self.ctrs.iter().any(|c| c.st.started_at.is_some()) {
+            self.quota_applied = true;
+            if let Some(q) = self.plan.cpu_quota_us {
+                if let Err(e) = sys::set_cpu_quota(&self.plan.cgroup, q) {
+                    eprintln!("berth shim: cannot set the task's CPU quota: {e}");
+                }
             }
         }
         if self.task.status == TaskStatus::Pending

@@ -135,27 +135,26 @@ fn under(controller: &str, cgroup: &str) -> PathBuf {
         .join(cgroup.trim_start_matches('/'))
 }
 
-/// Create the task's cgroup with its limits: a CFS quota and a memory limit, which the
-/// containers below it share.
-pub fn create_task_cgroup(
-    cgroup: &str,
-    cpu_quota_us: Option<i64>,
-    memory: Option<i64>,
-) -> io::Result<()> {
+/// Create the task's cgroup with its memory limit, which the containers below it share.
+/// The CPU quota comes later (`set_cpu_quota`), once the containers have started.
+pub fn create_task_cgroup(cgroup: &str, memory: Option<i64>) -> io::Result<()> {
     let cpu = under("cpu", cgroup);
     let mem = under("memory", cgroup);
     std::fs::create_dir_all(&cpu)?;
     std::fs::create_dir_all(&mem)?;
-    if let Some(q) = cpu_quota_us {
-        std::fs::write(cpu.join("cpu.cfs_period_us"), "100000")?;
-        std::fs::write(cpu.join("cpu.cfs_quota_us"), q.to_string())?;
-    }
     if let Some(m) = memory {
         std::fs::write(mem.join("memory.limit_in_bytes"), m.to_string())?;
         // Without swap beyond the limit, as Fargate has none.
         let _ = std::fs::write(mem.join("memory.memsw.limit_in_bytes"), m.to_string());
     }
     Ok(())
+}
+
+/// Limit the task's CPU to `quota_us` per 100 ms period (CFS bandwidth).
+pub fn set_cpu_quota(cgroup: &str, quota_us: i64) -> io::Result<()> {
+    let cpu = under("cpu", cgroup);
+    std::fs::write(cpu.join("cpu.cfs_period_us"), "100000")?;
+    std::fs::write(cpu.join("cpu.cfs_quota_us"), quota_us.to_string())
 }
 
 /// How many times the kernel's OOM killer has killed a process in this cgroup.
