@@ -757,11 +757,9 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
         t["startedAt"] = json!(at);
     }
     match step {
-        "RUNNING" => {
-            if t["connectivity"] != "CONNECTED" {
-                t["connectivity"] = json!("CONNECTED");
-                t["connectivityAt"] = json!(now);
-            }
+        "RUNNING" if t["connectivity"] != "CONNECTED" => {
+            t["connectivity"] = json!("CONNECTED");
+            t["connectivityAt"] = json!(now);
         }
         "DEACTIVATING" | "STOPPING" | "DEPROVISIONING" | "STOPPED" => {
             t["desiredStatus"] = json!("STOPPED");
