@@ -530,6 +530,11 @@ impl Shim {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
+        if pid <= 0 {
+            // Without its pid the container's exit could never be seen.
+            self.runtime_cmd(&["delete", "--force", &id]);
+            return fail("OCI runtime create did not record the container's process".into());
+        }
         let ok = self
             .runtime()
             .arg("--log")
