@@ -80,6 +80,25 @@ fn stream_digits(name: &str) -> u64 {
 }
 
 impl Logs {
+    /// A read's `limit` and its time window [startTime, endTime), narrowed to what the
+    /// group's retention still shows.
+    fn window(&self, input: &Value, group: &Value) -> (usize, i64, i64) {
+        let limit = input
+            .get("limit")
+            .and_then(Value::as_u64)
+            .map_or(MAX_EVENTS, |l| l as usize);
+        let lo = input
+            .get("startTime")
+            .and_then(Value::as_i64)
+            .unwrap_or(i64::MIN)
+            .max(self.retention_cutoff(group));
+        let hi = input
+            .get("endTime")
+            .and_then(Value::as_i64)
+            .unwrap_or(i64::MAX);
+        (limit, lo, hi)
+    }
+
     /// The earliest timestamp a group's retention still shows (i64::MIN without one).
     fn retention_cutoff(&self, group: &Value) -> i64 {
         match group.get("retentionInDays").and_then(Value::as_i64) {
@@ -173,19 +192,7 @@ impl Logs {
             None => None,
             Some(t) => Some(Token::parse(t).ok_or_else(bad_token)?),
         };
-        let limit = input
-            .get("limit")
-            .and_then(Value::as_u64)
-            .map_or(MAX_EVENTS, |l| l as usize);
-        let lo = input
-            .get("startTime")
-            .and_then(Value::as_i64)
-            .unwrap_or(i64::MIN)
-            .max(self.retention_cutoff(&g.value));
-        let hi = input
-            .get("endTime")
-            .and_then(Value::as_i64)
-            .unwrap_or(i64::MAX);
+        let (limit, lo, hi) = self.window(input, &g.value);
         let in_range = |t: i64| t >= lo && t < hi;
         let s = sref(ctx, &group, stream);
         let head = input["startFromHead"] == true;
@@ -274,19 +281,7 @@ impl Logs {
         }
         let pattern =
             Pattern::parse(str_of(input, "filterPattern").unwrap_or("")).map_err(invalid)?;
-        let limit = input
-            .get("limit")
-            .and_then(Value::as_u64)
-            .map_or(MAX_EVENTS, |l| l as usize);
-        let lo = input
-            .get("startTime")
-            .and_then(Value::as_i64)
-            .unwrap_or(i64::MIN)
-            .max(self.retention_cutoff(&g.value));
-        let hi = input
-            .get("endTime")
-            .and_then(Value::as_i64)
-            .unwrap_or(i64::MAX);
+        let (limit, lo, hi) = self.window(input, &g.value);
         // Where each stream resumes: the token is the cursor of every stream searched.
         let cursors: HashMap<String, Pos> = match str_of(input, "nextToken") {
             None => HashMap::new(),

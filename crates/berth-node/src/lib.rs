@@ -109,14 +109,7 @@ impl Node {
         let node = self.clone();
         let mut rx = self.store.watch();
         tokio::spawn(async move {
-            let existing: Vec<String> = node
-                .store
-                .list("/")
-                .into_iter()
-                .filter(|r| parse_key(&r.key).is_some() && !is_final(&r.value))
-                .map(|r| r.key)
-                .collect();
-            for key in existing {
+            for key in node.unfinished_tasks() {
                 node.on_task(&key, true);
             }
             loop {
@@ -128,14 +121,7 @@ impl Node {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // Missed events: look at every unfinished task again.
-                        let keys: Vec<String> = node
-                            .store
-                            .list("/")
-                            .into_iter()
-                            .filter(|r| parse_key(&r.key).is_some() && !is_final(&r.value))
-                            .map(|r| r.key)
-                            .collect();
-                        for key in keys {
+                        for key in node.unfinished_tasks() {
                             node.on_task(&key, false);
                         }
                     }
@@ -143,6 +129,16 @@ impl Node {
                 }
             }
         });
+    }
+
+    /// Keys of every task record not yet STOPPED.
+    fn unfinished_tasks(&self) -> Vec<String> {
+        self.store
+            .list("/")
+            .into_iter()
+            .filter(|r| parse_key(&r.key).is_some() && !is_final(&r.value))
+            .map(|r| r.key)
+            .collect()
     }
 
     fn task_dir(&self, key: &str) -> PathBuf {
@@ -606,15 +602,7 @@ impl Node {
         let st = match final_state {
             Some(st) if st.status == TaskStatus::Stopped => st,
             other => {
-                let mut st = other.unwrap_or(TaskState {
-                    status: TaskStatus::Stopped,
-                    started_at: None,
-                    stopping_at: None,
-                    execution_stopped_at: None,
-                    stop_code: None,
-                    stopped_reason: None,
-                    containers: vec![],
-                });
+                let mut st = other.unwrap_or_else(|| TaskState::new(TaskStatus::Stopped));
                 st.status = TaskStatus::Stopped;
                 st.stop_code.get_or_insert("TaskFailedToStart".into());
                 st.stopped_reason

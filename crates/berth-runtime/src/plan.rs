@@ -116,6 +116,21 @@ pub struct TaskState {
     pub containers: Vec<ContainerState>,
 }
 
+impl TaskState {
+    /// A task in `status` with nothing else known yet.
+    pub fn new(status: TaskStatus) -> TaskState {
+        TaskState {
+            status,
+            started_at: None,
+            stopping_at: None,
+            execution_stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            containers: vec![],
+        }
+    }
+}
+
 /// A request on the supervisor's socket: one JSON object per line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]

@@ -173,15 +173,7 @@ pub fn run(dir: &Path, open_sink: &SinkOpener) -> i32 {
         .collect();
     let mut shim = Shim {
         dir: dir.to_path_buf(),
-        task: TaskState {
-            status: TaskStatus::Pending,
-            started_at: None,
-            stopping_at: None,
-            execution_stopped_at: None,
-            stop_code: None,
-            stopped_reason: None,
-            containers: vec![],
-        },
+        task: TaskState::new(TaskStatus::Pending),
         plan,
         ctrs,
         outputs: vec![],

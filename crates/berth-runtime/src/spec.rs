@@ -208,108 +208,63 @@ pub fn build(c: &ContainerSpec) -> Spec {
     spec
 }
 
-/// Every capability the host's bounding set may hold, for privileged containers. This
-/// host's bounding set lacks CAP_SYS_RESOURCE, so it is never asked for.
-fn all_capabilities() -> Vec<String> {
-    [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-    ]
-    .iter()
-    .filter(|c| host_bounding_has(c))
-    .map(|c| c.to_string())
-    .collect()
-}
+/// Every capability, in the kernel's bit order.
+const ALL_CAPABILITIES: [&str; 38] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+];
 
-fn host_bounding_has(cap: &str) -> bool {
-    let Some(bit) = cap_number(cap) else {
-        return false;
-    };
+/// Every capability the host's bounding set holds, for privileged containers (this
+/// host's lacks CAP_SYS_RESOURCE, so it is never asked for).
+fn all_capabilities() -> Vec<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    let mask = status
         .lines()
         .find_map(|l| l.strip_prefix("CapBnd:"))
         .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << bit) != 0)
-}
-
-fn cap_number(cap: &str) -> Option<u32> {
-    const ORDER: [&str; 38] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-    ];
-    ORDER.iter().position(|c| *c == cap).map(|p| p as u32)
+        .unwrap_or(0);
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 #[cfg(test)]
