@@ -158,9 +158,14 @@ impl Node {
                 && self.stop_sent.lock().expect("lock").insert(key.to_string())
             {
                 let dir = self.task_dir(key);
+                let node = self.clone();
+                let key = key.to_string();
                 tokio::task::spawn_blocking(move || {
                     if let Err(e) = client::request(&dir, &Request::Stop) {
-                        tracing::debug!(error = %e, "stop request: supervisor already gone");
+                        // Not listening yet (still pulling) or gone: `supervise` asks
+                        // again once it is connected.
+                        tracing::debug!(error = %e, "stop request not delivered");
+                        node.stop_sent.lock().expect("lock").remove(&key);
                     }
                 });
             }
@@ -215,7 +220,8 @@ impl Node {
                 Ok(()) => node.supervise(&key, &dir).await,
                 Err(reason) => {
                     tracing::info!(task = %key, %reason, "task failed to start");
-                    let _ = node.update(&key, |t| {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                    node.update_async(&key, move |t| {
                         for c in t["containers"].as_array_mut().into_iter().flatten() {
                             c["lastStatus"] = json!("STOPPED");
                             if c.get("reason").is_none() {
@@ -224,8 +230,8 @@ impl Node {
                         }
                         finish(t, "TaskFailedToStart", &reason);
                         true
-                    });
-                    let _ = std::fs::remove_dir_all(&dir);
+                    })
+                    .await;
                     node.forget(&key);
                 }
             }
@@ -564,6 +570,16 @@ impl Node {
         // final state); that final STOPPED is written last, below.
         let mut last: Option<TaskState> = None;
         if let Ok(mut s) = tokio::net::UnixStream::connect(dir.join(client::SOCKET)).await {
+            // A StopTask that came before the supervisor listened (or before a restart)
+            // is passed on now.
+            let stop_wanted = self
+                .store
+                .get(key)
+                .is_some_and(|r| r.value["desiredStatus"] == "STOPPED");
+            if stop_wanted && self.stop_sent.lock().expect("lock").insert(key.to_string()) {
+                let d = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || client::request(&d, &Request::Stop));
+            }
             if s.write_all(b"{\"op\":\"watch\"}\n").await.is_ok() {
                 let mut lines = BufReader::new(s).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
