@@ -131,6 +131,11 @@ impl Node {
         });
     }
 
+    /// crun takes the seccomp filter compiled once; runc compiles it at every start.
+    fn precompiled_seccomp(&self) -> bool {
+        self.cfg.runtime.file_name().is_some_and(|n| n == "crun")
+    }
+
     /// Keys of every task record not yet STOPPED.
     fn unfinished_tasks(&self) -> Vec<String> {
         self.store
@@ -513,7 +518,14 @@ impl Node {
             if def["linuxParameters"]["initProcessEnabled"].as_bool() == Some(true) {
                 spec.init = Some(self.cfg.tasks_dir.join(".berth-init"));
             }
-            let oci = berth_runtime::spec::build(&spec);
+            let mut oci = berth_runtime::spec::build(&spec);
+            if self.precompiled_seccomp() && !spec.privileged {
+                if let Some(bpf) = berth_runtime::bpf::default_profile_base64() {
+                    oci.annotations_mut()
+                        .get_or_insert_with(Default::default)
+                        .insert("run.oci.seccomp_bpf_data".into(), bpf.into());
+                }
+            }
             let json = serde_json::to_vec_pretty(&oci).map_err(|e| e.to_string())?;
             std::fs::write(bundle.join("config.json"), json).map_err(io)?;
             let log_stream = match resolve::awslogs(def, task_id, region) {

@@ -3,6 +3,7 @@
 //! (`shim`), which makes the task's namespace and cgroup, runs the containers with the
 //! OCI runtime and reports their state. This crate knows nothing of ECS or the store.
 
+pub mod bpf;
 pub mod client;
 pub mod plan;
 pub mod shim;
