@@ -206,6 +206,10 @@ mod tests {
         let b = super::default_profile_base64().expect("compiles");
         // A BPF program is a whole number of 8-byte instructions.
         let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b).unwrap();
-        assert!(raw.len() > 8 * 50 && raw.len() % 8 == 0, "{}", raw.len());
+        assert!(
+            raw.len() > 8 * 50 && raw.len().is_multiple_of(8),
+            "{}",
+            raw.len()
+        );
     }
 }

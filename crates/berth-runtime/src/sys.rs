@@ -239,3 +239,45 @@ pub fn host_hard_limit(resource: &str) -> Option<u64> {
     }
     Some(l.rlim_max)
 }
+
+const HUGETLB: &str = "/sys/fs/cgroup/hugetlb";
+
+fn is_mountpoint(path: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(path))
+}
+
+/// crun refuses a hybrid cgroup host (v1 controllers beside a v2 mount) unless the
+/// hugetlb controller has a v1 mount. Mount it if the host has v1 controllers but not that
+/// one; true if this call mounted it (the caller records the host change).
+pub fn ensure_hugetlb_v1() -> io::Result<bool> {
+    let v1 = is_mountpoint("/sys/fs/cgroup/memory");
+    let known = std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("hugetlb\t"));
+    if !v1 || !known || is_mountpoint(HUGETLB) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(HUGETLB)?;
+    let target = cstr(Path::new(HUGETLB))?;
+    check(unsafe {
+        libc::mount(
+            c"cgroup".as_ptr(),
+            target.as_ptr(),
+            c"cgroup".as_ptr(),
+            0,
+            c"hugetlb".as_ptr().cast(),
+        )
+    })?;
+    Ok(true)
+}
+
+/// Undo `ensure_hugetlb_v1`.
+pub fn remove_hugetlb_v1() -> io::Result<()> {
+    unmount(Path::new(HUGETLB))?;
+    let _ = std::fs::remove_dir(HUGETLB);
+    Ok(())
+}

@@ -77,8 +77,10 @@ pub struct UpArgs {
     /// Extra CA certificates (PEM) trusted when pulling images from HTTPS registries.
     #[arg(long, env = "BERTH_REGISTRY_CA")]
     registry_ca: Option<PathBuf>,
-    /// The OCI runtime that creates containers (runc; found on PATH if not a path).
-    #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "runc")]
+    /// The OCI runtime that creates containers: crun or runc, by name (looked up on PATH)
+    /// or path. `auto` takes crun when installed (it starts containers faster, see
+    /// BENCHMARKS.md), else runc.
+    #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "auto")]
     oci_runtime: PathBuf,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
@@ -110,6 +112,7 @@ fn main() -> std::process::ExitCode {
             }
             match instance::stop(&dir, std::time::Duration::from_secs(30)) {
                 Ok(msg) => {
+                    undo_host_changes(&dir);
                     println!("{msg}");
                     std::process::ExitCode::SUCCESS
                 }
@@ -139,6 +142,22 @@ fn main() -> std::process::ExitCode {
                     std::process::ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Where `berth up` notes that it mounted the hugetlb controller, so `berth down` undoes it.
+const HUGETLB_MARKER: &str = "host-change-hugetlb-mount";
+
+/// `berth down`, last part: undo the host changes Berth made.
+fn undo_host_changes(data_dir: &std::path::Path) {
+    let marker = data_dir.join(HUGETLB_MARKER);
+    if marker.exists() {
+        match berth_runtime::sys::remove_hugetlb_v1() {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&marker);
+            }
+            Err(e) => eprintln!("berth: cannot unmount /sys/fs/cgroup/hugetlb: {e}"),
         }
     }
 }
@@ -211,7 +230,7 @@ fn find_program(p: &std::path::Path) -> Result<PathBuf, String> {
         .find(|c| c.is_file())
         .ok_or_else(|| {
             format!(
-                "the OCI runtime {} is not installed (apt install runc)",
+                "the OCI runtime {} is not installed (apt install crun, or runc)",
                 p.display()
             )
         })
@@ -304,7 +323,23 @@ fn start_node(
     clock: berth_wire::Clock,
     logs: Arc<berth_logs::Logs>,
 ) -> Result<(), String> {
-    let runtime = find_program(&args.oci_runtime)?;
+    let runtime = if args.oci_runtime.as_os_str() == "auto" {
+        find_program(std::path::Path::new("crun"))
+            .or_else(|_| find_program(std::path::Path::new("runc")))?
+    } else {
+        find_program(&args.oci_runtime)?
+    };
+    if runtime.file_name().is_some_and(|n| n == "crun") {
+        match berth_runtime::sys::ensure_hugetlb_v1() {
+            Ok(true) => {
+                let _ = std::fs::write(data_dir.join(HUGETLB_MARKER), "");
+                tracing::info!("mounted the hugetlb cgroup controller at /sys/fs/cgroup/hugetlb (crun needs it on hybrid cgroup hosts; berth down removes it)");
+            }
+            Ok(false) => {}
+            Err(e) => return Err(format!("crun needs the hugetlb cgroup controller mounted at /sys/fs/cgroup/hugetlb and it could not be mounted: {e} (or use --oci-runtime runc)")),
+        }
+    }
+    tracing::info!(runtime = %runtime.display(), "tasks run with this OCI runtime");
     let content = berth_image::ContentStore::open(&data_dir.join("images"))
         .map_err(|e| format!("cannot open the image store: {e}"))?;
     let options = berth_image::PullerOptions {
@@ -346,7 +381,7 @@ fn start_node(
             tasks_dir: data_dir.join("tasks"),
             exe: PathBuf::from("/proc/self/exe"),
             runtime,
-            runtime_root: data_dir.join("runc"),
+            runtime_root: data_dir.join("oci-state"),
         },
         log_streams,
         registry_auth,
