@@ -268,18 +268,6 @@ pub(crate) mod testutil {
         }
     }
 
-    /// As the wire layer does: AWS never sends null members.
-    fn strip_nulls(v: &mut Value) {
-        match v {
-            Value::Object(o) => {
-                o.retain(|_, x| !x.is_null());
-                o.values_mut().for_each(strip_nulls);
-            }
-            Value::Array(a) => a.iter_mut().for_each(strip_nulls),
-            _ => {}
-        }
-    }
-
     impl Fixture {
         /// Call an operation the way the edge does: validated against the model first.
         pub fn call(&self, op: &str, input: Value) -> ApiResult<Value> {
@@ -287,7 +275,8 @@ pub(crate) mod testutil {
             let shape = m.operations[op].input.as_deref().unwrap();
             berth_wire::validate::validate(m, m.shape(shape), &input, self.logs.codes())?;
             let mut out = self.logs.call(&self.ctx, op, input)?;
-            strip_nulls(&mut out);
+            // As the wire layer does: AWS never sends null members.
+            berth_wire::service::strip_nulls(&mut out);
             Ok(out)
         }
         pub fn ok(&self, op: &str, input: Value) -> Value {

@@ -85,7 +85,7 @@ pub fn handle_json(
 }
 
 /// AWS never sends `null` members: an absent value is omitted.
-fn strip_nulls(v: &mut Value) {
+pub fn strip_nulls(v: &mut Value) {
     match v {
         Value::Object(o) => {
             o.retain(|_, x| !x.is_null());
