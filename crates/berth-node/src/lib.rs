@@ -581,36 +581,58 @@ impl Node {
         // Follow the supervisor until it closes the socket (it exits right after its
         // final state); that final STOPPED is written last, below.
         let mut last: Option<TaskState> = None;
-        if let Ok(mut s) = tokio::net::UnixStream::connect(dir.join(client::SOCKET)).await {
-            // A StopTask that came before the supervisor listened (or before a restart)
-            // is passed on now.
-            let stop_wanted = self
-                .store
-                .get(key)
-                .is_some_and(|r| r.value["desiredStatus"] == "STOPPED");
-            if stop_wanted && self.stop_sent.lock().expect("lock").insert(key.to_string()) {
-                let d = dir.to_path_buf();
-                tokio::task::spawn_blocking(move || client::request(&d, &Request::Stop));
-            }
-            if s.write_all(b"{\"op\":\"watch\"}\n").await.is_ok() {
-                let mut lines = BufReader::new(s).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let Ok(st) = serde_json::from_str::<TaskState>(&line) else {
-                        continue;
-                    };
-                    if st.status != TaskStatus::Stopped {
-                        self.mirror(key, &st, awsvpc).await;
+        let mut attempts = 0;
+        loop {
+            if let Ok(mut s) = tokio::net::UnixStream::connect(dir.join(client::SOCKET)).await {
+                // A StopTask that came before the supervisor listened (or before a
+                // restart) is passed on now.
+                let stop_wanted = self
+                    .store
+                    .get(key)
+                    .is_some_and(|r| r.value["desiredStatus"] == "STOPPED");
+                if stop_wanted && self.stop_sent.lock().expect("lock").insert(key.to_string()) {
+                    let d = dir.to_path_buf();
+                    tokio::task::spawn_blocking(move || client::request(&d, &Request::Stop));
+                }
+                if s.write_all(b"{\"op\":\"watch\"}\n").await.is_ok() {
+                    let mut lines = BufReader::new(s).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let Ok(st) = serde_json::from_str::<TaskState>(&line) else {
+                            continue;
+                        };
+                        if st.status != TaskStatus::Stopped {
+                            self.mirror(key, &st, awsvpc).await;
+                        }
+                        last = Some(st);
                     }
-                    last = Some(st);
                 }
             }
+            if last
+                .as_ref()
+                .is_some_and(|s| s.status == TaskStatus::Stopped)
+            {
+                break;
+            }
+            // The stream ended before the final state: while the supervisor lives (it
+            // drops a watcher it cannot write to), follow it again.
+            attempts += 1;
+            let d = dir.to_path_buf();
+            let alive = tokio::task::spawn_blocking(move || client::alive(&d))
+                .await
+                .unwrap_or(false);
+            if !alive || attempts > 100 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let dir2 = dir.to_path_buf();
         let finished = last.filter(|s| s.status == TaskStatus::Stopped);
         let final_state = tokio::task::spawn_blocking(move || {
             let st = finished.or_else(|| berth_runtime::shim::recorded_state(&dir2));
             if st.as_ref().is_none_or(|s| s.status != TaskStatus::Stopped) {
-                // The supervisor died before it finished: clean up after it.
+                // The supervisor died before it finished, or lives but cannot be
+                // followed (its socket is gone): end it, then clean up after it.
+                client::kill(&dir2);
                 if let Some(plan) = std::fs::read(dir2.join("plan.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice::<TaskPlan>(&b).ok())

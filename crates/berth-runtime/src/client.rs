@@ -65,6 +65,19 @@ pub fn alive(dir: &Path) -> bool {
         .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0 && is_shim(pid, dir))
 }
 
+/// SIGKILL the supervisor recorded in `dir/shim.pid`, if it is alive.
+pub fn kill(dir: &Path) {
+    if !alive(dir) {
+        return;
+    }
+    if let Some(pid) = std::fs::read_to_string(dir.join("shim.pid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// A recycled pid must not pass for the supervisor: check its command line.
 fn is_shim(pid: i32, dir: &Path) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
