@@ -39,13 +39,15 @@ awslogs() { echo "\"logConfiguration\":{\"logDriver\":\"awslogs\",\"options\":{\
 # 1. A task runs, exits with its code, and its output is in CloudWatch Logs.
 register hello "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"essential\":true,\"command\":[\"sh\",\"-c\",\"echo hello from berth; echo to stderr >&2; id -u; exit 3\"],\"user\":\"www\",$(awslogs hello)}]" >/dev/null
 t=$(run hello --started-by e2e --tags key=k,value=v)
-expect_eq "run-task answers PROVISIONING" "32" "${#t}"
+expect_eq "run-task answers a task id" "32" "${#t}"
 wait_stopped "$t"
 expect_eq "task stopped" "STOPPED" "$(field "$t" lastStatus)"
 expect_eq "exit code" "3" "$(field "$t" 'containers[0].exitCode')"
 expect_eq "stop code" "EssentialContainerExited" "$(field "$t" stopCode)"
 expect_eq "stopped reason" "Essential container in task exited" "$(field "$t" stoppedReason)"
 expect_eq "startedBy kept" "e2e" "$(field "$t" startedBy)"
+expect_eq "tags with include TAGS" "k=v" "$(awsb ecs describe-tasks --cluster c1 --tasks "$t" --include TAGS --query 'tasks[0].tags[0].[key,value]' --output text | tr '\t' '=')"
+expect_eq "a new task is PROVISIONING" "PROVISIONING" "$(awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --overrides '{"containerOverrides":[{"name":"app","command":["true"]}]}' --query 'tasks[0].lastStatus' --output text)"
 for ts in createdAt pullStartedAt pullStoppedAt startedAt stoppingAt stoppedAt executionStoppedAt; do
   expect_eq "timestamp $ts is set" "1" "$([ "$(field "$t" "$ts")" != None ] && echo 1 || echo 0)"
 done
@@ -53,7 +55,9 @@ expect_eq "image digest reported" "sha256" "$(field "$t" 'containers[0].imageDig
 # stdout and stderr are two pipes, so only the order within each is kept.
 expect_eq "logs: stdout, stderr and the user's uid" "33,hello from berth,to stderr" "$(logs_of /ecs/hello "p/app/$t" | tr '\t' '\n' | sort | paste -sd,)"
 expect_eq "log group created (awslogs-create-group)" "/ecs/hello" "$(awsb logs describe-log-groups --log-group-name-prefix /ecs/hello --query 'logGroups[0].logGroupName' --output text)"
-expect_eq "list-tasks STOPPED" "1" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
+ids=$(awsb ecs list-tasks --cluster c1 --desired-status RUNNING --query 'taskArns' --output text)
+[ -z "$ids" ] || wait_stopped $ids
+expect_eq "list-tasks STOPPED" "2" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
 
 # 2. Overrides: command and environment.
 t=$(run hello --overrides '{"containerOverrides":[{"name":"app","command":["sh","-c","echo $GREETING; exit 0"],"environment":[{"name":"GREETING","value":"overridden"}]}]}')
@@ -62,7 +66,7 @@ expect_eq "override exit code" "0" "$(field "$t" 'containers[0].exitCode')"
 expect_eq "override output" "overridden" "$(logs_of /ecs/hello "p/app/$t")"
 expect_error "override for an unknown container" InvalidParameterException awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --overrides '{"containerOverrides":[{"name":"nope","command":["true"]}]}'
 expect_error "invalid Fargate size override" InvalidParameterException awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --overrides '{"cpu":"256","memory":"4096"}'
-expect_eq "no task made by the invalid runs" "2" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
+expect_eq "no task made by the invalid runs" "3" "$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'length(taskArns)')"
 
 # 3. Count: several tasks at once, each its own.
 ids=$(awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hello --network-configuration "$NET" --count 3 --overrides '{"containerOverrides":[{"name":"app","command":["true"]}]}' --query 'tasks[].taskArn' --output text)
@@ -232,7 +236,7 @@ expect_eq "berth down: the task was recorded STOPPED" "STOPPED" "$(field "$t" la
 expect_eq "no supervisors left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "no mounts left" "0" "$(grep -c "$BERTH_DATA" /proc/mounts || true)"
 ran=$(awsb ecs list-tasks --cluster c1 --desired-status STOPPED --query 'taskArns[]' --output text | tr '\t' '\n' | awk -F/ '{print $NF}')
-expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 71 ] && echo 1 || echo 0)"
+expect_eq "every task accounted for" "1" "$([ "$(wc -w <<<"$ran")" -ge 72 ] && echo 1 || echo 0)"
 expect_eq "no cgroups left" "0" "$(for id in $ran; do ls -d /sys/fs/cgroup/*/berth/"$id" 2>/dev/null; done | wc -l)"
 expect_eq "no task directories left" "0" "$(ls "$BERTH_DATA/tasks" | wc -l)"
 expect_eq "server still up" "200" "$(curl -s -o /dev/null -w '%{http_code}' "$BERTH_URL/_berth/health")"
