@@ -23,7 +23,7 @@ start_berth() {
   BERTH_PORT="${BERTH_PORT:-$(free_port)}" # a restart keeps its port: images name it
   BERTH_DATA="${BERTH_DATA:-$(mktemp -d)}"
   BERTH_URL="http://127.0.0.1:$BERTH_PORT"
-  "$BERTH_BIN" up --listen "127.0.0.1:$BERTH_PORT" --data-dir "$BERTH_DATA" "$@" >"$BERTH_DATA/berth.log" 2>&1 &
+  "$BERTH_BIN" up --listen "${BERTH_BIND:-127.0.0.1}:$BERTH_PORT" --data-dir "$BERTH_DATA" "$@" >"$BERTH_DATA/berth.log" 2>&1 &
   BERTH_PID=$!
   wait_for "berth health" 10 curl -fsS "$BERTH_URL/_berth/health"
 }

@@ -77,6 +77,14 @@ pub struct UpArgs {
     /// Extra CA certificates (PEM) trusted when pulling images from HTTPS registries.
     #[arg(long, env = "BERTH_REGISTRY_CA")]
     registry_ca: Option<PathBuf>,
+    /// A registry (HOST or HOST:PORT) to pull images from over plain HTTP although it is
+    /// not on loopback (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "insecure-registry",
+        env = "BERTH_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    insecure_registries: Vec<String>,
     /// The OCI runtime that creates containers: crun or runc, by name (looked up on PATH)
     /// or path. `auto` takes crun when installed (it starts containers faster, see
     /// BENCHMARKS.md), else runc.
@@ -344,7 +352,12 @@ fn start_node(
         .map_err(|e| format!("cannot open the image store: {e}"))?;
     let options = berth_image::PullerOptions {
         extra_ca: args.registry_ca.clone(),
-        ..Default::default()
+        schemes: args
+            .insecure_registries
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| (r.clone(), berth_image::Scheme::Http))
+            .collect(),
     };
     let puller = Arc::new(
         berth_image::Puller::new(Arc::new(content), options)
