@@ -1,7 +1,7 @@
 //! ECR's own layer-upload API (what `docker push` used before OCI distribution), on the
 //! same upload sessions and content store as `/v2/`, and PutImage.
 
-use crate::{invalid, scope, str_of, Ecr};
+use crate::{invalid, scope, server_err, str_of, Ecr};
 use base64::Engine;
 use berth_registry::blobs::CommitError;
 use berth_registry::{Digest, RegistryError, Scope};
@@ -50,7 +50,7 @@ impl Ecr {
             .registry
             .blobs
             .begin_upload(&meta)
-            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
+            .map_err(server_err)?;
         Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
     }
 
@@ -96,9 +96,8 @@ impl Ecr {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&data)
-            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
-        f.write_all(&bytes)
-            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
+            .map_err(server_err)?;
+        f.write_all(&bytes).map_err(server_err)?;
         Ok(
             json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "lastByteReceived": last}),
         )
@@ -144,9 +143,7 @@ impl Ecr {
                     format!("The layer digest {d} does not match the uploaded content ({actual})."),
                 ))
             }
-            Err(CommitError::Io(e)) => {
-                return Err(ApiError::new(500, "ServerException", e.to_string()))
-            }
+            Err(CommitError::Io(e)) => return Err(server_err(e)),
         };
         if size == 0 {
             return Err(ApiError::client(

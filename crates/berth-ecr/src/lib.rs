@@ -57,9 +57,14 @@ fn repo_not_found(scope: &Scope, name: &str) -> ApiError {
     )
 }
 
+/// A failure of Berth's own (storage, store), never the caller's: ECR's ServerException.
+pub(crate) fn server_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(500, "ServerException", e.to_string())
+}
+
 pub(crate) fn registry_err(e: RegistryError) -> ApiError {
     if e.status >= 500 {
-        ApiError::new(500, "ServerException", e.message)
+        server_err(e.message)
     } else {
         invalid(e.message)
     }
@@ -165,7 +170,7 @@ impl Ecr {
                     scope.account
                 ),
             )),
-            Err(e) => Err(ApiError::new(500, "ServerException", e.to_string())),
+            Err(e) => Err(server_err(e)),
         }
     }
 
@@ -490,7 +495,7 @@ impl Ecr {
                 &[Cond::Revision(r.key.clone(), r.revision)],
                 vec![Op::Put(r.key.clone(), repo)],
             )
-            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))?;
+            .map_err(server_err)?;
         Ok(json!({"registryId": scope.account, "repositoryName": name, "imageTagMutability": m}))
     }
 }

@@ -15,7 +15,7 @@
 //! - Berth adds one safety rule: an image that a kept index (manifest list) references is
 //!   never expired, so a kept multi-platform image stays pullable.
 
-use crate::{invalid, scope, str_of, Ecr};
+use crate::{invalid, scope, server_err, str_of, Ecr};
 use berth_registry::{gc, Image, Registry, RegistryError, Scope};
 use berth_store::{Cond, Event, EventKind, Op, StoreError};
 use berth_wire::page::paginate;
@@ -732,7 +732,7 @@ impl Ecr {
         match self.registry.store.txn(conds, ops) {
             Ok(_) => Ok(true),
             Err(StoreError::Conflict(_)) => Ok(false),
-            Err(e) => Err(ApiError::new(500, "ServerException", e.to_string())),
+            Err(e) => Err(server_err(e)),
         }
     }
 
@@ -759,9 +759,7 @@ impl Ecr {
                 );
             }
         }
-        Err(ApiError::new(
-            500,
-            "ServerException",
+        Err(server_err(
             "The repository is being modified concurrently; try again.",
         ))
     }
@@ -813,9 +811,7 @@ impl Ecr {
                 }));
             }
         }
-        Err(ApiError::new(
-            500,
-            "ServerException",
+        Err(server_err(
             "The lifecycle policy is being modified concurrently; try again.",
         ))
     }
@@ -870,9 +866,7 @@ impl Ecr {
             &[Cond::Revision(r.key.clone(), r.revision)],
             vec![Op::Put(preview_key(&scope, repo), preview)],
         )? {
-            return Err(ApiError::new(
-                500,
-                "ServerException",
+            return Err(server_err(
                 "The repository is being modified concurrently; try again.",
             ));
         }

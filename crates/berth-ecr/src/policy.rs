@@ -1,6 +1,6 @@
 //! Repository policies, repository tags and DescribeRegistry.
 
-use crate::{invalid, scope, str_of, Ecr};
+use crate::{invalid, scope, server_err, str_of, Ecr};
 use berth_registry::Scope;
 use berth_store::{Cond, Op, Record};
 use berth_wire::{ApiError, ApiResult, RequestContext};
@@ -42,7 +42,7 @@ impl Ecr {
             .store
             .txn(conds, ops)
             .map(|_| ())
-            .map_err(|e| ApiError::new(500, "ServerException", e.to_string()))
+            .map_err(server_err)
     }
 
     pub(crate) fn set_repository_policy(
@@ -185,12 +185,10 @@ impl Ecr {
             ) {
                 Ok(_) => return Ok(json!({})),
                 Err(berth_store::StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(ApiError::new(500, "ServerException", e.to_string())),
+                Err(e) => return Err(server_err(e)),
             }
         }
-        Err(ApiError::new(
-            500,
-            "ServerException",
+        Err(server_err(
             "The repository is being modified concurrently; try again.",
         ))
     }
