@@ -11,7 +11,6 @@
 
 use crate::plan::*;
 use crate::sys;
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -285,9 +284,14 @@ impl Shim {
         self.evaluate();
     }
 
-    fn publish(&mut self) {
+    /// The task's state as the socket and `state.json` carry it.
+    fn snapshot(&mut self) -> serde_json::Value {
         self.task.containers = self.ctrs.iter().map(|c| c.st.clone()).collect();
-        let mut line = serde_json::to_vec(&self.task).expect("state serializes");
+        serde_json::to_value(&self.task).expect("state serializes")
+    }
+
+    fn publish(&mut self) {
+        let mut line = serde_json::to_vec(&self.snapshot()).expect("state serializes");
         line.push(b'\n');
         let tmp = self.dir.join("state.json.tmp");
         let written = (|| -> io::Result<()> {
@@ -788,13 +792,11 @@ impl Shim {
         };
         match req {
             Request::State => {
-                self.task.containers = self.ctrs.iter().map(|c| c.st.clone()).collect();
-                let v = serde_json::to_value(&self.task).expect("serializes");
+                let v = self.snapshot();
                 self.reply(client, &v);
             }
             Request::Watch => {
-                self.task.containers = self.ctrs.iter().map(|c| c.st.clone()).collect();
-                let v = serde_json::to_value(&self.task).expect("serializes");
+                let v = self.snapshot();
                 self.reply(client, &v);
                 if let Some(c) = self.clients.iter_mut().find(|c| c.id == client) {
                     c.watch = true;
@@ -1098,13 +1100,4 @@ pub fn clean_up_after(dir: &Path, plan: &TaskPlan) {
     }
     let _ = sys::remove_cgroup(&plan.cgroup);
     let _ = sys::unmount(&dir.join("netns"));
-}
-
-/// Map from container name to state, for callers that look containers up by name.
-pub fn by_name(state: &TaskState) -> HashMap<&str, &ContainerState> {
-    state
-        .containers
-        .iter()
-        .map(|c| (c.name.as_str(), c))
-        .collect()
 }
