@@ -6,7 +6,7 @@
 //!
 //! ECS validates awsvpcConfiguration through `check_awsvpc` and friends below.
 
-mod cidr;
+use berth_net::cidr;
 mod common;
 mod defaults;
 mod filters;

@@ -2,8 +2,9 @@
 //! placement, and address counts as EC2 reports them.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub addr: u32,
     pub len: u8,
@@ -36,7 +37,7 @@ impl Cidr {
         (parts == 4).then_some(Cidr { addr, len })
     }
 
-    fn mask(&self) -> u32 {
+    pub fn mask(&self) -> u32 {
         if self.len == 0 {
             0
         } else {
@@ -68,6 +69,24 @@ impl Cidr {
     /// Usable addresses in a subnet: AWS reserves the first four and the last one.
     pub fn available_addresses(&self) -> i64 {
         (1i64 << (32 - self.len as u32)) - 5
+    }
+
+    /// The VPC router's address in a subnet (the first after the network address), which
+    /// is the tasks' gateway on Berth's bridge.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.first() + 1)
+    }
+
+    /// The addresses a task may get: all but AWS's four reserved at the start and the
+    /// broadcast address at the end.
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let (first, last) = (self.first() as u64, self.last() as u64);
+        (first + 4..last).map(|a| Ipv4Addr::from(a as u32))
+    }
+
+    pub fn contains_ip(&self, ip: Ipv4Addr) -> bool {
+        let a = u32::from(ip);
+        self.first() <= a && a <= self.last()
     }
 }
 

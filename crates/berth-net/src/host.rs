@@ -1,0 +1,237 @@
+//! Berth's changes to the host's network, all under Berth's names: the bridge `berth0`
+//! (one gateway address per subnet in use, and the task endpoints' address), veth links
+//! named `berth` + the task id's start, and the iptables chains BERTH-FORWARD (filter)
+//! and BERTH-POSTROUTING (nat), each reached by one jump rule from the built-in chain.
+//! `tear_down` removes every one of them.
+
+use crate::cidr::Cidr;
+use std::collections::HashSet;
+use std::io;
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::netlink::{self, Netlink};
+
+pub const BRIDGE: &str = "berth0";
+/// Prefix of every link Berth makes (the bridge and the host side of each task's veth).
+pub const LINK_PREFIX: &str = "berth";
+const FORWARD_CHAIN: &str = "BERTH-FORWARD";
+const NAT_CHAIN: &str = "BERTH-POSTROUTING";
+
+/// The host side of a task's veth pair: `berth` and the first ten characters of its id
+/// (the kernel allows fifteen).
+pub fn host_link(task_id: &str) -> String {
+    let id: String = task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(10).collect();
+    format!("{LINK_PREFIX}{id}")
+}
+
+fn iptables(args: &[&str]) -> io::Result<bool> {
+    let out = Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run iptables: {e}")))?;
+    Ok(out.status.success())
+}
+
+/// Run an iptables command that must succeed.
+fn must(args: &[&str]) -> io::Result<()> {
+    if iptables(args)? {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("iptables {} failed", args.join(" "))))
+    }
+}
+
+/// Append a rule unless it is there already.
+fn ensure_rule(table: &str, chain: &str, rule: &[&str]) -> io::Result<()> {
+    let mut check = vec!["-t", table, "-C", chain];
+    check.extend_from_slice(rule);
+    if iptables(&check)? {
+        return Ok(());
+    }
+    let mut add = vec!["-t", table, "-A", chain];
+    add.extend_from_slice(rule);
+    must(&add)
+}
+
+/// Make a chain of Berth's and jump to it first from `from`.
+fn ensure_chain(table: &str, chain: &str, from: &str) -> io::Result<()> {
+    let _ = iptables(&["-t", table, "-N", chain]);
+    if !iptables(&["-t", table, "-C", from, "-j", chain])? {
+        must(&["-t", table, "-I", from, "1", "-j", chain])?;
+    }
+    Ok(())
+}
+
+/// The host's network, prepared once per `berth up`.
+pub struct HostNetwork {
+    /// Subnets whose gateway address and NAT rule are in place, so a task start costs no
+    /// iptables run once its subnet has been seen.
+    ready: Mutex<HashSet<Cidr>>,
+}
+
+impl HostNetwork {
+    /// Create the bridge and Berth's chains, and turn on IPv4 forwarding. Returns what it
+    /// did to the host, to be logged.
+    pub fn set_up() -> io::Result<(HostNetwork, Vec<String>)> {
+        let mut said = vec![];
+        let mut nl = Netlink::open()?;
+        if !netlink::link_exists(BRIDGE) {
+            said.push(format!("created the bridge {BRIDGE}"));
+        }
+        nl.create_bridge(BRIDGE)?;
+        let fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+        if fwd.trim() != "1" {
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+            said.push("set net.ipv4.ip_forward=1".into());
+        }
+        ensure_chain("filter", FORWARD_CHAIN, "FORWARD")?;
+        // Docker sets FORWARD's policy to DROP; Berth's jump comes first and accepts its own.
+        ensure_rule("filter", FORWARD_CHAIN, &["-i", BRIDGE, "-j", "ACCEPT"])?;
+        ensure_rule(
+            "filter",
+            FORWARD_CHAIN,
+            &[
+                "-o", BRIDGE, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j",
+                "ACCEPT",
+            ],
+        )?;
+        ensure_chain("nat", NAT_CHAIN, "POSTROUTING")?;
+        said.push(format!(
+            "iptables chains {FORWARD_CHAIN} (filter) and {NAT_CHAIN} (nat) in place"
+        ));
+        Ok((
+            HostNetwork {
+                ready: Mutex::new(HashSet::new()),
+            },
+            said,
+        ))
+    }
+
+    /// Make a subnet usable on the bridge: its gateway address (so the host reaches its
+    /// tasks) and outbound NAT. A range that clashes with one of the host's own routes is
+    /// refused rather than taken over.
+    pub fn ensure_subnet(&self, cidr: Cidr) -> io::Result<()> {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        if ready.contains(&cidr) {
+            return Ok(());
+        }
+        if let Some((route, dev)) = host_routes()
+            .into_iter()
+            .find(|(r, dev)| r.len > 0 && dev != BRIDGE && r.overlaps(&cidr))
+        {
+            return Err(io::Error::other(format!(
+                "the subnet range {cidr} overlaps the host's route {route} on {dev}"
+            )));
+        }
+        Netlink::open()?.add_address(BRIDGE, cidr.gateway(), cidr.len)?;
+        let src = cidr.to_string();
+        ensure_rule(
+            "nat",
+            NAT_CHAIN,
+            &["-s", &src, "!", "-o", BRIDGE, "-j", "MASQUERADE"],
+        )?;
+        ready.insert(cidr);
+        Ok(())
+    }
+
+    /// Add an address of Berth's own to the bridge (the task endpoints' 169.254.170.2).
+    pub fn add_bridge_address(&self, ip: Ipv4Addr) -> io::Result<()> {
+        Netlink::open()?.add_address(BRIDGE, ip, 32)
+    }
+}
+
+/// The host's IPv4 routes as (destination, device).
+fn host_routes() -> Vec<(Cidr, String)> {
+    parse_routes(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+}
+
+/// /proc/net/route: a header line, then interface, destination, gateway, flags, refcnt,
+/// use, metric, mask, ... with addresses as hex of their bytes in network order read as a
+/// native-endian number.
+fn parse_routes(text: &str) -> Vec<(Cidr, String)> {
+    let addr = |s: &str| u32::from_str_radix(s, 16).ok().map(|v| u32::from_be_bytes(v.to_ne_bytes()));
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = addr(f.get(1)?)?;
+            let mask = addr(f.get(7)?)?;
+            Some((
+                Cidr {
+                    addr: dest,
+                    len: mask.count_ones() as u8,
+                },
+                f[0].to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Remove every host change Berth made: its links (the bridge takes its addresses and
+/// routes with it), its chains and the jumps to them. Returns what it removed.
+pub fn tear_down() -> Vec<String> {
+    let mut said = vec![];
+    let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(LINK_PREFIX))
+        .collect();
+    if let Ok(mut nl) = Netlink::open() {
+        // Task links first, the bridge last.
+        let mut links = links;
+        links.sort_by_key(|n| n == BRIDGE);
+        for l in links {
+            match nl.delete_link(&l) {
+                Ok(()) => said.push(format!("deleted link {l}")),
+                Err(e) => said.push(format!("cannot delete link {l}: {e}")),
+            }
+        }
+    }
+    for (table, chain, from) in [
+        ("filter", FORWARD_CHAIN, "FORWARD"),
+        ("nat", NAT_CHAIN, "POSTROUTING"),
+    ] {
+        let mut had = false;
+        while iptables(&["-t", table, "-D", from, "-j", chain]).unwrap_or(false) {
+            had = true;
+        }
+        had |= iptables(&["-t", table, "-F", chain]).unwrap_or(false);
+        had |= iptables(&["-t", table, "-X", chain]).unwrap_or(false);
+        if had {
+            said.push(format!("removed iptables chain {chain} ({table})"));
+        }
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_link_names_fit_the_kernel_limit() {
+        let n = host_link("0123456789abcdef0123456789abcdef");
+        assert_eq!(n, "berth0123456789");
+        assert!(n.len() <= 15);
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn parses_the_kernels_route_table() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let r = parse_routes(text);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].0.to_string(), "0.0.0.0/0");
+        assert_eq!(r[1].0.to_string(), "192.0.2.0/24");
+        assert_eq!(r[1].1, "eth0");
+        assert!(r[1].0.overlaps(&Cidr::parse("192.0.2.128/25").unwrap()));
+    }
+}

@@ -1,0 +1,200 @@
+//! Task addresses: one allocator for the whole host. A lease is a store record keyed by
+//! the address itself, so two tasks never share an address even when two accounts' default
+//! VPCs have the same ranges (they share Berth's one bridge). Created with a condition
+//! that the key is absent: concurrent allocations cannot both win.
+
+use crate::cidr::Cidr;
+use berth_store::{Cond, Op, Store, StoreError};
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+
+/// Store prefix of the leases. Not under an account: addresses are the host's.
+pub const LEASES: &str = "/_net/lease/";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub ip: Ipv4Addr,
+    pub subnet_id: String,
+    pub cidr: Cidr,
+}
+
+impl Lease {
+    pub fn key(&self) -> String {
+        lease_key(self.ip)
+    }
+}
+
+pub fn lease_key(ip: Ipv4Addr) -> String {
+    format!("{LEASES}{ip}")
+}
+
+/// A subnet a task may take its address from.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub subnet_id: String,
+    pub cidr: Cidr,
+}
+
+/// Lease an address for `owner` (a task ARN) from the first of `subnets`, counted from
+/// `start`, that has one free (callers vary `start` to spread tasks over zones as ECS
+/// does). Err is the reason to give the task.
+pub fn allocate(
+    store: &dyn Store,
+    subnets: &[Candidate],
+    start: usize,
+    owner: &str,
+) -> Result<Lease, String> {
+    if subnets.is_empty() {
+        return Err("no subnet to take an address from".into());
+    }
+    for attempt in 0..3 {
+        let used: std::collections::HashSet<Ipv4Addr> = store
+            .list(LEASES)
+            .iter()
+            .filter_map(|r| r.key[LEASES.len()..].parse().ok())
+            .collect();
+        let mut raced = false;
+        for k in 0..subnets.len() {
+            let s = &subnets[(start + k) % subnets.len()];
+            for ip in s.cidr.hosts().filter(|ip| !used.contains(ip)) {
+                let lease = Lease {
+                    ip,
+                    subnet_id: s.subnet_id.clone(),
+                    cidr: s.cidr,
+                };
+                let value =
+                    json!({"ip": ip.to_string(), "subnetId": s.subnet_id, "cidr": s.cidr.to_string(), "owner": owner});
+                match store.txn(
+                    &[Cond::Absent(lease.key())],
+                    vec![Op::Put(lease.key(), value)],
+                ) {
+                    Ok(_) => return Ok(lease),
+                    Err(StoreError::Conflict(_)) => {
+                        raced = true;
+                        break;
+                    }
+                    Err(e) => return Err(format!("cannot record the address lease: {e}")),
+                }
+            }
+            if raced {
+                break;
+            }
+        }
+        if !raced || attempt == 2 {
+            break;
+        }
+    }
+    let ids: Vec<&str> = subnets.iter().map(|s| s.subnet_id.as_str()).collect();
+    Err(format!(
+        "There are no free IP addresses in the subnets [{}]",
+        ids.join(", ")
+    ))
+}
+
+/// The lease `owner` holds on `ip`, if it is still theirs.
+pub fn lease_of(store: &dyn Store, ip: Ipv4Addr, owner: &str) -> Option<Lease> {
+    let r = store.get(&lease_key(ip))?;
+    if r.value["owner"] != owner {
+        return None;
+    }
+    Some(Lease {
+        ip,
+        subnet_id: r.value["subnetId"].as_str()?.to_string(),
+        cidr: Cidr::parse(r.value["cidr"].as_str()?)?,
+    })
+}
+
+/// Give an address back, if `owner` still holds it.
+pub fn release(store: &dyn Store, ip: Ipv4Addr, owner: &str) {
+    let key = lease_key(ip);
+    if let Some(r) = store.get(&key) {
+        if r.value["owner"] == owner {
+            let _ = store.txn(
+                &[Cond::Revision(key.clone(), r.revision)],
+                vec![Op::Delete(key)],
+            );
+        }
+    }
+}
+
+/// Every lease, as (address, owner).
+pub fn leases(store: &dyn Store) -> Vec<(Ipv4Addr, Value)> {
+    store
+        .list(LEASES)
+        .into_iter()
+        .filter_map(|r| Some((r.key[LEASES.len()..].parse().ok()?, r.value["owner"].clone())))
+        .collect()
+}
+
+/// A locally administered MAC address made from the IPv4 address, so an address that
+/// comes back to a new task keeps its MAC and no neighbour cache goes stale.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
+}
+
+pub fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_store::SqliteStore;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let d = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&d.path().join("s.db")).unwrap();
+        (d, s)
+    }
+
+    fn subnet(id: &str, cidr: &str) -> Candidate {
+        Candidate {
+            subnet_id: id.into(),
+            cidr: Cidr::parse(cidr).unwrap(),
+        }
+    }
+
+    #[test]
+    fn skips_reserved_addresses_and_never_hands_out_one_twice() {
+        let (_d, st) = store();
+        let subs = [subnet("subnet-a", "10.9.0.0/29")];
+        // A /29 has 8 addresses; AWS reserves 5, leaving .4, .5 and .6.
+        let got: Vec<String> = (0..3)
+            .map(|i| allocate(&st, &subs, 0, &format!("t{i}")).unwrap().ip.to_string())
+            .collect();
+        assert_eq!(got, ["10.9.0.4", "10.9.0.5", "10.9.0.6"]);
+        let e = allocate(&st, &subs, 0, "t3").unwrap_err();
+        assert_eq!(e, "There are no free IP addresses in the subnets [subnet-a]");
+        // Released by someone else: still held. Released by its owner: free again.
+        release(&st, "10.9.0.5".parse().unwrap(), "t0");
+        assert!(allocate(&st, &subs, 0, "t3").is_err());
+        release(&st, "10.9.0.5".parse().unwrap(), "t1");
+        assert_eq!(allocate(&st, &subs, 0, "t3").unwrap().ip.to_string(), "10.9.0.5");
+        assert_eq!(leases(&st).len(), 3);
+    }
+
+    #[test]
+    fn moves_to_the_next_subnet_when_one_is_full() {
+        let (_d, st) = store();
+        let subs = [subnet("subnet-a", "10.9.0.0/29"), subnet("subnet-b", "10.9.1.0/28")];
+        for i in 0..3 {
+            allocate(&st, &subs, 0, &format!("t{i}")).unwrap();
+        }
+        let l = allocate(&st, &subs, 0, "t3").unwrap();
+        assert_eq!((l.subnet_id.as_str(), l.ip.to_string()), ("subnet-b", "10.9.1.4".into()));
+        // Starting at the second subnet takes from it first.
+        assert_eq!(allocate(&st, &subs, 1, "t4").unwrap().subnet_id, "subnet-b");
+        assert_eq!(lease_of(&st, l.ip, "t3").unwrap(), l);
+        assert!(lease_of(&st, l.ip, "t9").is_none());
+    }
+
+    #[test]
+    fn macs_follow_addresses() {
+        let ip: Ipv4Addr = "172.31.0.4".parse().unwrap();
+        assert_eq!(mac_string(mac_for(ip)), "0a:58:ac:1f:00:04");
+    }
+}
