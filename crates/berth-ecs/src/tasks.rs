@@ -316,6 +316,18 @@ impl Ecs {
             .cloned()
             .unwrap_or(Value::Null);
         let awsvpc = td["networkMode"] == "awsvpc";
+        // The subnets' ranges, so the node can lease an address without asking EC2.
+        let subnets: Vec<Value> = input
+            .pointer("/networkConfiguration/awsvpcConfiguration/subnets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|id| {
+                berth_ec2::subnet_info(self.store.as_ref(), &ctx.account, &ctx.region, id)
+            })
+            .map(|s| json!({"subnetId": s.subnet_id, "cidrBlock": s.cidr_block, "availabilityZone": s.availability_zone}))
+            .collect();
         json!({
             "taskArn": task_arn,
             "clusterArn": cluster["clusterArn"],
@@ -343,7 +355,7 @@ impl Ecs {
             "healthStatus": "UNKNOWN",
             // What the node needs beyond the ECS shape lives under a Berth-only key
             // that DescribeTasks never returns.
-            "_berth": {"networkConfiguration": input.get("networkConfiguration")},
+            "_berth": {"networkConfiguration": input.get("networkConfiguration"), "subnets": subnets},
         })
     }
 

@@ -22,7 +22,11 @@ const NAT_CHAIN: &str = "BERTH-POSTROUTING";
 /// The host side of a task's veth pair: `berth` and the first ten characters of its id
 /// (the kernel allows fifteen).
 pub fn host_link(task_id: &str) -> String {
-    let id: String = task_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(10).collect();
+    let id: String = task_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(10)
+        .collect();
     format!("{LINK_PREFIX}{id}")
 }
 
@@ -41,7 +45,10 @@ fn must(args: &[&str]) -> io::Result<()> {
     if iptables(args)? {
         Ok(())
     } else {
-        Err(io::Error::other(format!("iptables {} failed", args.join(" "))))
+        Err(io::Error::other(format!(
+            "iptables {} failed",
+            args.join(" ")
+        )))
     }
 }
 
@@ -95,7 +102,13 @@ impl HostNetwork {
             "filter",
             FORWARD_CHAIN,
             &[
-                "-o", BRIDGE, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j",
+                "-o",
+                BRIDGE,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
                 "ACCEPT",
             ],
         )?;
@@ -153,7 +166,11 @@ fn host_routes() -> Vec<(Cidr, String)> {
 /// use, metric, mask, ... with addresses as hex of their bytes in network order read as a
 /// native-endian number.
 fn parse_routes(text: &str) -> Vec<(Cidr, String)> {
-    let addr = |s: &str| u32::from_str_radix(s, 16).ok().map(|v| u32::from_be_bytes(v.to_ne_bytes()));
+    let addr = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .ok()
+            .map(|v| u32::from_be_bytes(v.to_ne_bytes()))
+    };
     text.lines()
         .skip(1)
         .filter_map(|l| {
@@ -224,7 +241,8 @@ mod tests {
     #[test]
     #[cfg(target_endian = "little")]
     fn parses_the_kernels_route_table() {
-        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
             eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
             eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         let r = parse_routes(text);

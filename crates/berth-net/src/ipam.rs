@@ -37,7 +37,8 @@ pub struct Candidate {
 
 /// Lease an address for `owner` (a task ARN) from the first of `subnets`, counted from
 /// `start`, that has one free (callers vary `start` to spread tasks over zones as ECS
-/// does). Err is the reason to give the task.
+/// does). An address another allocation wins meanwhile is skipped, so concurrent
+/// allocations never fail while addresses are left. Err is the reason to give the task.
 pub fn allocate(
     store: &dyn Store,
     subnets: &[Candidate],
@@ -47,41 +48,29 @@ pub fn allocate(
     if subnets.is_empty() {
         return Err("no subnet to take an address from".into());
     }
-    for attempt in 0..3 {
-        let used: std::collections::HashSet<Ipv4Addr> = store
-            .list(LEASES)
-            .iter()
-            .filter_map(|r| r.key[LEASES.len()..].parse().ok())
-            .collect();
-        let mut raced = false;
-        for k in 0..subnets.len() {
-            let s = &subnets[(start + k) % subnets.len()];
-            for ip in s.cidr.hosts().filter(|ip| !used.contains(ip)) {
-                let lease = Lease {
-                    ip,
-                    subnet_id: s.subnet_id.clone(),
-                    cidr: s.cidr,
-                };
-                let value =
-                    json!({"ip": ip.to_string(), "subnetId": s.subnet_id, "cidr": s.cidr.to_string(), "owner": owner});
-                match store.txn(
-                    &[Cond::Absent(lease.key())],
-                    vec![Op::Put(lease.key(), value)],
-                ) {
-                    Ok(_) => return Ok(lease),
-                    Err(StoreError::Conflict(_)) => {
-                        raced = true;
-                        break;
-                    }
-                    Err(e) => return Err(format!("cannot record the address lease: {e}")),
-                }
+    let used: std::collections::HashSet<Ipv4Addr> = store
+        .list(LEASES)
+        .iter()
+        .filter_map(|r| r.key[LEASES.len()..].parse().ok())
+        .collect();
+    for k in 0..subnets.len() {
+        let s = &subnets[(start + k) % subnets.len()];
+        for ip in s.cidr.hosts().filter(|ip| !used.contains(ip)) {
+            let lease = Lease {
+                ip,
+                subnet_id: s.subnet_id.clone(),
+                cidr: s.cidr,
+            };
+            let value = json!({"ip": ip.to_string(), "subnetId": s.subnet_id, "cidr": s.cidr.to_string(), "owner": owner});
+            match store.txn(
+                &[Cond::Absent(lease.key())],
+                vec![Op::Put(lease.key(), value)],
+            ) {
+                Ok(_) => return Ok(lease),
+                // Another task took it since the list was read: try the next one.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(format!("cannot record the address lease: {e}")),
             }
-            if raced {
-                break;
-            }
-        }
-        if !raced || attempt == 2 {
-            break;
         }
     }
     let ids: Vec<&str> = subnets.iter().map(|s| s.subnet_id.as_str()).collect();
@@ -122,7 +111,12 @@ pub fn leases(store: &dyn Store) -> Vec<(Ipv4Addr, Value)> {
     store
         .list(LEASES)
         .into_iter()
-        .filter_map(|r| Some((r.key[LEASES.len()..].parse().ok()?, r.value["owner"].clone())))
+        .filter_map(|r| {
+            Some((
+                r.key[LEASES.len()..].parse().ok()?,
+                r.value["owner"].clone(),
+            ))
+        })
         .collect()
 }
 
@@ -164,32 +158,70 @@ mod tests {
         let subs = [subnet("subnet-a", "10.9.0.0/29")];
         // A /29 has 8 addresses; AWS reserves 5, leaving .4, .5 and .6.
         let got: Vec<String> = (0..3)
-            .map(|i| allocate(&st, &subs, 0, &format!("t{i}")).unwrap().ip.to_string())
+            .map(|i| {
+                allocate(&st, &subs, 0, &format!("t{i}"))
+                    .unwrap()
+                    .ip
+                    .to_string()
+            })
             .collect();
         assert_eq!(got, ["10.9.0.4", "10.9.0.5", "10.9.0.6"]);
         let e = allocate(&st, &subs, 0, "t3").unwrap_err();
-        assert_eq!(e, "There are no free IP addresses in the subnets [subnet-a]");
+        assert_eq!(
+            e,
+            "There are no free IP addresses in the subnets [subnet-a]"
+        );
         // Released by someone else: still held. Released by its owner: free again.
         release(&st, "10.9.0.5".parse().unwrap(), "t0");
         assert!(allocate(&st, &subs, 0, "t3").is_err());
         release(&st, "10.9.0.5".parse().unwrap(), "t1");
-        assert_eq!(allocate(&st, &subs, 0, "t3").unwrap().ip.to_string(), "10.9.0.5");
+        assert_eq!(
+            allocate(&st, &subs, 0, "t3").unwrap().ip.to_string(),
+            "10.9.0.5"
+        );
         assert_eq!(leases(&st).len(), 3);
     }
 
     #[test]
     fn moves_to_the_next_subnet_when_one_is_full() {
         let (_d, st) = store();
-        let subs = [subnet("subnet-a", "10.9.0.0/29"), subnet("subnet-b", "10.9.1.0/28")];
+        let subs = [
+            subnet("subnet-a", "10.9.0.0/29"),
+            subnet("subnet-b", "10.9.1.0/28"),
+        ];
         for i in 0..3 {
             allocate(&st, &subs, 0, &format!("t{i}")).unwrap();
         }
         let l = allocate(&st, &subs, 0, "t3").unwrap();
-        assert_eq!((l.subnet_id.as_str(), l.ip.to_string()), ("subnet-b", "10.9.1.4".into()));
+        assert_eq!(
+            (l.subnet_id.as_str(), l.ip.to_string()),
+            ("subnet-b", "10.9.1.4".into())
+        );
         // Starting at the second subnet takes from it first.
         assert_eq!(allocate(&st, &subs, 1, "t4").unwrap().subnet_id, "subnet-b");
         assert_eq!(lease_of(&st, l.ip, "t3").unwrap(), l);
         assert!(lease_of(&st, l.ip, "t9").is_none());
+    }
+
+    #[test]
+    fn concurrent_allocations_all_succeed_while_addresses_last() {
+        let (_d, st) = store();
+        let st = std::sync::Arc::new(st);
+        let subs = [subnet("subnet-a", "10.9.0.0/28")];
+        let got: Vec<Result<Lease, String>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..11)
+                .map(|i| {
+                    let (st, subs) = (st.clone(), subs.clone());
+                    sc.spawn(move || allocate(st.as_ref(), &subs, 0, &format!("t{i}")))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut ips: Vec<Ipv4Addr> = got.into_iter().map(|r| r.unwrap().ip).collect();
+        ips.sort();
+        ips.dedup();
+        assert_eq!(ips.len(), 11, "eleven tasks, eleven distinct addresses");
+        assert!(allocate(st.as_ref(), &subs, 0, "t11").is_err());
     }
 
     #[test]

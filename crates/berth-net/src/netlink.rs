@@ -49,7 +49,8 @@ impl Msg {
 
     /// struct ifinfomsg: family, type, index, flags, change.
     fn ifinfo(mut self, index: i32, flags: u32, change: u32) -> Msg {
-        self.buf.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+        self.buf
+            .extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
         self.buf.extend_from_slice(&index.to_ne_bytes());
         self.buf.extend_from_slice(&flags.to_ne_bytes());
         self.buf.extend_from_slice(&change.to_ne_bytes());
@@ -84,8 +85,7 @@ impl Msg {
     fn begin(mut self, kind: u16) -> Msg {
         self.open.push(self.buf.len());
         self.buf.extend_from_slice(&[0, 0]);
-        self.buf
-            .extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
         self
     }
 
@@ -132,8 +132,9 @@ impl Netlink {
         Ok(Netlink { fd, seq: 0 })
     }
 
-    /// Send one request and wait for its acknowledgement.
-    fn call(&mut self, kind: u16, flags: u16, mut msg: Msg, what: &str) -> io::Result<()> {
+    /// Send one request and wait for its acknowledgement. The error keeps its errno
+    /// (callers test for EEXIST and ENODEV); `context` adds what was asked.
+    fn call(&mut self, kind: u16, flags: u16, mut msg: Msg) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let len = msg.buf.len() as u32;
         msg.buf[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -153,9 +154,8 @@ impl Netlink {
         }
         let mut buf = [0u8; 8192];
         loop {
-            let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-            };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -177,8 +177,7 @@ impl Netlink {
                     if errno == 0 {
                         return Ok(());
                     }
-                    let e = io::Error::from_raw_os_error(-errno);
-                    return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+                    return Err(io::Error::from_raw_os_error(-errno));
                 }
                 at += (mlen + 3) & !3;
             }
@@ -193,14 +192,9 @@ impl Netlink {
             .begin(IFLA_LINKINFO)
             .name(IFLA_INFO_KIND, "bridge")
             .end();
-        match self.call(
-            RTM_NEWLINK,
-            NLM_F_CREATE | NLM_F_EXCL,
-            msg,
-            &format!("create bridge {name}"),
-        ) {
+        match self.call(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, msg) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => self.set_up(name),
-            r => r,
+            r => r.map_err(|e| context(e, format!("create bridge {name}"))),
         }
     }
 
@@ -209,7 +203,8 @@ impl Netlink {
         let msg = Msg::new()
             .ifinfo(0, libc::IFF_UP as u32, libc::IFF_UP as u32)
             .name(IFLA_IFNAME, name);
-        self.call(RTM_NEWLINK, 0, msg, &format!("bring {name} up"))
+        self.call(RTM_NEWLINK, 0, msg)
+            .map_err(|e| context(e, format!("bring {name} up")))
     }
 
     /// Create a veth pair: `host` in this socket's namespace, up and enslaved to the bridge
@@ -241,20 +236,16 @@ impl Netlink {
             .end()
             .end();
         msg.pad();
-        self.call(
-            RTM_NEWLINK,
-            NLM_F_CREATE | NLM_F_EXCL,
-            msg,
-            &format!("create veth {host}"),
-        )
+        self.call(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, msg)
+            .map_err(|e| context(e, format!("create veth {host}")))
     }
 
     /// Delete a link by name; a link that is not there is not an error.
     pub fn delete_link(&mut self, name: &str) -> io::Result<()> {
         let msg = Msg::new().ifinfo(0, 0, 0).name(IFLA_IFNAME, name);
-        match self.call(RTM_DELLINK, 0, msg, &format!("delete {name}")) {
+        match self.call(RTM_DELLINK, 0, msg) {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
-            r => r,
+            r => r.map_err(|e| context(e, format!("delete {name}"))),
         }
     }
 
@@ -269,14 +260,9 @@ impl Netlink {
         let msg = msg
             .attr(IFA_LOCAL, &ip.octets())
             .attr(IFA_ADDRESS, &ip.octets());
-        match self.call(
-            RTM_NEWADDR,
-            NLM_F_CREATE | NLM_F_EXCL,
-            msg,
-            &format!("add {ip}/{prefix} to {link}"),
-        ) {
+        match self.call(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, msg) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-            r => r,
+            r => r.map_err(|e| context(e, format!("add {ip}/{prefix} to {link}"))),
         }
     }
 
@@ -299,13 +285,14 @@ impl Netlink {
         let msg = msg
             .attr(RTA_GATEWAY, &gateway.octets())
             .attr(RTA_OIF, &index.to_ne_bytes());
-        self.call(
-            RTM_NEWROUTE,
-            NLM_F_CREATE | NLM_F_EXCL,
-            msg,
-            &format!("add default route via {gateway}"),
-        )
+        self.call(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, msg)
+            .map_err(|e| context(e, format!("add default route via {gateway}")))
     }
+}
+
+/// An error that says what was asked, keeping the kind (and message) of the OS error.
+fn context(e: io::Error, what: String) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 /// The index of a link in the calling thread's network namespace.

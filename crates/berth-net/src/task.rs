@@ -43,10 +43,16 @@ pub fn attach(mut host: HostSide, net: &TaskNetwork) -> io::Result<()> {
     let ns = std::fs::File::open("/proc/thread-self/ns/net")?;
     let mac = mac_for(net.ip);
     let create = |h: &mut HostSide| {
-        h.nl.create_veth(&net.host_link, h.bridge_index, TASK_LINK, ns.as_raw_fd(), mac)
+        h.nl.create_veth(
+            &net.host_link,
+            h.bridge_index,
+            TASK_LINK,
+            ns.as_raw_fd(),
+            mac,
+        )
     };
     match create(&mut host) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             host.nl.delete_link(&net.host_link)?;
             create(&mut host)?;
         }

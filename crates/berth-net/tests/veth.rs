@@ -42,7 +42,9 @@ fn task_namespace_reaches_the_host_over_the_bridge() {
             }
             attach(host, &n2)
         })();
-        wired_tx.send(r.as_ref().map_err(|e| e.to_string()).cloned()).unwrap();
+        wired_tx
+            .send(r.as_ref().map_err(|e| e.to_string()).cloned())
+            .unwrap();
         r?;
         let mut s = TcpStream::connect((gw, port))?;
         s.write_all(b"hello")?;
@@ -63,7 +65,10 @@ fn task_namespace_reaches_the_host_over_the_bridge() {
     conn.write_all(b"seen").unwrap();
     drop(conn);
     assert_eq!(task.join().unwrap().unwrap(), "seen");
-    assert!(!link_exists("berthtst1"), "the host end went with the task end");
+    assert!(
+        !link_exists("berthtst1"),
+        "the host end went with the task end"
+    );
     nl.delete_link(bridge).unwrap();
     assert!(!link_exists(bridge));
 }

@@ -9,6 +9,7 @@
 pub mod resolve;
 
 use berth_image::{ImageRef, Puller};
+use berth_net::{ipam, HostNetwork, TaskNetwork};
 use berth_runtime::{client, ContainerPlan, Request, TaskPlan, TaskState, TaskStatus};
 use berth_store::{Cond, Op, Store, StoreError};
 use berth_wire::Clock;
@@ -34,6 +35,9 @@ pub struct NodeConfig {
     /// The OCI runtime (runc) and its state directory.
     pub runtime: PathBuf,
     pub runtime_root: PathBuf,
+    /// The host's side of task networking, or why this host has none (awsvpc tasks then
+    /// fail with that reason).
+    pub network: Result<Arc<HostNetwork>, String>,
 }
 
 pub struct Node {
@@ -67,6 +71,15 @@ fn parse_key(key: &str) -> Option<TaskKey<'_>> {
         region: parts[2],
         id: parts[6],
     })
+}
+
+/// `arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID` to the task's store key.
+fn task_key_of_arn(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (region, account, res) = (parts.get(3)?, parts.get(4)?, parts.get(5)?);
+    let mut r = res.splitn(3, '/');
+    let (kind, cluster, id) = (r.next()?, r.next()?, r.next()?);
+    (kind == "task").then(|| format!("/{account}/{region}/ecs/task/{cluster}/{id}"))
 }
 
 fn is_final(task: &Value) -> bool {
@@ -109,6 +122,8 @@ impl Node {
         let node = self.clone();
         let mut rx = self.store.watch();
         tokio::spawn(async move {
+            let n = node.clone();
+            let _ = tokio::task::spawn_blocking(move || n.sweep_leases()).await;
             for key in node.unfinished_tasks() {
                 node.on_task(&key, true);
             }
@@ -191,6 +206,7 @@ impl Node {
         if !launchable {
             if at_start {
                 // Past the plan but no task directory: nothing runs any more; say so.
+                self.release_network(key);
                 let _ = self.update(key, |t| {
                     finish(
                         t,
@@ -226,6 +242,8 @@ impl Node {
                 Err(reason) => {
                     tracing::info!(task = %key, %reason, "task failed to start");
                     let _ = tokio::fs::remove_dir_all(&dir).await;
+                    let (n, k) = (node.clone(), key.clone());
+                    let _ = tokio::task::spawn_blocking(move || n.release_network(&k)).await;
                     node.update_async(&key, move |t| {
                         for c in t["containers"].as_array_mut().into_iter().flatten() {
                             c["lastStatus"] = json!("STOPPED");
@@ -241,6 +259,121 @@ impl Node {
                 }
             }
         });
+    }
+
+    /// Lease the task an address in one of its subnets, make the subnet usable on the
+    /// bridge, and record the attachment as DescribeTasks shows it. A task relaunched
+    /// after a restart keeps the address it already holds.
+    fn attach_network(&self, key: &str) -> Result<TaskNetwork, String> {
+        let host = self.cfg.network.as_ref().map_err(|e| {
+            format!("ResourceInitializationError: this host cannot give tasks a network: {e}")
+        })?;
+        let task = self.store.get(key).ok_or("task record vanished")?.value;
+        let k = parse_key(key).expect("task key");
+        let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
+        let subnets: Vec<(ipam::Candidate, String)> = task["_berth"]["subnets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some((
+                    ipam::Candidate {
+                        subnet_id: s["subnetId"].as_str()?.to_string(),
+                        cidr: berth_net::Cidr::parse(s["cidrBlock"].as_str()?)?,
+                    },
+                    s["availabilityZone"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let held = task["_berth"]["ip"]
+            .as_str()
+            .and_then(|ip| ip.parse().ok())
+            .and_then(|ip| ipam::lease_of(self.store.as_ref(), ip, &arn));
+        let lease = match held {
+            Some(l) => l,
+            None => {
+                let candidates: Vec<ipam::Candidate> =
+                    subnets.iter().map(|(c, _)| c.clone()).collect();
+                // Spread tasks over their subnets (and so zones), as ECS does.
+                let start = k.id.bytes().map(usize::from).sum::<usize>();
+                ipam::allocate(self.store.as_ref(), &candidates, start, &arn)
+                    .map_err(|e| format!("ResourceInitializationError: {e}"))?
+            }
+        };
+        let fail = |e: String| {
+            ipam::release(self.store.as_ref(), lease.ip, &arn);
+            e
+        };
+        host.ensure_subnet(lease.cidr).map_err(|e| {
+            fail(format!(
+                "ResourceInitializationError: cannot attach the task's network interface: {e}"
+            ))
+        })?;
+        let zone = subnets
+            .iter()
+            .find(|(c, _)| c.subnet_id == lease.subnet_id)
+            .map(|(_, z)| z.clone());
+        let ip = lease.ip.to_string();
+        let details = json!([
+            {"name": "subnetId", "value": lease.subnet_id},
+            {"name": "networkInterfaceId", "value": format!("eni-{}", &k.id[..17.min(k.id.len())])},
+            {"name": "macAddress", "value": ipam::mac_string(ipam::mac_for(lease.ip))},
+            {"name": "privateDnsName", "value": private_dns_name(lease.ip, k.region)},
+            {"name": "privateIPv4Address", "value": ip},
+        ]);
+        self.update(key, |t| {
+            t["_berth"]["ip"] = json!(ip);
+            if let Some(z) = &zone {
+                t["availabilityZone"] = json!(z);
+            }
+            let mut attachment_id = Value::Null;
+            for a in t["attachments"].as_array_mut().into_iter().flatten() {
+                if a["type"] == "ElasticNetworkInterface" {
+                    a["status"] = json!("ATTACHED");
+                    a["details"] = details.clone();
+                    attachment_id = a["id"].clone();
+                }
+            }
+            for c in t["containers"].as_array_mut().into_iter().flatten() {
+                c["networkInterfaces"] =
+                    json!([{"attachmentId": attachment_id, "privateIpv4Address": ip}]);
+            }
+            true
+        })
+        .map_err(|e| fail(format!("cannot record the task's network interface: {e}")))?;
+        Ok(TaskNetwork {
+            bridge: berth_net::BRIDGE.to_string(),
+            host_link: berth_net::host::host_link(k.id),
+            ip: lease.ip,
+            prefix_len: lease.cidr.len,
+            gateway: lease.cidr.gateway(),
+        })
+    }
+
+    /// Give back the address a task holds.
+    fn release_network(&self, key: &str) {
+        let Some(r) = self.store.get(key) else { return };
+        let ip = r.value["_berth"]["ip"]
+            .as_str()
+            .and_then(|s| s.parse().ok());
+        if let (Some(ip), Some(arn)) = (ip, r.value["taskArn"].as_str()) {
+            ipam::release(self.store.as_ref(), ip, arn);
+        }
+    }
+
+    /// Free the leases whose task is gone or stopped (a crash between leasing and
+    /// recording, or while a stop was being reported).
+    fn sweep_leases(&self) {
+        for (ip, owner) in ipam::leases(self.store.as_ref()) {
+            let Some(arn) = owner.as_str() else { continue };
+            let live = task_key_of_arn(arn)
+                .and_then(|k| self.store.get(&k))
+                .is_some_and(|r| !is_final(&r.value) && r.value["_berth"]["ip"] == ip.to_string());
+            if !live {
+                tracing::info!(%ip, task = arn, "freeing the address of a task that no longer runs");
+                ipam::release(self.store.as_ref(), ip, arn);
+            }
+        }
     }
 
     fn forget(&self, key: &str) {
@@ -321,6 +454,17 @@ impl Node {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        // The network interface is attached while the task is PROVISIONING, as on ECS.
+        let network = if td["networkMode"] == "awsvpc" {
+            let (node, key2) = (self.clone(), key.to_string());
+            Some(
+                tokio::task::spawn_blocking(move || node.attach_network(&key2))
+                    .await
+                    .map_err(|e| e.to_string())??,
+            )
+        } else {
+            None
+        };
         let now = self.clock.now();
         self.update_async(key, move |t| {
             t["lastStatus"] = json!("PENDING");
@@ -397,7 +541,15 @@ impl Node {
         let (acct2, region2) = (account.clone(), region.clone());
         let plan = tokio::task::spawn_blocking(move || {
             node.prepare(
-                &dir2, &task2, &td, &defs, &images, &acct2, &region2, &task_id,
+                &dir2,
+                &task2,
+                &td,
+                &defs,
+                &images,
+                &acct2,
+                &region2,
+                &task_id,
+                network.as_ref(),
             )
         })
         .await
@@ -442,6 +594,7 @@ impl Node {
         account: &str,
         region: &str,
         task_id: &str,
+        network: Option<&TaskNetwork>,
     ) -> Result<TaskPlan, String> {
         let io = |e: std::io::Error| format!("ResourceInitializationError: {e}");
         std::fs::create_dir_all(dir.join("containers")).map_err(io)?;
@@ -449,8 +602,13 @@ impl Node {
             || td["requiresCompatibilities"]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|c| c == "FARGATE"));
-        let hostname = task_id.to_string();
-        let (hosts, hostname_file, resolv) = resolve::write_etc(dir, &hostname).map_err(io)?;
+        // An awsvpc task is named after its address, as its ENI's private DNS name is.
+        let hostname = match network {
+            Some(n) => private_dns_name(n.ip, region),
+            None => task_id.to_string(),
+        };
+        let (hosts, hostname_file, resolv) =
+            resolve::write_etc(dir, &hostname, network.map(|n| n.ip)).map_err(io)?;
         let overrides = &task["overrides"];
         let extra_env = vec![
             (
@@ -567,6 +725,7 @@ impl Node {
             cgroup: format!("/berth/{task_id}"),
             cpu_quota_us: cpu.map(|c| c * 100_000 / 1024),
             memory_limit: memory.map(|m| m * 1024 * 1024),
+            network: network.cloned(),
             containers,
         })
     }
@@ -626,6 +785,7 @@ impl Node {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let dir2 = dir.to_path_buf();
+        let (node, key2) = (self.clone(), key.to_string());
         let finished = last.filter(|s| s.status == TaskStatus::Stopped);
         let final_state = tokio::task::spawn_blocking(move || {
             let st = finished.or_else(|| berth_runtime::shim::recorded_state(&dir2));
@@ -640,10 +800,12 @@ impl Node {
                     berth_runtime::shim::clean_up_after(&dir2, &plan);
                 }
             }
-            // Nothing of the task stays on disk once it is reported STOPPED.
+            // Nothing of the task stays on disk, and its address is free again, once it
+            // is reported STOPPED.
             if let Err(e) = std::fs::remove_dir_all(&dir2) {
                 tracing::warn!(dir = %dir2.display(), error = %e, "cannot remove a stopped task's directory");
             }
+            node.release_network(&key2);
             st
         })
         .await
@@ -814,6 +976,14 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
                     t["stoppedReason"] = json!(r);
                 }
             }
+            set_attachment_status(
+                t,
+                match step {
+                    "DEACTIVATING" | "STOPPING" => "ATTACHED",
+                    "DEPROVISIONING" => "DETACHING",
+                    _ => "DELETED",
+                },
+            );
             if step == "STOPPED" {
                 t["stoppedAt"] = json!(now);
                 t["executionStoppedAt"] = json!(st.execution_stopped_at.unwrap_or(now));
@@ -850,6 +1020,29 @@ fn finish(t: &mut Value, code: &str, reason: &str) {
     t["connectivity"] = json!("DISCONNECTED");
     for c in t["containers"].as_array_mut().into_iter().flatten() {
         c["lastStatus"] = json!("STOPPED");
+    }
+    set_attachment_status(t, "DELETED");
+}
+
+/// The status of a task's network interface attachment, once it has one.
+fn set_attachment_status(t: &mut Value, status: &str) {
+    for a in t["attachments"].as_array_mut().into_iter().flatten() {
+        if a["type"] == "ElasticNetworkInterface"
+            && a["details"].as_array().is_some_and(|d| !d.is_empty())
+        {
+            a["status"] = json!(status);
+        }
+    }
+}
+
+/// EC2's private DNS name for an address: `ip-172-31-0-4.ec2.internal` in us-east-1,
+/// `ip-172-31-0-4.REGION.compute.internal` elsewhere.
+fn private_dns_name(ip: std::net::Ipv4Addr, region: &str) -> String {
+    let dashed = ip.to_string().replace('.', "-");
+    if region == "us-east-1" {
+        format!("ip-{dashed}.ec2.internal")
+    } else {
+        format!("ip-{dashed}.{region}.compute.internal")
     }
 }
 

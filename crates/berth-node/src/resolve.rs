@@ -327,11 +327,18 @@ pub fn mounts(
 }
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the task's containers.
-pub fn write_etc(dir: &Path, hostname: &str) -> std::io::Result<(PathBuf, PathBuf, PathBuf)> {
+pub fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    ip: Option<std::net::Ipv4Addr>,
+) -> std::io::Result<(PathBuf, PathBuf, PathBuf)> {
     let hosts = dir.join("hosts");
+    let own = ip.map_or("127.0.0.1".to_string(), |ip| ip.to_string());
     std::fs::write(
         &hosts,
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n"),
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
+        ),
     )?;
     let name = dir.join("hostname");
     std::fs::write(&name, format!("{hostname}\n"))?;

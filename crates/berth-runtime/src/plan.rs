@@ -22,6 +22,10 @@ pub struct TaskPlan {
     pub cpu_quota_us: Option<i64>,
     /// Task-level memory limit in bytes.
     pub memory_limit: Option<i64>,
+    /// awsvpc: the task's address on Berth's bridge. Without it the task's namespace has
+    /// loopback only.
+    #[serde(default)]
+    pub network: Option<berth_net::TaskNetwork>,
     pub containers: Vec<ContainerPlan>,
 }
 

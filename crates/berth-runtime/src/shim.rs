@@ -263,13 +263,22 @@ impl Shim {
 
     fn setup(&mut self) {
         let prepared = (|| -> io::Result<()> {
+            // What wires the task to the bridge is opened while still in the host's
+            // namespace; the pair is made once this process is in the task's.
+            let host_side = match &self.plan.network {
+                Some(n) => Some(berth_net::task::open_host_side(n)?),
+                None => None,
+            };
             sys::new_netns(&self.dir.join("netns"))?;
+            if let (Some(h), Some(n)) = (host_side, &self.plan.network) {
+                berth_net::task::attach(h, n)?;
+            }
             sys::create_task_cgroup(&self.plan.cgroup, self.plan.memory_limit)?;
             Ok(())
         })();
         if let Err(e) = prepared {
             let reason = format!(
-                "ResourceInitializationError: cannot prepare the task's namespace and cgroup: {e}"
+                "ResourceInitializationError: cannot prepare the task's network and cgroup: {e}"
             );
             self.task.stop_code = Some("TaskFailedToStart".into());
             self.task.stopped_reason = Some(reason.clone());
@@ -947,6 +956,13 @@ impl Shim {
         if let Err(e) = sys::remove_cgroup(&self.plan.cgroup) {
             eprintln!("berth shim: cannot remove cgroup {}: {e}", self.plan.cgroup);
         }
+        if self.plan.network.is_some() {
+            // This process is in the task's namespace: its eth0 goes, and the host end
+            // with it, before the task is reported stopped.
+            if let Err(e) = berth_net::task::detach_inside() {
+                eprintln!("berth shim: cannot remove the task's network link: {e}");
+            }
+        }
         let _ = sys::unmount(&self.dir.join("netns"));
         self.changed(true);
         self.publish();
@@ -1099,5 +1115,8 @@ pub fn clean_up_after(dir: &Path, plan: &TaskPlan) {
         let _ = sys::unmount(&dir.join("containers").join(&c.name).join("rootfs"));
     }
     let _ = sys::remove_cgroup(&plan.cgroup);
+    if let Some(n) = &plan.network {
+        let _ = berth_net::task::detach_host(&n.host_link);
+    }
     let _ = sys::unmount(&dir.join("netns"));
 }

@@ -168,6 +168,9 @@ fn undo_host_changes(data_dir: &std::path::Path) {
             Err(e) => eprintln!("berth: cannot unmount /sys/fs/cgroup/hugetlb: {e}"),
         }
     }
+    for said in berth_net::host::tear_down() {
+        println!("{said}");
+    }
 }
 
 /// `berth down`, first part: ask every task's supervisor to stop its task (each takes
@@ -386,6 +389,20 @@ fn start_node(
             berth_registry::token::issue(&secret, account, now + 3600.0),
         ))
     });
+    // Task networking: the bridge and Berth's chains. A host where they cannot be made
+    // still runs Berth; its awsvpc tasks fail with this reason.
+    let network = match berth_net::HostNetwork::set_up() {
+        Ok((host, said)) => {
+            for s in said {
+                tracing::info!("host network: {s} (berth down removes it)");
+            }
+            Ok(Arc::new(host))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "task networking is not available; awsvpc tasks will fail");
+            Err(e.to_string())
+        }
+    };
     let node = berth_node::Node::new(
         store,
         clock,
@@ -395,6 +412,7 @@ fn start_node(
             exe: PathBuf::from("/proc/self/exe"),
             runtime,
             runtime_root: data_dir.join("oci-state"),
+            network,
         },
         log_streams,
         registry_auth,

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# awsvpc task networking, as a user sees it: a busybox httpd task answers on the address
+# DescribeTasks reports, tasks reach each other and (NATed) the outside, addresses come
+# back when tasks stop, an exhausted or clashing subnet fails the task with a reason,
+# tasks survive kill -9 of berth, and `berth down` leaves the host as it found it.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/images.sh"
+if [ "$(id -u)" != 0 ] || ! command -v iptables >/dev/null; then
+  echo "FAIL - task networking needs root and iptables (scripts/setup installs it)" >&2; exit 1
+fi
+host_links() { ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -c '^berth' || true; }
+berth_rules() { { iptables -S; iptables -t nat -S; } | grep -c BERTH || true; }
+netns_mounts() { grep -c ' nsfs ' /proc/mounts || true; }
+LINKS0=$(host_links); RULES0=$(berth_rules); NS0=$(netns_mounts)
+OUT_NS=berthtest-out
+cleanup_outside() {
+  ip netns del "$OUT_NS" 2>/dev/null || true
+  ip link del clash0 2>/dev/null || true
+  [ -z "${HTTP_PID:-}" ] || kill "$HTTP_PID" 2>/dev/null || true
+}
+trap 'stop_berth; cleanup_outside' EXIT
+
+start_berth
+WORK="$(mktemp -d)"
+make_task_image "$WORK/layout" v1
+REG="localhost:$BERTH_PORT"
+awsb ecr create-repository --repository-name box >/dev/null
+skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
+IMAGE="$REG/box:v1"
+awsb ecs create-cluster --cluster-name c1 >/dev/null
+SUBNET=$(awsb ec2 describe-subnets --filters Name=default-for-az,Values=true --query 'Subnets[?AvailabilityZone==`us-east-1a`].SubnetId' --output text)
+expect_eq "berth up made the bridge" "1" "$(ip -o link show berth0 >/dev/null 2>&1 && echo 1 || echo 0)"
+
+register() {
+  awsb ecs register-task-definition --family "$1" --requires-compatibilities FARGATE \
+    --network-mode awsvpc --cpu 256 --memory 512 \
+    --container-definitions "$2" --query taskDefinition.taskDefinitionArn --output text >/dev/null
+}
+# run FAMILY SUBNET [extra args]: prints the task ids.
+run() {
+  local fam="$1" sub="$2"; shift 2
+  awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition "$fam" \
+    --network-configuration "awsvpcConfiguration={subnets=[$sub]}" "$@" --query 'tasks[].taskArn' --output text | tr '\t' '\n' | awk -F/ '{print $NF}'
+}
+field() { awsb ecs describe-tasks --cluster c1 --tasks "$1" --query "tasks[0].$2" --output text; }
+detail() { field "$1" "attachments[0].details[?name=='$2'].value | [0]"; }
+HTTPD='mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www'
+register web "[{\"name\":\"web\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"$HTTPD\"]}]"
+
+# 1. An httpd task answers on its own address from the host.
+a=$(run web "$SUBNET")
+awsb ecs wait tasks-running --cluster c1 --tasks "$a"
+IP_A=$(detail "$a" privateIPv4Address)
+CIDR=$(awsb ec2 describe-subnets --subnet-ids "$SUBNET" --query 'Subnets[0].CidrBlock' --output text)
+expect_eq "the address is in the subnet's range" "True" "$(python3 -c "import ipaddress as i; print(i.ip_address('$IP_A') in i.ip_network('$CIDR'))")"
+expect_eq "attachment is ATTACHED" "ATTACHED" "$(field "$a" 'attachments[0].status')"
+expect_eq "attachment names the subnet" "$SUBNET" "$(detail "$a" subnetId)"
+expect_eq "private DNS name follows the address" "ip-${IP_A//./-}.ec2.internal" "$(detail "$a" privateDnsName)"
+expect_eq "MAC address reported" "1" "$(grep -cE '^([0-9a-f]{2}:){5}[0-9a-f]{2}$' <<<"$(detail "$a" macAddress)")"
+expect_eq "ENI id reported" "eni-" "$(detail "$a" networkInterfaceId | cut -c1-4)"
+expect_eq "container networkInterfaces carry the address" "$IP_A" "$(field "$a" 'containers[0].networkInterfaces[0].privateIpv4Address')"
+expect_eq "availability zone is the subnet's" "us-east-1a" "$(field "$a" availabilityZone)"
+expect_eq "httpd answers on the task's address with the task's hostname" "ip-${IP_A//./-}.ec2.internal" "$(curl -fsS --max-time 10 "http://$IP_A/")"
+
+# 2. A second task gets another address and reaches the first over the bridge.
+register client "[{\"name\":\"c\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"wget -qO- http://$IP_A/ && ip -4 -o addr show eth0 | awk '{print \$4}' && ip route | grep default\"],\"logConfiguration\":{\"logDriver\":\"awslogs\",\"options\":{\"awslogs-group\":\"/net\",\"awslogs-region\":\"us-east-1\",\"awslogs-stream-prefix\":\"p\",\"awslogs-create-group\":\"true\"}}}]"
+b=$(run client "$SUBNET")
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$b"
+IP_B=$(detail "$b" privateIPv4Address)
+expect_eq "the second task's address differs" "1" "$([ -n "$IP_B" ] && [ "$IP_B" != "$IP_A" ] && echo 1 || echo 0)"
+expect_eq "task to task over the bridge; its own eth0 and default route" \
+  "ip-${IP_A//./-}.ec2.internal $IP_B/20 default via 172.31.0.1 dev eth0" \
+  "$(awsb logs get-log-events --log-group-name /net --log-stream-name "p/c/$b" --start-from-head --query 'events[].message' --output text | tr '\t' ' ' | sed 's/ *$//')"
+expect_eq "client exited 0" "0" "$(field "$b" 'containers[0].exitCode')"
+expect_eq "a stopped task's attachment is DELETED" "DELETED" "$(field "$b" 'attachments[0].status')"
+
+# 3. Outbound traffic is NATed: a server in a namespace outside Berth's network sees the
+#    host's address, not the task's.
+ip netns add "$OUT_NS"
+ip link add berthtest-o0 type veth peer name o1 netns "$OUT_NS"
+ip addr add 10.199.0.1/24 dev berthtest-o0 && ip link set berthtest-o0 up
+ip -n "$OUT_NS" addr add 10.199.0.2/24 dev o1 && ip -n "$OUT_NS" link set o1 up && ip -n "$OUT_NS" link set lo up
+ip netns exec "$OUT_NS" python3 -m http.server 8080 --bind 10.199.0.2 --directory "$WORK" >"$WORK/outside.log" 2>&1 &
+HTTP_PID=$!
+wait_for "outside server" 10 curl -fsS "http://10.199.0.2:8080/"
+register nat "[{\"name\":\"n\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"wget -qO /dev/null http://10.199.0.2:8080/?from-task\"]}]"
+n=$(run nat "$SUBNET")
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$n"
+expect_eq "NATed task reached the outside" "0" "$(field "$n" 'containers[0].exitCode')"
+expect_eq "the outside saw the host's address" "10.199.0.1" "$(grep 'GET /?from-task ' "$WORK/outside.log" | awk '{print $1}')"
+kill "$HTTP_PID"; HTTP_PID=""
+ip link del berthtest-o0; ip netns del "$OUT_NS"
+
+# 4. Addresses come back: 50 tasks through a /28 (11 usable addresses), 10 at a time.
+VPC=$(awsb ec2 create-vpc --cidr-block 10.198.0.0/16 --query Vpc.VpcId --output text)
+SMALL=$(awsb ec2 create-subnet --vpc-id "$VPC" --cidr-block 10.198.0.0/28 --availability-zone us-east-1b --query Subnet.SubnetId --output text)
+register quick "[{\"name\":\"q\",\"image\":\"$IMAGE\",\"command\":[\"true\"]}]"
+ok=0
+for round in 1 2 3 4 5; do
+  ids=$(run quick "$SMALL" --count 10)
+  awsb ecs wait tasks-stopped --cluster c1 --tasks $ids
+  ok=$((ok + $(awsb ecs describe-tasks --cluster c1 --tasks $ids --query 'tasks[?containers[0].exitCode==`0`] | length(@)')))
+done
+expect_eq "50 tasks through 11 addresses all ran" "50" "$ok"
+
+# 5. An exhausted subnet fails the task with a reason; the running ones are untouched.
+register sleeper "[{\"name\":\"s\",\"image\":\"$IMAGE\",\"command\":[\"sleep\",\"600\"],\"stopTimeout\":2}]"
+held=$( { run sleeper "$SMALL" --count 10; run sleeper "$SMALL"; } )
+awsb ecs wait tasks-running --cluster c1 --tasks $held
+extra=$(run sleeper "$SMALL")
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$extra"
+expect_eq "exhausted subnet: the reason" "ResourceInitializationError: There are no free IP addresses in the subnets [$SMALL]" "$(field "$extra" stoppedReason)"
+expect_eq "exhausted subnet: the 11 others still run" "11" "$(awsb ecs describe-tasks --cluster c1 --tasks $held --query 'tasks[?lastStatus==`RUNNING`] | length(@)')"
+awsb ecs list-tasks --cluster c1 --desired-status RUNNING --query taskArns --output text | tr '\t' '\n' | grep -v "$a" | while read -r t; do
+  awsb ecs stop-task --cluster c1 --task "$t" >/dev/null
+done
+awsb ecs wait tasks-stopped --cluster c1 --tasks $held
+
+# 6. A subnet whose range the host already routes elsewhere is refused, not taken over.
+ip link add clash0 type veth peer name clash1 && ip addr add 10.197.0.1/24 dev clash0 && ip link set clash0 up
+VPC2=$(awsb ec2 create-vpc --cidr-block 10.197.0.0/16 --query Vpc.VpcId --output text)
+CLASH=$(awsb ec2 create-subnet --vpc-id "$VPC2" --cidr-block 10.197.0.0/24 --query Subnet.SubnetId --output text)
+c=$(run quick "$CLASH")
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$c"
+expect_eq "clashing subnet: the reason" "ResourceInitializationError: cannot attach the task's network interface: the subnet range 10.197.0.0/24 overlaps the host's route 10.197.0.0/24 on clash0" "$(field "$c" stoppedReason)"
+expect_eq "clashing subnet: the host's route is untouched" "clash0" "$(ip -o route show 10.197.0.0/24 | awk '{print $3}')"
+ip link del clash0
+
+# 7. kill -9 of berth: the task keeps running and answering, and stops normally after.
+kill9_berth
+expect_eq "after kill -9 the task still answers" "ip-${IP_A//./-}.ec2.internal" "$(curl -fsS --max-time 10 "http://$IP_A/")"
+start_berth
+expect_eq "after restart the task is RUNNING" "RUNNING" "$(field "$a" lastStatus)"
+expect_eq "after restart it keeps its address" "$IP_A" "$(detail "$a" privateIPv4Address)"
+expect_eq "after restart it still answers" "ip-${IP_A//./-}.ec2.internal" "$(curl -fsS --max-time 10 "http://$IP_A/")"
+awsb ecs stop-task --cluster c1 --task "$a" >/dev/null
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$a"
+expect_eq "stopped after restart" "STOPPED" "$(field "$a" lastStatus)"
+expect_eq "its address no longer answers" "fail" "$(curl -fsS --max-time 2 "http://$IP_A/" >/dev/null 2>&1 && echo answered || echo fail)"
+expect_eq "only the bridge is left of Berth's links" "$((LINKS0 + 1))" "$(host_links)"
+
+# 8. berth down removes every host change.
+a2=$(run web "$SUBNET")
+awsb ecs wait tasks-running --cluster c1 --tasks "$a2"
+"$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
+BERTH_PID=""
+expect_eq "after berth down: no Berth links" "$LINKS0" "$(host_links)"
+expect_eq "after berth down: no Berth iptables rules" "$RULES0" "$(berth_rules)"
+expect_eq "after berth down: no namespace pins" "$NS0" "$(netns_mounts)"
+finish
