@@ -74,6 +74,33 @@ expect_eq "task to task over the bridge; its own eth0 and default route" \
 expect_eq "client exited 0" "0" "$(field "$b" 'containers[0].exitCode')"
 expect_eq "a stopped task's attachment is DELETED" "DELETED" "$(field "$b" 'attachments[0].status')"
 
+# 2b. The in-task endpoints: a task reads its own metadata and its role's credentials and
+#     calls Berth's API at $AWS_ENDPOINT_URL; another task cannot read its credentials.
+logs() { awsb logs get-log-events --log-group-name /net --log-stream-name "p/$1" --start-from-head --query 'events[].message' --output text | tr '\t' '\n'; }
+META='echo uri=$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task; echo; wget -qO- $ECS_CONTAINER_METADATA_URI_V4; echo; wget -qO- 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI; echo; wget -qO- --header X-Amz-Target:AmazonEC2ContainerServiceV20141113.ListClusters --header Content-Type:application/x-amz-json-1.1 --post-data {} $AWS_ENDPOINT_URL/; echo; echo region=$AWS_REGION; exec sleep 600'
+awsb ecs register-task-definition --family meta --requires-compatibilities FARGATE --network-mode awsvpc --cpu 256 --memory 512 \
+  --task-role-arn arn:aws:iam::000000000000:role/app \
+  --container-definitions "[{\"name\":\"m\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"$META\"],\"stopTimeout\":2,\"logConfiguration\":{\"logDriver\":\"awslogs\",\"options\":{\"awslogs-group\":\"/net\",\"awslogs-region\":\"us-east-1\",\"awslogs-stream-prefix\":\"p\"}}}]" >/dev/null
+m=$(run meta "$SUBNET")
+awsb ecs wait tasks-running --cluster c1 --tasks "$m"
+wait_for "the metadata task's output" 20 bash -c "aws --endpoint-url $BERTH_URL logs get-log-events --log-group-name /net --log-stream-name p/m/$m --query 'events[].message' --output text | grep -q region="
+out=$(logs "m/$m")
+TASK_ARN=$(field "$m" taskArn)
+expect_eq "metadata v4 task: its own task ARN" "$TASK_ARN" "$(sed -n 2p <<<"$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["TaskARN"])')"
+expect_eq "metadata v4 task: family, status, container" "meta RUNNING m" "$(sed -n 2p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Family"], d["KnownStatus"], d["Containers"][0]["Name"])')"
+expect_eq "metadata v4 container: name and its address" "m $(detail "$m" privateIPv4Address)" "$(sed -n 3p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Name"], d["Networks"][0]["IPv4Addresses"][0])')"
+expect_eq "credentials: the role and keys Berth accepts" "arn:aws:iam::000000000000:role/app test" "$(sed -n 4p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["RoleArn"], d["AccessKeyId"])')"
+expect_eq "AWS_ENDPOINT_URL reaches Berth's API from the task" "arn:aws:ecs:us-east-1:000000000000:cluster/c1" "$(sed -n 5p <<<"$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["clusterArns"][0])')"
+expect_eq "AWS_REGION set" "region=us-east-1" "$(sed -n 6p <<<"$out")"
+CREDS=$(sed -n 1p <<<"$out" | cut -d= -f2)
+register thief "[{\"name\":\"t\",\"image\":\"$IMAGE\",\"command\":[\"wget\",\"-qO-\",\"http://169.254.170.2$CREDS\"]}]"
+th=$(run thief "$SUBNET")
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$th"
+expect_eq "another task's credentials path is refused" "1" "$(field "$th" 'containers[0].exitCode')"
+expect_eq "the host is refused too" "404" "$(curl -s -o /dev/null -w '%{http_code}' "http://169.254.170.2$CREDS")"
+awsb ecs stop-task --cluster c1 --task "$m" >/dev/null
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$m"
+
 # 3. Outbound traffic is NATed: a server in a namespace outside Berth's network sees the
 #    host's address, not the task's.
 ip netns add "$OUT_NS"

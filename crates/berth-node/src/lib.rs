@@ -6,6 +6,7 @@
 //! Boundaries: it reads task definitions and writes task records in the store; it never
 //! calls a service module. The supervisor owns the containers; the node only asks.
 
+pub mod endpoints;
 pub mod resolve;
 
 use berth_image::{ImageRef, Puller};
@@ -38,6 +39,9 @@ pub struct NodeConfig {
     /// The host's side of task networking, or why this host has none (awsvpc tasks then
     /// fail with that reason).
     pub network: Result<Arc<HostNetwork>, String>,
+    /// Berth's API as tasks reach it (AWS_ENDPOINT_URL), when the edge listens on the
+    /// bridge.
+    pub endpoint_url: Option<String>,
 }
 
 pub struct Node {
@@ -264,7 +268,7 @@ impl Node {
     /// Lease the task an address in one of its subnets, make the subnet usable on the
     /// bridge, and record the attachment as DescribeTasks shows it. A task relaunched
     /// after a restart keeps the address it already holds.
-    fn attach_network(&self, key: &str) -> Result<TaskNetwork, String> {
+    fn attach_network(&self, key: &str, td: &Value) -> Result<TaskNetwork, String> {
         let host = self.cfg.network.as_ref().map_err(|e| {
             format!("ResourceInitializationError: this host cannot give tasks a network: {e}")
         })?;
@@ -321,8 +325,21 @@ impl Node {
             {"name": "privateDnsName", "value": private_dns_name(lease.ip, k.region)},
             {"name": "privateIPv4Address", "value": ip},
         ]);
+        let role = task["overrides"]["taskRoleArn"]
+            .as_str()
+            .or(td["taskRoleArn"].as_str())
+            .map(str::to_string);
         self.update(key, |t| {
             t["_berth"]["ip"] = json!(ip);
+            t["_berth"]["cidr"] = json!(lease.cidr.to_string());
+            // The ids in the task's endpoint paths: random, and only ever given to it.
+            if t["_berth"]["endpointToken"].is_null() {
+                t["_berth"]["endpointToken"] = json!(uuid::Uuid::new_v4().simple().to_string());
+            }
+            if let (Some(r), true) = (&role, t["_berth"]["credentialsId"].is_null()) {
+                t["_berth"]["credentialsId"] = json!(uuid::Uuid::new_v4().to_string());
+                t["_berth"]["taskRoleArn"] = json!(r);
+            }
             if let Some(z) = &zone {
                 t["availabilityZone"] = json!(z);
             }
@@ -348,6 +365,42 @@ impl Node {
             prefix_len: lease.cidr.len,
             gateway: lease.cidr.gateway(),
         })
+    }
+
+    /// The environment the in-task endpoints add to a container, as the ECS agent sets
+    /// it; only tasks on Berth's bridge can reach them.
+    fn endpoint_env(
+        &self,
+        task: &Value,
+        container: &str,
+        on_bridge: bool,
+        base: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut env = base.to_vec();
+        if !on_bridge {
+            return env;
+        }
+        let at = endpoints::ENDPOINT_IP;
+        if let Some(token) = task["_berth"]["endpointToken"].as_str() {
+            env.push((
+                "ECS_CONTAINER_METADATA_URI_V4".into(),
+                format!("http://{at}/v4/{token}-{container}"),
+            ));
+            env.push((
+                "ECS_CONTAINER_METADATA_URI".into(),
+                format!("http://{at}/v3/{token}-{container}"),
+            ));
+        }
+        if let Some(id) = task["_berth"]["credentialsId"].as_str() {
+            env.push((
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".into(),
+                format!("/v2/credentials/{id}"),
+            ));
+        }
+        if let Some(url) = &self.cfg.endpoint_url {
+            env.push(("AWS_ENDPOINT_URL".into(), url.clone()));
+        }
+        env
     }
 
     /// Give back the address a task holds.
@@ -457,8 +510,9 @@ impl Node {
         // The network interface is attached while the task is PROVISIONING, as on ECS.
         let network = if td["networkMode"] == "awsvpc" {
             let (node, key2) = (self.clone(), key.to_string());
+            let td2 = td.clone();
             Some(
-                tokio::task::spawn_blocking(move || node.attach_network(&key2))
+                tokio::task::spawn_blocking(move || node.attach_network(&key2, &td2))
                     .await
                     .map_err(|e| e.to_string())??,
             )
@@ -537,7 +591,12 @@ impl Node {
 
         let node = self.clone();
         let dir2 = dir.to_path_buf();
-        let task2 = task.clone();
+        // The record as the attachment left it (addresses and endpoint ids).
+        let task2 = self
+            .store
+            .get(key)
+            .map(|r| (*r.value).clone())
+            .unwrap_or_else(|| (*task).clone());
         let (acct2, region2) = (account.clone(), region.clone());
         let plan = tokio::task::spawn_blocking(move || {
             node.prepare(
@@ -626,6 +685,7 @@ impl Node {
         let mut containers = vec![];
         for def in defs {
             let name = def["name"].as_str().unwrap_or_default();
+            let extra_env = self.endpoint_env(task, name, network.is_some(), &extra_env);
             let ov = overrides["containerOverrides"]
                 .as_array()
                 .and_then(|a| a.iter().find(|o| o["name"] == name))

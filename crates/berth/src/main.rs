@@ -298,7 +298,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
         ..Default::default()
     };
     berth_ecr::lifecycle::spawn_controller(registry.clone(), lifecycle);
-    start_node(
+    let bridge_listener = start_node(
         &args,
         &data_dir,
         local.port(),
@@ -320,12 +320,24 @@ async fn up(args: UpArgs) -> Result<(), String> {
         auth,
         default_account: args.account_id.clone(),
     });
+    if let Some(l) = bridge_listener {
+        // Tasks reach the API here (their AWS_ENDPOINT_URL); it ends with the process.
+        tokio::spawn(edge::serve(edge.clone(), l, std::future::pending()));
+    }
     edge::serve(edge, listener, shutdown_signal()).await;
     tracing::info!("berth stopped");
     Ok(())
 }
 
-/// The local agent: runs the tasks placed on this host.
+/// Listen on the task endpoints' address on the bridge.
+fn bridge_listener(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let l = std::net::TcpListener::bind((berth_node::endpoints::ENDPOINT_IP, port))?;
+    l.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(l)
+}
+
+/// The local agent: runs the tasks placed on this host. Returns the listener on the
+/// bridge where tasks reach Berth's API, when there is a bridge.
 fn start_node(
     args: &UpArgs,
     data_dir: &std::path::Path,
@@ -333,7 +345,7 @@ fn start_node(
     store: Arc<dyn berth_store::Store>,
     clock: berth_wire::Clock,
     logs: Arc<berth_logs::Logs>,
-) -> Result<(), String> {
+) -> Result<Option<tokio::net::TcpListener>, String> {
     let runtime = if args.oci_runtime.as_os_str() == "auto" {
         find_program(std::path::Path::new("crun"))
             .or_else(|_| find_program(std::path::Path::new("runc")))?
@@ -391,10 +403,36 @@ fn start_node(
     });
     // Task networking: the bridge and Berth's chains. A host where they cannot be made
     // still runs Berth; its awsvpc tasks fail with this reason.
+    let mut edge_on_bridge = None;
     let network = match berth_net::HostNetwork::set_up() {
         Ok((host, said)) => {
             for s in said {
                 tracing::info!("host network: {s} (berth down removes it)");
+            }
+            // The in-task endpoints and Berth's API, where tasks reach them.
+            let ip = berth_node::endpoints::ENDPOINT_IP;
+            let endpoints = berth_node::endpoints::Endpoints::new(
+                store.clone(),
+                berth_node::endpoints::TaskCredentials {
+                    access_key_id: args.access_key_id.clone(),
+                    secret_access_key: args.secret_access_key.clone(),
+                },
+            );
+            // Another berth on this host may hold them: tasks then run without.
+            match host
+                .add_bridge_address(ip)
+                .and_then(|()| Ok((bridge_listener(80)?, bridge_listener(port)?)))
+            {
+                Ok((metadata, api)) => {
+                    tokio::spawn(endpoints.serve(metadata));
+                    edge_on_bridge = Some(api);
+                    tracing::info!(
+                        "task endpoints on http://{ip}/, the API for tasks on http://{ip}:{port}/"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot serve the task endpoints on {ip}; tasks run without them")
+                }
             }
             Ok(Arc::new(host))
         }
@@ -403,6 +441,9 @@ fn start_node(
             Err(e.to_string())
         }
     };
+    let endpoint_url = edge_on_bridge
+        .as_ref()
+        .map(|_| format!("http://{}:{port}", berth_node::endpoints::ENDPOINT_IP));
     let node = berth_node::Node::new(
         store,
         clock,
@@ -413,13 +454,14 @@ fn start_node(
             runtime,
             runtime_root: data_dir.join("oci-state"),
             network,
+            endpoint_url,
         },
         log_streams,
         registry_auth,
     )
     .map_err(|e| format!("cannot prepare the task directory: {e}"))?;
     node.spawn();
-    Ok(())
+    Ok(edge_on_bridge)
 }
 
 /// How long an unfinished registry upload may wait for its next part.

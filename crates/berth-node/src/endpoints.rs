@@ -1,0 +1,381 @@
+//! The in-task endpoints at 169.254.170.2, as the ECS agent serves them: task metadata
+//! (v4 and v3: container, task, taskWithTags, stats) and the task role's credentials.
+//!
+//! Paths carry ids that only the task was given (`/v4/<token>-<container>`,
+//! `/v2/credentials/<id>`), and a task with an address of its own must also be the one
+//! asking: a request from any other source address is answered as if the id did not exist.
+
+use berth_store::Store;
+use berth_wire::service::strip_nulls;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+/// Where tasks reach the endpoints (and Berth's API): an address on Berth's bridge.
+pub const ENDPOINT_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 2);
+
+/// The task role's credentials handed out until IAM exists: the pair Berth accepts
+/// under `--enforce-auth`.
+#[derive(Clone)]
+pub struct TaskCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+pub struct Endpoints {
+    store: Arc<dyn Store>,
+    credentials: TaskCredentials,
+    /// Endpoint token or credentials id to the task's store key, learned from the records.
+    ids: Mutex<HashMap<String, String>>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: Value) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response parts")
+}
+
+fn not_found(what: &str) -> Reply {
+    reply(
+        StatusCode::NOT_FOUND,
+        json!({"error": format!("{what} not found")}),
+    )
+}
+
+fn iso(v: &Value) -> Value {
+    v.as_f64()
+        .map(|t| json!(berth_wire::time::format_iso8601(t)))
+        .unwrap_or(Value::Null)
+}
+
+impl Endpoints {
+    pub fn new(store: Arc<dyn Store>, credentials: TaskCredentials) -> Arc<Endpoints> {
+        Arc::new(Endpoints {
+            store,
+            credentials,
+            ids: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Serve on `listener` until the process ends.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let me = self.clone();
+            let svc = hyper::service::service_fn(move |req| {
+                let me = me.clone();
+                async move {
+                    let r = tokio::task::spawn_blocking(move || me.handle(&req, peer.ip()))
+                        .await
+                        .unwrap_or_else(|_| {
+                            reply(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                json!({"error": "internal"}),
+                            )
+                        });
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+
+    /// The task a token belongs to, if `peer` may ask for it.
+    fn task_for(&self, id: &str, field: &str, peer: IpAddr) -> Option<Value> {
+        let known = self.ids.lock().expect("lock").get(id).cloned();
+        let key = match known {
+            Some(k) => k,
+            None => {
+                let found = self
+                    .store
+                    .list("/")
+                    .into_iter()
+                    .find(|r| r.key.contains("/ecs/task/") && r.value["_berth"][field] == id)?;
+                self.ids
+                    .lock()
+                    .expect("lock")
+                    .insert(id.to_string(), found.key.clone());
+                found.key
+            }
+        };
+        let task = (*self.store.get(&key)?.value).clone();
+        if task["_berth"][field] != id {
+            return None;
+        }
+        // A task with an address of its own is the only one that may ask.
+        if let Some(own) = task["_berth"]["ip"].as_str() {
+            if own.parse::<IpAddr>().ok() != Some(peer) {
+                return None;
+            }
+        }
+        Some(task)
+    }
+
+    pub fn handle<B>(&self, req: &Request<B>, peer: IpAddr) -> Reply {
+        if req.method() != hyper::Method::GET {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "only GET is served"}),
+            );
+        }
+        let path = req.uri().path().trim_end_matches('/');
+        let parts: Vec<&str> = path.split('/').skip(1).collect();
+        match parts.as_slice() {
+            ["v2", "credentials", id] => match self.task_for(id, "credentialsId", peer) {
+                Some(task) => self.credentials(&task),
+                None => not_found("credentials"),
+            },
+            [v @ ("v3" | "v4"), id, rest @ ..] => {
+                let Some((token, container)) = id.split_once('-') else {
+                    return not_found("metadata");
+                };
+                let Some(task) = self.task_for(token, "endpointToken", peer) else {
+                    return not_found("metadata");
+                };
+                let v4 = *v == "v4";
+                match rest {
+                    [] => match self.container(&task, container, v4) {
+                        Some(c) => reply(StatusCode::OK, c),
+                        None => not_found("container"),
+                    },
+                    ["task"] => reply(StatusCode::OK, self.task(&task, v4, false)),
+                    ["taskWithTags"] if v4 => reply(StatusCode::OK, self.task(&task, v4, true)),
+                    ["stats"] => reply(StatusCode::OK, stats(&task, container)),
+                    ["task", "stats"] => {
+                        let mut all = Map::new();
+                        for c in task["containers"].as_array().into_iter().flatten() {
+                            let name = c["name"].as_str().unwrap_or_default();
+                            all.insert(docker_id(&task, name), stats(&task, name));
+                        }
+                        reply(StatusCode::OK, Value::Object(all))
+                    }
+                    _ => not_found("metadata path"),
+                }
+            }
+            _ => not_found("path"),
+        }
+    }
+
+    fn credentials(&self, task: &Value) -> Reply {
+        let expires = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+            + 6.0 * 3600.0;
+        reply(
+            StatusCode::OK,
+            json!({
+                "RoleArn": task["_berth"]["taskRoleArn"],
+                "AccessKeyId": self.credentials.access_key_id,
+                "SecretAccessKey": self.credentials.secret_access_key,
+                "Token": format!("berth-task-{}", task["_berth"]["credentialsId"].as_str().unwrap_or_default()),
+                "Expiration": berth_wire::time::format_iso8601(expires.floor()),
+            }),
+        )
+    }
+
+    fn task_definition(&self, task: &Value) -> Value {
+        let arn = task["taskDefinitionArn"].as_str().unwrap_or_default();
+        let key = arn.split_once(":task-definition/").and_then(|(head, fr)| {
+            let mut h = head.split(':');
+            let (region, account) = (h.nth(3)?, h.next()?);
+            let (family, rev) = fr.rsplit_once(':')?;
+            Some(format!(
+                "/{account}/{region}/ecs/taskdef/{family}/{:010}",
+                rev.parse::<u64>().ok()?
+            ))
+        });
+        key.and_then(|k| self.store.get(&k))
+            .map(|r| (*r.value).clone())
+            .unwrap_or(Value::Null)
+    }
+
+    fn container(&self, task: &Value, name: &str, v4: bool) -> Option<Value> {
+        let td = self.task_definition(task);
+        container_doc(task, &td, name, v4)
+    }
+
+    fn task(&self, task: &Value, v4: bool, with_tags: bool) -> Value {
+        let td = self.task_definition(task);
+        let (family, revision) = td_family_revision(task);
+        let containers: Vec<Value> = task["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| container_doc(task, &td, c["name"].as_str()?, v4))
+            .collect();
+        let cpu = task["cpu"].as_str().and_then(|c| c.parse::<f64>().ok());
+        let mem = task["memory"].as_str().and_then(|m| m.parse::<i64>().ok());
+        let mut doc = json!({
+            "Cluster": task["clusterArn"],
+            "TaskARN": task["taskArn"],
+            "Family": family,
+            "Revision": revision,
+            "DesiredStatus": task["desiredStatus"],
+            "KnownStatus": task["lastStatus"],
+            "Limits": {"CPU": cpu.map(|c| c / 1024.0), "Memory": mem},
+            "PullStartedAt": iso(&task["pullStartedAt"]),
+            "PullStoppedAt": iso(&task["pullStoppedAt"]),
+            "AvailabilityZone": task["availabilityZone"],
+            "LaunchType": task["launchType"],
+            "Containers": containers,
+        });
+        if !task["_berth"]["ip"].is_null() {
+            doc["TaskNetworkConfiguration"] = json!({"NetworkMode": "awsvpc"});
+        }
+        if with_tags {
+            let tags: Map<String, Value> = task["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| Some((t["key"].as_str()?.to_string(), t["value"].clone())))
+                .collect();
+            doc["TaskTags"] = Value::Object(tags);
+        }
+        strip_nulls(&mut doc);
+        doc
+    }
+}
+
+fn td_family_revision(task: &Value) -> (String, String) {
+    task["taskDefinitionArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .and_then(|fr| fr.rsplit_once(':'))
+        .map(|(f, r)| (f.to_string(), r.to_string()))
+        .unwrap_or_default()
+}
+
+/// The container's id as the runtime knows it (what Docker's id is to the agent).
+fn docker_id(task: &Value, name: &str) -> String {
+    let id = task["taskArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default();
+    format!("{id}-{name}")
+}
+
+fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value> {
+    let c = task["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)?;
+    let def = td["containerDefinitions"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == name))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (family, revision) = td_family_revision(task);
+    let mut doc = json!({
+        "DockerId": docker_id(task, name),
+        "Name": name,
+        "DockerName": name,
+        "Image": c["image"],
+        "ImageID": c["imageDigest"],
+        "Labels": {
+            "com.amazonaws.ecs.cluster": task["clusterArn"],
+            "com.amazonaws.ecs.container-name": name,
+            "com.amazonaws.ecs.task-arn": task["taskArn"],
+            "com.amazonaws.ecs.task-definition-family": family,
+            "com.amazonaws.ecs.task-definition-version": revision,
+        },
+        "DesiredStatus": task["desiredStatus"],
+        "KnownStatus": c["lastStatus"],
+        "Limits": {"CPU": def["cpu"].as_i64().unwrap_or(0), "Memory": def["memory"]},
+        "CreatedAt": iso(&task["createdAt"]),
+        "StartedAt": iso(&task["startedAt"]),
+        "Type": "NORMAL",
+        "ContainerARN": c["containerArn"],
+    });
+    if let Some(code) = c.get("exitCode") {
+        doc["ExitCode"] = code.clone();
+    }
+    if let Some(log) = def.get("logConfiguration") {
+        doc["LogDriver"] = log["logDriver"].clone();
+        doc["LogOptions"] = log["options"].clone();
+    }
+    if let Some(ip) = task["_berth"]["ip"].as_str() {
+        let details: HashMap<&str, &Value> = task["attachments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["details"].as_array().into_iter().flatten())
+            .filter_map(|d| Some((d["name"].as_str()?, &d["value"])))
+            .collect();
+        let mut net = json!({
+            "NetworkMode": "awsvpc",
+            "IPv4Addresses": [ip],
+            "AttachmentIndex": 0,
+        });
+        if v4 {
+            net["MACAddress"] = details
+                .get("macAddress")
+                .cloned()
+                .cloned()
+                .unwrap_or(Value::Null);
+            net["PrivateDNSName"] = details
+                .get("privateDnsName")
+                .cloned()
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Some(cidr) = task["_berth"]["cidr"].as_str() {
+                net["IPv4SubnetCIDRBlock"] = json!(cidr);
+                if let Some(c) = berth_net::Cidr::parse(cidr) {
+                    net["SubnetGatewayIpv4Address"] = json!(format!("{}/{}", c.gateway(), c.len));
+                }
+            }
+        }
+        doc["Networks"] = json!([net]);
+    }
+    strip_nulls(&mut doc);
+    Some(doc)
+}
+
+/// A container's resource use in the shape of Docker's stats, from its cgroups (v1).
+fn stats(task: &Value, name: &str) -> Value {
+    let id = task["taskArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default();
+    let read = |ctl: &str, file: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/berth/{id}/{name}/{file}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    json!({
+        "read": berth_wire::time::format_iso8601(now),
+        "name": name,
+        "id": docker_id(task, name),
+        "num_procs": 0,
+        "memory_stats": {
+            "usage": read("memory", "memory.usage_in_bytes"),
+            "max_usage": read("memory", "memory.max_usage_in_bytes"),
+            "limit": read("memory", "memory.limit_in_bytes"),
+        },
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": read("cpuacct", "cpuacct.usage")},
+            "online_cpus": cpus,
+        },
+    })
+}
