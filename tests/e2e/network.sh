@@ -87,7 +87,7 @@ wait_for "the metadata task's output" 20 bash -c "aws --endpoint-url $BERTH_URL 
 out=$(logs "m/$m")
 TASK_ARN=$(field "$m" taskArn)
 expect_eq "metadata v4 task: its own task ARN" "$TASK_ARN" "$(sed -n 2p <<<"$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["TaskARN"])')"
-expect_eq "metadata v4 task: family, status, container" "meta RUNNING m" "$(sed -n 2p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Family"], d["KnownStatus"], d["Containers"][0]["Name"])')"
+expect_eq "metadata v4 task: family, desired status, container" "meta RUNNING m" "$(sed -n 2p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Family"], d["DesiredStatus"], d["Containers"][0]["Name"])')"
 expect_eq "metadata v4 container: name and its address" "m $(detail "$m" privateIPv4Address)" "$(sed -n 3p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["Name"], d["Networks"][0]["IPv4Addresses"][0])')"
 expect_eq "credentials: the role and keys Berth accepts" "arn:aws:iam::000000000000:role/app test" "$(sed -n 4p <<<"$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["RoleArn"], d["AccessKeyId"])')"
 expect_eq "AWS_ENDPOINT_URL reaches Berth's API from the task" "arn:aws:ecs:us-east-1:000000000000:cluster/c1" "$(sed -n 5p <<<"$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["clusterArns"][0])')"

@@ -1,8 +1,9 @@
 //! Berth's changes to the host's network, all under Berth's names: the bridge `berth0`
 //! (one gateway address per subnet in use, and the task endpoints' address), veth links
-//! named `berth` + the task id's start, and the iptables chains BERTH-FORWARD (filter)
-//! and BERTH-POSTROUTING (nat), each reached by one jump rule from the built-in chain.
-//! `tear_down` removes every one of them.
+//! named `berth` + the task id's start, the iptables chains BERTH-FORWARD (filter),
+//! BERTH-POSTROUTING and BERTH-DNAT (nat), each reached by jump rules from the built-in
+//! chains, and route_localnet on the bridge (so 127.0.0.1:PORT reaches a bridge-mode
+//! task through the kernel). `tear_down` removes every one of them.
 
 use crate::cidr::Cidr;
 use std::collections::HashSet;
@@ -18,6 +19,7 @@ pub const BRIDGE: &str = "berth0";
 pub const LINK_PREFIX: &str = "berth";
 const FORWARD_CHAIN: &str = "BERTH-FORWARD";
 const NAT_CHAIN: &str = "BERTH-POSTROUTING";
+const DNAT_CHAIN: &str = "BERTH-DNAT";
 
 /// The host side of a task's veth pair: `berth` and the first ten characters of its id
 /// (the kernel allows fifteen).
@@ -112,9 +114,50 @@ impl HostNetwork {
                 "ACCEPT",
             ],
         )?;
+        // Port mappings: connections the kernel rewrote to a task are let through.
+        ensure_rule(
+            "filter",
+            FORWARD_CHAIN,
+            &[
+                "-o",
+                BRIDGE,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "DNAT",
+                "-j",
+                "ACCEPT",
+            ],
+        )?;
         ensure_chain("nat", NAT_CHAIN, "POSTROUTING")?;
+        // Connections to 127.0.0.1:PORT leave through the bridge with the gateway's address.
+        ensure_rule(
+            "nat",
+            NAT_CHAIN,
+            &["-s", "127.0.0.0/8", "-o", BRIDGE, "-j", "MASQUERADE"],
+        )?;
+        let _ = iptables(&["-t", "nat", "-N", DNAT_CHAIN]);
+        for from in ["PREROUTING", "OUTPUT"] {
+            let jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN];
+            let mut check = vec!["-t", "nat", "-C", from];
+            check.extend_from_slice(&jump);
+            if !iptables(&check)? {
+                let mut add = vec!["-t", "nat", "-I", from, "1"];
+                add.extend_from_slice(&jump);
+                must(&add)?;
+            }
+        }
+        let localnet = format!("/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet");
+        if std::fs::read_to_string(&localnet)
+            .unwrap_or_default()
+            .trim()
+            != "1"
+        {
+            std::fs::write(&localnet, "1")?;
+            said.push(format!("set net.ipv4.conf.{BRIDGE}.route_localnet=1"));
+        }
         said.push(format!(
-            "iptables chains {FORWARD_CHAIN} (filter) and {NAT_CHAIN} (nat) in place"
+            "iptables chains {FORWARD_CHAIN} (filter), {NAT_CHAIN} and {DNAT_CHAIN} (nat) in place"
         ));
         Ok((
             HostNetwork {
@@ -151,10 +194,68 @@ impl HostNetwork {
         Ok(())
     }
 
+    /// Forward `host_port` on every host address (127.0.0.1 included) to `ip:port` in the
+    /// kernel. Each rule carries the task's id so `unmap_ports` finds them all.
+    pub fn map_port(
+        &self,
+        task_id: &str,
+        protocol: &str,
+        host_port: u16,
+        ip: Ipv4Addr,
+        port: u16,
+    ) -> io::Result<()> {
+        let (hp, to, tag) = (
+            host_port.to_string(),
+            format!("{ip}:{port}"),
+            rule_tag(task_id),
+        );
+        ensure_rule(
+            "nat",
+            DNAT_CHAIN,
+            &[
+                "-p",
+                protocol,
+                "--dport",
+                &hp,
+                "-m",
+                "comment",
+                "--comment",
+                &tag,
+                "-j",
+                "DNAT",
+                "--to-destination",
+                &to,
+            ],
+        )
+    }
+
     /// Add an address of Berth's own to the bridge (the task endpoints' 169.254.170.2).
     pub fn add_bridge_address(&self, ip: Ipv4Addr) -> io::Result<()> {
         Netlink::open()?.add_address(BRIDGE, ip, 32)
     }
+}
+
+fn rule_tag(task_id: &str) -> String {
+    format!("berth-task-{task_id}")
+}
+
+/// Remove a task's port mappings.
+pub fn unmap_ports(task_id: &str) -> io::Result<()> {
+    let out = Command::new("iptables")
+        .args(["-w", "-t", "nat", "-S", DNAT_CHAIN])
+        .output()?;
+    let tag = rule_tag(task_id);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.split_whitespace().any(|w| w == tag) {
+            continue;
+        }
+        // "-A BERTH-DNAT ..." becomes "-D BERTH-DNAT ...".
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let mut del = vec!["-t", "nat", "-D"];
+        del.extend_from_slice(&args);
+        must(&del)?;
+    }
+    Ok(())
 }
 
 /// The host's IPv4 routes as (destination, device).
@@ -213,9 +314,22 @@ pub fn tear_down() -> Vec<String> {
     for (table, chain, from) in [
         ("filter", FORWARD_CHAIN, "FORWARD"),
         ("nat", NAT_CHAIN, "POSTROUTING"),
+        ("nat", DNAT_CHAIN, "PREROUTING"),
+        ("nat", DNAT_CHAIN, "OUTPUT"),
     ] {
         let mut had = false;
-        while iptables(&["-t", table, "-D", from, "-j", chain]).unwrap_or(false) {
+        let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
+        while iptables(&["-t", table, "-D", from, "-j", chain]).unwrap_or(false)
+            || iptables(
+                &[
+                    &["-t", table, "-D", from][..],
+                    &local[..],
+                    &["-j", chain][..],
+                ]
+                .concat(),
+            )
+            .unwrap_or(false)
+        {
             had = true;
         }
         had |= iptables(&["-t", table, "-F", chain]).unwrap_or(false);

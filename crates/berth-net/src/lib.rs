@@ -7,6 +7,7 @@ pub mod cidr;
 pub mod host;
 pub mod ipam;
 pub mod netlink;
+pub mod ports;
 pub mod task;
 
 pub use cidr::Cidr;

@@ -226,7 +226,7 @@ impl Endpoints {
             "Family": family,
             "Revision": revision,
             "DesiredStatus": task["desiredStatus"],
-            "KnownStatus": task["lastStatus"],
+            "KnownStatus": known_status(&task["lastStatus"]),
             "Limits": {"CPU": cpu.map(|c| c / 1024.0), "Memory": mem},
             "PullStartedAt": iso(&task["pullStartedAt"]),
             "PullStoppedAt": iso(&task["pullStoppedAt"]),
@@ -234,8 +234,8 @@ impl Endpoints {
             "LaunchType": task["launchType"],
             "Containers": containers,
         });
-        if !task["_berth"]["ip"].is_null() {
-            doc["TaskNetworkConfiguration"] = json!({"NetworkMode": "awsvpc"});
+        if let Some(mode) = task["_berth"]["networkMode"].as_str() {
+            doc["TaskNetworkConfiguration"] = json!({"NetworkMode": mode});
         }
         if with_tags {
             let tags: Map<String, Value> = task["tags"]
@@ -248,6 +248,16 @@ impl Endpoints {
         }
         strip_nulls(&mut doc);
         doc
+    }
+}
+
+/// The agent's status words for ECS's: a task is RUNNING from its containers' start
+/// until they have all stopped.
+fn known_status(last_status: &Value) -> &'static str {
+    match last_status.as_str().unwrap_or_default() {
+        "ACTIVATING" | "RUNNING" | "DEACTIVATING" | "STOPPING" => "RUNNING",
+        "DEPROVISIONING" | "STOPPED" => "STOPPED",
+        _ => "PENDING",
     }
 }
 
@@ -294,7 +304,7 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
             "com.amazonaws.ecs.task-definition-version": revision,
         },
         "DesiredStatus": task["desiredStatus"],
-        "KnownStatus": c["lastStatus"],
+        "KnownStatus": known_status(&c["lastStatus"]),
         "Limits": {"CPU": def["cpu"].as_i64().unwrap_or(0), "Memory": def["memory"]},
         "CreatedAt": iso(&task["createdAt"]),
         "StartedAt": iso(&task["startedAt"]),
@@ -317,7 +327,7 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
             .filter_map(|d| Some((d["name"].as_str()?, &d["value"])))
             .collect();
         let mut net = json!({
-            "NetworkMode": "awsvpc",
+            "NetworkMode": task["_berth"]["networkMode"].as_str().unwrap_or("awsvpc"),
             "IPv4Addresses": [ip],
             "AttachmentIndex": 0,
         });

@@ -42,6 +42,8 @@ pub struct NodeConfig {
     /// Berth's API as tasks reach it (AWS_ENDPOINT_URL), when the edge listens on the
     /// bridge.
     pub endpoint_url: Option<String>,
+    /// Where bridge-mode tasks take their addresses from.
+    pub bridge_cidr: berth_net::Cidr,
 }
 
 pub struct Node {
@@ -265,30 +267,61 @@ impl Node {
         });
     }
 
-    /// Lease the task an address in one of its subnets, make the subnet usable on the
-    /// bridge, and record the attachment as DescribeTasks shows it. A task relaunched
-    /// after a restart keeps the address it already holds.
-    fn attach_network(&self, key: &str, td: &Value) -> Result<TaskNetwork, String> {
+    /// Give the task its network as its mode asks, before its containers exist:
+    /// awsvpc an address in one of its subnets; bridge an address in Berth's bridge range
+    /// and its port mappings; host its fixed ports; none nothing. Everything taken is
+    /// recorded in the task, so `release_network` gives it back whatever happens next.
+    fn attach_network(&self, key: &str, td: &Value) -> Result<Option<TaskNetwork>, String> {
+        let task = self.store.get(key).ok_or("task record vanished")?.value;
+        let mode = network_mode(&task, td);
+        let r = match mode {
+            "awsvpc" | "bridge" => self.attach_address(key, &task, td, mode).map(Some),
+            "host" => self.claim_host_ports(key, &task, td).map(|()| None),
+            _ => Ok(None),
+        };
+        if r.is_err() {
+            self.release_network(key);
+        }
+        r
+    }
+
+    /// An address on the bridge for an awsvpc or bridge task, recorded as ECS shows it.
+    fn attach_address(
+        &self,
+        key: &str,
+        task: &Value,
+        td: &Value,
+        mode: &str,
+    ) -> Result<TaskNetwork, String> {
         let host = self.cfg.network.as_ref().map_err(|e| {
             format!("ResourceInitializationError: this host cannot give tasks a network: {e}")
         })?;
-        let task = self.store.get(key).ok_or("task record vanished")?.value;
         let k = parse_key(key).expect("task key");
         let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
-        let subnets: Vec<(ipam::Candidate, String)> = task["_berth"]["subnets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| {
-                Some((
-                    ipam::Candidate {
-                        subnet_id: s["subnetId"].as_str()?.to_string(),
-                        cidr: berth_net::Cidr::parse(s["cidrBlock"].as_str()?)?,
-                    },
-                    s["availabilityZone"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
+        let subnets: Vec<(ipam::Candidate, String)> = if mode == "bridge" {
+            vec![(
+                ipam::Candidate {
+                    subnet_id: "bridge".into(),
+                    cidr: self.cfg.bridge_cidr,
+                },
+                String::new(),
+            )]
+        } else {
+            task["_berth"]["subnets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    Some((
+                        ipam::Candidate {
+                            subnet_id: s["subnetId"].as_str()?.to_string(),
+                            cidr: berth_net::Cidr::parse(s["cidrBlock"].as_str()?)?,
+                        },
+                        s["availabilityZone"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        };
         let held = task["_berth"]["ip"]
             .as_str()
             .and_then(|ip| ip.parse().ok())
@@ -300,23 +333,31 @@ impl Node {
                     subnets.iter().map(|(c, _)| c.clone()).collect();
                 // Spread tasks over their subnets (and so zones), as ECS does.
                 let start = k.id.bytes().map(usize::from).sum::<usize>();
-                ipam::allocate(self.store.as_ref(), &candidates, start, &arn)
-                    .map_err(|e| format!("ResourceInitializationError: {e}"))?
+                let lease = ipam::allocate(self.store.as_ref(), &candidates, start, &arn)
+                    .map_err(|e| format!("ResourceInitializationError: {e}"))?;
+                // Recorded at once, so a failure from here on gives it back.
+                let ip = lease.ip.to_string();
+                self.update(key, |t| {
+                    t["_berth"]["ip"] = json!(ip);
+                    true
+                })
+                .map_err(|e| format!("cannot record the task's address: {e}"))?;
+                lease
             }
         };
-        let fail = |e: String| {
-            ipam::release(self.store.as_ref(), lease.ip, &arn);
-            e
-        };
         host.ensure_subnet(lease.cidr).map_err(|e| {
-            fail(format!(
-                "ResourceInitializationError: cannot attach the task's network interface: {e}"
-            ))
+            format!("ResourceInitializationError: cannot attach the task's network interface: {e}")
         })?;
+        let bindings = if mode == "bridge" {
+            self.map_ports(host, key, task, td, lease.ip)?
+        } else {
+            HashMap::new()
+        };
         let zone = subnets
             .iter()
-            .find(|(c, _)| c.subnet_id == lease.subnet_id)
-            .map(|(_, z)| z.clone());
+            .find(|(c, _)| c.subnet_id == lease.subnet_id && !c.subnet_id.is_empty())
+            .map(|(_, z)| z.clone())
+            .filter(|z| !z.is_empty());
         let ip = lease.ip.to_string();
         let details = json!([
             {"name": "subnetId", "value": lease.subnet_id},
@@ -330,8 +371,8 @@ impl Node {
             .or(td["taskRoleArn"].as_str())
             .map(str::to_string);
         self.update(key, |t| {
-            t["_berth"]["ip"] = json!(ip);
             t["_berth"]["cidr"] = json!(lease.cidr.to_string());
+            t["_berth"]["networkMode"] = json!(mode);
             // The ids in the task's endpoint paths: random, and only ever given to it.
             if t["_berth"]["endpointToken"].is_null() {
                 t["_berth"]["endpointToken"] = json!(uuid::Uuid::new_v4().simple().to_string());
@@ -340,24 +381,31 @@ impl Node {
                 t["_berth"]["credentialsId"] = json!(uuid::Uuid::new_v4().to_string());
                 t["_berth"]["taskRoleArn"] = json!(r);
             }
-            if let Some(z) = &zone {
-                t["availabilityZone"] = json!(z);
-            }
-            let mut attachment_id = Value::Null;
-            for a in t["attachments"].as_array_mut().into_iter().flatten() {
-                if a["type"] == "ElasticNetworkInterface" {
-                    a["status"] = json!("ATTACHED");
-                    a["details"] = details.clone();
-                    attachment_id = a["id"].clone();
+            if mode == "awsvpc" {
+                if let Some(z) = &zone {
+                    t["availabilityZone"] = json!(z);
+                }
+                let mut attachment_id = Value::Null;
+                for a in t["attachments"].as_array_mut().into_iter().flatten() {
+                    if a["type"] == "ElasticNetworkInterface" {
+                        a["status"] = json!("ATTACHED");
+                        a["details"] = details.clone();
+                        attachment_id = a["id"].clone();
+                    }
+                }
+                for c in t["containers"].as_array_mut().into_iter().flatten() {
+                    c["networkInterfaces"] =
+                        json!([{"attachmentId": attachment_id, "privateIpv4Address": ip}]);
                 }
             }
             for c in t["containers"].as_array_mut().into_iter().flatten() {
-                c["networkInterfaces"] =
-                    json!([{"attachmentId": attachment_id, "privateIpv4Address": ip}]);
+                if let Some(b) = c["name"].as_str().and_then(|n| bindings.get(n)) {
+                    c["networkBindings"] = json!(b);
+                }
             }
             true
         })
-        .map_err(|e| fail(format!("cannot record the task's network interface: {e}")))?;
+        .map_err(|e| format!("cannot record the task's network interface: {e}"))?;
         Ok(TaskNetwork {
             bridge: berth_net::BRIDGE.to_string(),
             host_link: berth_net::host::host_link(k.id),
@@ -365,6 +413,79 @@ impl Node {
             prefix_len: lease.cidr.len,
             gateway: lease.cidr.gateway(),
         })
+    }
+
+    /// Bridge mode: a host port for each port mapping (the fixed one, or a free one from
+    /// the ephemeral range), forwarded by the kernel to the task's address.
+    fn map_ports(
+        &self,
+        host: &HostNetwork,
+        key: &str,
+        task: &Value,
+        td: &Value,
+        ip: std::net::Ipv4Addr,
+    ) -> Result<HashMap<String, Vec<Value>>, String> {
+        let k = parse_key(key).expect("task key");
+        let arn = task["taskArn"].as_str().unwrap_or_default();
+        let mappings = port_mappings(td);
+        if mappings.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.update(key, |t| {
+            t["_berth"]["portsMapped"] = json!(true);
+            true
+        })
+        .map_err(|e| format!("cannot record the task's ports: {e}"))?;
+        let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+        for (i, m) in mappings.iter().enumerate() {
+            let host_port = match m.host_port {
+                Some(p) => {
+                    berth_net::ports::claim(self.store.as_ref(), &m.protocol, p, arn).map(|()| p)
+                }
+                None => {
+                    let hint = k.id.bytes().map(usize::from).sum::<usize>() * 7 + i;
+                    berth_net::ports::dynamic(self.store.as_ref(), &m.protocol, hint, arn)
+                }
+            }?;
+            host.map_port(k.id, &m.protocol, host_port, ip, m.container_port)
+                .map_err(|e| {
+                    format!("ResourceInitializationError: cannot map port {host_port}: {e}")
+                })?;
+            out.entry(m.container.clone()).or_default().push(json!({
+                "bindIP": "0.0.0.0",
+                "containerPort": m.container_port,
+                "hostPort": host_port,
+                "protocol": m.protocol,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Host mode: each port mapping's port is the host's own; hold it, and report it.
+    fn claim_host_ports(&self, key: &str, task: &Value, td: &Value) -> Result<(), String> {
+        let arn = task["taskArn"].as_str().unwrap_or_default();
+        let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+        for m in port_mappings(td) {
+            let port = m.host_port.unwrap_or(m.container_port);
+            berth_net::ports::claim(self.store.as_ref(), &m.protocol, port, arn)?;
+            out.entry(m.container.clone()).or_default().push(json!({
+                "bindIP": "0.0.0.0",
+                "containerPort": m.container_port,
+                "hostPort": port,
+                "protocol": m.protocol,
+            }));
+        }
+        self.update(key, |t| {
+            t["_berth"]["networkMode"] = json!("host");
+            for c in t["containers"].as_array_mut().into_iter().flatten() {
+                if let Some(b) = c["name"].as_str().and_then(|n| out.get(n)) {
+                    c["networkBindings"] = json!(b);
+                }
+            }
+            true
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot record the task's ports: {e}"))
     }
 
     /// The environment the in-task endpoints add to a container, as the ECS agent sets
@@ -403,20 +524,42 @@ impl Node {
         env
     }
 
-    /// Give back the address a task holds.
+    /// Give back the address, ports and port mappings a task holds.
     fn release_network(&self, key: &str) {
         let Some(r) = self.store.get(key) else { return };
-        let ip = r.value["_berth"]["ip"]
+        let Some(arn) = r.value["taskArn"].as_str() else {
+            return;
+        };
+        if let Some(ip) = r.value["_berth"]["ip"]
             .as_str()
-            .and_then(|s| s.parse().ok());
-        if let (Some(ip), Some(arn)) = (ip, r.value["taskArn"].as_str()) {
+            .and_then(|s| s.parse().ok())
+        {
             ipam::release(self.store.as_ref(), ip, arn);
         }
+        if r.value["_berth"]["portsMapped"] == true {
+            if let Some(k) = parse_key(key) {
+                if let Err(e) = berth_net::host::unmap_ports(k.id) {
+                    tracing::warn!(task = %key, error = %e, "cannot remove the task's port mappings");
+                }
+            }
+        }
+        berth_net::ports::release_all(self.store.as_ref(), arn);
     }
 
     /// Free the leases whose task is gone or stopped (a crash between leasing and
     /// recording, or while a stop was being reported).
     fn sweep_leases(&self) {
+        for r in self.store.list(berth_net::ports::PORTS) {
+            let Some(arn) = r.value["owner"].as_str() else {
+                continue;
+            };
+            let live = task_key_of_arn(arn)
+                .and_then(|k| self.store.get(&k))
+                .is_some_and(|t| !is_final(&t.value));
+            if !live {
+                berth_net::ports::release_all(self.store.as_ref(), arn);
+            }
+        }
         for (ip, owner) in ipam::leases(self.store.as_ref()) {
             let Some(arn) = owner.as_str() else { continue };
             let live = task_key_of_arn(arn)
@@ -508,16 +651,13 @@ impl Node {
             .cloned()
             .unwrap_or_default();
         // The network interface is attached while the task is PROVISIONING, as on ECS.
-        let network = if td["networkMode"] == "awsvpc" {
+        let host_network = network_mode(&task, &td) == "host";
+        let network = {
             let (node, key2) = (self.clone(), key.to_string());
             let td2 = td.clone();
-            Some(
-                tokio::task::spawn_blocking(move || node.attach_network(&key2, &td2))
-                    .await
-                    .map_err(|e| e.to_string())??,
-            )
-        } else {
-            None
+            tokio::task::spawn_blocking(move || node.attach_network(&key2, &td2))
+                .await
+                .map_err(|e| e.to_string())??
         };
         let now = self.clock.now();
         self.update_async(key, move |t| {
@@ -609,6 +749,7 @@ impl Node {
                 &region2,
                 &task_id,
                 network.as_ref(),
+                host_network,
             )
         })
         .await
@@ -654,6 +795,7 @@ impl Node {
         region: &str,
         task_id: &str,
         network: Option<&TaskNetwork>,
+        host_network: bool,
     ) -> Result<TaskPlan, String> {
         let io = |e: std::io::Error| format!("ResourceInitializationError: {e}");
         std::fs::create_dir_all(dir.join("containers")).map_err(io)?;
@@ -664,6 +806,7 @@ impl Node {
         // An awsvpc task is named after its address, as its ENI's private DNS name is.
         let hostname = match network {
             Some(n) => private_dns_name(n.ip, region),
+            None if host_network => host_name(),
             None => task_id.to_string(),
         };
         let (hosts, hostname_file, resolv) =
@@ -727,7 +870,7 @@ impl Node {
             let bundle = dir.join("containers").join(name);
             std::fs::create_dir_all(bundle.join("rootfs")).map_err(io)?;
             spec.cgroups_path = format!("/berth/{task_id}/{name}");
-            spec.netns = dir.join("netns");
+            spec.netns = (!host_network).then(|| dir.join("netns"));
             spec.etc_hosts = hosts.clone();
             spec.etc_hostname = hostname_file.clone();
             spec.etc_resolv = resolv.clone();
@@ -786,6 +929,7 @@ impl Node {
             cpu_quota_us: cpu.map(|c| c * 100_000 / 1024),
             memory_limit: memory.map(|m| m * 1024 * 1024),
             network: network.cloned(),
+            host_network,
             containers,
         })
     }
@@ -1082,6 +1226,56 @@ fn finish(t: &mut Value, code: &str, reason: &str) {
         c["lastStatus"] = json!("STOPPED");
     }
     set_attachment_status(t, "DELETED");
+}
+
+/// The task's network mode: the task definition's, else ECS's default for where it runs
+/// (awsvpc on Fargate, bridge on EC2).
+fn network_mode<'a>(task: &Value, td: &'a Value) -> &'a str {
+    match td["networkMode"].as_str() {
+        Some(m) => m,
+        None if task["launchType"] == "FARGATE" => "awsvpc",
+        None => "bridge",
+    }
+}
+
+/// One portMappings entry of a container definition.
+struct PortMapping {
+    container: String,
+    container_port: u16,
+    /// None (or 0): a dynamic port.
+    host_port: Option<u16>,
+    protocol: String,
+}
+
+fn port_mappings(td: &Value) -> Vec<PortMapping> {
+    let mut out = vec![];
+    for def in td["containerDefinitions"].as_array().into_iter().flatten() {
+        for m in def["portMappings"].as_array().into_iter().flatten() {
+            let Some(cp) = m["containerPort"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+            else {
+                continue;
+            };
+            out.push(PortMapping {
+                container: def["name"].as_str().unwrap_or_default().to_string(),
+                container_port: cp,
+                host_port: m["hostPort"]
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p != 0),
+                protocol: m["protocol"].as_str().unwrap_or("tcp").to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// This host's name, for host-mode containers.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// The status of a task's network interface attachment, once it has one.

@@ -26,6 +26,10 @@ pub struct TaskPlan {
     /// loopback only.
     #[serde(default)]
     pub network: Option<berth_net::TaskNetwork>,
+    /// networkMode host: the containers use the host's network namespace; the supervisor
+    /// makes none.
+    #[serde(default)]
+    pub host_network: bool,
     pub containers: Vec<ContainerPlan>,
 }
 

@@ -269,7 +269,9 @@ impl Shim {
                 Some(n) => Some(berth_net::task::open_host_side(n)?),
                 None => None,
             };
-            sys::new_netns(&self.dir.join("netns"))?;
+            if !self.plan.host_network {
+                sys::new_netns(&self.dir.join("netns"))?;
+            }
             if let (Some(h), Some(n)) = (host_side, &self.plan.network) {
                 berth_net::task::attach(h, n)?;
             }

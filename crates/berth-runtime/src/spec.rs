@@ -36,8 +36,9 @@ pub struct ContainerSpec {
     pub rlimits: Vec<(String, u64, u64)>,
     /// cgroup path relative to each controller's mount.
     pub cgroups_path: String,
-    /// The network namespace the task's containers share (a bind mount of the supervisor's).
-    pub netns: PathBuf,
+    /// The network namespace the task's containers share (a bind mount of the
+    /// supervisor's); None for host networking, where they stay in the host's.
+    pub netns: Option<PathBuf>,
     pub cpu_shares: Option<u64>,
     pub memory_limit: Option<i64>,
     pub memory_reservation: Option<i64>,
@@ -171,9 +172,10 @@ pub fn build(c: &ContainerSpec) -> Spec {
         .clone()
         .unwrap_or_default()
         .into_iter()
+        .filter(|ns| ns.typ() != LinuxNamespaceType::Network || c.netns.is_some())
         .map(|mut ns| {
             if ns.typ() == LinuxNamespaceType::Network {
-                ns.set_path(Some(c.netns.clone()));
+                ns.set_path(c.netns.clone());
             }
             ns
         })
@@ -276,7 +278,7 @@ mod tests {
         let s = build(&ContainerSpec {
             args: vec!["/bin/true".into()],
             cgroups_path: "/berth/t/c".into(),
-            netns: "/tmp/netns".into(),
+            netns: Some("/tmp/netns".into()),
             ..Default::default()
         });
         let v = serde_json::to_value(&s).unwrap();

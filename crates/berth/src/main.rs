@@ -90,9 +90,19 @@ pub struct UpArgs {
     /// BENCHMARKS.md), else runc.
     #[arg(long, env = "BERTH_OCI_RUNTIME", default_value = "auto")]
     oci_runtime: PathBuf,
+    /// The range bridge-mode tasks take their addresses from, on Berth's bridge beside
+    /// the VPC subnets of awsvpc tasks. It must not overlap the host's own routes.
+    #[arg(long, env = "BERTH_BRIDGE_CIDR", default_value = "172.29.0.0/16", value_parser = parse_cidr)]
+    bridge_cidr: berth_net::Cidr,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
+}
+
+fn parse_cidr(s: &str) -> Result<berth_net::Cidr, String> {
+    berth_net::Cidr::parse(s)
+        .filter(|c| c.is_network() && (8..=28).contains(&c.len))
+        .ok_or_else(|| format!("{s} is not a network range like 172.29.0.0/16 (prefix 8 to 28)"))
 }
 
 fn default_data_dir() -> PathBuf {
@@ -455,6 +465,7 @@ fn start_node(
             runtime_root: data_dir.join("oci-state"),
             network,
             endpoint_url,
+            bridge_cidr: args.bridge_cidr,
         },
         log_streams,
         registry_auth,
