@@ -170,6 +170,14 @@ impl Ecs {
                             false
                         },
                     );
+                    // ACTIVE and DRAINING instances count as registered.
+                    let instances = self
+                        .store
+                        .list(&key(ctx, &format!("container-instance/{name}/")))
+                        .iter()
+                        .filter(|r| r.value["status"] != "INACTIVE")
+                        .count();
+                    c["registeredContainerInstancesCount"] = json!(instances);
                     c["runningTasksCount"] = json!(running);
                     c["pendingTasksCount"] = json!(pending);
                     if stats {

@@ -6,6 +6,7 @@ mod attributes;
 mod capacity;
 mod cluster;
 mod common;
+mod instances;
 mod services;
 mod settings;
 mod tags;
@@ -72,8 +73,12 @@ impl Service for Ecs {
             "StopTask" => self.stop_task(ctx, i),
             "DescribeTasks" => self.describe_tasks(ctx, i),
             "ListTasks" => self.list_tasks(ctx, i),
+
+            "RegisterContainerInstance" => self.register_container_instance(ctx, i),
+            "DeregisterContainerInstance" => self.deregister_container_instance(ctx, i),
             "ListContainerInstances" => self.list_container_instances(ctx, i),
             "DescribeContainerInstances" => self.describe_container_instances(ctx, i),
+            "UpdateContainerInstancesState" => self.update_container_instances_state(ctx, i),
 
             "CreateService" => self.create_service(ctx, i),
             "DescribeServices" => self.describe_services(ctx, i),

@@ -1,9 +1,15 @@
-//! Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks, and the container
-//! instance reads. Requests are validated exactly as ECS does; tasks themselves need the
-//! runtime (a later issue), so RunTask ends in a clear NotImplemented once a request
-//! is otherwise valid, and no task record is written.
+//! Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks. Requests are validated
+//! exactly as ECS does, then the task records are written in one transaction, PROVISIONING
+//! with desiredStatus RUNNING; the node runs them. FARGATE tasks take this host's capacity
+//! and are never refused for size. EC2 tasks (RunTask with launchType EC2 or no launch
+//! type and no strategy, and StartTask) are placed on the cluster's container instances
+//! (`instances.rs`): ACTIVE ones with room for the task's CPU, memory and fixed host
+//! ports, honouring distinctInstance and memberOf constraints and the placement strategy;
+//! what does not fit is reported in `failures` as ECS does (RESOURCE:MEMORY, ...).
+//! EXTERNAL and Auto Scaling group capacity providers answer 501 after validation.
 
 use crate::common::*;
+use crate::instances::{choose, instance_id, Demand, Host, Query};
 use crate::Ecs;
 use berth_store::{Cond, Op, Record};
 use berth_wire::page::paginate;
@@ -23,6 +29,138 @@ fn public_task(t: &Value, with_tags: bool) -> Value {
         }
     }
     t
+}
+
+/// RunTask's and StartTask's answer: the tasks (with their tags when they have some).
+fn answer(tasks: &[Value], failures: Vec<Value>) -> Value {
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .map(|t| {
+            let tagged = t["tags"].as_array().is_some_and(|a| !a.is_empty());
+            public_task(t, tagged)
+        })
+        .collect();
+    json!({"tasks": tasks, "failures": failures})
+}
+
+fn supports_ec2(td: &Value) -> bool {
+    arr_of(td, "compatibilities").iter().any(|c| c == "EC2")
+}
+
+/// One failure per instance and reason, as ECS lists them.
+fn failure(failures: &mut Vec<Value>, arn: &str, reason: &str) {
+    let f = json!({"arn": arn, "reason": reason});
+    if !failures.contains(&f) {
+        failures.push(f);
+    }
+}
+
+/// A new task record placed on `h`: the EC2 launch type, its instance, what it takes from
+/// it (for the instance's remaining resources), and no Fargate platform.
+fn on_instance(mut task: Value, h: &Host, d: &Demand) -> Value {
+    task["launchType"] = json!("EC2");
+    task["containerInstanceArn"] = json!(h.arn);
+    if let Some(az) = h.attribute("ecs.availability-zone").flatten() {
+        task["availabilityZone"] = json!(az);
+    }
+    task["_berth"]["reservation"] = d.to_json();
+    if let Some(o) = task.as_object_mut() {
+        o.remove("platformVersion");
+        o.remove("platformFamily");
+        if o.get("capacityProviderName").is_some_and(Value::is_null) {
+            o.remove("capacityProviderName");
+        }
+    }
+    task
+}
+
+/// Where EC2 tasks go: RunTask's count wherever they fit, or StartTask's named instances
+/// (instance ids), one task each.
+enum Targets<'a> {
+    Any(i64, &'a Rules),
+    Named(&'a [String]),
+}
+
+/// RunTask's placement constraints (with the task definition's) and strategy.
+struct Rules {
+    distinct: bool,
+    member_of: Vec<Query>,
+    strategy: Vec<Value>,
+}
+
+impl Rules {
+    fn of(input: &Value, td: &Value) -> ApiResult<Rules> {
+        let constraints = arr_of(input, "placementConstraints");
+        if constraints.len() > 10 {
+            return Err(invalid(
+                "You can specify a maximum of 10 placement constraints for a task.",
+            ));
+        }
+        let mut rules = Rules {
+            distinct: false,
+            member_of: vec![],
+            strategy: arr_of(input, "placementStrategy").to_vec(),
+        };
+        for c in constraints.iter().chain(arr_of(td, "placementConstraints")) {
+            let expression = str_of(c, "expression");
+            match str_of(c, "type") {
+                Some("distinctInstance") => {
+                    if expression.is_some() {
+                        return Err(invalid("An expression cannot be specified for the distinctInstance placement constraint type."));
+                    }
+                    rules.distinct = true;
+                }
+                Some("memberOf") => {
+                    let e = expression.ok_or_else(|| {
+                        invalid("An expression must be specified for the memberOf placement constraint type.")
+                    })?;
+                    rules
+                        .member_of
+                        .push(Query::parse(e).map_err(|e| e.api("RunTask"))?);
+                }
+                _ => {
+                    return Err(invalid(
+                        "Placement constraint type must be distinctInstance or memberOf.",
+                    ))
+                }
+            }
+        }
+        if rules.strategy.len() > 5 {
+            return Err(invalid(
+                "You can specify a maximum of 5 placement strategies for a task.",
+            ));
+        }
+        for s in &rules.strategy {
+            let field = str_of(s, "field");
+            match (
+                str_of(s, "type"),
+                field.map(str::to_ascii_lowercase).as_deref(),
+            ) {
+                (Some("random"), None) => {}
+                (Some("random"), Some(_)) => {
+                    return Err(invalid(
+                        "The random placement strategy does not take a field.",
+                    ))
+                }
+                (Some("binpack"), Some("cpu" | "memory")) => {}
+                (Some("binpack"), _) => {
+                    return Err(invalid(
+                        "The binpack placement strategy field must be cpu or memory.",
+                    ))
+                }
+                (Some("spread"), Some(_)) => {}
+                (Some("spread"), None) => {
+                    return Err(invalid("The spread placement strategy requires a field."))
+                }
+                _ => {
+                    return Err(invalid(
+                        "Placement strategy type must be random, spread or binpack.",
+                    ))
+                }
+            }
+        }
+        Ok(rules)
+    }
 }
 
 /// Where a task would run, as ECS decides it.
@@ -221,11 +359,24 @@ impl Ecs {
                 "Task definition does not support launch_type FARGATE.",
             ));
         }
+        if placement == Placement::Ec2 && !supports_ec2(&td.value) {
+            return Err(client("Task definition does not support launch_type EC2."));
+        }
         self.check_overrides(input, &td.value, &placement)?;
         self.check_network(ctx, input, &td.value, &placement)?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         match placement {
-            Placement::Ec2 | Placement::External | Placement::AsgProviders => {
+            Placement::Ec2 => {
+                let rules = Rules::of(input, &td.value)?;
+                self.place_on_instances(
+                    ctx,
+                    input,
+                    &cluster.value,
+                    &td.value,
+                    Targets::Any(count, &rules),
+                )
+            }
+            Placement::External | Placement::AsgProviders => {
                 let any_instance = self
                     .store
                     .list(&key(ctx, &format!("container-instance/{cluster_name}/")))
@@ -236,7 +387,7 @@ impl Ecs {
                         "No Container Instances were found in your cluster.",
                     ));
                 }
-                Err(ApiError::new(501, "NotImplemented", "RunTask: placing tasks on container instances is not implemented in Berth yet; the request was valid and no task was created."))
+                Err(ApiError::new(501, "NotImplemented", "RunTask: placing tasks on EXTERNAL instances or through Auto Scaling group capacity providers is not implemented in Berth yet; the request was valid and no task was created."))
             }
             Placement::Fargate => {
                 // Fargate capacity is this host's: every task is placed, none is refused
@@ -256,16 +407,114 @@ impl Ecs {
                     tasks.push(task);
                 }
                 self.store.txn(&conds, ops).map_err(store_err)?;
-                let tasks: Vec<Value> = tasks
-                    .iter()
-                    .map(|t| {
-                        let tagged = t["tags"].as_array().is_some_and(|a| !a.is_empty());
-                        public_task(t, tagged)
-                    })
-                    .collect();
-                Ok(json!({"tasks": tasks, "failures": []}))
+                Ok(answer(&tasks, vec![]))
             }
         }
+    }
+
+    /// Place EC2 tasks on the cluster's container instances and write them, with the
+    /// instances they went to, in one transaction (an instance's version moves with every
+    /// placement, so concurrent placements and state changes conflict and are redone).
+    fn place_on_instances(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+        cluster: &Value,
+        td: &Value,
+        targets: Targets,
+    ) -> ApiResult<Value> {
+        let cluster_name = str_of(cluster, "clusterName").unwrap_or_default();
+        for _ in 0..16 {
+            let mut hosts = self.hosts(ctx, cluster_name);
+            let mut failures = vec![];
+            let mut tasks = vec![];
+            match &targets {
+                Targets::Any(count, rules) => {
+                    if !hosts.iter().any(|h| h.status == "ACTIVE") {
+                        return Err(invalid(
+                            "No Container Instances were found in your cluster.",
+                        ));
+                    }
+                    for _ in 0..*count {
+                        let task = self.new_task(ctx, input, cluster, td);
+                        let demand = Demand::of(&task, td);
+                        let group = str_of(&task, "group").unwrap_or_default().to_string();
+                        let mut fit = vec![];
+                        for (i, h) in hosts.iter().enumerate() {
+                            if h.status != "ACTIVE" {
+                                continue;
+                            }
+                            let refused = if !rules.member_of.iter().all(|q| q.matches(h)) {
+                                Some("MemberOf placement constraint unsatisfied.")
+                            } else if rules.distinct && h.groups.contains(&group) {
+                                Some("DistinctInstance placement constraint unsatisfied.")
+                            } else {
+                                h.lacks(&demand)
+                            };
+                            match refused {
+                                Some(reason) => failure(&mut failures, &h.arn, reason),
+                                None => fit.push(i),
+                            }
+                        }
+                        if let Some(i) = choose(&hosts, &fit, &rules.strategy) {
+                            hosts[i].place(&demand, &group);
+                            tasks.push(on_instance(task, &hosts[i], &demand));
+                        }
+                    }
+                }
+                Targets::Named(ids) => {
+                    for id in ids.iter() {
+                        let Some(i) = hosts.iter().position(|h| &h.id == id) else {
+                            return Err(invalid(format!(
+                                "Container instance {id} was not found in the cluster."
+                            )));
+                        };
+                        let task = self.new_task(ctx, input, cluster, td);
+                        let demand = Demand::of(&task, td);
+                        let h = &hosts[i];
+                        if h.status != "ACTIVE" {
+                            // INACTIVE (deregistered) or DRAINING: no new tasks.
+                            failure(&mut failures, &h.arn, &h.status.clone());
+                            continue;
+                        }
+                        if let Some(reason) = h.lacks(&demand) {
+                            failure(&mut failures, &h.arn, reason);
+                            continue;
+                        }
+                        let group = str_of(&task, "group").unwrap_or_default().to_string();
+                        hosts[i].place(&demand, &group);
+                        tasks.push(on_instance(task, &hosts[i], &demand));
+                    }
+                }
+            }
+            if tasks.is_empty() {
+                return Ok(json!({"tasks": [], "failures": failures}));
+            }
+            let mut conds = vec![];
+            let mut ops = vec![];
+            for t in &tasks {
+                let id = str_of(t, "taskArn")
+                    .and_then(|a| a.rsplit('/').next())
+                    .unwrap_or_default();
+                let k = key(ctx, &format!("task/{cluster_name}/{id}"));
+                conds.push(Cond::Absent(k.clone()));
+                ops.push(Op::Put(k, t.clone()));
+            }
+            for h in hosts.iter().filter(|h| h.placed > 0) {
+                conds.push(Cond::Revision(h.record.key.clone(), h.record.revision));
+                ops.push(Op::Put(h.record.key.clone(), h.bumped()));
+            }
+            match self.store.txn(&conds, ops) {
+                Ok(_) => return Ok(answer(&tasks, failures)),
+                Err(berth_store::StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Err(ApiError::new(
+            500,
+            "ServerException",
+            "The cluster's container instances are being modified concurrently; try again.",
+        ))
     }
 
     /// A new task record as RunTask answers it: PROVISIONING, desired RUNNING.
@@ -370,13 +619,23 @@ impl Ecs {
                 "containerInstances must list between 1 and 10 container instances.",
             ));
         }
+        check_tags(arr_of(input, "tags"))?;
+        if str_of(input, "group").is_some_and(|g| g.len() > 255) {
+            return Err(invalid("group must be 255 characters or fewer."));
+        }
+        if str_of(input, "startedBy").is_some_and(|s| s.len() > 128) {
+            return Err(invalid("startedBy must be 128 characters or fewer."));
+        }
         let td = self.runnable_task_definition(ctx, input)?;
+        if !supports_ec2(&td.value) {
+            return Err(client("Task definition does not support launch_type EC2."));
+        }
         self.check_overrides(input, &td.value, &Placement::Ec2)?;
         self.check_network(ctx, input, &td.value, &Placement::Ec2)?;
+        let mut ids = vec![];
         for i in instances.iter().filter_map(Value::as_str) {
-            let id = name_from(ctx, i, "container-instance")
-                .map(|r| r.rsplit('/').next().unwrap_or_default().to_string());
-            let exists = id.is_some_and(|id| {
+            let id = instance_id(ctx, i);
+            let exists = id.as_ref().is_some_and(|id| {
                 self.store
                     .get(&key(
                         ctx,
@@ -384,13 +643,16 @@ impl Ecs {
                     ))
                     .is_some()
             });
-            if !exists {
-                return Err(invalid(format!(
-                    "Container instance {i} was not found in the cluster."
-                )));
+            match id {
+                Some(id) if exists => ids.push(id),
+                _ => {
+                    return Err(invalid(format!(
+                        "Container instance {i} was not found in the cluster."
+                    )))
+                }
             }
         }
-        Err(ApiError::new(501, "NotImplemented", "StartTask: placing tasks on container instances is not implemented in Berth yet; no task was created."))
+        self.place_on_instances(ctx, input, &cluster.value, &td.value, Targets::Named(&ids))
     }
 
     fn find_task(&self, ctx: &RequestContext, cluster: &str, id: &str) -> Option<Record> {
@@ -513,64 +775,365 @@ impl Ecs {
             json!({"taskArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
         )
     }
+}
 
-    pub(crate) fn list_container_instances(
-        &self,
-        ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
-        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
-        if input.get("filter").is_some() {
-            return Err(ApiError::new(501, "NotImplemented", "ListContainerInstances: the cluster query language filter is not implemented in Berth yet."));
-        }
-        let status = str_of(input, "status");
-        let arns: Vec<(String, String)> = self
-            .store
-            .list(&key(ctx, &format!("container-instance/{cluster_name}/")))
-            .into_iter()
-            .filter(|r| status.is_none_or(|s| r.value["status"] == s))
-            .map(|r| {
-                (
-                    r.key.clone(),
-                    str_of(&r.value, "containerInstanceArn")
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })
-            .collect();
-        let page = paginate(arns, |(k, _)| k.clone(), input, 100, 100, INVALID)?;
-        Ok(
-            json!({"containerInstanceArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
-        )
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_wire::{Clock, Service};
+    use std::sync::Arc;
+
+    fn setup() -> (tempfile::TempDir, Arc<Ecs>, RequestContext) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = berth_store::SqliteStore::open(&dir.path().join("db")).unwrap();
+        let ecs = Arc::new(Ecs::new(Arc::new(store), Clock::default()));
+        let ctx = RequestContext {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            request_id: "r".into(),
+        };
+        ecs.call(&ctx, "CreateCluster", json!({"clusterName": "c1"}))
+            .unwrap();
+        (dir, ecs, ctx)
     }
 
-    pub(crate) fn describe_container_instances(
-        &self,
-        ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
-        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
-        let ids = arr_of(input, "containerInstances");
-        if ids.len() > 100 {
-            return Err(invalid(
-                "containerInstances cannot have more than 100 elements.",
-            ));
+    fn register(ecs: &Ecs, ctx: &RequestContext, cpu: i64, mem: i64) -> String {
+        let out = ecs
+            .call(
+                ctx,
+                "RegisterContainerInstance",
+                json!({"cluster": "c1", "totalResources": [
+                    {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
+                    {"name": "MEMORY", "type": "INTEGER", "integerValue": mem}],
+                    "attributes": [{"name": "stack", "value": "blue"}]}),
+            )
+            .unwrap();
+        out["containerInstance"]["containerInstanceArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A bridge-mode family with one container of `memory` MiB and 256 CPU units,
+    /// publishing `host_port` when given.
+    fn family(ecs: &Ecs, ctx: &RequestContext, name: &str, memory: i64, host_port: Option<i64>) {
+        let mut c =
+            json!({"name": "app", "image": "localhost:1/none:v1", "memory": memory, "cpu": 256});
+        if let Some(p) = host_port {
+            c["portMappings"] = json!([{"containerPort": 80, "hostPort": p}]);
         }
-        let mut found = vec![];
-        let mut failures = vec![];
-        for id in ids.iter().filter_map(Value::as_str) {
-            let short = name_from(ctx, id, "container-instance")
-                .map(|r| r.rsplit('/').next().unwrap_or_default().to_string());
-            match short.and_then(|s| {
-                self.store
-                    .get(&key(ctx, &format!("container-instance/{cluster_name}/{s}")))
-            }) {
-                Some(r) => found.push((*r.value).clone()),
-                None => failures.push(json!({"arn": id, "reason": "MISSING"})),
-            }
+        ecs.call(
+            ctx,
+            "RegisterTaskDefinition",
+            json!({"family": name, "networkMode": "bridge", "containerDefinitions": [c]}),
+        )
+        .unwrap();
+    }
+
+    fn run(ecs: &Ecs, ctx: &RequestContext, input: Value) -> ApiResult<Value> {
+        let mut input = input;
+        input["cluster"] = json!("c1");
+        ecs.call(ctx, "RunTask", input)
+    }
+
+    fn instance(ecs: &Ecs, ctx: &RequestContext, arn: &str) -> Value {
+        ecs.call(
+            ctx,
+            "DescribeContainerInstances",
+            json!({"cluster": "c1", "containerInstances": [arn]}),
+        )
+        .unwrap()["containerInstances"][0]
+            .clone()
+    }
+
+    fn resource<'a>(ci: &'a Value, which: &str, name: &str) -> &'a Value {
+        ci[which]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+    }
+
+    fn stop_all(ecs: &Ecs, ctx: &RequestContext) {
+        for r in ecs.store.list(&key(ctx, "task/c1/")) {
+            let mut t = (*r.value).clone();
+            t["lastStatus"] = json!("STOPPED");
+            t["desiredStatus"] = json!("STOPPED");
+            ecs.store.put(&r.key, t).unwrap();
         }
-        Ok(json!({"containerInstances": found, "failures": failures}))
+    }
+
+    #[test]
+    fn ec2_tasks_take_resources_and_ports() {
+        let (_d, ecs, ctx) = setup();
+        let ci = register(&ecs, &ctx, 1024, 1024);
+        family(&ecs, &ctx, "web", 512, Some(8080));
+        family(&ecs, &ctx, "big", 600, None);
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "web", "launchType": "EC2"}),
+        )
+        .unwrap();
+        let task = &out["tasks"][0];
+        assert_eq!(task["launchType"], "EC2");
+        assert_eq!(task["containerInstanceArn"], json!(ci));
+        assert!(task.get("platformVersion").is_none());
+        assert!(task.get("_berth").is_none());
+        assert_eq!(task["attachments"], json!([]));
+        assert_eq!(out["failures"], json!([]));
+
+        let desc = instance(&ecs, &ctx, &ci);
+        assert_eq!(
+            resource(&desc, "remainingResources", "MEMORY")["integerValue"],
+            512
+        );
+        assert_eq!(
+            resource(&desc, "remainingResources", "CPU")["integerValue"],
+            768
+        );
+        assert!(
+            resource(&desc, "remainingResources", "PORTS")["stringSetValue"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("8080"))
+        );
+        assert_eq!(
+            resource(&desc, "registeredResources", "MEMORY")["integerValue"],
+            1024
+        );
+        assert_eq!(desc["pendingTasksCount"], 1);
+        assert_eq!(desc["version"], 2);
+
+        // The port is taken; memory would fit.
+        let out = run(&ecs, &ctx, json!({"taskDefinition": "web"})).unwrap();
+        assert_eq!(out["tasks"], json!([]));
+        assert_eq!(
+            out["failures"],
+            json!([{"arn": ci, "reason": "RESOURCE:PORTS"}])
+        );
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "big", "launchType": "EC2"}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["failures"],
+            json!([{"arn": ci, "reason": "RESOURCE:MEMORY"}])
+        );
+        assert_eq!(ecs.store.list(&key(&ctx, "task/c1/")).len(), 1);
+
+        // Deregistration waits for the tasks to stop, unless forced.
+        let err = ecs
+            .call(
+                &ctx,
+                "DeregisterContainerInstance",
+                json!({"cluster": "c1", "containerInstance": ci}),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, "InvalidParameterException");
+        assert_eq!(err.message, "Found running tasks on the instance.");
+        stop_all(&ecs, &ctx);
+        let desc = instance(&ecs, &ctx, &ci);
+        assert_eq!(
+            resource(&desc, "remainingResources", "MEMORY")["integerValue"],
+            1024
+        );
+        let out = run(&ecs, &ctx, json!({"taskDefinition": "big"})).unwrap();
+        assert_eq!(out["tasks"].as_array().unwrap().len(), 1);
+        ecs.call(
+            &ctx,
+            "DeregisterContainerInstance",
+            json!({"cluster": "c1", "containerInstance": ci, "force": true}),
+        )
+        .unwrap();
+        let err = run(&ecs, &ctx, json!({"taskDefinition": "big"})).unwrap_err();
+        assert_eq!(
+            err.message,
+            "No Container Instances were found in your cluster."
+        );
+    }
+
+    #[test]
+    fn count_stops_at_capacity() {
+        let (_d, ecs, ctx) = setup();
+        let ci = register(&ecs, &ctx, 4096, 1000);
+        family(&ecs, &ctx, "w", 300, None);
+        let out = run(&ecs, &ctx, json!({"taskDefinition": "w", "count": 5})).unwrap();
+        assert_eq!(out["tasks"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            out["failures"],
+            json!([{"arn": ci, "reason": "RESOURCE:MEMORY"}])
+        );
+        let listed = ecs
+            .call(
+                &ctx,
+                "ListTasks",
+                json!({"cluster": "c1", "containerInstance": ci}),
+            )
+            .unwrap();
+        assert_eq!(listed["taskArns"].as_array().unwrap().len(), 3);
+        let desc = instance(&ecs, &ctx, &ci);
+        assert_eq!(
+            resource(&desc, "remainingResources", "MEMORY")["integerValue"],
+            100
+        );
+        assert_eq!(desc["pendingTasksCount"], 3);
+    }
+
+    #[test]
+    fn draining_and_start_task() {
+        let (_d, ecs, ctx) = setup();
+        let a = register(&ecs, &ctx, 1024, 1024);
+        let b = register(&ecs, &ctx, 1024, 1024);
+        family(&ecs, &ctx, "w", 512, Some(9000));
+        ecs.call(
+            &ctx,
+            "UpdateContainerInstancesState",
+            json!({"cluster": "c1", "containerInstances": [a], "status": "DRAINING"}),
+        )
+        .unwrap();
+        // Only b takes tasks now; its port is then taken.
+        let out = run(&ecs, &ctx, json!({"taskDefinition": "w", "count": 2})).unwrap();
+        assert_eq!(out["tasks"].as_array().unwrap().len(), 1);
+        assert_eq!(out["tasks"][0]["containerInstanceArn"], json!(b));
+        assert_eq!(
+            out["failures"],
+            json!([{"arn": b, "reason": "RESOURCE:PORTS"}])
+        );
+        // StartTask: one task per named instance; a draining one refuses.
+        let out = ecs
+            .call(
+                &ctx,
+                "StartTask",
+                json!({"cluster": "c1", "taskDefinition": "w", "containerInstances": [a, b]}),
+            )
+            .unwrap();
+        assert_eq!(out["tasks"], json!([]));
+        assert_eq!(
+            out["failures"],
+            json!([{"arn": a, "reason": "DRAINING"}, {"arn": b, "reason": "RESOURCE:PORTS"}])
+        );
+        ecs.call(
+            &ctx,
+            "UpdateContainerInstancesState",
+            json!({"cluster": "c1", "containerInstances": [a], "status": "ACTIVE"}),
+        )
+        .unwrap();
+        let out = ecs
+            .call(
+                &ctx,
+                "StartTask",
+                json!({"cluster": "c1", "taskDefinition": "w", "containerInstances": [a], "startedBy": "me"}),
+            )
+            .unwrap();
+        assert_eq!(out["tasks"][0]["containerInstanceArn"], json!(a));
+        assert_eq!(out["tasks"][0]["startedBy"], "me");
+        assert_eq!(out["tasks"][0]["launchType"], "EC2");
+        let err = ecs
+            .call(
+                &ctx,
+                "StartTask",
+                json!({"cluster": "c1", "taskDefinition": "w", "containerInstances": ["ghost"]}),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, "InvalidParameterException");
+    }
+
+    #[test]
+    fn constraints_and_strategy() {
+        let (_d, ecs, ctx) = setup();
+        let a = register(&ecs, &ctx, 4096, 4096);
+        let b = register(&ecs, &ctx, 4096, 4096);
+        let b_id = b.rsplit('/').next().unwrap();
+        ecs.call(
+            &ctx,
+            "PutAttributes",
+            json!({"cluster": "c1", "attributes": [{"name": "tier", "value": "gpu", "targetId": b_id}]}),
+        )
+        .unwrap();
+        family(&ecs, &ctx, "w", 256, None);
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "w", "count": 2, "placementConstraints": [{"type": "memberOf", "expression": "attribute:tier == gpu"}]}),
+        )
+        .unwrap();
+        let on: Vec<&Value> = out["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| &t["containerInstanceArn"])
+            .collect();
+        assert_eq!(on, vec![&json!(b), &json!(b)]);
+        assert_eq!(
+            out["failures"],
+            json!([{"arn": a, "reason": "MemberOf placement constraint unsatisfied."}])
+        );
+        // Spread by default: the next task goes to the emptier host.
+        let out = run(&ecs, &ctx, json!({"taskDefinition": "w"})).unwrap();
+        assert_eq!(out["tasks"][0]["containerInstanceArn"], json!(a));
+        // binpack memory: the fuller host (b).
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "w", "placementStrategy": [{"type": "binpack", "field": "memory"}]}),
+        )
+        .unwrap();
+        assert_eq!(out["tasks"][0]["containerInstanceArn"], json!(b));
+        // distinctInstance: one task of the group per host.
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "w", "count": 3, "group": "solo", "placementConstraints": [{"type": "distinctInstance"}]}),
+        )
+        .unwrap();
+        assert_eq!(out["tasks"].as_array().unwrap().len(), 2);
+        assert_eq!(out["failures"].as_array().unwrap().len(), 2);
+        for (input, code) in [
+            (
+                json!({"taskDefinition": "w", "placementConstraints": [{"type": "distinctInstance", "expression": "attribute:a exists"}]}),
+                "InvalidParameterException",
+            ),
+            (
+                json!({"taskDefinition": "w", "placementConstraints": [{"type": "memberOf"}]}),
+                "InvalidParameterException",
+            ),
+            (
+                json!({"taskDefinition": "w", "placementConstraints": [{"type": "memberOf", "expression": "task:group == x"}]}),
+                "NotImplemented",
+            ),
+            (
+                json!({"taskDefinition": "w", "placementStrategy": [{"type": "binpack", "field": "ports"}]}),
+                "InvalidParameterException",
+            ),
+        ] {
+            assert_eq!(run(&ecs, &ctx, input).unwrap_err().code, code);
+        }
+    }
+
+    #[test]
+    fn concurrent_placements_do_not_overcommit() {
+        let (_d, ecs, ctx) = setup();
+        let ci = register(&ecs, &ctx, 4096, 1000);
+        family(&ecs, &ctx, "w", 100, None);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (ecs, ctx) = (ecs.clone(), ctx.clone());
+                std::thread::spawn(move || {
+                    let out = run(&ecs, &ctx, json!({"taskDefinition": "w", "count": 2})).unwrap();
+                    out["tasks"].as_array().unwrap().len()
+                })
+            })
+            .collect();
+        let placed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(placed, 10);
+        let desc = instance(&ecs, &ctx, &ci);
+        assert_eq!(
+            resource(&desc, "remainingResources", "MEMORY")["integerValue"],
+            0
+        );
     }
 }
