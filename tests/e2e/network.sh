@@ -11,7 +11,9 @@ fi
 host_links() { ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -c '^berth' || true; }
 berth_rules() { { iptables -S; iptables -t nat -S; } | grep -c BERTH || true; }
 netns_mounts() { grep -c ' nsfs ' /proc/mounts || true; }
-LINKS0=$(host_links); RULES0=$(berth_rules); NS0=$(netns_mounts)
+# Earlier servers may have left Berth's bridge and chains (SIGTERM keeps them); what this
+# script checks is absolute: the bridge alone once tasks stop, nothing after berth down.
+NS0=$(netns_mounts)
 OUT_NS=berthtest-out
 cleanup_outside() {
   ip netns del "$OUT_NS" 2>/dev/null || true
@@ -20,7 +22,7 @@ cleanup_outside() {
 }
 trap 'stop_berth; cleanup_outside' EXIT
 
-start_berth
+start_berth --register-instance c1
 WORK="$(mktemp -d)"
 make_task_image "$WORK/layout" v1
 REG="localhost:$BERTH_PORT"
@@ -101,6 +103,24 @@ expect_eq "the host is refused too" "404" "$(curl -s -o /dev/null -w '%{http_cod
 awsb ecs stop-task --cluster c1 --task "$m" >/dev/null
 awsb ecs wait tasks-stopped --cluster c1 --tasks "$m"
 
+# 2c. Name resolution: tasks ask Berth's resolver, which answers Berth's own names (the
+#     registry, reachable from the task) and relays the rest to the host's resolvers.
+REGNAME=000000000000.dkr.ecr.us-east-1.localhost
+OUTSIDE_NAME=pypi.org
+OUTSIDE_IP=$(getent hosts "$OUTSIDE_NAME" | awk '{print $1; exit}' || true)
+register dns "[{\"name\":\"d\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"grep nameserver /etc/resolv.conf; nslookup $REGNAME | sed -n '/^Name:/,\$p' | grep -c 169.254.170.2; nslookup $OUTSIDE_NAME | sed -n '/^Name:/,\$p' | grep -c '${OUTSIDE_IP:-none}'; wget -qO /dev/null http://$REGNAME:$BERTH_PORT/v2/ && echo registry-reached\"],\"logConfiguration\":{\"logDriver\":\"awslogs\",\"options\":{\"awslogs-group\":\"/net\",\"awslogs-region\":\"us-east-1\",\"awslogs-stream-prefix\":\"p\"}}}]"
+d=$(run dns "$SUBNET")
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$d"
+out=$(logs "d/$d")
+expect_eq "the task's resolver is Berth's" "nameserver 169.254.170.2" "$(sed -n 1p <<<"$out")"
+expect_eq "the registry name resolves to Berth" "1" "$(sed -n 2p <<<"$out")"
+if [ -n "$OUTSIDE_IP" ]; then
+  expect_eq "other names are relayed to the host's resolvers" "1" "$(sed -n 3p <<<"$out")"
+else
+  echo "note - the host resolves no $OUTSIDE_NAME here; relaying not checked"
+fi
+expect_eq "the registry is reached by its name from the task" "registry-reached" "$(sed -n 4p <<<"$out")"
+
 # 3. Outbound traffic is NATed: a server in a namespace outside Berth's network sees the
 #    host's address, not the task's.
 ip netns add "$OUT_NS"
@@ -117,6 +137,61 @@ expect_eq "NATed task reached the outside" "0" "$(field "$n" 'containers[0].exit
 expect_eq "the outside saw the host's address" "10.199.0.1" "$(grep 'GET /?from-task ' "$WORK/outside.log" | awk '{print $1}')"
 kill "$HTTP_PID"; HTTP_PID=""
 ip link del berthtest-o0; ip netns del "$OUT_NS"
+
+# 3b. EC2 launch type on this host (--register-instance): bridge mode with a dynamic and
+#     a fixed host port, host mode, none.
+dnat_rules() { iptables -t nat -S BERTH-DNAT 2>/dev/null | grep -c berth-task || true; }
+wait_for "this host registered as a container instance" 10 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs list-container-instances --cluster c1 --query 'length(containerInstanceArns)')\" = 1 ]"
+ec2def() { # FAMILY MODE CONTAINERS
+  awsb ecs register-task-definition --family "$1" --requires-compatibilities EC2 --network-mode "$2" \
+    --cpu 128 --memory 128 --container-definitions "$3" >/dev/null
+}
+ec2run() { awsb ecs run-task --cluster c1 --launch-type EC2 --task-definition "$1" --query 'tasks[].taskArn' --output text | tr '\t' '\n' | awk -F/ '{print $NF}'; }
+HOST_IP=$(ip -4 -o route get 1.1.1.1 2>/dev/null | grep -o 'src [0-9.]*' | cut -d' ' -f2 || true)
+ec2def bweb bridge "[{\"name\":\"web\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sh\",\"-c\",\"mkdir -p /www && echo bridged > /www/index.html && exec httpd -f -p 80 -h /www\"],\"portMappings\":[{\"containerPort\":80}]}]"
+bw=$(ec2run bweb)
+awsb ecs wait tasks-running --cluster c1 --tasks "$bw"
+HP=$(field "$bw" 'containers[0].networkBindings[0].hostPort')
+expect_eq "bridge: a dynamic host port from the ephemeral range" "1" "$([ "$HP" -ge 49153 ] && [ "$HP" -le 65535 ] && echo 1 || echo 0)"
+expect_eq "bridge: the binding names the container port" "80 tcp 0.0.0.0" "$(field "$bw" 'containers[0].networkBindings[0].[containerPort,protocol,bindIP]' | tr '\t' ' ')"
+expect_eq "bridge: reachable on 127.0.0.1:hostPort" "bridged" "$(curl -fsS --max-time 10 "http://127.0.0.1:$HP/")"
+if [ -n "$HOST_IP" ]; then
+  expect_eq "bridge: reachable on the host's address" "bridged" "$(curl -fsS --max-time 10 "http://$HOST_IP:$HP/")"
+fi
+ec2def bfixed bridge "[{\"name\":\"web\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sh\",\"-c\",\"mkdir -p /www && echo fixed > /www/index.html && exec httpd -f -p 80 -h /www\"],\"portMappings\":[{\"containerPort\":80,\"hostPort\":18088}]}]"
+bf=$(ec2run bfixed)
+awsb ecs wait tasks-running --cluster c1 --tasks "$bf"
+expect_eq "bridge: a fixed host port answers" "fixed" "$(curl -fsS --max-time 10 "http://127.0.0.1:18088/")"
+expect_eq "bridge: the fixed port taken fails placement" "RESOURCE:PORTS" "$(awsb ecs run-task --cluster c1 --launch-type EC2 --task-definition bfixed --query 'failures[0].reason' --output text)"
+ec2def hweb host "[{\"name\":\"web\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sh\",\"-c\",\"mkdir -p /www && echo hosted > /www/index.html && exec httpd -f -p 18089 -h /www\"],\"portMappings\":[{\"containerPort\":18089}]}]"
+hw=$(ec2run hweb)
+awsb ecs wait tasks-running --cluster c1 --tasks "$hw"
+expect_eq "host: the container listens in the host's namespace" "hosted" "$(curl -fsS --max-time 10 "http://127.0.0.1:18089/")"
+expect_eq "host: the binding reports the host port" "18089" "$(field "$hw" 'containers[0].networkBindings[0].hostPort')"
+ec2def nonet none "[{\"name\":\"n\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"exit \$(ls /sys/class/net | wc -l)\"]}]"
+nn=$(ec2run nonet)
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$nn"
+expect_eq "none: loopback only (one interface)" "1" "$(field "$nn" 'containers[0].exitCode')"
+for t in "$bw" "$bf" "$hw"; do awsb ecs stop-task --cluster c1 --task "$t" >/dev/null; done
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$bw" "$bf" "$hw"
+expect_eq "bridge: port mappings removed at stop" "0" "$(dnat_rules)"
+expect_eq "bridge: the port no longer answers" "fail" "$(curl -fsS --max-time 2 "http://127.0.0.1:$HP/" >/dev/null 2>&1 && echo answered || echo fail)"
+# 50 tasks in each of bridge (with a port mapping), host and none leave nothing behind.
+ec2def bquick bridge "[{\"name\":\"q\",\"image\":\"$IMAGE\",\"command\":[\"true\"],\"portMappings\":[{\"containerPort\":80}]}]"
+ec2def hquick host "[{\"name\":\"q\",\"image\":\"$IMAGE\",\"command\":[\"true\"]}]"
+ec2def nquick none "[{\"name\":\"q\",\"image\":\"$IMAGE\",\"command\":[\"true\"]}]"
+for fam in bquick hquick nquick; do
+  ok=0
+  for round in 1 2 3 4 5; do
+    ids=$(awsb ecs run-task --cluster c1 --launch-type EC2 --task-definition "$fam" --count 10 --query 'tasks[].taskArn' --output text)
+    awsb ecs wait tasks-stopped --cluster c1 --tasks $ids
+    ok=$((ok + $(awsb ecs describe-tasks --cluster c1 --tasks $ids --query 'tasks[?containers[0].exitCode==`0`] | length(@)')))
+  done
+  expect_eq "$fam: 50 tasks ran" "50" "$ok"
+done
+expect_eq "after 150 EC2 tasks: no port mappings left" "0" "$(dnat_rules)"
+expect_eq "after 150 EC2 tasks: only the bridge is left of Berth's links (and the httpd task's)" "2" "$(host_links)"
+expect_eq "after 150 EC2 tasks: no namespace pins but the httpd task's" "$((NS0 + 1))" "$(netns_mounts)"
 
 # 4. Addresses come back: 50 tasks through a /28 (11 usable addresses), 10 at a time.
 VPC=$(awsb ec2 create-vpc --cidr-block 10.198.0.0/16 --query Vpc.VpcId --output text)
@@ -156,7 +231,7 @@ ip link del clash0
 # 7. kill -9 of berth: the task keeps running and answering, and stops normally after.
 kill9_berth
 expect_eq "after kill -9 the task still answers" "ip-${IP_A//./-}.ec2.internal" "$(curl -fsS --max-time 10 "http://$IP_A/")"
-start_berth
+start_berth --register-instance c1
 expect_eq "after restart the task is RUNNING" "RUNNING" "$(field "$a" lastStatus)"
 expect_eq "after restart it keeps its address" "$IP_A" "$(detail "$a" privateIPv4Address)"
 expect_eq "after restart it still answers" "ip-${IP_A//./-}.ec2.internal" "$(curl -fsS --max-time 10 "http://$IP_A/")"
@@ -164,14 +239,14 @@ awsb ecs stop-task --cluster c1 --task "$a" >/dev/null
 awsb ecs wait tasks-stopped --cluster c1 --tasks "$a"
 expect_eq "stopped after restart" "STOPPED" "$(field "$a" lastStatus)"
 expect_eq "its address no longer answers" "fail" "$(curl -fsS --max-time 2 "http://$IP_A/" >/dev/null 2>&1 && echo answered || echo fail)"
-expect_eq "only the bridge is left of Berth's links" "$((LINKS0 + 1))" "$(host_links)"
+expect_eq "only the bridge is left of Berth's links" "1" "$(host_links)"
 
 # 8. berth down removes every host change.
 a2=$(run web "$SUBNET")
 awsb ecs wait tasks-running --cluster c1 --tasks "$a2"
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
 BERTH_PID=""
-expect_eq "after berth down: no Berth links" "$LINKS0" "$(host_links)"
-expect_eq "after berth down: no Berth iptables rules" "$RULES0" "$(berth_rules)"
+expect_eq "after berth down: no Berth links" "0" "$(host_links)"
+expect_eq "after berth down: no Berth iptables rules" "0" "$(berth_rules)"
 expect_eq "after berth down: no namespace pins" "$NS0" "$(netns_mounts)"
 finish

@@ -239,23 +239,66 @@ fn rule_tag(task_id: &str) -> String {
     format!("berth-task-{task_id}")
 }
 
-/// Remove a task's port mappings.
-pub fn unmap_ports(task_id: &str) -> io::Result<()> {
+/// The port-mapping rules as `iptables -S` prints them.
+fn dnat_rules() -> io::Result<Vec<String>> {
     let out = Command::new("iptables")
         .args(["-w", "-t", "nat", "-S", DNAT_CHAIN])
+        .stdin(std::process::Stdio::null())
         .output()?;
-    let tag = rule_tag(task_id);
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if !line.split_whitespace().any(|w| w == tag) {
-            continue;
-        }
-        // "-A BERTH-DNAT ..." becomes "-D BERTH-DNAT ...".
-        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
-        let mut del = vec!["-t", "nat", "-D"];
-        del.extend_from_slice(&args);
-        must(&del)?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "iptables -S {DNAT_CHAIN}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .map(str::to_string)
+        .collect())
+}
+
+/// The ids of the tasks that have port mappings.
+pub fn mapped_tasks() -> io::Result<Vec<String>> {
+    let prefix = rule_tag("");
+    let mut ids: Vec<String> = dnat_rules()?
+        .iter()
+        .flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|w| w.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Remove a task's port mappings, and check that none is left.
+pub fn unmap_ports(task_id: &str) -> io::Result<()> {
+    let tag = rule_tag(task_id);
+    let theirs = |rules: Vec<String>| -> Vec<String> {
+        rules
+            .into_iter()
+            .filter(|l| l.split_whitespace().any(|w| w == tag))
+            .collect()
+    };
+    for _ in 0..3 {
+        let left = theirs(dnat_rules()?);
+        if left.is_empty() {
+            return Ok(());
+        }
+        for line in left {
+            // "-A BERTH-DNAT ..." becomes "-D BERTH-DNAT ...".
+            let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+            let mut del = vec!["-t", "nat", "-D"];
+            del.extend_from_slice(&args);
+            let _ = iptables(&del)?;
+        }
+    }
+    match theirs(dnat_rules()?).len() {
+        0 => Ok(()),
+        n => Err(io::Error::other(format!(
+            "{n} port mapping rule(s) of task {task_id} would not go"
+        ))),
+    }
 }
 
 /// The host's IPv4 routes as (destination, device).

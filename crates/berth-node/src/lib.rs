@@ -6,6 +6,7 @@
 //! Boundaries: it reads task definitions and writes task records in the store; it never
 //! calls a service module. The supervisor owns the containers; the node only asks.
 
+pub mod dns;
 pub mod endpoints;
 pub mod resolve;
 
@@ -44,6 +45,8 @@ pub struct NodeConfig {
     pub endpoint_url: Option<String>,
     /// Where bridge-mode tasks take their addresses from.
     pub bridge_cidr: berth_net::Cidr,
+    /// Berth's resolver on the bridge, for the resolv.conf of tasks on the bridge.
+    pub task_resolver: Option<std::net::Ipv4Addr>,
 }
 
 pub struct Node {
@@ -549,6 +552,19 @@ impl Node {
     /// Free the leases whose task is gone or stopped (a crash between leasing and
     /// recording, or while a stop was being reported).
     fn sweep_leases(&self) {
+        // Port mappings of tasks that no longer run (a crash between mapping and release).
+        if self.cfg.network.is_ok() {
+            let live: HashSet<String> = self
+                .unfinished_tasks()
+                .iter()
+                .filter_map(|k| parse_key(k).map(|p| p.id.to_string()))
+                .collect();
+            for id in berth_net::host::mapped_tasks().unwrap_or_default() {
+                if !live.contains(&id) {
+                    let _ = berth_net::host::unmap_ports(&id);
+                }
+            }
+        }
         for r in self.store.list(berth_net::ports::PORTS) {
             let Some(arn) = r.value["owner"].as_str() else {
                 continue;
@@ -809,8 +825,13 @@ impl Node {
             None if host_network => host_name(),
             None => task_id.to_string(),
         };
-        let (hosts, hostname_file, resolv) =
-            resolve::write_etc(dir, &hostname, network.map(|n| n.ip)).map_err(io)?;
+        let (hosts, hostname_file, resolv) = resolve::write_etc(
+            dir,
+            &hostname,
+            network.map(|n| n.ip),
+            network.and(self.cfg.task_resolver),
+        )
+        .map_err(io)?;
         let overrides = &task["overrides"];
         let extra_env = vec![
             (

@@ -331,6 +331,7 @@ pub fn write_etc(
     dir: &Path,
     hostname: &str,
     ip: Option<std::net::Ipv4Addr>,
+    resolver: Option<std::net::Ipv4Addr>,
 ) -> std::io::Result<(PathBuf, PathBuf, PathBuf)> {
     let hosts = dir.join("hosts");
     let own = ip.map_or("127.0.0.1".to_string(), |ip| ip.to_string());
@@ -343,8 +344,14 @@ pub fn write_etc(
     let name = dir.join("hostname");
     std::fs::write(&name, format!("{hostname}\n"))?;
     let resolv = dir.join("resolv.conf");
-    let host_resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(&resolv, host_resolv)?;
+    match resolver {
+        // Berth's resolver answers for Berth's names and relays the rest to the host's.
+        Some(r) => std::fs::write(&resolv, format!("nameserver {r}\n"))?,
+        None => std::fs::write(
+            &resolv,
+            std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        )?,
+    }
     Ok((hosts, name, resolv))
 }
 

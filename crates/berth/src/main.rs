@@ -94,6 +94,16 @@ pub struct UpArgs {
     /// the VPC subnets of awsvpc tasks. It must not overlap the host's own routes.
     #[arg(long, env = "BERTH_BRIDGE_CIDR", default_value = "172.29.0.0/16", value_parser = parse_cidr)]
     bridge_cidr: berth_net::Cidr,
+    /// Register this host as a container instance of CLUSTER (in the default account and
+    /// us-east-1) as soon as the cluster exists, so EC2 launch type tasks run here
+    /// (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "register-instance",
+        env = "BERTH_REGISTER_INSTANCE",
+        value_delimiter = ',',
+        value_name = "CLUSTER"
+    )]
+    register_instances: Vec<String>,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -296,8 +306,26 @@ async fn up(args: UpArgs) -> Result<(), String> {
         clock.clone(),
         data_dir.join("logs"),
     ));
+    let ecs = Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone()));
+    let clusters: Vec<String> = args
+        .register_instances
+        .iter()
+        .filter(|c| !c.is_empty())
+        .cloned()
+        .collect();
+    if !clusters.is_empty() {
+        let id = local_instance_id(&data_dir)
+            .map_err(|e| format!("cannot keep this host's instance id: {e}"))?;
+        tokio::spawn(register_instances(
+            ecs.clone(),
+            store.clone(),
+            args.account_id.clone(),
+            clusters,
+            id,
+        ));
+    }
     let services = edge::Services::new(vec![
-        Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone())),
+        ecs.clone(),
         Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
         Arc::new(berth_ecr::Ecr::new(registry.clone())),
         logs.clone(),
@@ -414,6 +442,7 @@ fn start_node(
     // Task networking: the bridge and Berth's chains. A host where they cannot be made
     // still runs Berth; its awsvpc tasks fail with this reason.
     let mut edge_on_bridge = None;
+    let mut task_resolver = None;
     let network = match berth_net::HostNetwork::set_up() {
         Ok((host, said)) => {
             for s in said {
@@ -435,6 +464,19 @@ fn start_node(
             {
                 Ok((metadata, api)) => {
                     tokio::spawn(endpoints.serve(metadata));
+                    let dns = std::net::UdpSocket::bind((ip, 53)).and_then(|s| {
+                        s.set_nonblocking(true)?;
+                        tokio::net::UdpSocket::from_std(s)
+                    });
+                    match dns {
+                        Ok(sock) => {
+                            tokio::spawn(berth_node::dns::serve(sock, ip));
+                            task_resolver = Some(ip);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot serve DNS for tasks on {ip}:53; tasks use the host's resolvers")
+                        }
+                    }
                     edge_on_bridge = Some(api);
                     tracing::info!(
                         "task endpoints on http://{ip}/, the API for tasks on http://{ip}:{port}/"
@@ -466,6 +508,7 @@ fn start_node(
             network,
             endpoint_url,
             bridge_cidr: args.bridge_cidr,
+            task_resolver,
         },
         log_streams,
         registry_auth,
@@ -473,6 +516,77 @@ fn start_node(
     .map_err(|e| format!("cannot prepare the task directory: {e}"))?;
     node.spawn();
     Ok(edge_on_bridge)
+}
+
+/// This host's EC2-style instance id, made once and kept in the data directory so a
+/// restart finds its registrations again.
+fn local_instance_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("instance-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_string());
+    }
+    let id = format!("i-{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
+    let tmp = data_dir.join("instance-id.tmp");
+    std::fs::write(&tmp, &id)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
+}
+
+/// The host's CPU (1024 units per core) and memory (MiB) as an instance registers them.
+fn host_resources() -> (i64, i64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<i64>().ok())
+        })
+        .unwrap_or(0);
+    (cpus * 1024, mem_kib / 1024)
+}
+
+/// `--register-instance`: register this host in each cluster once it exists, waking on
+/// every store change until all are registered.
+async fn register_instances(
+    ecs: Arc<berth_ecs::Ecs>,
+    store: Arc<dyn berth_store::Store>,
+    account: String,
+    mut clusters: Vec<String>,
+    instance_id: String,
+) {
+    let mut changes = store.watch();
+    let (cpu, mem) = host_resources();
+    let ctx = berth_wire::RequestContext {
+        account,
+        region: "us-east-1".into(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    loop {
+        clusters.retain(|c| {
+            match ecs.register_local_instance(&ctx, c, cpu, mem, &instance_id) {
+                Ok(Some(arn)) => {
+                    tracing::info!(cluster = %c, instance = %arn, cpu, memory_mib = mem, "this host is a container instance of the cluster");
+                    false
+                }
+                Ok(None) => true,
+                Err(e) => {
+                    tracing::warn!(cluster = %c, error = %e.message, "cannot register this host as a container instance");
+                    false
+                }
+            }
+        });
+        if clusters.is_empty() {
+            return;
+        }
+        // Wait for any write (a cluster being created), then try again.
+        match changes.recv().await {
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// How long an unfinished registry upload may wait for its next part.
