@@ -527,6 +527,11 @@ impl Node {
         env
     }
 
+    /// Where `scope: shared` docker volumes live: `DATA/volumes/<name>`, beside the tasks.
+    fn shared_volumes(&self) -> PathBuf {
+        self.cfg.tasks_dir.with_file_name("volumes")
+    }
+
     /// Give back the address, ports and port mappings a task holds.
     fn release_network(&self, key: &str) {
         let Some(r) = self.store.get(key) else { return };
@@ -867,9 +872,6 @@ impl Node {
             if def["secrets"].as_array().is_some_and(|a| !a.is_empty()) {
                 return Err("ResourceInitializationError: secrets come from Secrets Manager or SSM Parameter Store, which Berth does not have yet".into());
             }
-            if def["volumesFrom"].as_array().is_some_and(|a| !a.is_empty()) {
-                return Err("ResourceInitializationError: volumesFrom is not supported by Berth yet; share a task volume with mountPoints".into());
-            }
             if def.get("repositoryCredentials").is_some() {
                 return Err("ResourceInitializationError: repositoryCredentials are read from Secrets Manager, which Berth does not have yet".into());
             }
@@ -895,7 +897,7 @@ impl Node {
             spec.etc_hosts = hosts.clone();
             spec.etc_hostname = hostname_file.clone();
             spec.etc_resolv = resolv.clone();
-            spec.volumes = resolve::mounts(def, td, dir)
+            spec.volumes = resolve::mounts(def, td, dir, &self.shared_volumes())
                 .map_err(|e| format!("ResourceInitializationError: {e}"))?;
             if def["linuxParameters"]["initProcessEnabled"].as_bool() == Some(true) {
                 spec.init = Some(self.cfg.tasks_dir.join(".berth-init"));

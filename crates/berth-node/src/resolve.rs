@@ -289,15 +289,34 @@ pub fn awslogs(
     Some((region, group, stream, create))
 }
 
-/// The container's mountPoints, each a task volume: a bind-mount volume without a host
-/// path is a directory of the task (shared by its containers, gone with the task), as
-/// Fargate gives it. Returns (container path, host directory, read-only).
+/// A container's mounts as (container path, host path, read-only), with Docker's and
+/// ECS's rules: a volume with a host `sourcePath` binds that host path (EC2; made if
+/// missing, as Docker does); `dockerVolumeConfiguration` with the local driver is a
+/// directory, per task (`scope: task`, removed with it) or kept under `shared_dir` across
+/// tasks (`scope: shared`; one that does not exist is made only with `autoprovision`);
+/// any other volume is task-scoped. `volumesFrom` adds another container's mounts,
+/// read-only when asked.
 pub fn mounts(
     def: &Value,
     td: &Value,
     task_dir: &Path,
+    shared_dir: &Path,
 ) -> Result<Vec<(String, PathBuf, bool)>, String> {
     let mut out = vec![];
+    own_mounts(def, td, task_dir, shared_dir, false, &mut out)?;
+    let mut seen = vec![def["name"].as_str().unwrap_or_default().to_string()];
+    from_containers(def, td, task_dir, shared_dir, false, &mut seen, &mut out)?;
+    Ok(out)
+}
+
+fn own_mounts(
+    def: &Value,
+    td: &Value,
+    task_dir: &Path,
+    shared_dir: &Path,
+    force_ro: bool,
+    out: &mut Vec<(String, PathBuf, bool)>,
+) -> Result<(), String> {
     for m in def["mountPoints"].as_array().into_iter().flatten() {
         let (Some(vol), Some(path)) = (m["sourceVolume"].as_str(), m["containerPath"].as_str())
         else {
@@ -307,23 +326,93 @@ pub fn mounts(
             .as_array()
             .and_then(|a| a.iter().find(|v| v["name"] == vol))
             .ok_or_else(|| format!("mount point refers to an unknown volume {vol}"))?;
-        if v.get("efsVolumeConfiguration").is_some()
-            || v.get("dockerVolumeConfiguration").is_some()
-            || v.get("fsxWindowsFileServerVolumeConfiguration").is_some()
-            || v.get("configuredAtLaunch").is_some_and(|c| c == true)
-            || v["host"]["sourcePath"].is_string()
-        {
-            return Err(format!("volume {vol}: only task-scoped bind mounts (no host sourcePath) are supported by Berth so far"));
+        let src = volume_source(vol, v, task_dir, shared_dir)?;
+        let ro = force_ro || m["readOnly"].as_bool().unwrap_or(false);
+        if !out.iter().any(|(p, _, _)| p == path) {
+            out.push((path.to_string(), src, ro));
         }
-        let dir = task_dir.join("volumes").join(vol);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        out.push((
-            path.to_string(),
-            dir,
-            m["readOnly"].as_bool().unwrap_or(false),
+    }
+    Ok(())
+}
+
+fn from_containers(
+    def: &Value,
+    td: &Value,
+    task_dir: &Path,
+    shared_dir: &Path,
+    force_ro: bool,
+    seen: &mut Vec<String>,
+    out: &mut Vec<(String, PathBuf, bool)>,
+) -> Result<(), String> {
+    for vf in def["volumesFrom"].as_array().into_iter().flatten() {
+        let Some(src) = vf["sourceContainer"].as_str() else {
+            continue;
+        };
+        if seen.iter().any(|s| s == src) {
+            continue;
+        }
+        seen.push(src.to_string());
+        let other = td["containerDefinitions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == src))
+            .ok_or_else(|| format!("volumesFrom names an unknown container {src}"))?;
+        let ro = force_ro || vf["readOnly"].as_bool().unwrap_or(false);
+        own_mounts(other, td, task_dir, shared_dir, ro, out)?;
+        from_containers(other, td, task_dir, shared_dir, ro, seen, out)?;
+    }
+    Ok(())
+}
+
+fn volume_source(
+    name: &str,
+    v: &Value,
+    task_dir: &Path,
+    shared_dir: &Path,
+) -> Result<PathBuf, String> {
+    if v.get("efsVolumeConfiguration").is_some()
+        || v.get("fsxWindowsFileServerVolumeConfiguration").is_some()
+        || v.get("configuredAtLaunch").is_some_and(|c| c == true)
+    {
+        return Err(format!(
+            "volume {name}: EFS, FSx and volumes configured at launch are not supported by Berth yet"
         ));
     }
-    Ok(out)
+    if let Some(p) = v["host"]["sourcePath"].as_str() {
+        let p = PathBuf::from(p);
+        if !p.is_absolute() {
+            return Err(format!(
+                "volume {name}: sourcePath {} is not absolute",
+                p.display()
+            ));
+        }
+        if !p.exists() {
+            std::fs::create_dir_all(&p).map_err(|e| format!("volume {name}: {e}"))?;
+        }
+        return Ok(p);
+    }
+    if let Some(d) = v.get("dockerVolumeConfiguration") {
+        let driver = d["driver"].as_str().unwrap_or("local");
+        if driver != "local" {
+            return Err(format!(
+                "volume {name}: the {driver} volume driver is not available; Berth has the local driver"
+            ));
+        }
+        if d["scope"] == "shared" {
+            let dir = shared_dir.join(name);
+            if !dir.exists() {
+                if d["autoprovision"] != true {
+                    return Err(format!(
+                        "volume {name} does not exist and autoprovision is not enabled"
+                    ));
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| format!("volume {name}: {e}"))?;
+            }
+            return Ok(dir);
+        }
+    }
+    let dir = task_dir.join("volumes").join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
 }
 
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for the task's containers.
