@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Task volumes with AWS's launch-type rules, as a user sees them: a host sourcePath bind
-# mount (EC2), docker volumes with the local driver (task scope, and shared scope that
-# outlives tasks, with autoprovision), volumesFrom (read-only when asked), and the errors.
+# What EC2 launch type tasks on this host (--register-instance) may have that Fargate
+# tasks may not, as a user sees it: volumes with AWS's launch-type rules (a host
+# sourcePath bind mount, docker volumes with the local driver in task and shared scope
+# with autoprovision, volumesFrom read-only when asked, and the errors), and privileged
+# containers.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/images.sh"
 if [ "$(id -u)" != 0 ]; then
@@ -75,6 +77,17 @@ t=$(run vfrom)
 awsb ecs wait tasks-stopped --cluster c1 --tasks "$t"
 expect_eq "volumesFrom: the reader sees the writer's file, read-only" "shared-data read-only" "$(logs "reader/$t" | paste -sd' ')"
 expect_eq "task-scoped volumes go with the task" "0" "$(ls "$BERTH_DATA/tasks" | grep -c "$t" || true)"
+# 6. privileged: the container may mount; an ordinary one may not (capabilities, seccomp).
+MOUNT='mount -t tmpfs none /tmp && echo mounted'
+ec2def priv "[]" "[{\"name\":\"c\",\"image\":\"$IMAGE\",\"privileged\":true,\"command\":[\"sh\",\"-c\",\"$MOUNT\"]}]"
+ec2def unpriv "[]" "[{\"name\":\"c\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"$MOUNT\"]}]"
+p=$(run priv); u=$(run unpriv)
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$p" "$u"
+expect_eq "privileged: mount works" "0" "$(field "$p" 'containers[0].exitCode')"
+expect_eq "not privileged: mount is refused" "1" "$([ "$(field "$u" 'containers[0].exitCode')" != 0 ] && echo 1 || echo 0)"
+expect_error "privileged is refused for Fargate" ClientException awsb ecs register-task-definition --family fgp \
+  --requires-compatibilities FARGATE --network-mode awsvpc --cpu 256 --memory 512 \
+  --container-definitions "[{\"name\":\"c\",\"image\":\"$IMAGE\",\"privileged\":true}]"
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
 BERTH_PID=""
 finish
