@@ -62,6 +62,7 @@ expect_eq "MAC address reported" "1" "$(grep -cE '^([0-9a-f]{2}:){5}[0-9a-f]{2}$
 expect_eq "ENI id reported" "eni-" "$(detail "$a" networkInterfaceId | cut -c1-4)"
 expect_eq "container networkInterfaces carry the address" "$IP_A" "$(field "$a" 'containers[0].networkInterfaces[0].privateIpv4Address')"
 expect_eq "availability zone is the subnet's" "us-east-1a" "$(field "$a" availabilityZone)"
+expect_eq "the subnet counts one address fewer available" "4090" "$(awsb ec2 describe-subnets --subnet-ids "$SUBNET" --query 'Subnets[0].AvailableIpAddressCount')"
 expect_eq "httpd answers on the task's address with the task's hostname" "ip-${IP_A//./-}.ec2.internal" "$(curl -fsS --max-time 10 "http://$IP_A/")"
 
 # 2. A second task gets another address and reaches the first over the bridge.

@@ -200,12 +200,24 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             return Err(subnet_not_found(id));
         }
     }
+    // Addresses tasks hold (berth-net's leases) are not available.
+    let mut leased: std::collections::HashMap<String, i64> = Default::default();
+    for l in scope.store.list(berth_net::ipam::LEASES) {
+        if let Some(id) = l.value["subnetId"].as_str() {
+            *leased.entry(id.to_string()).or_default() += 1;
+        }
+    }
     let mut out = Vec::new();
     for r in scope.list(SUBNET) {
-        let v = &r.value;
+        let mut v = (*r.value).clone();
         if !ids.is_empty() && !ids.iter().any(|i| v["SubnetId"] == i.as_str()) {
             continue;
         }
+        if let Some(n) = leased.get(str_of(&v, "SubnetId")) {
+            let free = v["AvailableIpAddressCount"].as_i64().unwrap_or(0) - n;
+            v["AvailableIpAddressCount"] = json!(free.max(0));
+        }
+        let v = &v;
         let field = |name: &str| match name {
             "availability-zone" | "availabilityZone" => one(str_of(v, "AvailabilityZone")),
             "availability-zone-id" | "availabilityZoneId" => one(str_of(v, "AvailabilityZoneId")),
@@ -396,5 +408,25 @@ mod tests {
             describe(&s, &json!({"SubnetIds": ["x"]})).unwrap_err().code,
             "InvalidSubnetID.Malformed"
         );
+    }
+
+    #[test]
+    fn leased_addresses_are_not_available() {
+        let (_d, st) = store();
+        let s = Scope::new(&st, "000000000000", "us-east-1");
+        crate::defaults::ensure(&s).unwrap();
+        let all = describe(&s, &json!({})).unwrap();
+        let first = all["Subnets"][0].clone();
+        let id = first["SubnetId"].as_str().unwrap().to_string();
+        let cidr = berth_net::Cidr::parse(first["CidrBlock"].as_str().unwrap()).unwrap();
+        let c = berth_net::ipam::Candidate {
+            subnet_id: id.clone(),
+            cidr,
+        };
+        for owner in ["t1", "t2"] {
+            berth_net::ipam::allocate(&st, std::slice::from_ref(&c), 0, owner).unwrap();
+        }
+        let one = describe(&s, &json!({"SubnetIds": [id]})).unwrap();
+        assert_eq!(one["Subnets"][0]["AvailableIpAddressCount"], 4089);
     }
 }

@@ -354,30 +354,30 @@ pub fn tear_down() -> Vec<String> {
             }
         }
     }
+    // The jumps first (a chain cannot go while a rule jumps to it), then the chains.
+    let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
     for (table, chain, from) in [
         ("filter", FORWARD_CHAIN, "FORWARD"),
         ("nat", NAT_CHAIN, "POSTROUTING"),
         ("nat", DNAT_CHAIN, "PREROUTING"),
         ("nat", DNAT_CHAIN, "OUTPUT"),
     ] {
-        let mut had = false;
-        let local = ["-m", "addrtype", "--dst-type", "LOCAL"];
-        while iptables(&["-t", table, "-D", from, "-j", chain]).unwrap_or(false)
-            || iptables(
-                &[
-                    &["-t", table, "-D", from][..],
-                    &local[..],
-                    &["-j", chain][..],
-                ]
-                .concat(),
-            )
-            .unwrap_or(false)
-        {
-            had = true;
-        }
-        had |= iptables(&["-t", table, "-F", chain]).unwrap_or(false);
-        had |= iptables(&["-t", table, "-X", chain]).unwrap_or(false);
-        if had {
+        let plain = ["-t", table, "-D", from, "-j", chain];
+        let dst_local = [
+            &["-t", table, "-D", from][..],
+            &local[..],
+            &["-j", chain][..],
+        ]
+        .concat();
+        while iptables(&plain).unwrap_or(false) || iptables(&dst_local).unwrap_or(false) {}
+    }
+    for (table, chain) in [
+        ("filter", FORWARD_CHAIN),
+        ("nat", NAT_CHAIN),
+        ("nat", DNAT_CHAIN),
+    ] {
+        let flushed = iptables(&["-t", table, "-F", chain]).unwrap_or(false);
+        if iptables(&["-t", table, "-X", chain]).unwrap_or(false) || flushed {
             said.push(format!("removed iptables chain {chain} ({table})"));
         }
     }
