@@ -439,9 +439,23 @@ impl Node {
             true
         })
         .map_err(|e| format!("cannot record the task's ports: {e}"))?;
+        // A launch that a restart cut short keeps the ports it already had.
+        let earlier = |m: &PortMapping| -> Option<u16> {
+            task["containers"]
+                .as_array()?
+                .iter()
+                .find(|c| c["name"] == m.container.as_str())?["networkBindings"]
+                .as_array()?
+                .iter()
+                .find(|b| {
+                    b["containerPort"] == m.container_port && b["protocol"] == m.protocol.as_str()
+                })?["hostPort"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+        };
         let mut out: HashMap<String, Vec<Value>> = HashMap::new();
         for (i, m) in mappings.iter().enumerate() {
-            let host_port = match m.host_port {
+            let host_port = match m.host_port.or_else(|| earlier(m)) {
                 Some(p) => {
                     berth_net::ports::claim(self.store.as_ref(), &m.protocol, p, arn).map(|()| p)
                 }

@@ -439,63 +439,7 @@ fn start_node(
             berth_registry::token::issue(&secret, account, now + 3600.0),
         ))
     });
-    // Task networking: the bridge and Berth's chains. A host where they cannot be made
-    // still runs Berth; its awsvpc tasks fail with this reason.
-    let mut edge_on_bridge = None;
-    let mut task_resolver = None;
-    let network = match berth_net::HostNetwork::set_up() {
-        Ok((host, said)) => {
-            for s in said {
-                tracing::info!("host network: {s} (berth down removes it)");
-            }
-            // The in-task endpoints and Berth's API, where tasks reach them.
-            let ip = berth_node::endpoints::ENDPOINT_IP;
-            let endpoints = berth_node::endpoints::Endpoints::new(
-                store.clone(),
-                berth_node::endpoints::TaskCredentials {
-                    access_key_id: args.access_key_id.clone(),
-                    secret_access_key: args.secret_access_key.clone(),
-                },
-            );
-            // Another berth on this host may hold them: tasks then run without.
-            match host
-                .add_bridge_address(ip)
-                .and_then(|()| Ok((bridge_listener(80)?, bridge_listener(port)?)))
-            {
-                Ok((metadata, api)) => {
-                    tokio::spawn(endpoints.serve(metadata));
-                    let dns = std::net::UdpSocket::bind((ip, 53)).and_then(|s| {
-                        s.set_nonblocking(true)?;
-                        tokio::net::UdpSocket::from_std(s)
-                    });
-                    match dns {
-                        Ok(sock) => {
-                            tokio::spawn(berth_node::dns::serve(sock, ip));
-                            task_resolver = Some(ip);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot serve DNS for tasks on {ip}:53; tasks use the host's resolvers")
-                        }
-                    }
-                    edge_on_bridge = Some(api);
-                    tracing::info!(
-                        "task endpoints on http://{ip}/, the API for tasks on http://{ip}:{port}/"
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot serve the task endpoints on {ip}; tasks run without them")
-                }
-            }
-            Ok(Arc::new(host))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "task networking is not available; awsvpc tasks will fail");
-            Err(e.to_string())
-        }
-    };
-    let endpoint_url = edge_on_bridge
-        .as_ref()
-        .map(|_| format!("http://{}:{port}", berth_node::endpoints::ENDPOINT_IP));
+    let net = task_network(args, &store, port);
     let node = berth_node::Node::new(
         store,
         clock,
@@ -505,17 +449,92 @@ fn start_node(
             exe: PathBuf::from("/proc/self/exe"),
             runtime,
             runtime_root: data_dir.join("oci-state"),
-            network,
-            endpoint_url,
+            network: net.host,
+            endpoint_url: net.endpoint_url,
             bridge_cidr: args.bridge_cidr,
-            task_resolver,
+            task_resolver: net.resolver,
         },
         log_streams,
         registry_auth,
     )
     .map_err(|e| format!("cannot prepare the task directory: {e}"))?;
     node.spawn();
-    Ok(edge_on_bridge)
+    Ok(net.edge_listener)
+}
+
+/// What `berth up` made of task networking on this host.
+struct TaskNetworkSetup {
+    /// The host's side, or why there is none (awsvpc and bridge tasks then fail with it).
+    host: Result<Arc<berth_net::HostNetwork>, String>,
+    /// Berth's API where tasks reach it, to be served by the edge.
+    edge_listener: Option<tokio::net::TcpListener>,
+    endpoint_url: Option<String>,
+    resolver: Option<std::net::Ipv4Addr>,
+}
+
+/// The bridge and Berth's chains, then at 169.254.170.2 on the bridge: the in-task
+/// endpoints (:80), the tasks' resolver (:53) and a listener for the API (the edge's
+/// port). A host where the bridge cannot be made still runs Berth; one where the address
+/// is taken (another berth on this host) runs tasks without the endpoints.
+fn task_network(args: &UpArgs, store: &Arc<dyn berth_store::Store>, port: u16) -> TaskNetworkSetup {
+    let mut setup = TaskNetworkSetup {
+        host: Err(String::new()),
+        edge_listener: None,
+        endpoint_url: None,
+        resolver: None,
+    };
+    let host = match berth_net::HostNetwork::set_up() {
+        Ok((host, said)) => {
+            for s in said {
+                tracing::info!("host network: {s} (berth down removes it)");
+            }
+            host
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "task networking is not available; awsvpc and bridge tasks will fail");
+            setup.host = Err(e.to_string());
+            return setup;
+        }
+    };
+    let ip = berth_node::endpoints::ENDPOINT_IP;
+    match host
+        .add_bridge_address(ip)
+        .and_then(|()| Ok((bridge_listener(80)?, bridge_listener(port)?)))
+    {
+        Ok((metadata, api)) => {
+            let endpoints = berth_node::endpoints::Endpoints::new(
+                store.clone(),
+                berth_node::endpoints::TaskCredentials {
+                    access_key_id: args.access_key_id.clone(),
+                    secret_access_key: args.secret_access_key.clone(),
+                },
+            );
+            tokio::spawn(endpoints.serve(metadata));
+            let dns = std::net::UdpSocket::bind((ip, 53)).and_then(|s| {
+                s.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(s)
+            });
+            match dns {
+                Ok(sock) => {
+                    tokio::spawn(berth_node::dns::serve(sock, ip));
+                    setup.resolver = Some(ip);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot serve DNS for tasks on {ip}:53; tasks use the host's resolvers")
+                }
+            }
+            setup.edge_listener = Some(api);
+            setup.endpoint_url = Some(format!("http://{ip}:{port}"));
+            tracing::info!(
+                "task endpoints on http://{ip}/, the API for tasks on http://{ip}:{port}/"
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve the task endpoints on {ip}; tasks run without them")
+        }
+    }
+    setup.host = Ok(Arc::new(host));
+    setup
 }
 
 /// This host's EC2-style instance id, made once and kept in the data directory so a
