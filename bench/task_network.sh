@@ -40,7 +40,7 @@ umoci repack --image "$WORK/layout:v1" "$WORK/b" >/dev/null
 awsb ecr create-repository --repository-name box >/dev/null
 skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
 awsb ecs create-cluster --cluster-name bench >/dev/null
-wait_for "the container instance" 10 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs list-container-instances --cluster bench --query 'length(containerInstanceArns)')\" = 1 ]"
+wait_registered bench
 SUBNET=$(awsb ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
 TRUE="[{\"name\":\"app\",\"image\":\"$REG/box:v1\",\"essential\":true,\"command\":[\"true\"]}]"
 awsb ecs register-task-definition --family net-awsvpc --requires-compatibilities FARGATE --network-mode awsvpc \

@@ -10,14 +10,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "FAIL - tasks need root" >&2; exit 1
 fi
 start_berth --register-instance c1
-WORK="$(mktemp -d)"
-make_task_image "$WORK/layout" v1
-REG="localhost:$BERTH_PORT"
-awsb ecr create-repository --repository-name box >/dev/null
-skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
-IMAGE="$REG/box:v1"
+push_task_image
 awsb ecs create-cluster --cluster-name c1 >/dev/null
-wait_for "this host registered as a container instance" 10 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs list-container-instances --cluster c1 --query 'length(containerInstanceArns)')\" = 1 ]"
+wait_registered c1
 
 # ec2def FAMILY VOLUMES CONTAINERS: an EC2 task definition (network mode none).
 ec2def() {

@@ -38,3 +38,14 @@ make_task_image() {
   umoci config --image "$dir:$tag" --config.cmd /bin/sh --config.cmd -c --config.cmd 'echo image default' >/dev/null
   rm -rf "$bundle"
 }
+
+# push_task_image: build the task image (make_task_image), push it to Berth's registry as
+# box:v1 and set WORK, REG and IMAGE. Needs a running berth (start_berth).
+push_task_image() {
+  WORK="$(mktemp -d)"
+  make_task_image "$WORK/layout" v1
+  REG="localhost:$BERTH_PORT"
+  awsb ecr create-repository --repository-name box >/dev/null
+  skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
+  IMAGE="$REG/box:v1"
+}

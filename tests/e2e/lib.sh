@@ -49,6 +49,12 @@ wait_for() {
 
 awsb() { aws --endpoint-url "$BERTH_URL" "$@"; }
 
+# wait_registered CLUSTER: until this host is a container instance of CLUSTER (what
+# `berth up --register-instance CLUSTER` does once the cluster exists).
+wait_registered() {
+  wait_for "this host registered in $1" 10 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs list-container-instances --cluster $1 --query 'length(containerInstanceArns)')\" = 1 ]"
+}
+
 pass() { PASSES=$((PASSES+1)); echo "ok - $1"; }
 fail() { FAILURES=$((FAILURES+1)); echo "FAIL - $1" >&2; }
 

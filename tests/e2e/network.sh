@@ -23,12 +23,7 @@ cleanup_outside() {
 trap 'stop_berth; cleanup_outside' EXIT
 
 start_berth --register-instance c1
-WORK="$(mktemp -d)"
-make_task_image "$WORK/layout" v1
-REG="localhost:$BERTH_PORT"
-awsb ecr create-repository --repository-name box >/dev/null
-skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
-IMAGE="$REG/box:v1"
+push_task_image
 awsb ecs create-cluster --cluster-name c1 >/dev/null
 SUBNET=$(awsb ec2 describe-subnets --filters Name=default-for-az,Values=true --query 'Subnets[?AvailabilityZone==`us-east-1a`].SubnetId' --output text)
 expect_eq "berth up made the bridge" "1" "$(ip -o link show berth0 >/dev/null 2>&1 && echo 1 || echo 0)"
@@ -142,7 +137,7 @@ ip link del berthtest-o0; ip netns del "$OUT_NS"
 # 3b. EC2 launch type on this host (--register-instance): bridge mode with a dynamic and
 #     a fixed host port, host mode, none.
 dnat_rules() { iptables -t nat -S BERTH-DNAT 2>/dev/null | grep -c berth-task || true; }
-wait_for "this host registered as a container instance" 10 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs list-container-instances --cluster c1 --query 'length(containerInstanceArns)')\" = 1 ]"
+wait_registered c1
 ec2def() { # FAMILY MODE CONTAINERS
   awsb ecs register-task-definition --family "$1" --requires-compatibilities EC2 --network-mode "$2" \
     --cpu 128 --memory 128 --container-definitions "$3" >/dev/null

@@ -9,12 +9,7 @@ if [ "$(id -u)" != 0 ] || ! { command -v crun || command -v runc; } >/dev/null; 
   echo "FAIL - tasks need root and crun or runc (scripts/setup installs both)" >&2; exit 1
 fi
 start_berth
-WORK="$(mktemp -d)"
-make_task_image "$WORK/layout" v1
-REG="localhost:$BERTH_PORT"
-awsb ecr create-repository --repository-name box >/dev/null
-skopeo --insecure-policy copy --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/box:v1" >/dev/null
-IMAGE="$REG/box:v1"
+push_task_image
 awsb ecs create-cluster --cluster-name c1 >/dev/null
 SUBNET=$(awsb ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
 NET="awsvpcConfiguration={subnets=[$SUBNET]}"

@@ -1143,7 +1143,7 @@ fn strip_null_values(attrs: Vec<Value>) -> Vec<Value> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use berth_wire::{Clock, Service};
 
@@ -1163,7 +1163,7 @@ mod tests {
         ecs.call(ctx, op, input)
     }
 
-    fn register(ecs: &Ecs, ctx: &RequestContext, cpu: i64, mem: i64) -> String {
+    pub(crate) fn register(ecs: &Ecs, ctx: &RequestContext, cpu: i64, mem: i64) -> String {
         let out = call(
             ecs,
             ctx,

@@ -780,6 +780,7 @@ impl Ecs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instances::tests::register;
     use berth_wire::{Clock, Service};
     use std::sync::Arc;
 
@@ -795,23 +796,6 @@ mod tests {
         ecs.call(&ctx, "CreateCluster", json!({"clusterName": "c1"}))
             .unwrap();
         (dir, ecs, ctx)
-    }
-
-    fn register(ecs: &Ecs, ctx: &RequestContext, cpu: i64, mem: i64) -> String {
-        let out = ecs
-            .call(
-                ctx,
-                "RegisterContainerInstance",
-                json!({"cluster": "c1", "totalResources": [
-                    {"name": "CPU", "type": "INTEGER", "integerValue": cpu},
-                    {"name": "MEMORY", "type": "INTEGER", "integerValue": mem}],
-                    "attributes": [{"name": "stack", "value": "blue"}]}),
-            )
-            .unwrap();
-        out["containerInstance"]["containerInstanceArn"]
-            .as_str()
-            .unwrap()
-            .to_string()
     }
 
     /// A bridge-mode family with one container of `memory` MiB and 256 CPU units,
