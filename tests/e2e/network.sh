@@ -15,7 +15,9 @@ netns_mounts() { grep -c ' nsfs ' /proc/mounts || true; }
 # script checks is absolute: the bridge alone once tasks stop, nothing after berth down.
 NS0=$(netns_mounts)
 OUT_NS=berthtest-out
+FORWARD0=$(iptables -S FORWARD | awk '$1 == "-P" {print $3}')
 cleanup_outside() {
+  iptables -P FORWARD "$FORWARD0"
   ip netns del "$OUT_NS" 2>/dev/null || true
   ip link del clash0 2>/dev/null || true
   [ -z "${HTTP_PID:-}" ] || kill "$HTTP_PID" 2>/dev/null || true
@@ -118,7 +120,9 @@ fi
 expect_eq "the registry is reached by its name from the task" "registry-reached" "$(sed -n 4p <<<"$out")"
 
 # 3. Outbound traffic is NATed: a server in a namespace outside Berth's network sees the
-#    host's address, not the task's.
+#    host's address, not the task's. Docker sets FORWARD's policy to DROP; Berth's own
+#    rules still let its traffic through.
+iptables -P FORWARD DROP
 ip netns add "$OUT_NS"
 ip link add berthtest-o0 type veth peer name o1 netns "$OUT_NS"
 ip addr add 10.199.0.1/24 dev berthtest-o0 && ip link set berthtest-o0 up
@@ -133,6 +137,7 @@ expect_eq "NATed task reached the outside" "0" "$(field "$n" 'containers[0].exit
 expect_eq "the outside saw the host's address" "10.199.0.1" "$(grep 'GET /?from-task ' "$WORK/outside.log" | awk '{print $1}')"
 kill "$HTTP_PID"; HTTP_PID=""
 ip link del berthtest-o0; ip netns del "$OUT_NS"
+iptables -P FORWARD "$FORWARD0"
 
 # 3b. EC2 launch type on this host (--register-instance): bridge mode with a dynamic and
 #     a fixed host port, host mode, none.

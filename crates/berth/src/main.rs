@@ -140,8 +140,8 @@ fn main() -> std::process::ExitCode {
             }
             match instance::stop(&dir, std::time::Duration::from_secs(30)) {
                 Ok(msg) => {
-                    undo_host_changes(&dir);
                     println!("{msg}");
+                    undo_host_changes(&dir);
                     std::process::ExitCode::SUCCESS
                 }
                 Err(e) => {
