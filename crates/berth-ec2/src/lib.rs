@@ -239,6 +239,13 @@ pub fn default_vpc_id(store: &dyn Store, account: &str, region: &str) -> Option<
     defaults::default_vpc(&scope).map(|v| str_of(&v, "VpcId").to_string())
 }
 
+/// A VPC's primary CIDR block, if the VPC exists (ELBv2 checks ip targets against it).
+pub fn vpc_cidr(store: &dyn Store, account: &str, region: &str, vpc_id: &str) -> Option<String> {
+    let scope = ensured(store, account, region).ok()?;
+    let v = scope.get(common::VPC, vpc_id)?.value;
+    Some(str_of(&v, "CidrBlock").to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,330 @@
+//! Shared vocabulary: where records live, ARNs, errors, tags, paging and the optimistic
+//! transaction loop every write goes through.
+//!
+//! Records (all under `/{account}/{region}/elbv2/`):
+//! - `lb/{name}`: `{"LoadBalancer": <model shape>, "Tags": [...], "Attributes": {k: v}}`
+//! - `tg/{name}`: `{"TargetGroup": <model shape>, "Tags", "Attributes", "UsedBy": {listener
+//!   or rule ARN: load balancer ARN}}`. `UsedBy` is kept by every write of a listener or
+//!   rule, so "in use" and "one load balancer per target group" are checked under the same
+//!   transaction that changes them.
+//! - `targets/{tg id}`: `{"TargetGroupArn", "Targets": [{Id, Port, AvailabilityZone?, State,
+//!   Reason, Description}]}`: the registered targets with their health, which a health
+//!   checker updates on its own (compare-and-swap on this record only).
+//! - `listener/{lb id}/{listener id}`: `{"Listener": <shape>, "Tags", "DefaultRuleId",
+//!   "DefaultRuleTags"}`. A load balancer's record is rewritten (conditionally) whenever one
+//!   of its listeners changes, so port uniqueness holds under concurrency.
+//! - `rule/{listener id}/{rule id}`: `{"Rule": <shape>, "Tags"}`. The listener's record is
+//!   the lock for its rules' priorities.
+
+use berth_store::{Cond, Op, Record, Store, StoreError};
+use berth_wire::page::{paginate, Page};
+use berth_wire::{ApiError, ApiResult};
+use serde_json::{json, Value};
+
+pub const LB: &str = "lb";
+pub const TG: &str = "tg";
+pub const TARGETS: &str = "targets";
+pub const LISTENER: &str = "listener";
+pub const RULE: &str = "rule";
+
+/// One account in one region.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub store: &'a dyn Store,
+    pub account: &'a str,
+    pub region: &'a str,
+    /// The request's time (seconds since the epoch) from the injectable clock.
+    pub now: f64,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(store: &'a dyn Store, account: &'a str, region: &'a str, now: f64) -> Self {
+        Scope {
+            store,
+            account,
+            region,
+            now,
+        }
+    }
+    /// `/{account}/{region}/elbv2/{kind}/{id}`
+    pub fn key(&self, kind: &str, id: &str) -> String {
+        format!("/{}/{}/elbv2/{kind}/{id}", self.account, self.region)
+    }
+    pub fn get(&self, kind: &str, id: &str) -> Option<Record> {
+        self.store.get(&self.key(kind, id))
+    }
+    /// Records of `kind` whose id starts with `prefix`, in key order.
+    pub fn list(&self, kind: &str, prefix: &str) -> Vec<Record> {
+        self.store.list(&self.key(kind, prefix))
+    }
+    pub fn arn(&self, resource: &str) -> String {
+        format!(
+            "arn:aws:elasticloadbalancing:{}:{}:{resource}",
+            self.region, self.account
+        )
+    }
+}
+
+/// 16 random lowercase hex digits: the id in every ELBv2 ARN.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}
+
+/// What an ELBv2 ARN names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arn {
+    /// `loadbalancer/{app|net}/NAME/ID`
+    Lb { name: String, id: String },
+    /// `targetgroup/NAME/ID`
+    Tg { name: String, id: String },
+    /// `listener/{app|net}/NAME/LBID/ID`
+    Listener { lb_id: String, id: String },
+    /// `listener-rule/{app|net}/NAME/LBID/LISTENERID/ID`
+    Rule {
+        lb_id: String,
+        listener_id: String,
+        id: String,
+    },
+}
+
+/// Parse an ELBv2 ARN. `None` if it is not one (malformed). Callers look the record up by
+/// the ids and compare its full ARN, so an ARN of another account or region names nothing.
+pub fn parse_arn(arn: &str) -> Option<Arn> {
+    let rest = arn.strip_prefix("arn:aws:elasticloadbalancing:")?;
+    let mut parts = rest.splitn(3, ':');
+    let (region, account, resource) = (parts.next()?, parts.next()?, parts.next()?);
+    if region.is_empty() || account.is_empty() {
+        return None;
+    }
+    let seg: Vec<&str> = resource.split('/').collect();
+    let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let kind = |s: &str| s == "app" || s == "net";
+    let a = match seg.as_slice() {
+        ["loadbalancer", k, name, id] if kind(k) && hex(id) && !name.is_empty() => Arn::Lb {
+            name: name.to_string(),
+            id: id.to_string(),
+        },
+        ["targetgroup", name, id] if hex(id) && !name.is_empty() => Arn::Tg {
+            name: name.to_string(),
+            id: id.to_string(),
+        },
+        ["listener", k, _, lb, id] if kind(k) && hex(lb) && hex(id) => Arn::Listener {
+            lb_id: lb.to_string(),
+            id: id.to_string(),
+        },
+        ["listener-rule", k, _, lb, l, id] if kind(k) && hex(lb) && hex(l) && hex(id) => {
+            Arn::Rule {
+                lb_id: lb.to_string(),
+                listener_id: l.to_string(),
+                id: id.to_string(),
+            }
+        }
+        _ => return None,
+    };
+    Some(a)
+}
+
+// ---- errors -------------------------------------------------------------------------------
+
+pub fn validation(msg: impl Into<String>) -> ApiError {
+    ApiError::client("ValidationError", msg)
+}
+pub fn invalid_config(msg: impl Into<String>) -> ApiError {
+    ApiError::client("InvalidConfigurationRequest", msg)
+}
+pub fn lb_not_found() -> ApiError {
+    ApiError::client(
+        "LoadBalancerNotFound",
+        "One or more load balancers not found",
+    )
+}
+pub fn tg_not_found() -> ApiError {
+    ApiError::client("TargetGroupNotFound", "One or more target groups not found")
+}
+pub fn listener_not_found() -> ApiError {
+    ApiError::client("ListenerNotFound", "One or more listeners not found")
+}
+pub fn rule_not_found() -> ApiError {
+    ApiError::client("RuleNotFound", "One or more rules not found")
+}
+pub fn not_permitted(msg: impl Into<String>) -> ApiError {
+    ApiError::client("OperationNotPermitted", msg)
+}
+/// A valid request whose effect needs a part of Berth that does not exist yet.
+pub fn not_supported(what: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        501,
+        "NotImplemented",
+        format!("{what} is not supported by Berth's elasticloadbalancing service yet"),
+    )
+}
+pub fn bad_arn(arn: &str, what: &str) -> ApiError {
+    validation(format!("'{arn}' is not a valid {what} ARN"))
+}
+
+pub fn store_err(e: StoreError) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+// ---- values -------------------------------------------------------------------------------
+
+pub fn str_of<'v>(v: &'v Value, field: &str) -> &'v str {
+    v.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn opt_str<'v>(v: &'v Value, field: &str) -> Option<&'v str> {
+    v.get(field).and_then(Value::as_str)
+}
+
+pub fn strings(v: &Value, field: &str) -> Vec<String> {
+    v.get(field)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A name as ELBv2 allows it for load balancers and target groups: 1-32 alphanumerics and
+/// hyphens, not starting or ending with a hyphen.
+pub fn check_name(name: &str, what: &str) -> ApiResult<()> {
+    if name.is_empty() || name.len() > 32 {
+        return Err(validation(format!(
+            "The {what} name '{name}' cannot be longer than '32' characters"
+        )));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(validation(format!(
+            "The {what} name '{name}' can only contain characters that are alphanumeric characters or hyphens(-)"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(validation(format!(
+            "The {what} name '{name}' cannot begin or end with a hyphen"
+        )));
+    }
+    Ok(())
+}
+
+// ---- tags ---------------------------------------------------------------------------------
+
+pub const MAX_TAGS: usize = 50;
+
+/// The tags of a create request, checked: no duplicate keys, at most 50, no `aws:` prefix.
+pub fn request_tags(input: &Value) -> ApiResult<Vec<Value>> {
+    let tags: Vec<Value> = input
+        .get("Tags")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    for t in &tags {
+        let k = str_of(t, "Key");
+        if !seen.insert(k.to_string()) {
+            return Err(ApiError::client(
+                "DuplicateTagKeys",
+                format!("Tag key '{k}' is duplicated"),
+            ));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(validation(format!(
+                "Tag keys starting with 'aws:' are reserved: '{k}'"
+            )));
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(too_many_tags());
+    }
+    Ok(tags
+        .into_iter()
+        .map(|t| json!({"Key": t["Key"], "Value": t.get("Value").cloned().unwrap_or(json!(""))}))
+        .collect())
+}
+
+pub fn too_many_tags() -> ApiError {
+    ApiError::client(
+        "TooManyTags",
+        format!("A resource can have at most {MAX_TAGS} tags"),
+    )
+}
+
+// ---- paging -------------------------------------------------------------------------------
+
+/// ELBv2's Marker/PageSize paging over items already sorted by `key`.
+pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiResult<Page<T>> {
+    let shim = json!({"maxResults": input.get("PageSize"), "nextToken": input.get("Marker")});
+    paginate(items, key, &shim, 400, 400, "ValidationError")
+}
+
+// ---- writes -------------------------------------------------------------------------------
+
+/// One attempt at a write: the conditions it relies on, the writes, and what to answer.
+pub struct Plan<T> {
+    pub conds: Vec<Cond>,
+    pub ops: Vec<Op>,
+    pub result: T,
+}
+
+impl<T> Plan<T> {
+    pub fn new(result: T) -> Self {
+        Plan {
+            conds: vec![],
+            ops: vec![],
+            result,
+        }
+    }
+    /// Rewrite `rec` with `value` on condition it is unchanged since read.
+    pub fn put(&mut self, rec: &Record, value: Value) {
+        self.conds
+            .push(Cond::Revision(rec.key.clone(), rec.revision));
+        self.ops.push(Op::Put(rec.key.clone(), value));
+    }
+    /// Delete `rec` on condition it is unchanged since read.
+    pub fn delete(&mut self, rec: &Record) {
+        self.conds
+            .push(Cond::Revision(rec.key.clone(), rec.revision));
+        self.ops.push(Op::Delete(rec.key.clone()));
+    }
+    /// Create `key`, which must not exist.
+    pub fn create(&mut self, key: String, value: Value) {
+        self.conds.push(Cond::Absent(key.clone()));
+        self.ops.push(Op::Put(key, value));
+    }
+}
+
+/// Run `attempt` (which reads the store and plans one transaction) until it commits. A
+/// conflict means another writer got there first: re-read and plan again, every rule
+/// re-checked, so the outcome is as if the requests ran one at a time.
+pub fn commit<T>(
+    store: &dyn Store,
+    mut attempt: impl FnMut() -> ApiResult<Plan<T>>,
+) -> ApiResult<T> {
+    for _ in 0..64 {
+        let plan = attempt()?;
+        if plan.ops.is_empty() {
+            return Ok(plan.result);
+        }
+        match store.txn(&plan.conds, plan.ops) {
+            Ok(_) => return Ok(plan.result),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+    Err(ApiError::internal(
+        "too many concurrent changes to the same resources; try again",
+    ))
+}
+
+#[cfg(test)]
+pub mod test_support {
+    use berth_store::SqliteStore;
+
+    /// A fresh store in a temporary directory (kept alive by the returned guard).
+    pub fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        (dir, store)
+    }
+}

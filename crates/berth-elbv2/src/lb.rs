@@ -1,0 +1,633 @@
+//! Load balancers (application and network): CreateLoadBalancer, DescribeLoadBalancers,
+//! DeleteLoadBalancer (with its listeners and rules), attributes, SetSecurityGroups and
+//! SetSubnets. Subnets and security groups are checked against Berth's EC2 model.
+
+use crate::common::*;
+use crate::listener;
+use berth_store::Record;
+use berth_wire::{ApiError, ApiResult};
+use serde_json::{json, Map, Value};
+
+/// The record of the load balancer `arn` names (ValidationError if malformed,
+/// LoadBalancerNotFound if absent).
+pub fn get(s: &Scope, arn: &str) -> ApiResult<Record> {
+    match parse_arn(arn) {
+        Some(Arn::Lb { name, .. }) => s
+            .get(LB, &name)
+            .filter(|r| r.value["LoadBalancer"]["LoadBalancerArn"] == arn)
+            .ok_or_else(lb_not_found),
+        _ => Err(bad_arn(arn, "load balancer")),
+    }
+}
+
+/// `app` or `net`, as ARNs write a load balancer's type.
+pub fn type_tag(lb_type: &str) -> &'static str {
+    if lb_type == "network" {
+        "net"
+    } else {
+        "app"
+    }
+}
+
+/// The 16-hex id at the end of a load balancer ARN.
+pub fn id_of(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or("")
+}
+
+fn hosted_zone(region: &str, lb_type: &str) -> &'static str {
+    // AWS's published hosted zone ids per region (application, network).
+    let (app, net) = match region {
+        "us-east-2" => ("Z3AADJGX6KTTL2", "ZLMOA37VPKANP"),
+        "us-west-1" => ("Z368ELLRRE2KJ0", "Z24FKFUX50B4VW"),
+        "us-west-2" => ("Z1H1FL5HABSF5", "Z18D5FSROUN65G"),
+        "eu-west-1" => ("Z32O12XQLNTSW2", "Z2IFOLAFXWLO4F"),
+        "eu-west-2" => ("ZHURV8PSTC4K8", "ZD4D7Y8KGAS4G"),
+        "eu-central-1" => ("Z215JYRZR1TBD5", "Z3F0SRJ5LGBH90"),
+        "ap-southeast-1" => ("Z1LMS91P8CMLE5", "ZKVM4W9LS7TM"),
+        "ap-southeast-2" => ("Z1GM3OXH4ZPM65", "ZCT6FZBF4DROD"),
+        "ap-northeast-1" => ("Z14GRHDCWA56QT", "Z31USIVHYNEOWT"),
+        _ => ("Z35SXDOTRQ7X7K", "Z26RNL4JYFTOTI"),
+    };
+    if lb_type == "network" {
+        net
+    } else {
+        app
+    }
+}
+
+/// The subnets a request names (Subnets or SubnetMappings), checked: they exist, share one
+/// VPC, at most one per zone, two zones at least for an application load balancer. Returns
+/// the VPC and the `AvailabilityZones` entries in zone order.
+fn resolve_subnets(
+    s: &Scope,
+    lb_type: &str,
+    scheme: &str,
+    input: &Value,
+) -> ApiResult<(String, Vec<Value>)> {
+    let subnets = input.get("Subnets").and_then(Value::as_array);
+    let mappings = input.get("SubnetMappings").and_then(Value::as_array);
+    let wanted: Vec<Value> = match (subnets, mappings) {
+        (Some(_), Some(_)) => {
+            return Err(validation(
+                "You can specify subnets or subnet mappings, but not both",
+            ))
+        }
+        (Some(l), None) => l.iter().map(|id| json!({"SubnetId": id})).collect(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => vec![],
+    };
+    let app = lb_type == "application";
+    if wanted.is_empty() || (app && wanted.len() < 2) {
+        return Err(validation(if app {
+            "At least two subnets in two different Availability Zones must be specified"
+        } else {
+            "At least one subnet must be specified"
+        }));
+    }
+    let mut vpc: Option<(String, String)> = None;
+    let mut zones: Vec<(String, Value)> = vec![];
+    for m in &wanted {
+        let id = str_of(m, "SubnetId");
+        if id.is_empty() {
+            return Err(validation(
+                "A subnet ID must be specified in each subnet mapping",
+            ));
+        }
+        for p in ["AllocationId", "IPv6Address", "SourceNatIpv6Prefix"] {
+            if m.get(p).is_some() {
+                return Err(if app {
+                    invalid_config(format!(
+                        "{p} is not supported for Application Load Balancers"
+                    ))
+                } else {
+                    not_supported(format!("SubnetMapping {p}"))
+                });
+            }
+        }
+        let info = berth_ec2::subnet_info(s.store, s.account, s.region, id).ok_or_else(|| {
+            ApiError::client(
+                "SubnetNotFound",
+                format!("The subnet ID '{id}' was not found"),
+            )
+        })?;
+        match &vpc {
+            None => vpc = Some((info.vpc_id.clone(), id.to_string())),
+            Some((v, first)) if *v != info.vpc_id => {
+                return Err(ApiError::client(
+                    "InvalidSubnet",
+                    format!("Subnets '{first}' and '{id}' are in different VPCs; a load balancer's subnets must all be in one VPC"),
+                ))
+            }
+            Some(_) => {}
+        }
+        if zones.iter().any(|(z, _)| *z == info.availability_zone) {
+            return Err(invalid_config(format!(
+                "A load balancer cannot be attached to multiple subnets in the same Availability Zone ('{}')",
+                info.availability_zone
+            )));
+        }
+        let mut addresses = vec![];
+        if let Some(ip) = opt_str(m, "PrivateIPv4Address") {
+            if app {
+                return Err(invalid_config(
+                    "PrivateIPv4Address is not supported for Application Load Balancers",
+                ));
+            }
+            if scheme != "internal" {
+                return Err(invalid_config(
+                    "Private IPv4 addresses can only be specified for internal load balancers",
+                ));
+            }
+            let ok = ip
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+                .is_some_and(|a| cidr_contains(&info.cidr_block, a));
+            if !ok {
+                return Err(ApiError::client(
+                    "InvalidSubnet",
+                    format!(
+                        "The private IPv4 address '{ip}' is not in the range of subnet '{id}' ({})",
+                        info.cidr_block
+                    ),
+                ));
+            }
+            addresses.push(json!({"PrivateIPv4Address": ip}));
+        }
+        zones.push((
+            info.availability_zone.clone(),
+            json!({"ZoneName": info.availability_zone, "SubnetId": id, "LoadBalancerAddresses": addresses}),
+        ));
+    }
+    if app && zones.len() < 2 {
+        return Err(validation(
+            "At least two subnets in two different Availability Zones must be specified",
+        ));
+    }
+    zones.sort_by(|a, b| a.0.cmp(&b.0));
+    let (vpc_id, _) = vpc.expect("at least one subnet");
+    Ok((vpc_id, zones.into_iter().map(|(_, z)| z).collect()))
+}
+
+/// Whether `ip` lies in `cidr` (`a.b.c.d/n`).
+pub fn cidr_contains(cidr: &str, ip: std::net::Ipv4Addr) -> bool {
+    let Some((net, len)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(len)) = (net.parse::<std::net::Ipv4Addr>(), len.parse::<u32>()) else {
+        return false;
+    };
+    if len > 32 {
+        return false;
+    }
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    u32::from(net) & mask == u32::from(ip) & mask
+}
+
+/// Security groups for a load balancer in `vpc_id`, checked: each exists and is in the VPC.
+fn check_groups(s: &Scope, vpc_id: &str, any_subnet: &str, groups: &[String]) -> ApiResult<()> {
+    for g in groups {
+        if berth_ec2::check_awsvpc(
+            s.store,
+            s.account,
+            s.region,
+            &[any_subnet.to_string()],
+            std::slice::from_ref(g),
+        )
+        .is_err()
+        {
+            return Err(ApiError::client(
+                "InvalidSecurityGroup",
+                format!("Security group '{g}' does not exist in VPC '{vpc_id}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let name = str_of(input, "Name");
+    check_name(name, "load balancer")?;
+    if name.starts_with("internal-") {
+        return Err(validation(format!(
+            "The load balancer name '{name}' cannot begin with 'internal-'"
+        )));
+    }
+    let lb_type = opt_str(input, "Type").unwrap_or("application");
+    if lb_type == "gateway" {
+        return Err(not_supported("Gateway Load Balancers"));
+    }
+    let scheme = opt_str(input, "Scheme").unwrap_or("internet-facing");
+    let ip_type = opt_str(input, "IpAddressType").unwrap_or("ipv4");
+    if ip_type != "ipv4" {
+        return Err(not_supported(format!("IpAddressType '{ip_type}'")));
+    }
+    for p in [
+        "CustomerOwnedIpv4Pool",
+        "IpamPools",
+        "EnablePrefixForIpv6SourceNat",
+    ] {
+        if input.get(p).is_some() {
+            return Err(not_supported(p));
+        }
+    }
+    let (vpc_id, zones) = resolve_subnets(s, lb_type, scheme, input)?;
+    let first_subnet = str_of(&zones[0], "SubnetId").to_string();
+    let mut groups = strings(input, "SecurityGroups");
+    if groups.is_empty() && lb_type == "application" {
+        groups.extend(berth_ec2::default_security_group(
+            s.store, s.account, s.region, &vpc_id,
+        ));
+    }
+    check_groups(s, &vpc_id, &first_subnet, &groups)?;
+    let tags = request_tags(input)?;
+
+    let id = new_id();
+    let arn = s.arn(&format!("loadbalancer/{}/{name}/{id}", type_tag(lb_type)));
+    let digits = u64::from_str_radix(&id[..15], 16).unwrap_or(0) % 10_000_000_000;
+    let internal = if scheme == "internal" {
+        "internal-"
+    } else {
+        ""
+    };
+    let mut lb = json!({
+        "LoadBalancerArn": arn,
+        "DNSName": format!("{internal}{name}-{digits:010}.{}.elb.localhost", s.region),
+        "CanonicalHostedZoneId": hosted_zone(s.region, lb_type),
+        "CreatedTime": s.now,
+        "LoadBalancerName": name,
+        "Scheme": scheme,
+        "VpcId": vpc_id,
+        "State": {"Code": "active"},
+        "Type": lb_type,
+        "AvailabilityZones": zones,
+        "IpAddressType": ip_type,
+    });
+    if !groups.is_empty() {
+        lb["SecurityGroups"] = json!(groups);
+    }
+    let key = s.key(LB, name);
+    commit(s.store, || {
+        if let Some(existing) = s.store.get(&key) {
+            let old = &existing.value["LoadBalancer"];
+            let same = old["Type"] == lb["Type"]
+                && old["Scheme"] == lb["Scheme"]
+                && old["AvailabilityZones"] == lb["AvailabilityZones"]
+                && old.get("SecurityGroups") == lb.get("SecurityGroups");
+            if same {
+                return Ok(Plan::new(json!({"LoadBalancers": [old]})));
+            }
+            return Err(ApiError::client(
+                "DuplicateLoadBalancerName",
+                format!("A load balancer with the name '{name}' already exists"),
+            ));
+        }
+        if s.list(LB, "").len() >= 50 {
+            return Err(ApiError::client(
+                "TooManyLoadBalancers",
+                "The quota of 50 load balancers per region has been reached",
+            ));
+        }
+        let mut plan = Plan::new(json!({"LoadBalancers": [lb.clone()]}));
+        plan.create(
+            key.clone(),
+            json!({"LoadBalancer": lb.clone(), "Tags": tags.clone(), "Attributes": {}}),
+        );
+        Ok(plan)
+    })
+}
+
+pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arns = strings(input, "LoadBalancerArns");
+    let names = strings(input, "Names");
+    if !arns.is_empty() && !names.is_empty() {
+        return Err(validation(
+            "Load balancer names and load balancer ARNs cannot be specified at the same time",
+        ));
+    }
+    let mut found: Vec<Value> = if !arns.is_empty() {
+        arns.iter()
+            .map(|a| get(s, a).map(|r| r.value["LoadBalancer"].clone()))
+            .collect::<ApiResult<_>>()?
+    } else if !names.is_empty() {
+        let mut missing = vec![];
+        let mut out = vec![];
+        for n in &names {
+            match s.get(LB, n) {
+                Some(r) => out.push(r.value["LoadBalancer"].clone()),
+                None => missing.push(n.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(ApiError::client(
+                "LoadBalancerNotFound",
+                format!("Load balancers '[{}]' not found", missing.join(", ")),
+            ));
+        }
+        out
+    } else {
+        s.list(LB, "")
+            .into_iter()
+            .map(|r| r.value["LoadBalancer"].clone())
+            .collect()
+    };
+    found.sort_by(|a, b| str_of(a, "LoadBalancerName").cmp(str_of(b, "LoadBalancerName")));
+    found.dedup_by(|a, b| a["LoadBalancerArn"] == b["LoadBalancerArn"]);
+    let p = page(found, |l| str_of(l, "LoadBalancerName").to_string(), input)?;
+    Ok(json!({"LoadBalancers": p.items, "NextMarker": p.next_token}))
+}
+
+pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "LoadBalancerArn");
+    commit(s.store, || {
+        let rec = match get(s, arn) {
+            Ok(r) => r,
+            // AWS: deleting a load balancer that does not exist succeeds.
+            Err(e) if e.code == "LoadBalancerNotFound" => return Ok(Plan::new(json!({}))),
+            Err(e) => return Err(e),
+        };
+        if attribute_value(&rec.value, "deletion_protection.enabled") == "true" {
+            return Err(not_permitted(format!(
+                "Load balancer '{arn}' cannot be deleted because deletion protection is enabled"
+            )));
+        }
+        let mut plan = Plan::new(json!({}));
+        let mut released = vec![];
+        for l in s.list(LISTENER, &format!("{}/", id_of(arn))) {
+            released.extend(listener::plan_delete(s, &l, &mut plan));
+        }
+        crate::tg::release(s, &released, &mut plan)?;
+        plan.delete(&rec);
+        Ok(plan)
+    })
+}
+
+// ---- attributes ----------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Bool,
+    /// A boolean that cannot be changed from its default.
+    Fixed,
+    Int(i64, i64),
+    /// `off` or an integer in the range.
+    OffOrInt(i64, i64),
+    /// `0` or an integer in the range (slow start).
+    ZeroOr(i64, i64),
+    Enum(&'static [&'static str]),
+    Text,
+    /// A log destination's switch: Berth has no S3 to write to yet.
+    Logs,
+}
+
+pub type AttrSpec = (&'static str, Kind, &'static str);
+
+const APP_ATTRS: &[AttrSpec] = &[
+    ("access_logs.s3.bucket", Kind::Text, ""),
+    ("access_logs.s3.enabled", Kind::Logs, "false"),
+    ("access_logs.s3.prefix", Kind::Text, ""),
+    ("client_keep_alive.seconds", Kind::Int(60, 604_800), "3600"),
+    ("connection_logs.s3.bucket", Kind::Text, ""),
+    ("connection_logs.s3.enabled", Kind::Logs, "false"),
+    ("connection_logs.s3.prefix", Kind::Text, ""),
+    ("deletion_protection.enabled", Kind::Bool, "false"),
+    ("health_check_logs.s3.bucket", Kind::Text, ""),
+    ("health_check_logs.s3.enabled", Kind::Logs, "false"),
+    ("health_check_logs.s3.prefix", Kind::Text, ""),
+    ("idle_timeout.timeout_seconds", Kind::Int(1, 4000), "60"),
+    ("load_balancing.cross_zone.enabled", Kind::Fixed, "true"),
+    (
+        "routing.http.desync_mitigation_mode",
+        Kind::Enum(&["monitor", "defensive", "strictest"]),
+        "defensive",
+    ),
+    (
+        "routing.http.drop_invalid_header_fields.enabled",
+        Kind::Bool,
+        "false",
+    ),
+    (
+        "routing.http.preserve_host_header.enabled",
+        Kind::Bool,
+        "false",
+    ),
+    (
+        "routing.http.x_amzn_tls_version_and_cipher_suite.enabled",
+        Kind::Bool,
+        "false",
+    ),
+    ("routing.http.xff_client_port.enabled", Kind::Bool, "false"),
+    (
+        "routing.http.xff_header_processing.mode",
+        Kind::Enum(&["append", "preserve", "remove"]),
+        "append",
+    ),
+    ("routing.http2.enabled", Kind::Bool, "true"),
+    ("waf.fail_open.enabled", Kind::Bool, "false"),
+    ("zonal_shift.config.enabled", Kind::Bool, "false"),
+];
+
+const NET_ATTRS: &[AttrSpec] = &[
+    ("access_logs.s3.bucket", Kind::Text, ""),
+    ("access_logs.s3.enabled", Kind::Logs, "false"),
+    ("access_logs.s3.prefix", Kind::Text, ""),
+    ("deletion_protection.enabled", Kind::Bool, "false"),
+    (
+        "dns_record.client_routing_policy",
+        Kind::Enum(&[
+            "availability_zone_affinity",
+            "partial_availability_zone_affinity",
+            "any_availability_zone",
+        ]),
+        "any_availability_zone",
+    ),
+    ("load_balancing.cross_zone.enabled", Kind::Bool, "false"),
+    ("zonal_shift.config.enabled", Kind::Bool, "false"),
+];
+
+fn specs(lb: &Value) -> &'static [AttrSpec] {
+    if lb["LoadBalancer"]["Type"] == "network" {
+        NET_ATTRS
+    } else {
+        APP_ATTRS
+    }
+}
+
+/// A record's attribute value: what was set, else the default for its type.
+pub fn attribute_value(rec: &Value, key: &str) -> String {
+    if let Some(v) = rec["Attributes"].get(key).and_then(Value::as_str) {
+        return v.to_string();
+    }
+    specs(rec)
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, _, d)| d.to_string())
+        .unwrap_or_default()
+}
+
+/// Every attribute of `specs` with `set` over the defaults, in key order.
+pub fn render_attributes(specs: &[AttrSpec], set: &Value) -> Value {
+    let list: Vec<Value> = specs
+        .iter()
+        .map(|(k, _, d)| {
+            let v = set.get(*k).and_then(Value::as_str).unwrap_or(d);
+            json!({"Key": k, "Value": v})
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// Check `attrs` (the request's `[{Key, Value}]`) against `specs` and apply them to `set`.
+pub fn apply_attributes(
+    specs: &[AttrSpec],
+    attrs: &Value,
+    set: &mut Map<String, Value>,
+) -> ApiResult<()> {
+    for a in attrs.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let key = str_of(a, "Key");
+        let value = str_of(a, "Value");
+        let Some((_, kind, default)) = specs.iter().find(|(k, _, _)| *k == key) else {
+            return Err(invalid_config(format!("Key {key} not valid")));
+        };
+        let bad = || {
+            invalid_config(format!(
+                "'{value}' is not a valid value for attribute '{key}'"
+            ))
+        };
+        match kind {
+            Kind::Bool | Kind::Logs => {
+                if value != "true" && value != "false" {
+                    return Err(bad());
+                }
+                if matches!(kind, Kind::Logs) && value == "true" {
+                    return Err(not_supported(format!(
+                        "Attribute '{key}' set to true (there is no S3 to write logs to)"
+                    )));
+                }
+            }
+            Kind::Fixed => {
+                if value != *default {
+                    return Err(invalid_config(format!(
+                        "Attribute '{key}' cannot be changed from '{default}'"
+                    )));
+                }
+            }
+            Kind::Int(lo, hi) => {
+                let n: i64 = value.parse().map_err(|_| bad())?;
+                if n < *lo || n > *hi {
+                    return Err(invalid_config(format!(
+                        "Attribute '{key}' must be between {lo} and {hi}, got '{value}'"
+                    )));
+                }
+            }
+            Kind::OffOrInt(lo, hi) | Kind::ZeroOr(lo, hi) => {
+                let special = if matches!(kind, Kind::OffOrInt(..)) {
+                    "off"
+                } else {
+                    "0"
+                };
+                if value != special {
+                    let n: i64 = value.parse().map_err(|_| bad())?;
+                    if n < *lo || n > *hi {
+                        return Err(invalid_config(format!(
+                            "Attribute '{key}' must be '{special}' or between {lo} and {hi}, got '{value}'"
+                        )));
+                    }
+                }
+            }
+            Kind::Enum(allowed) => {
+                if !allowed.contains(&value) {
+                    return Err(invalid_config(format!(
+                        "'{value}' is not a valid value for attribute '{key}'; valid values are {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            Kind::Text => {}
+        }
+        set.insert(key.to_string(), json!(value));
+    }
+    Ok(())
+}
+
+pub fn describe_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let rec = get(s, str_of(input, "LoadBalancerArn"))?;
+    Ok(json!({"Attributes": render_attributes(specs(&rec.value), &rec.value["Attributes"])}))
+}
+
+pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "LoadBalancerArn");
+    commit(s.store, || {
+        let rec = get(s, arn)?;
+        let mut v = (*rec.value).clone();
+        let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
+        apply_attributes(specs(&v), &input["Attributes"], &mut set)?;
+        v["Attributes"] = Value::Object(set);
+        let mut plan =
+            Plan::new(json!({"Attributes": render_attributes(specs(&v), &v["Attributes"])}));
+        plan.put(&rec, v);
+        Ok(plan)
+    })
+}
+
+// ---- security groups and subnets ----------------------------------------------------------
+
+pub fn set_security_groups(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "LoadBalancerArn");
+    if input
+        .get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic")
+        .is_some()
+    {
+        return Err(not_supported(
+            "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+        ));
+    }
+    let groups = strings(input, "SecurityGroups");
+    commit(s.store, || {
+        let rec = get(s, arn)?;
+        let lb = &rec.value["LoadBalancer"];
+        if lb["Type"] == "network" && lb.get("SecurityGroups").is_none() {
+            return Err(invalid_config(
+                "You can't associate a security group with a Network Load Balancer that was created without one",
+            ));
+        }
+        if groups.is_empty() {
+            return Err(validation("At least one security group must be specified"));
+        }
+        let subnet = str_of(&lb["AvailabilityZones"][0], "SubnetId");
+        check_groups(s, str_of(lb, "VpcId"), subnet, &groups)?;
+        let mut v = (*rec.value).clone();
+        v["LoadBalancer"]["SecurityGroups"] = json!(groups);
+        let mut plan = Plan::new(json!({"SecurityGroupIds": groups}));
+        plan.put(&rec, v);
+        Ok(plan)
+    })
+}
+
+pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "LoadBalancerArn");
+    for p in ["IpAddressType", "EnablePrefixForIpv6SourceNat"] {
+        if input.get(p).is_some_and(|v| v != "ipv4") {
+            return Err(not_supported(p));
+        }
+    }
+    commit(s.store, || {
+        let rec = get(s, arn)?;
+        let lb = &rec.value["LoadBalancer"];
+        let (vpc, zones) = resolve_subnets(s, str_of(lb, "Type"), str_of(lb, "Scheme"), input)?;
+        if vpc != str_of(lb, "VpcId") {
+            return Err(ApiError::client(
+                "InvalidSubnet",
+                format!(
+                    "The subnets must be in the load balancer's VPC '{}'",
+                    str_of(lb, "VpcId")
+                ),
+            ));
+        }
+        let mut v = (*rec.value).clone();
+        v["LoadBalancer"]["AvailabilityZones"] = json!(zones);
+        let mut plan =
+            Plan::new(json!({"AvailabilityZones": zones, "IpAddressType": lb["IpAddressType"]}));
+        plan.put(&rec, v);
+        Ok(plan)
+    })
+}

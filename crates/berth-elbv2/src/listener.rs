@@ -1,0 +1,508 @@
+//! Listeners and the actions listeners and rules share: CreateListener, DescribeListeners,
+//! ModifyListener, DeleteListener (with its rules).
+
+use crate::common::*;
+use crate::tg::{self, is_http, Usage};
+use berth_store::Record;
+use berth_wire::{ApiError, ApiResult};
+use serde_json::{json, Value};
+
+pub const MAX_LISTENERS: usize = 50;
+
+pub fn get(s: &Scope, arn: &str) -> ApiResult<Record> {
+    match parse_arn(arn) {
+        Some(Arn::Listener { lb_id, id }) => s
+            .get(LISTENER, &format!("{lb_id}/{id}"))
+            .filter(|r| r.value["Listener"]["ListenerArn"] == arn)
+            .ok_or_else(listener_not_found),
+        _ => Err(bad_arn(arn, "listener")),
+    }
+}
+
+/// The target groups `actions` forward to.
+pub fn forward_tgs(actions: &Value) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for a in actions.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        if a["Type"] != "forward" {
+            continue;
+        }
+        match a["ForwardConfig"]["TargetGroups"].as_array() {
+            Some(list) => out.extend(list.iter().map(|t| str_of(t, "TargetGroupArn").to_string())),
+            None => out.extend(opt_str(a, "TargetGroupArn").map(str::to_string)),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn compatible(listener: &str, group: &str) -> bool {
+    match listener {
+        "HTTP" | "HTTPS" => is_http(group),
+        "TCP" => matches!(group, "TCP" | "TCP_UDP"),
+        "TLS" => matches!(group, "TCP" | "TLS"),
+        "UDP" => matches!(group, "UDP" | "TCP_UDP"),
+        "TCP_UDP" => group == "TCP_UDP",
+        _ => false,
+    }
+}
+
+fn invalid_action(msg: impl Into<String>) -> ApiError {
+    ApiError::client("InvalidLoadBalancerAction", msg)
+}
+
+const CONFIGS: &[(&str, &str)] = &[
+    ("forward", "ForwardConfig"),
+    ("redirect", "RedirectConfig"),
+    ("fixed-response", "FixedResponseConfig"),
+    ("authenticate-oidc", "AuthenticateOidcConfig"),
+    ("authenticate-cognito", "AuthenticateCognitoConfig"),
+    ("jwt-validation", "JwtValidationConfig"),
+];
+
+/// Check `actions` for a listener with `protocol` on load balancer `lb` (the model's
+/// `LoadBalancer`), as AWS does; returns them as AWS reports them (forward configs and
+/// redirect components filled in).
+pub fn check_actions(s: &Scope, lb: &Value, protocol: &str, actions: &Value) -> ApiResult<Value> {
+    let list = actions.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if list.is_empty() {
+        return Err(validation("At least one action must be specified"));
+    }
+    let app = lb["Type"] != "network";
+    let mut out = vec![];
+    for a in list {
+        let ty = str_of(a, "Type");
+        for (t, cfg) in CONFIGS {
+            if *t != ty && a.get(*cfg).is_some() {
+                return Err(validation(format!(
+                    "{cfg} can only be specified for '{t}' actions"
+                )));
+            }
+        }
+        if ty != "forward" && a.get("TargetGroupArn").is_some() {
+            return Err(validation(
+                "A target group ARN can only be specified for 'forward' actions",
+            ));
+        }
+        let mut n = match ty {
+            "forward" => check_forward(s, lb, protocol, a)?,
+            "redirect" | "fixed-response" if !app => {
+                return Err(invalid_action(format!(
+                    "'{ty}' actions are supported only by Application Load Balancers"
+                )))
+            }
+            "redirect" => check_redirect(a)?,
+            "fixed-response" => check_fixed(a)?,
+            other => return Err(not_supported(format!("'{other}' actions"))),
+        };
+        if let Some(o) = a.get("Order") {
+            n["Order"] = o.clone();
+        }
+        out.push(n);
+    }
+    if out.len() > 1 {
+        return Err(ApiError::client(
+            "TooManyActions",
+            "Only one of forward, redirect or fixed-response can be specified, as the last action",
+        ));
+    }
+    Ok(Value::Array(out))
+}
+
+fn check_forward(s: &Scope, lb: &Value, protocol: &str, a: &Value) -> ApiResult<Value> {
+    let app = lb["Type"] != "network";
+    let single = opt_str(a, "TargetGroupArn");
+    let fc = a.get("ForwardConfig");
+    let tuples: Vec<Value> = match (single, fc) {
+        (None, None) => {
+            return Err(validation(
+                "A target group ARN must be specified for a 'forward' action",
+            ))
+        }
+        (Some(arn), None) => vec![json!({"TargetGroupArn": arn, "Weight": 1})],
+        (_, Some(fc)) => {
+            let list = fc["TargetGroups"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                return Err(validation(
+                    "A forward config must specify at least one target group",
+                ));
+            }
+            if let Some(arn) = single {
+                if list.len() != 1 || list[0]["TargetGroupArn"] != arn {
+                    return Err(validation(
+                        "The target group ARN and the forward config's target groups must be the same",
+                    ));
+                }
+            }
+            list.iter()
+                .map(|t| json!({"TargetGroupArn": t["TargetGroupArn"], "Weight": t.get("Weight").cloned().unwrap_or(json!(1))}))
+                .collect()
+        }
+    };
+    let max = if app { 5 } else { 1 };
+    if tuples.len() > max {
+        return Err(ApiError::client(
+            "TooManyTargetGroups",
+            format!("A forward action can have at most {max} target groups on this load balancer"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in &tuples {
+        let arn = str_of(t, "TargetGroupArn");
+        if arn.is_empty() {
+            return Err(validation(
+                "Each target group of a forward config must have an ARN",
+            ));
+        }
+        if !seen.insert(arn) {
+            return Err(validation(format!(
+                "Target group '{arn}' is specified more than once"
+            )));
+        }
+        let w = t["Weight"].as_i64().unwrap_or(-1);
+        if !(0..=999).contains(&w) {
+            return Err(validation(format!(
+                "Target group weight {w} is not between 0 and 999"
+            )));
+        }
+        let rec = tg::get(s, arn)?;
+        let g = &rec.value["TargetGroup"];
+        if !compatible(protocol, str_of(g, "Protocol")) {
+            return Err(ApiError::client(
+                "IncompatibleProtocols",
+                format!(
+                    "The listener protocol '{protocol}' is not compatible with the protocol '{}' of target group '{arn}'",
+                    str_of(g, "Protocol")
+                ),
+            ));
+        }
+        if g["VpcId"] != lb["VpcId"] {
+            return Err(invalid_config(format!(
+                "Target group '{arn}' is in VPC '{}', not in the load balancer's VPC '{}'",
+                str_of(g, "VpcId"),
+                str_of(lb, "VpcId")
+            )));
+        }
+    }
+    let mut sticky = json!({"Enabled": false});
+    if let Some(st) = fc.and_then(|f| f.get("TargetGroupStickinessConfig")) {
+        if st["Enabled"] == true {
+            if !app {
+                return Err(invalid_config(
+                    "Target group stickiness is supported only by Application Load Balancers",
+                ));
+            }
+            let d = st["DurationSeconds"].as_i64();
+            if !d.is_some_and(|d| (1..=604_800).contains(&d)) {
+                return Err(validation(
+                    "The stickiness duration must be between 1 and 604800 seconds when target group stickiness is enabled",
+                ));
+            }
+            sticky = json!({"Enabled": true, "DurationSeconds": d});
+        }
+    }
+    let mut out = json!({"Type": "forward", "ForwardConfig": {"TargetGroups": tuples, "TargetGroupStickinessConfig": sticky}});
+    if tuples.len() == 1 {
+        out["TargetGroupArn"] = tuples[0]["TargetGroupArn"].clone();
+    }
+    Ok(out)
+}
+
+fn check_redirect(a: &Value) -> ApiResult<Value> {
+    let Some(c) = a.get("RedirectConfig") else {
+        return Err(validation(
+            "A redirect config must be specified for a 'redirect' action",
+        ));
+    };
+    let protocol = opt_str(c, "Protocol").unwrap_or("#{protocol}");
+    if !matches!(protocol, "HTTP" | "HTTPS" | "#{protocol}") {
+        return Err(validation(format!(
+            "Redirect protocol '{protocol}' must be HTTP, HTTPS or #{{protocol}}"
+        )));
+    }
+    let port = opt_str(c, "Port").unwrap_or("#{port}");
+    if port != "#{port}" && !port.parse::<u16>().is_ok_and(|p| p >= 1) {
+        return Err(validation(format!(
+            "Redirect port '{port}' must be between 1 and 65535 or #{{port}}"
+        )));
+    }
+    let host = opt_str(c, "Host").unwrap_or("#{host}");
+    let path = opt_str(c, "Path").unwrap_or("/#{path}");
+    if !path.starts_with('/') {
+        return Err(validation(format!(
+            "Redirect path '{path}' must start with a '/'"
+        )));
+    }
+    let query = opt_str(c, "Query").unwrap_or("#{query}");
+    if protocol == "#{protocol}" && port == "#{port}" && host == "#{host}" && path == "/#{path}" {
+        return Err(invalid_action(
+            "The redirect must change at least one of protocol, host, port or path, to avoid a redirect loop",
+        ));
+    }
+    Ok(json!({"Type": "redirect", "RedirectConfig": {
+        "Protocol": protocol, "Port": port, "Host": host, "Path": path, "Query": query,
+        "StatusCode": c["StatusCode"],
+    }}))
+}
+
+fn check_fixed(a: &Value) -> ApiResult<Value> {
+    let Some(c) = a.get("FixedResponseConfig") else {
+        return Err(validation(
+            "A fixed response config must be specified for a 'fixed-response' action",
+        ));
+    };
+    let code = str_of(c, "StatusCode");
+    let b = code.as_bytes();
+    if !(b.len() == 3 && matches!(b[0], b'2' | b'4' | b'5') && b.iter().all(u8::is_ascii_digit)) {
+        return Err(validation(format!(
+            "Fixed response status code '{code}' must be a 2XX, 4XX or 5XX code"
+        )));
+    }
+    if let Some(ct) = opt_str(c, "ContentType") {
+        const TYPES: &[&str] = &[
+            "text/plain",
+            "text/css",
+            "text/html",
+            "application/javascript",
+            "application/json",
+        ];
+        if !TYPES.contains(&ct) {
+            return Err(validation(format!(
+                "Content type '{ct}' must be one of {}",
+                TYPES.join(", ")
+            )));
+        }
+    }
+    let mut cfg = json!({"StatusCode": code});
+    for k in ["ContentType", "MessageBody"] {
+        if let Some(v) = c.get(k) {
+            cfg[k] = v.clone();
+        }
+    }
+    Ok(json!({"Type": "fixed-response", "FixedResponseConfig": cfg}))
+}
+
+/// A listener's protocol checked against its load balancer's type.
+fn check_protocol(lb: &Value, protocol: &str, input: &Value) -> ApiResult<()> {
+    let app = lb["Type"] != "network";
+    if matches!(protocol, "QUIC" | "TCP_QUIC") && !app {
+        return Err(not_supported(format!("Listener protocol '{protocol}'")));
+    }
+    let ok = if app {
+        is_http(protocol)
+    } else {
+        matches!(protocol, "TCP" | "TLS" | "UDP" | "TCP_UDP")
+    };
+    if !ok {
+        return Err(ApiError::client(
+            "UnsupportedProtocol",
+            format!(
+                "Protocol '{protocol}' is not supported by {} Load Balancers",
+                if app { "Application" } else { "Network" }
+            ),
+        ));
+    }
+    let secure = protocol == "HTTPS" || protocol == "TLS";
+    let certs = input["Certificates"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty());
+    if secure {
+        if !certs {
+            return Err(ApiError::client(
+                "CertificateNotFound",
+                format!("A certificate must be specified for {protocol} listeners"),
+            ));
+        }
+        return Err(not_supported(format!(
+            "{protocol} listeners (certificates; there is no ACM yet)"
+        )));
+    }
+    for p in [
+        "Certificates",
+        "SslPolicy",
+        "AlpnPolicy",
+        "MutualAuthentication",
+    ] {
+        // An empty certificate list on a plain listener is harmless.
+        if input.get(p).is_some() && (p != "Certificates" || certs) {
+            return Err(validation(format!(
+                "{p} can only be specified for HTTPS and TLS listeners"
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let lb_arn = str_of(input, "LoadBalancerArn");
+    let lb_rec = crate::lb::get(s, lb_arn)?;
+    let lb = lb_rec.value["LoadBalancer"].clone();
+    let Some(protocol) = opt_str(input, "Protocol") else {
+        return Err(validation("A listener protocol must be specified"));
+    };
+    let Some(port) = input["Port"].as_i64() else {
+        return Err(validation("A listener port must be specified"));
+    };
+    check_protocol(&lb, protocol, input)?;
+    let actions = check_actions(s, &lb, protocol, &input["DefaultActions"])?;
+    let tags = request_tags(input)?;
+    let (lb_name, lb_id) = (str_of(&lb, "LoadBalancerName"), crate::lb::id_of(lb_arn));
+    let id = new_id();
+    let arn = s.arn(&format!(
+        "listener/{}/{lb_name}/{lb_id}/{id}",
+        crate::lb::type_tag(str_of(&lb, "Type"))
+    ));
+    let listener = json!({
+        "ListenerArn": arn, "LoadBalancerArn": lb_arn, "Port": port, "Protocol": protocol,
+        "DefaultActions": actions,
+    });
+    commit(s.store, || {
+        let lb_rec = crate::lb::get(s, lb_arn)?;
+        let existing = s.list(LISTENER, &format!("{lb_id}/"));
+        if existing.iter().any(|l| l.value["Listener"]["Port"] == port) {
+            return Err(ApiError::client(
+                "DuplicateListener",
+                format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
+            ));
+        }
+        if existing.len() >= MAX_LISTENERS {
+            return Err(ApiError::client(
+                "TooManyListeners",
+                format!("A load balancer can have at most {MAX_LISTENERS} listeners"),
+            ));
+        }
+        let mut plan = Plan::new(json!({"Listeners": [listener.clone()]}));
+        plan.put(&lb_rec, (*lb_rec.value).clone());
+        plan.create(
+            s.key(LISTENER, &format!("{lb_id}/{id}")),
+            json!({"Listener": listener.clone(), "Tags": tags.clone(), "DefaultRuleId": new_id(), "DefaultRuleTags": []}),
+        );
+        let usage = Usage {
+            user: arn.clone(),
+            lb_arn: lb_arn.to_string(),
+            old: vec![],
+            new: forward_tgs(&actions),
+        };
+        tg::apply_usage(s, &[usage], &mut plan)?;
+        Ok(plan)
+    })
+}
+
+pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arns = strings(input, "ListenerArns");
+    let lb_arn = opt_str(input, "LoadBalancerArn");
+    let mut found: Vec<Value> = match (lb_arn, arns.is_empty()) {
+        (Some(_), false) => {
+            return Err(validation(
+                "Listener ARNs and a load balancer ARN cannot be specified at the same time",
+            ))
+        }
+        (None, true) => {
+            return Err(validation(
+                "You must specify either listener ARNs or a load balancer ARN",
+            ))
+        }
+        (Some(lb), true) => {
+            crate::lb::get(s, lb)?;
+            s.list(LISTENER, &format!("{}/", crate::lb::id_of(lb)))
+                .into_iter()
+                .map(|r| r.value["Listener"].clone())
+                .collect()
+        }
+        (None, false) => arns
+            .iter()
+            .map(|a| get(s, a).map(|r| r.value["Listener"].clone()))
+            .collect::<ApiResult<_>>()?,
+    };
+    let key = |l: &Value| {
+        format!(
+            "{:05}{}",
+            l["Port"].as_i64().unwrap_or(0),
+            str_of(l, "ListenerArn")
+        )
+    };
+    found.sort_by_key(key);
+    found.dedup_by(|a, b| a["ListenerArn"] == b["ListenerArn"]);
+    let p = page(found, key, input)?;
+    Ok(json!({"Listeners": p.items, "NextMarker": p.next_token}))
+}
+
+pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "ListenerArn");
+    commit(s.store, || {
+        let rec = get(s, arn)?;
+        let old = &rec.value["Listener"];
+        let lb_arn = str_of(old, "LoadBalancerArn");
+        let lb_rec = crate::lb::get(s, lb_arn)?;
+        let lb = &lb_rec.value["LoadBalancer"];
+        let protocol = opt_str(input, "Protocol").unwrap_or(str_of(old, "Protocol"));
+        check_protocol(lb, protocol, input)?;
+        let actions = match input.get("DefaultActions") {
+            Some(a) => check_actions(s, lb, protocol, a)?,
+            None => check_actions(s, lb, protocol, &old["DefaultActions"])?,
+        };
+        let port = input["Port"]
+            .as_i64()
+            .unwrap_or(old["Port"].as_i64().unwrap_or(0));
+        let lb_id = crate::lb::id_of(lb_arn);
+        if s.list(LISTENER, &format!("{lb_id}/"))
+            .iter()
+            .any(|l| l.value["Listener"]["Port"] == port && l.key != rec.key)
+        {
+            return Err(ApiError::client(
+                "DuplicateListener",
+                format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
+            ));
+        }
+        let mut v = (*rec.value).clone();
+        v["Listener"]["Port"] = json!(port);
+        v["Listener"]["Protocol"] = json!(protocol);
+        v["Listener"]["DefaultActions"] = actions.clone();
+        let mut plan = Plan::new(json!({"Listeners": [v["Listener"].clone()]}));
+        plan.put(&lb_rec, (*lb_rec.value).clone());
+        let usage = Usage {
+            user: arn.to_string(),
+            lb_arn: lb_arn.to_string(),
+            old: forward_tgs(&old["DefaultActions"]),
+            new: forward_tgs(&actions),
+        };
+        plan.put(&rec, v);
+        tg::apply_usage(s, &[usage], &mut plan)?;
+        Ok(plan)
+    })
+}
+
+/// Plan deleting a listener and its rules; returns what they stop forwarding to.
+pub fn plan_delete<T>(s: &Scope, rec: &Record, plan: &mut Plan<T>) -> Vec<Usage> {
+    let l = &rec.value["Listener"];
+    let lb_arn = str_of(l, "LoadBalancerArn").to_string();
+    let id = crate::lb::id_of(str_of(l, "ListenerArn"));
+    let mut released = vec![Usage {
+        user: str_of(l, "ListenerArn").to_string(),
+        lb_arn: lb_arn.clone(),
+        old: forward_tgs(&l["DefaultActions"]),
+        new: vec![],
+    }];
+    for r in s.list(RULE, &format!("{id}/")) {
+        released.push(Usage {
+            user: str_of(&r.value["Rule"], "RuleArn").to_string(),
+            lb_arn: lb_arn.clone(),
+            old: forward_tgs(&r.value["Rule"]["Actions"]),
+            new: vec![],
+        });
+        plan.delete(&r);
+    }
+    plan.delete(rec);
+    released
+}
+
+pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "ListenerArn");
+    commit(s.store, || {
+        let rec = get(s, arn)?;
+        let mut plan = Plan::new(json!({}));
+        let released = plan_delete(s, &rec, &mut plan);
+        tg::release(s, &released, &mut plan)?;
+        Ok(plan)
+    })
+}

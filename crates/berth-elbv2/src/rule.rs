@@ -1,0 +1,610 @@
+//! Listener rules of application load balancers: CreateRule, DescribeRules (with the
+//! listener's default rule), ModifyRule, DeleteRule, SetRulePriorities. Conditions are
+//! checked with AWS's character sets and limits.
+
+use crate::common::*;
+use crate::listener::{self, check_actions, forward_tgs};
+use crate::tg::{self, Usage};
+use berth_store::Record;
+use berth_wire::{ApiError, ApiResult};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Condition values per rule, and wildcards per rule (AWS's quotas).
+pub const MAX_CONDITION_VALUES: usize = 5;
+pub const MAX_WILDCARDS: usize = 5;
+/// Rules per application load balancer, default rules not counted.
+pub const MAX_RULES: usize = 100;
+
+pub enum RuleRef {
+    Rule { rule: Record, listener: Record },
+    Default { listener: Record },
+}
+
+impl RuleRef {
+    pub fn listener(&self) -> &Record {
+        match self {
+            RuleRef::Rule { listener, .. } | RuleRef::Default { listener } => listener,
+        }
+    }
+}
+
+pub fn get(s: &Scope, arn: &str) -> ApiResult<RuleRef> {
+    let Some(Arn::Rule {
+        lb_id,
+        listener_id,
+        id,
+    }) = parse_arn(arn)
+    else {
+        return Err(bad_arn(arn, "rule"));
+    };
+    let listener = s
+        .get(LISTENER, &format!("{lb_id}/{listener_id}"))
+        .filter(|l| arn.starts_with(&format!("{}/", default_rule_prefix(&l.value))))
+        .ok_or_else(rule_not_found)?;
+    if listener.value["DefaultRuleId"] == id {
+        return Ok(RuleRef::Default { listener });
+    }
+    let rule = s
+        .get(RULE, &format!("{listener_id}/{id}"))
+        .filter(|r| r.value["Rule"]["RuleArn"] == arn)
+        .ok_or_else(rule_not_found)?;
+    Ok(RuleRef::Rule { rule, listener })
+}
+
+/// `arn:...:listener-rule/app/NAME/LBID/LISTENERID`, the prefix of a listener's rule ARNs.
+fn default_rule_prefix(listener: &Value) -> String {
+    str_of(&listener["Listener"], "ListenerArn").replacen(":listener/", ":listener-rule/", 1)
+}
+
+/// The model's `Rule` for a listener's default rule.
+pub fn render_default(listener: &Value) -> Value {
+    json!({
+        "RuleArn": format!("{}/{}", default_rule_prefix(listener), str_of(listener, "DefaultRuleId")),
+        "Priority": "default",
+        "Conditions": [],
+        "Actions": listener["Listener"]["DefaultActions"],
+        "IsDefault": true,
+    })
+}
+
+fn render(r: &RuleRef) -> Value {
+    match r {
+        RuleRef::Rule { rule, .. } => rule.value["Rule"].clone(),
+        RuleRef::Default { listener } => render_default(&listener.value),
+    }
+}
+
+// ---- conditions ----------------------------------------------------------------------------
+
+const FIELDS: &[(&str, &str)] = &[
+    ("host-header", "HostHeaderConfig"),
+    ("path-pattern", "PathPatternConfig"),
+    ("http-header", "HttpHeaderConfig"),
+    ("http-request-method", "HttpRequestMethodConfig"),
+    ("query-string", "QueryStringConfig"),
+    ("source-ip", "SourceIpConfig"),
+];
+
+fn values_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_strings(
+    field: &str,
+    values: &[String],
+    allowed: impl Fn(char) -> bool,
+    max: usize,
+) -> ApiResult<()> {
+    if values.is_empty() {
+        return Err(validation(format!(
+            "A '{field}' condition must have at least one value"
+        )));
+    }
+    for v in values {
+        if v.is_empty() {
+            return Err(validation(format!(
+                "The value of a '{field}' condition cannot be empty"
+            )));
+        }
+        if v.chars().count() > max {
+            return Err(validation(format!(
+                "The '{field}' condition value '{v}' is longer than {max} characters"
+            )));
+        }
+        if let Some(c) = v.chars().find(|c| !allowed(*c)) {
+            return Err(validation(format!(
+                "The '{field}' condition value '{v}' contains the character '{c}', which is not allowed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_cidr(v: &str) -> bool {
+    let Some((addr, len)) = v.split_once('/') else {
+        return false;
+    };
+    let Ok(len) = len.parse::<u8>() else {
+        return false;
+    };
+    if let Ok(a) = addr.parse::<std::net::Ipv4Addr>() {
+        let _ = a;
+        return len <= 32;
+    }
+    addr.parse::<std::net::Ipv6Addr>().is_ok() && len <= 128
+}
+
+/// Check an application load balancer rule's conditions; returns them as AWS reports them.
+pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
+    let list = conds.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if list.is_empty() {
+        return Err(validation("A rule must have at least one condition"));
+    }
+    let mut out = vec![];
+    let mut once = std::collections::HashSet::new();
+    let (mut total, mut wildcards) = (0usize, 0usize);
+    for c in list {
+        let Some(field) = opt_str(c, "Field") else {
+            return Err(validation("A condition field must be specified"));
+        };
+        let Some((_, cfg_name)) = FIELDS.iter().find(|(f, _)| *f == field) else {
+            return Err(validation(format!(
+                "Condition field '{field}' must be one of host-header, path-pattern, http-header, http-request-method, query-string, source-ip"
+            )));
+        };
+        for (f, other) in FIELDS {
+            if *f != field && c.get(*other).is_some() {
+                return Err(validation(format!(
+                    "{other} can only be specified for '{f}' conditions"
+                )));
+            }
+        }
+        if c.get("RegexValues").is_some() || c[*cfg_name].get("RegexValues").is_some() {
+            return Err(not_supported("Regular expression conditions (RegexValues)"));
+        }
+        if matches!(
+            field,
+            "host-header" | "path-pattern" | "http-request-method" | "source-ip"
+        ) && !once.insert(field)
+        {
+            return Err(validation(format!(
+                "A rule can have at most one '{field}' condition"
+            )));
+        }
+        let legacy = c.get("Values");
+        let cfg = c.get(*cfg_name);
+        if legacy.is_some() && !matches!(field, "host-header" | "path-pattern") {
+            return Err(validation(format!(
+                "Values cannot be specified for '{field}' conditions; use {cfg_name}"
+            )));
+        }
+        if legacy.is_some() && cfg.is_some() {
+            return Err(validation(format!(
+                "Values and {cfg_name} cannot both be specified"
+            )));
+        }
+        let values = match (legacy, cfg) {
+            (Some(v), _) => values_of(v),
+            (None, Some(cfg)) if field != "query-string" => values_of(&cfg["Values"]),
+            (None, Some(_)) => vec![],
+            (None, None) => {
+                return Err(validation(format!(
+                    "A '{field}' condition must specify {cfg_name}"
+                )))
+            }
+        };
+        let count_wild = |vs: &[String]| {
+            vs.iter()
+                .map(|v| v.matches(['*', '?']).count())
+                .sum::<usize>()
+        };
+        let n = match field {
+            "host-header" => {
+                check_strings(
+                    field,
+                    &values,
+                    |c| c.is_ascii_alphanumeric() || "-.*?".contains(c),
+                    128,
+                )?;
+                for v in &values {
+                    let last = v.rsplit('.').next().unwrap_or("");
+                    if !v.contains('.')
+                        || !last
+                            .chars()
+                            .all(|c| c.is_ascii_alphabetic() || c == '*' || c == '?')
+                    {
+                        return Err(validation(format!(
+                            "The host-header value '{v}' must contain a '.' and only letters after the last '.'"
+                        )));
+                    }
+                }
+                wildcards += count_wild(&values);
+                total += values.len();
+                json!({"Field": field, "Values": values, "HostHeaderConfig": {"Values": values}})
+            }
+            "path-pattern" => {
+                check_strings(
+                    field,
+                    &values,
+                    |c| c.is_ascii_alphanumeric() || "_-.$/~\"'@:+&*?".contains(c),
+                    128,
+                )?;
+                wildcards += count_wild(&values);
+                total += values.len();
+                json!({"Field": field, "Values": values, "PathPatternConfig": {"Values": values}})
+            }
+            "http-header" => {
+                let cfg = cfg.expect("config checked above");
+                let name = str_of(cfg, "HttpHeaderName");
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if name.is_empty() || name.len() > 40 || !name.chars().all(token) {
+                    return Err(validation(format!(
+                        "HTTP header name '{name}' must be 1 to 40 characters of RFC 7230 token characters"
+                    )));
+                }
+                if name.eq_ignore_ascii_case("host") {
+                    return Err(validation(
+                        "An http-header condition cannot match the Host header; use a host-header condition",
+                    ));
+                }
+                check_strings(field, &values, |c| !c.is_control(), 128)?;
+                wildcards += count_wild(&values);
+                total += values.len();
+                json!({"Field": field, "HttpHeaderConfig": {"HttpHeaderName": name, "Values": values}})
+            }
+            "http-request-method" => {
+                check_strings(
+                    field,
+                    &values,
+                    |c| c.is_ascii_uppercase() || c == '-' || c == '_',
+                    40,
+                )?;
+                total += values.len();
+                json!({"Field": field, "HttpRequestMethodConfig": {"Values": values}})
+            }
+            "query-string" => {
+                let pairs = cfg.expect("config checked above")["Values"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if pairs.is_empty() {
+                    return Err(validation(
+                        "A 'query-string' condition must have at least one value",
+                    ));
+                }
+                let mut norm = vec![];
+                for p in &pairs {
+                    let v = str_of(p, "Value");
+                    if v.is_empty() {
+                        return Err(validation(
+                            "The value of a 'query-string' condition cannot be empty",
+                        ));
+                    }
+                    let mut strs = vec![v.to_string()];
+                    let mut n = json!({"Value": v});
+                    if let Some(k) = opt_str(p, "Key") {
+                        strs.push(k.to_string());
+                        n["Key"] = json!(k);
+                    }
+                    check_strings(field, &strs, |c| !c.is_control() && c != ' ', 128)?;
+                    wildcards += count_wild(&strs);
+                    norm.push(n);
+                }
+                total += pairs.len();
+                json!({"Field": field, "QueryStringConfig": {"Values": norm}})
+            }
+            _ => {
+                if cfg.is_some_and(|c| c.get("IpAddressType").is_some()) {
+                    return Err(validation(
+                        "IpAddressType can only be specified for Network Load Balancer rules",
+                    ));
+                }
+                if values.is_empty() {
+                    return Err(validation(
+                        "A 'source-ip' condition must have at least one value",
+                    ));
+                }
+                if let Some(v) = values.iter().find(|v| !check_cidr(v)) {
+                    return Err(validation(format!(
+                        "The source-ip condition value '{v}' is not a valid CIDR block"
+                    )));
+                }
+                total += values.len();
+                json!({"Field": field, "SourceIpConfig": {"Values": values}})
+            }
+        };
+        out.push(n);
+    }
+    if total > MAX_CONDITION_VALUES {
+        return Err(validation(format!(
+            "A rule can only have '{MAX_CONDITION_VALUES}' condition values"
+        )));
+    }
+    if wildcards > MAX_WILDCARDS {
+        return Err(validation(format!(
+            "A rule can only have '{MAX_WILDCARDS}' wildcards"
+        )));
+    }
+    Ok(Value::Array(out))
+}
+
+// ---- operations ----------------------------------------------------------------------------
+
+fn lb_of(s: &Scope, listener: &Record) -> ApiResult<Record> {
+    crate::lb::get(s, str_of(&listener.value["Listener"], "LoadBalancerArn"))
+}
+
+fn check_app_listener(listener: &Record) -> ApiResult<()> {
+    let p = str_of(&listener.value["Listener"], "Protocol");
+    if !tg::is_http(p) {
+        return Err(not_supported(format!(
+            "Rules on {p} listeners of Network Load Balancers"
+        )));
+    }
+    Ok(())
+}
+
+fn priority_in_use(p: i64) -> ApiError {
+    ApiError::client(
+        "PriorityInUse",
+        format!("Priority '{p}' is currently in use"),
+    )
+}
+
+pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let listener_arn = str_of(input, "ListenerArn");
+    let priority = input["Priority"].as_i64().unwrap_or(0);
+    if input.get("Transforms").is_some() {
+        return Err(not_supported("Rule transforms"));
+    }
+    let tags = request_tags(input)?;
+    let id = new_id();
+    commit(s.store, || {
+        let listener = listener::get(s, listener_arn)?;
+        check_app_listener(&listener)?;
+        let conditions = check_conditions(&input["Conditions"])?;
+        let lb_rec = lb_of(s, &listener)?;
+        let lb = &lb_rec.value["LoadBalancer"];
+        let protocol = str_of(&listener.value["Listener"], "Protocol");
+        let actions = check_actions(s, lb, protocol, &input["Actions"])?;
+        let lid = crate::lb::id_of(listener_arn);
+        if s.list(RULE, &format!("{lid}/"))
+            .iter()
+            .any(|r| str_of(&r.value["Rule"], "Priority").parse::<i64>() == Ok(priority))
+        {
+            return Err(priority_in_use(priority));
+        }
+        let lb_id = crate::lb::id_of(str_of(lb, "LoadBalancerArn"));
+        let count: usize = s
+            .list(LISTENER, &format!("{lb_id}/"))
+            .iter()
+            .map(|l| {
+                s.list(
+                    RULE,
+                    &format!(
+                        "{}/",
+                        crate::lb::id_of(str_of(&l.value["Listener"], "ListenerArn"))
+                    ),
+                )
+                .len()
+            })
+            .sum();
+        if count >= MAX_RULES {
+            return Err(ApiError::client(
+                "TooManyRules",
+                format!("A load balancer can have at most {MAX_RULES} rules"),
+            ));
+        }
+        let arn = format!("{}/{id}", default_rule_prefix(&listener.value));
+        let rule = json!({
+            "RuleArn": arn, "Priority": priority.to_string(), "Conditions": conditions,
+            "Actions": actions, "IsDefault": false,
+        });
+        let mut plan = Plan::new(json!({"Rules": [rule.clone()]}));
+        plan.put(&listener, (*listener.value).clone());
+        plan.create(
+            s.key(RULE, &format!("{lid}/{id}")),
+            json!({"Rule": rule, "Tags": tags.clone()}),
+        );
+        let usage = Usage {
+            user: arn.clone(),
+            lb_arn: str_of(lb, "LoadBalancerArn").to_string(),
+            old: vec![],
+            new: forward_tgs(&actions),
+        };
+        tg::apply_usage(s, &[usage], &mut plan)?;
+        Ok(plan)
+    })
+}
+
+fn sort_key(r: &Value) -> String {
+    match r["Priority"].as_str().and_then(|p| p.parse::<u32>().ok()) {
+        Some(p) => format!("{p:05}"),
+        None => "99999".into(),
+    }
+}
+
+pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arns = strings(input, "RuleArns");
+    let listener_arn = opt_str(input, "ListenerArn");
+    let mut found: Vec<Value> = match (listener_arn, arns.is_empty()) {
+        (Some(_), false) => {
+            return Err(validation(
+                "Rule ARNs and a listener ARN cannot be specified at the same time",
+            ))
+        }
+        (None, true) => {
+            return Err(validation(
+                "You must specify either rule ARNs or a listener ARN",
+            ))
+        }
+        (Some(l), true) => {
+            let listener = listener::get(s, l)?;
+            let mut v: Vec<Value> = s
+                .list(RULE, &format!("{}/", crate::lb::id_of(l)))
+                .into_iter()
+                .map(|r| r.value["Rule"].clone())
+                .collect();
+            v.push(render_default(&listener.value));
+            v
+        }
+        (None, false) => arns
+            .iter()
+            .map(|a| get(s, a).map(|r| render(&r)))
+            .collect::<ApiResult<_>>()?,
+    };
+    let key = |r: &Value| format!("{}{}", sort_key(r), str_of(r, "RuleArn"));
+    found.sort_by_key(key);
+    found.dedup_by(|a, b| a["RuleArn"] == b["RuleArn"]);
+    let p = page(found, key, input)?;
+    Ok(json!({"Rules": p.items, "NextMarker": p.next_token}))
+}
+
+pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "RuleArn");
+    if input.get("Transforms").is_some() {
+        return Err(not_supported("Rule transforms"));
+    }
+    commit(s.store, || {
+        let r = get(s, arn)?;
+        let listener = r.listener();
+        let lb_rec = lb_of(s, listener)?;
+        let lb = &lb_rec.value["LoadBalancer"];
+        let protocol = str_of(&listener.value["Listener"], "Protocol");
+        let actions = input
+            .get("Actions")
+            .map(|a| check_actions(s, lb, protocol, a))
+            .transpose()?;
+        let lb_arn = str_of(lb, "LoadBalancerArn").to_string();
+        let mut plan = Plan::new(json!({}));
+        match &r {
+            RuleRef::Default { listener } => {
+                if input.get("Conditions").is_some() {
+                    return Err(not_permitted(
+                        "The conditions of a default rule cannot be modified",
+                    ));
+                }
+                let mut v = (*listener.value).clone();
+                if let Some(a) = &actions {
+                    let usage = Usage {
+                        user: str_of(&v["Listener"], "ListenerArn").to_string(),
+                        lb_arn,
+                        old: forward_tgs(&v["Listener"]["DefaultActions"]),
+                        new: forward_tgs(a),
+                    };
+                    v["Listener"]["DefaultActions"] = a.clone();
+                    tg::apply_usage(s, &[usage], &mut plan)?;
+                }
+                plan.result = json!({"Rules": [render_default(&v)]});
+                plan.put(listener, v);
+            }
+            RuleRef::Rule { rule, .. } => {
+                check_app_listener(listener)?;
+                let mut v = (*rule.value).clone();
+                if let Some(c) = input.get("Conditions") {
+                    v["Rule"]["Conditions"] = check_conditions(c)?;
+                }
+                if let Some(a) = &actions {
+                    let usage = Usage {
+                        user: arn.to_string(),
+                        lb_arn,
+                        old: forward_tgs(&v["Rule"]["Actions"]),
+                        new: forward_tgs(a),
+                    };
+                    v["Rule"]["Actions"] = a.clone();
+                    tg::apply_usage(s, &[usage], &mut plan)?;
+                }
+                plan.result = json!({"Rules": [v["Rule"].clone()]});
+                plan.put(rule, v);
+            }
+        }
+        Ok(plan)
+    })
+}
+
+pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arn = str_of(input, "RuleArn");
+    commit(s.store, || {
+        let RuleRef::Rule { rule, listener } = get(s, arn)? else {
+            return Err(not_permitted(
+                "The default rule of a listener cannot be deleted",
+            ));
+        };
+        let mut plan = Plan::new(json!({}));
+        plan.delete(&rule);
+        let usage = Usage {
+            user: arn.to_string(),
+            lb_arn: str_of(&listener.value["Listener"], "LoadBalancerArn").to_string(),
+            old: forward_tgs(&rule.value["Rule"]["Actions"]),
+            new: vec![],
+        };
+        tg::release(s, &[usage], &mut plan)?;
+        Ok(plan)
+    })
+}
+
+pub fn set_priorities(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let pairs = input["RulePriorities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    commit(s.store, || {
+        // New priority per rule, grouped by listener.
+        let mut changes: BTreeMap<String, (Record, Vec<(Record, i64)>)> = BTreeMap::new();
+        for p in &pairs {
+            let arn = str_of(p, "RuleArn");
+            let Some(prio) = p["Priority"].as_i64() else {
+                return Err(validation(format!(
+                    "A priority must be specified for rule '{arn}'"
+                )));
+            };
+            let RuleRef::Rule { rule, listener } = get(s, arn)? else {
+                return Err(not_permitted(
+                    "The priority of a default rule cannot be changed",
+                ));
+            };
+            let entry = changes
+                .entry(listener.key.clone())
+                .or_insert_with(|| (listener.clone(), vec![]));
+            if entry.1.iter().any(|(r, _)| r.key == rule.key) {
+                return Err(validation(format!(
+                    "Rule '{arn}' is specified more than once"
+                )));
+            }
+            entry.1.push((rule, prio));
+        }
+        let mut plan = Plan::new(json!({}));
+        let mut out = vec![];
+        for (listener, updates) in changes.values() {
+            let lid = crate::lb::id_of(str_of(&listener.value["Listener"], "ListenerArn"));
+            let mut taken: BTreeMap<i64, String> = BTreeMap::new();
+            for r in s.list(RULE, &format!("{lid}/")) {
+                let prio = updates
+                    .iter()
+                    .find(|(u, _)| u.key == r.key)
+                    .map(|(_, p)| *p)
+                    .unwrap_or_else(|| str_of(&r.value["Rule"], "Priority").parse().unwrap_or(0));
+                if taken.insert(prio, r.key.clone()).is_some() {
+                    return Err(priority_in_use(prio));
+                }
+            }
+            plan.put(listener, (*listener.value).clone());
+            for (rule, prio) in updates {
+                let mut v = (*rule.value).clone();
+                v["Rule"]["Priority"] = json!(prio.to_string());
+                out.push(v["Rule"].clone());
+                plan.put(rule, v);
+            }
+        }
+        out.sort_by_key(sort_key);
+        plan.result = json!({"Rules": out});
+        Ok(plan)
+    })
+}

@@ -1,0 +1,91 @@
+//! AddTags, RemoveTags, DescribeTags on load balancers, target groups, listeners and rules.
+//! Tags live in each resource's record (a listener's default rule: `DefaultRuleTags` in the
+//! listener's record).
+
+use crate::common::*;
+use crate::rule::RuleRef;
+use berth_store::Record;
+use berth_wire::{ApiError, ApiResult};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The record holding `arn`'s tags and the field they are in.
+fn locate(s: &Scope, arn: &str) -> ApiResult<(Record, &'static str)> {
+    match parse_arn(arn) {
+        Some(Arn::Lb { .. }) => Ok((crate::lb::get(s, arn)?, "Tags")),
+        Some(Arn::Tg { .. }) => Ok((crate::tg::get(s, arn)?, "Tags")),
+        Some(Arn::Listener { .. }) => Ok((crate::listener::get(s, arn)?, "Tags")),
+        Some(Arn::Rule { .. }) => Ok(match crate::rule::get(s, arn)? {
+            RuleRef::Rule { rule, .. } => (rule, "Tags"),
+            RuleRef::Default { listener } => (listener, "DefaultRuleTags"),
+        }),
+        None => Err(validation(format!("'{arn}' is not a valid resource ARN"))),
+    }
+}
+
+/// Apply `change` to the tags of every resource in `arns`, in one transaction.
+fn update(
+    s: &Scope,
+    arns: &[String],
+    change: impl Fn(&mut Vec<Value>) -> ApiResult<()>,
+) -> ApiResult<Value> {
+    commit(s.store, || {
+        let mut recs: BTreeMap<String, (Record, Value)> = BTreeMap::new();
+        for arn in arns {
+            let (rec, field) = locate(s, arn)?;
+            let entry = recs
+                .entry(rec.key.clone())
+                .or_insert_with(|| (rec.clone(), (*rec.value).clone()));
+            let mut tags = entry.1[field].as_array().cloned().unwrap_or_default();
+            change(&mut tags)?;
+            entry.1[field] = Value::Array(tags);
+        }
+        let mut plan = Plan::new(json!({}));
+        for (rec, v) in recs.into_values() {
+            plan.put(&rec, v);
+        }
+        Ok(plan)
+    })
+}
+
+pub fn add(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let new = request_tags(input)?;
+    update(s, &strings(input, "ResourceArns"), |tags| {
+        for t in &new {
+            match tags.iter_mut().find(|x| x["Key"] == t["Key"]) {
+                Some(x) => *x = t.clone(),
+                None => tags.push(t.clone()),
+            }
+        }
+        if tags.len() > MAX_TAGS {
+            return Err(too_many_tags());
+        }
+        Ok(())
+    })
+}
+
+pub fn remove(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let keys = strings(input, "TagKeys");
+    update(s, &strings(input, "ResourceArns"), |tags| {
+        tags.retain(|t| !keys.iter().any(|k| t["Key"] == k.as_str()));
+        Ok(())
+    })
+}
+
+pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+    let arns = strings(input, "ResourceArns");
+    if arns.len() > 20 {
+        return Err(ApiError::client(
+            "ValidationError",
+            "At most 20 resource ARNs can be specified",
+        ));
+    }
+    let out = arns
+        .iter()
+        .map(|arn| {
+            let (rec, field) = locate(s, arn)?;
+            Ok(json!({"ResourceArn": arn, "Tags": rec.value[field].clone()}))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(json!({"TagDescriptions": out}))
+}
