@@ -46,7 +46,7 @@ task=$(awsb ecs run-task --cluster prod --task-definition web --launch-type FARG
 expect_eq "run-task answers a task" "task/prod" "$(cut -d: -f6 <<<"$task" | cut -d/ -f1-2)"
 awsb ecs wait tasks-stopped --cluster prod --tasks "$task"
 expect_eq "unpullable image: CannotPullContainerError" "CannotPullContainerError" "$(awsb ecs describe-tasks --cluster prod --tasks "$task" --query 'tasks[0].stoppedReason' --output text | cut -d: -f1)"
-expect_error "create-service says the scheduler is missing" NotImplemented awsb ecs create-service --cluster prod --service-name web --task-definition web --desired-count 1 --launch-type FARGATE --network-configuration "awsvpcConfiguration={subnets=[$subnet]}"
+expect_error "create-service with maximumPercent below minimumHealthyPercent" InvalidParameterException awsb ecs create-service --cluster prod --service-name web --task-definition web --desired-count 1 --launch-type FARGATE --network-configuration "awsvpcConfiguration={subnets=[$subnet]}" --deployment-configuration maximumPercent=100,minimumHealthyPercent=150
 expect_error "delete-service of nothing" ServiceNotFoundException awsb ecs delete-service --cluster prod --service web
 expect_error "not implemented operation" NotImplemented awsb ecs list-daemons
 

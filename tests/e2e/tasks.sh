@@ -217,7 +217,7 @@ kill9_berth
 start_berth
 wait_stopped "$t"
 expect_eq "task acknowledged before kill -9 ran to its end" "5" "$(field "$t" 'containers[0].exitCode')"
-# berth down stops the tasks (within their stopTimeout), then the server.
+# berth down stops the server, then the tasks (within their stopTimeout).
 t=$(run sleeper)
 awsb ecs wait tasks-running --cluster c1 --tasks "$t"
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
@@ -225,6 +225,7 @@ wait "$BERTH_PID" 2>/dev/null || true; BERTH_PID=""
 expect_eq "berth down: no supervisor left" "0" "$(pgrep -f "berth shim $BERTH_DATA" | wc -l)"
 expect_eq "berth down: no container left" "0" "$(find "$BERTH_DATA/oci-state" -mindepth 1 -maxdepth 1 -type d | wc -l)"
 start_berth
+wait_stopped "$t"
 expect_eq "berth down: the task was recorded STOPPED" "STOPPED" "$(field "$t" lastStatus)"
 
 # 13. Nothing leaks: no supervisor, mount, cgroup or task directory outlives its task.

@@ -3,10 +3,12 @@
 //! node act on the state).
 
 mod attributes;
+pub use scheduler::spawn_scheduler;
 mod capacity;
 mod cluster;
 mod common;
 mod instances;
+mod scheduler;
 mod services;
 mod settings;
 mod tags;
@@ -83,14 +85,8 @@ impl Service for Ecs {
             "CreateService" => self.create_service(ctx, i),
             "DescribeServices" => self.describe_services(ctx, i),
             "ListServices" => self.list_services(ctx, i),
-            "UpdateService" | "DeleteService" => {
-                self.existing_service(ctx, i)?;
-                Err(ApiError::new(
-                    501,
-                    "NotImplemented",
-                    format!("{operation}: the service scheduler is not built yet."),
-                ))
-            }
+            "UpdateService" => self.update_service(ctx, i),
+            "DeleteService" => self.delete_service(ctx, i),
 
             "CreateCapacityProvider" => self.create_capacity_provider(ctx, i),
             "DescribeCapacityProviders" => self.describe_capacity_providers(ctx, i),

@@ -1,10 +1,10 @@
-//! Services: the full CreateService validation; the reads and writes on services that
-//! exist. The service scheduler comes with the services issue, so a valid CreateService
-//! ends in a clear NotImplemented and nothing is written.
+//! Services: CreateService, UpdateService, DeleteService write the desired state (the
+//! service record and its deployments); `scheduler.rs` makes the tasks match it.
 
 use crate::common::*;
 use crate::tasks::Placement;
 use crate::Ecs;
+use berth_store::{Cond, Op};
 use berth_wire::page::paginate;
 use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Value};
@@ -92,22 +92,221 @@ impl Ecs {
                 }
             }
         }
+        check_deployment_configuration(input.get("deploymentConfiguration"))?;
+        if strategy == "DAEMON" || controller != "ECS" {
+            return Err(ApiError::new(
+                501,
+                "NotImplemented",
+                "CreateService: only the REPLICA scheduling strategy with the ECS deployment controller is implemented in Berth yet; the request was valid and no service was created.",
+            ));
+        }
+        if matches!(placement, Placement::External | Placement::AsgProviders) {
+            return Err(ApiError::new(
+                501,
+                "NotImplemented",
+                "CreateService: services on EXTERNAL instances or Auto Scaling group capacity providers are not implemented in Berth yet; no service was created.",
+            ));
+        }
+        let td = self.runnable_task_definition(ctx, input)?;
+        let td_arn = td.value["taskDefinitionArn"].clone();
+        let now = self.clock.now();
+        let launch_type = match placement {
+            Placement::Fargate if input.get("capacityProviderStrategy").is_none() => {
+                json!("FARGATE")
+            }
+            Placement::Ec2 => json!("EC2"),
+            _ => Value::Null,
+        };
+        let desired = input
+            .get("desiredCount")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let dc = deployment_configuration(input.get("deploymentConfiguration"));
+        let service = json!({
+            "serviceArn": arn(ctx, &format!("service/{cluster_name}/{name}")),
+            "serviceName": name,
+            "clusterArn": cluster.value["clusterArn"],
+            "loadBalancers": input.get("loadBalancers").cloned().unwrap_or(json!([])),
+            "serviceRegistries": input.get("serviceRegistries").cloned().unwrap_or(json!([])),
+            "status": "ACTIVE",
+            "desiredCount": desired,
+            "runningCount": 0,
+            "pendingCount": 0,
+            "launchType": launch_type,
+            "capacityProviderStrategy": input.get("capacityProviderStrategy"),
+            "platformVersion": if placement == Placement::Fargate { json!("LATEST") } else { Value::Null },
+            "platformFamily": if placement == Placement::Fargate { json!("Linux") } else { Value::Null },
+            "taskDefinition": td_arn,
+            "deploymentConfiguration": dc,
+            "deployments": [new_deployment(input, &td_arn, desired, &launch_type, now)],
+            "events": [],
+            "createdAt": now,
+            "placementConstraints": input.get("placementConstraints").cloned().unwrap_or(json!([])),
+            "placementStrategy": input.get("placementStrategy").cloned().unwrap_or(json!([])),
+            "networkConfiguration": input.get("networkConfiguration"),
+            "healthCheckGracePeriodSeconds": input.get("healthCheckGracePeriodSeconds"),
+            "schedulingStrategy": "REPLICA",
+            "deploymentController": {"type": "ECS"},
+            "createdBy": format!("arn:aws:iam::{}:root", ctx.account),
+            "enableECSManagedTags": input.get("enableECSManagedTags").cloned().unwrap_or(json!(false)),
+            "propagateTags": input.get("propagateTags").cloned().unwrap_or(json!("NONE")),
+            "enableExecuteCommand": input.get("enableExecuteCommand").cloned().unwrap_or(json!(false)),
+            "availabilityZoneRebalancing": "DISABLED",
+            "tags": input.get("tags").cloned().unwrap_or(json!([])),
+        });
+        let k = key(ctx, &format!("service/{cluster_name}/{name}"));
+        let cond = match self.store.get(&k) {
+            Some(r) => Cond::Revision(k.clone(), r.revision),
+            None => Cond::Absent(k.clone()),
+        };
+        self.store
+            .txn(&[cond], vec![Op::Put(k, service.clone())])
+            .map_err(store_err)?;
+        Ok(json!({"service": public_service(&service, false)}))
+    }
+
+    pub(crate) fn update_service(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let (k, rev, mut s) = self.service_record(ctx, input)?;
+        if s["status"] != "ACTIVE" {
+            return Err(ApiError::client(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
+        if input
+            .get("desiredCount")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n < 0)
+        {
+            return Err(invalid("desiredCount must be 0 or greater."));
+        }
+        check_deployment_configuration(input.get("deploymentConfiguration"))?;
+        let now = self.clock.now();
+        if let Some(n) = input.get("desiredCount").and_then(Value::as_i64) {
+            s["desiredCount"] = json!(n);
+        }
         if let Some(dc) = input.get("deploymentConfiguration") {
-            let max = dc.get("maximumPercent").and_then(Value::as_i64);
-            let min = dc.get("minimumHealthyPercent").and_then(Value::as_i64);
-            if let (Some(max), Some(min)) = (max, min) {
-                if max < min {
-                    return Err(invalid(
-                        "maximumPercent must be greater than or equal to minimumHealthyPercent.",
-                    ));
-                }
+            let mut merged = s["deploymentConfiguration"].clone();
+            for (f, v) in dc.as_object().into_iter().flatten() {
+                merged[f] = v.clone();
+            }
+            s["deploymentConfiguration"] = deployment_configuration(Some(&merged));
+        }
+        for f in [
+            "healthCheckGracePeriodSeconds",
+            "enableExecuteCommand",
+            "propagateTags",
+            "enableECSManagedTags",
+        ] {
+            if let Some(v) = input.get(f) {
+                s[f] = v.clone();
             }
         }
-        Err(ApiError::new(
-            501,
-            "NotImplemented",
-            "CreateService: Berth's service scheduler (and the task runtime it needs) is not built yet; the request was valid and no service was created.",
-        ))
+        let mut new_td = None;
+        if input.get("taskDefinition").is_some() {
+            let td = self.runnable_task_definition(ctx, input)?;
+            new_td = Some(td.value["taskDefinitionArn"].clone());
+        }
+        let placement = if s["launchType"] == "EC2" {
+            Placement::Ec2
+        } else {
+            Placement::Fargate
+        };
+        if let Some(net) = input.get("networkConfiguration") {
+            let td_arn = new_td.clone().unwrap_or(s["taskDefinition"].clone());
+            let td = self
+                .find_task_definition(ctx, td_arn.as_str().unwrap_or_default())
+                .ok_or_else(|| client("TaskDefinition not found."))?;
+            self.check_network(
+                ctx,
+                &json!({"networkConfiguration": net}),
+                &td.value,
+                &placement,
+            )?;
+            s["networkConfiguration"] = net.clone();
+        }
+        let force = input.get("forceNewDeployment") == Some(&json!(true));
+        let changed_td = new_td.as_ref().is_some_and(|t| *t != s["taskDefinition"]);
+        if changed_td || force || input.get("networkConfiguration").is_some() {
+            // A new PRIMARY deployment; the one before keeps running until replaced.
+            let td_arn = new_td.unwrap_or(s["taskDefinition"].clone());
+            for d in s["deployments"].as_array_mut().into_iter().flatten() {
+                if d["status"] == "PRIMARY" {
+                    d["status"] = json!("ACTIVE");
+                    d["updatedAt"] = json!(now);
+                }
+            }
+            let mut d = new_deployment(
+                &s,
+                &td_arn,
+                s["desiredCount"].as_i64().unwrap_or(0),
+                &s["launchType"],
+                now,
+            );
+            d["networkConfiguration"] = s["networkConfiguration"].clone();
+            let mut all = vec![d];
+            all.extend(s["deployments"].as_array().cloned().unwrap_or_default());
+            s["deployments"] = json!(all);
+            s["taskDefinition"] = td_arn;
+        } else {
+            let desired = s["desiredCount"].clone();
+            if let Some(d) = s["deployments"]
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|d| d["status"] == "PRIMARY"))
+            {
+                d["desiredCount"] = desired;
+                d["updatedAt"] = json!(now);
+            }
+        }
+        self.store
+            .txn(
+                &[Cond::Revision(k.clone(), rev)],
+                vec![Op::Put(k, s.clone())],
+            )
+            .map_err(store_err)?;
+        Ok(json!({"service": public_service(&s, false)}))
+    }
+
+    pub(crate) fn delete_service(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        let (k, rev, mut s) = self.service_record(ctx, input)?;
+        let force = input.get("force") == Some(&json!(true));
+        if s["desiredCount"].as_i64().unwrap_or(0) > 0 && !force {
+            return Err(invalid(
+                "The service cannot be stopped while it is scaled above 0.",
+            ));
+        }
+        if s["status"] == "ACTIVE" {
+            // DRAINING: the scheduler stops its tasks, then marks it INACTIVE.
+            s["status"] = json!("DRAINING");
+            s["desiredCount"] = json!(0);
+            for d in s["deployments"].as_array_mut().into_iter().flatten() {
+                d["desiredCount"] = json!(0);
+            }
+            self.store
+                .txn(
+                    &[Cond::Revision(k.clone(), rev)],
+                    vec![Op::Put(k, s.clone())],
+                )
+                .map_err(store_err)?;
+        }
+        Ok(json!({"service": public_service(&s, false)}))
+    }
+
+    /// The record of the service an update or delete names (ACTIVE or DRAINING).
+    fn service_record(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+    ) -> ApiResult<(String, i64, Value)> {
+        let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
+        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
+        let id = str_of(input, "service").unwrap_or_default();
+        let name = id.rsplit('/').next().unwrap_or(id);
+        let k = key(ctx, &format!("service/{cluster_name}/{name}"));
+        match self.store.get(&k) {
+            Some(r) if r.value["status"] != "INACTIVE" => Ok((k, r.revision, (*r.value).clone())),
+            _ => Err(service_not_found()),
+        }
     }
 
     pub(crate) fn describe_services(
@@ -134,13 +333,7 @@ impl Ecs {
                 self.store
                     .get(&key(ctx, &format!("service/{cluster_name}/{n}")))
             }) {
-                Some(r) => {
-                    let mut s = (*r.value).clone();
-                    if !with_tags {
-                        s.as_object_mut().map(|o| o.remove("tags"));
-                    }
-                    found.push(s);
-                }
+                Some(r) => found.push(public_service(&r.value, with_tags)),
                 None => {
                     let a = if id.starts_with("arn:") {
                         id.to_string()
@@ -182,19 +375,89 @@ impl Ecs {
             json!({"serviceArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
         )
     }
+}
 
-    /// UpdateService and DeleteService on a service that does not exist.
-    pub(crate) fn existing_service(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
-        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
-        let id = str_of(input, "service").unwrap_or_default();
-        let name = id.rsplit('/').next().unwrap_or(id);
-        match self
-            .store
-            .get(&key(ctx, &format!("service/{cluster_name}/{name}")))
-        {
-            Some(r) if r.value["status"] != "INACTIVE" => Ok((*r.value).clone()),
-            _ => Err(service_not_found()),
+/// A service as the API shows it: without Berth's own bookkeeping, and with its tags
+/// only when asked for.
+fn public_service(s: &Value, with_tags: bool) -> Value {
+    let mut s = s.clone();
+    if let Some(o) = s.as_object_mut() {
+        o.remove("_berth");
+        if !with_tags {
+            o.remove("tags");
         }
     }
+    s
+}
+
+fn check_deployment_configuration(dc: Option<&Value>) -> ApiResult<()> {
+    let Some(dc) = dc else { return Ok(()) };
+    let max = dc.get("maximumPercent").and_then(Value::as_i64);
+    let min = dc.get("minimumHealthyPercent").and_then(Value::as_i64);
+    if let (Some(max), Some(min)) = (max, min) {
+        if max < min {
+            return Err(invalid(
+                "maximumPercent must be greater than or equal to minimumHealthyPercent.",
+            ));
+        }
+    }
+    if max.is_some_and(|m| !(100..=200).contains(&m)) {
+        return Err(invalid("maximumPercent must be between 100 and 200."));
+    }
+    if min.is_some_and(|m| !(0..=100).contains(&m)) {
+        return Err(invalid("minimumHealthyPercent must be between 0 and 100."));
+    }
+    Ok(())
+}
+
+/// The deployment configuration with ECS's defaults filled in.
+fn deployment_configuration(dc: Option<&Value>) -> Value {
+    let dc = dc.cloned().unwrap_or(json!({}));
+    let cb = dc
+        .get("deploymentCircuitBreaker")
+        .cloned()
+        .unwrap_or(json!({}));
+    json!({
+        "deploymentCircuitBreaker": {
+            "enable": cb.get("enable").cloned().unwrap_or(json!(false)),
+            "rollback": cb.get("rollback").cloned().unwrap_or(json!(false)),
+        },
+        "maximumPercent": dc.get("maximumPercent").cloned().unwrap_or(json!(200)),
+        "minimumHealthyPercent": dc.get("minimumHealthyPercent").cloned().unwrap_or(json!(100)),
+    })
+}
+
+/// A new PRIMARY deployment of `td` for `desired` tasks. Its id is what its tasks carry as
+/// startedBy, as on ECS.
+pub(crate) fn new_deployment(
+    source: &Value,
+    td: &Value,
+    desired: i64,
+    launch_type: &Value,
+    now: f64,
+) -> Value {
+    let digits: String = uuid::Uuid::new_v4()
+        .as_u128()
+        .to_string()
+        .chars()
+        .take(19)
+        .collect();
+    let id = format!("ecs-svc/{digits}");
+    json!({
+        "id": id,
+        "status": "PRIMARY",
+        "taskDefinition": td,
+        "desiredCount": desired,
+        "pendingCount": 0,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": now,
+        "updatedAt": now,
+        "launchType": launch_type,
+        "capacityProviderStrategy": source.get("capacityProviderStrategy"),
+        "platformVersion": if *launch_type == "FARGATE" { json!("1.4.0") } else { Value::Null },
+        "networkConfiguration": source.get("networkConfiguration"),
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": format!("ECS deployment {id} in progress."),
+    })
 }

@@ -134,21 +134,22 @@ fn main() -> std::process::ExitCode {
         }
         Command::Down(args) => {
             let dir = args.data_dir.unwrap_or_else(default_data_dir);
+            // The server first, so no service scheduler starts tasks in place of those
+            // stopped next; its next start records them STOPPED.
+            let msg = match instance::stop(&dir, std::time::Duration::from_secs(30)) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    eprintln!("berth: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            println!("{msg}");
             if let Err(e) = stop_tasks(&dir) {
                 eprintln!("berth: {e}");
                 return std::process::ExitCode::FAILURE;
             }
-            match instance::stop(&dir, std::time::Duration::from_secs(30)) {
-                Ok(msg) => {
-                    println!("{msg}");
-                    undo_host_changes(&dir);
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("berth: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+            undo_host_changes(&dir);
+            std::process::ExitCode::SUCCESS
         }
         Command::Up(args) => {
             tracing_subscriber::fmt()
@@ -193,9 +194,9 @@ fn undo_host_changes(data_dir: &std::path::Path) {
     }
 }
 
-/// `berth down`, first part: ask every task's supervisor to stop its task (each takes
-/// up to its containers' stopTimeout), and wait until all are gone. A running server
-/// records the tasks as STOPPED meanwhile; otherwise its next start does.
+/// `berth down`, after the server: ask every task's supervisor to stop its task (each
+/// takes up to its containers' stopTimeout), and wait until all are gone. The next start
+/// records the tasks as STOPPED.
 fn stop_tasks(data_dir: &std::path::Path) -> Result<(), String> {
     let tasks = data_dir.join("tasks");
     let n = berth_node::Node::stop_all(&tasks);
@@ -307,6 +308,8 @@ async fn up(args: UpArgs) -> Result<(), String> {
         data_dir.join("logs"),
     ));
     let ecs = Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone()));
+    // Services: the scheduler keeps their tasks at the desired count.
+    berth_ecs::spawn_scheduler(ecs.clone());
     let clusters: Vec<String> = args
         .register_instances
         .iter()

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# ECS services as a user runs them: a service keeps its desired count of real tasks
+# RUNNING (a task whose process dies is replaced), scales, rolls out a new task definition
+# within minimumHealthyPercent/maximumPercent, trips the circuit breaker and rolls back
+# when the new tasks cannot run, and DeleteService drains it. `aws ecs wait
+# services-stable` works throughout.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/images.sh"
+if [ "$(id -u)" != 0 ]; then echo "FAIL - services run tasks: needs root" >&2; exit 1; fi
+start_berth
+push_task_image
+awsb ecs create-cluster --cluster-name c1 >/dev/null
+SUBNET=$(awsb ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
+NET="awsvpcConfiguration={subnets=[$SUBNET]}"
+register() { # FAMILY COMMAND
+  awsb ecs register-task-definition --family "$1" --requires-compatibilities FARGATE --network-mode awsvpc \
+    --cpu 256 --memory 512 --container-definitions "[{\"name\":\"web\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sh\",\"-c\",\"$2\"]}]" \
+    --query taskDefinition.taskDefinitionArn --output text
+}
+svc() { awsb ecs describe-services --cluster c1 --services web --query "services[0].$1" --output text; }
+running_tasks() { awsb ecs list-tasks --cluster c1 --service-name web --desired-status RUNNING --query 'taskArns' --output text | tr '\t' '\n' | grep -c . || true; }
+stable() { awsb ecs wait services-stable --cluster c1 --services web; }
+TD1=$(register web 'mkdir -p /www && echo v1 > /www/index.html && exec httpd -f -p 80 -h /www')
+
+# 1. Three tasks, kept running.
+awsb ecs create-service --cluster c1 --service-name web --task-definition web:1 --desired-count 3 \
+  --launch-type FARGATE --network-configuration "$NET" >/dev/null
+stable
+expect_eq "services-stable: 3 running" "3 3 0" "$(svc '[desiredCount,runningCount,pendingCount]' | tr '\t' ' ')"
+expect_eq "3 tasks RUNNING, started by the deployment" "3" "$(running_tasks)"
+# The rollout completes once the tasks have stayed RUNNING a few seconds.
+wait_for "the rollout to complete" 60 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs describe-services --cluster c1 --services web --query 'services[0].deployments[0].rolloutState' --output text)\" = COMPLETED ]"
+expect_eq "one deployment, COMPLETED" "1 COMPLETED" "$(svc '[length(deployments), deployments[0].rolloutState]' | tr '\t' ' ')"
+expect_eq "the steady-state event" "1" "$(svc 'events[].message' | tr '\t' '\n' | grep -c 'has reached a steady state')"
+ids=$(awsb ecs list-tasks --cluster c1 --service-name web --query 'taskArns' --output text)
+answering=0
+for t in $ids; do
+  ip=$(awsb ecs describe-tasks --cluster c1 --tasks "$t" --query "tasks[0].attachments[0].details[?name=='privateIPv4Address'].value | [0]" --output text)
+  [ "$(curl -fsS --max-time 5 "http://$ip/")" = v1 ] && answering=$((answering + 1))
+done
+expect_eq "each task answers on its address" "3" "$answering"
+
+# 2. A task whose process dies is replaced.
+victim=$(awk '{print $1}' <<<"$ids"); victim_id=${victim##*/}
+pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containers"][0]["pid"])' "$BERTH_DATA/tasks/$victim_id/state.json")
+kill -9 "$pid"
+awsb ecs wait tasks-stopped --cluster c1 --tasks "$victim"
+expect_eq "the killed task stopped on its own" "EssentialContainerExited" "$(awsb ecs describe-tasks --cluster c1 --tasks "$victim" --query 'tasks[0].stopCode' --output text)"
+stable
+expect_eq "replaced: 3 running again" "3" "$(svc runningCount)"
+expect_eq "the replacement is a new task" "0" "$(awsb ecs list-tasks --cluster c1 --service-name web --desired-status RUNNING --query 'taskArns' --output text | grep -c "$victim_id" || true)"
+
+# 3. Scale down and up.
+awsb ecs update-service --cluster c1 --service web --desired-count 1 >/dev/null
+stable
+expect_eq "scaled to 1" "1" "$(running_tasks)"
+awsb ecs update-service --cluster c1 --service web --desired-count 2 >/dev/null
+stable
+expect_eq "scaled to 2" "2" "$(running_tasks)"
+
+# 4. A rolling update to a new task definition.
+TD2=$(register web 'mkdir -p /www && echo v2 > /www/index.html && exec httpd -f -p 80 -h /www')
+D1=$(svc 'deployments[0].id')
+awsb ecs update-service --cluster c1 --service web --task-definition web:2 >/dev/null
+expect_eq "the update makes a new PRIMARY deployment" "1" "$([ "$(svc 'deployments[0].id')" != "$D1" ] && echo 1 || echo 0)"
+stable
+expect_eq "rolled out: one deployment, of the new revision" "1 $TD2" "$(svc '[length(deployments), deployments[0].taskDefinition]' | tr '\t' ' ')"
+expect_eq "all running tasks are of the new revision" "$TD2 $TD2" "$(awsb ecs describe-tasks --cluster c1 --tasks $(awsb ecs list-tasks --cluster c1 --service-name web --desired-status RUNNING --query 'taskArns' --output text) --query 'tasks[].taskDefinitionArn' --output text | tr '\t' ' ')"
+
+# 5. A task definition whose container exits at once trips the circuit breaker; rollback.
+register web 'exit 1' >/dev/null
+awsb ecs update-service --cluster c1 --service web --task-definition web:3 \
+  --deployment-configuration 'deploymentCircuitBreaker={enable=true,rollback=true},maximumPercent=200,minimumHealthyPercent=100' >/dev/null
+stable
+expect_eq "rolled back to the working revision" "$TD2" "$(svc 'deployments[0].taskDefinition')"
+expect_eq "the failed deployment is reported" "1" "$(svc 'events[].message' | tr '\t' '\n' | grep -c 'deployment failed')"
+expect_eq "still 2 running" "2" "$(running_tasks)"
+
+# 6. Bad input, then DeleteService drains the service.
+expect_error "update of a missing service" ServiceNotFoundException awsb ecs update-service --cluster c1 --service nope --desired-count 1
+expect_error "delete while scaled above 0" InvalidParameterException awsb ecs delete-service --cluster c1 --service web
+expect_error "negative desired count" InvalidParameterException awsb ecs update-service --cluster c1 --service web --desired-count -1
+expect_eq "bad input changed nothing" "2" "$(svc desiredCount)"
+awsb ecs delete-service --cluster c1 --service web --force >/dev/null
+awsb ecs wait services-inactive --cluster c1 --services web
+expect_eq "deleted: INACTIVE" "INACTIVE" "$(svc status)"
+expect_eq "no task left running" "0" "$(awsb ecs list-tasks --cluster c1 --desired-status RUNNING --query 'length(taskArns)')"
+"$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
+BERTH_PID=""
+finish
