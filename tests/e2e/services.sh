@@ -2,12 +2,12 @@
 # ECS services as a user runs them: a service keeps its desired count of real tasks
 # RUNNING (a task whose process dies is replaced), scales, rolls out a new task definition
 # within minimumHealthyPercent/maximumPercent, trips the circuit breaker and rolls back
-# when the new tasks cannot run, and DeleteService drains it. `aws ecs wait
-# services-stable` works throughout.
+# when the new tasks cannot run, moves its tasks off a DRAINING container instance, and
+# DeleteService drains it. `aws ecs wait services-stable` works throughout.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/images.sh"
 if [ "$(id -u)" != 0 ]; then echo "FAIL - services run tasks: needs root" >&2; exit 1; fi
-start_berth
+start_berth --register-instance c1
 push_task_image
 awsb ecs create-cluster --cluster-name c1 >/dev/null
 SUBNET=$(awsb ec2 describe-subnets --query 'Subnets[0].SubnetId' --output text)
@@ -85,6 +85,26 @@ awsb ecs delete-service --cluster c1 --service web --force >/dev/null
 awsb ecs wait services-inactive --cluster c1 --services web
 expect_eq "deleted: INACTIVE" "INACTIVE" "$(svc status)"
 expect_eq "no task left running" "0" "$(awsb ecs list-tasks --cluster c1 --desired-status RUNNING --query 'length(taskArns)')"
+
+# 7. EC2: a DRAINING container instance's service tasks are replaced on another instance
+#    first, then stopped. This host is instance A (--register-instance); B is registered
+#    through the API (this host's node runs what is placed on either).
+wait_registered c1
+A=$(awsb ecs list-container-instances --cluster c1 --query 'containerInstanceArns[0]' --output text)
+B=$(awsb ecs register-container-instance --cluster c1 --total-resources name=CPU,type=INTEGER,integerValue=4096 name=MEMORY,type=INTEGER,integerValue=8192 --query containerInstance.containerInstanceArn --output text)
+awsb ecs register-task-definition --family ec2web --requires-compatibilities EC2 --network-mode bridge --cpu 128 --memory 128 \
+  --container-definitions "[{\"name\":\"web\",\"image\":\"$IMAGE\",\"stopTimeout\":2,\"command\":[\"sleep\",\"600\"]}]" >/dev/null
+awsb ecs create-service --cluster c1 --service-name ec2 --task-definition ec2web --desired-count 2 --launch-type EC2 \
+  --placement-strategy type=spread,field=instanceId >/dev/null
+awsb ecs wait services-stable --cluster c1 --services ec2
+on() { awsb ecs describe-tasks --cluster c1 --tasks $(awsb ecs list-tasks --cluster c1 --service-name ec2 --desired-status RUNNING --query 'taskArns' --output text) --query "length(tasks[?containerInstanceArn=='$1'])"; }
+expect_eq "spread: one task on each instance" "1 1" "$(on "$A") $(on "$B")"
+awsb ecs update-container-instances-state --cluster c1 --container-instances "$A" --status DRAINING >/dev/null
+wait_for "the drained instance to empty" 60 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs describe-container-instances --cluster c1 --container-instances $A --query 'containerInstances[0].runningTasksCount')\" = 0 ]"
+awsb ecs wait services-stable --cluster c1 --services ec2
+expect_eq "both tasks now on the other instance" "0 2" "$(on "$A") $(on "$B")"
+awsb ecs delete-service --cluster c1 --service ec2 --force >/dev/null
+awsb ecs wait services-inactive --cluster c1 --services ec2
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
 BERTH_PID=""
 finish

@@ -201,8 +201,26 @@ impl Ecs {
             }
         }
 
-        let active = |d: &Value| of(d).iter().filter(|(_, _, t)| is_active(t)).count() as i64;
-        let total_active: i64 = deployments.iter().map(active).sum();
+        // Tasks on DRAINING container instances are replaced elsewhere, then stopped.
+        let draining_hosts: std::collections::HashSet<String> = self
+            .store
+            .list(&key(ctx, &format!("container-instance/{cluster}/")))
+            .into_iter()
+            .filter(|r| r.value["status"] == "DRAINING")
+            .filter_map(|r| r.value["containerInstanceArn"].as_str().map(str::to_string))
+            .collect();
+        let on_draining = |t: &Value| {
+            t["containerInstanceArn"]
+                .as_str()
+                .is_some_and(|a| draining_hosts.contains(a))
+        };
+        let active = |d: &Value| {
+            of(d)
+                .iter()
+                .filter(|(_, _, t)| is_active(t) && !on_draining(t))
+                .count() as i64
+        };
+        let total_active: i64 = tasks.iter().filter(|(_, _, t)| is_active(t)).count() as i64;
         let mut started = vec![];
         let mut stopped = vec![];
         // Start what the PRIMARY deployment lacks, within maximumPercent, unless it failed
@@ -256,21 +274,27 @@ impl Ecs {
                 }
             }
         }
-        // Stop: the PRIMARY's surplus (pending first), then old deployments' tasks while
-        // enough stay RUNNING (pending ones at once).
+        // Stop: the PRIMARY's surplus (pending first); then, while enough stay RUNNING
+        // (pending ones at once), old deployments' tasks and tasks on DRAINING instances.
         let mut healthy: i64 = tasks.iter().filter(|(_, _, t)| is_healthy(t, now)).count() as i64;
         for (i, d) in deployments.iter().enumerate() {
             let mut mine: Vec<&(String, i64, Value)> =
                 of(d).into_iter().filter(|(_, _, t)| is_active(t)).collect();
-            mine.sort_by_key(|(_, _, t)| is_running(t));
+            // Drained first, then pending, then running.
+            mine.sort_by_key(|(_, _, t)| (!on_draining(t), is_running(t)));
+            let replaced = mine.iter().filter(|(_, _, t)| on_draining(t)).count() as i64;
             let surplus = if i == 0 {
-                (mine.len() as i64 - desired).max(0)
+                replaced + (mine.len() as i64 - replaced - desired).max(0)
             } else {
                 mine.len() as i64
             };
             for (k, r, t) in mine.into_iter().take(surplus as usize) {
                 let counted = is_healthy(t, now);
-                if is_running(t) && i > 0 && healthy - i64::from(counted) < min_healthy && !draining
+                let guarded = i > 0 || on_draining(t);
+                if is_running(t)
+                    && guarded
+                    && healthy - i64::from(counted) < min_healthy
+                    && !draining
                 {
                     continue;
                 }
