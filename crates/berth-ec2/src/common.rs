@@ -133,34 +133,15 @@ pub fn store_err(e: StoreError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-/// One attempt at a write: the conditions it relies on, the writes, and what to answer.
-pub struct Plan<T> {
-    pub conds: Vec<Cond>,
-    pub ops: Vec<Op>,
-    pub result: T,
-}
+pub use berth_store::Plan;
 
-/// Run `attempt` (which reads the store and plans a write) until its transaction commits.
-/// A conflict means another writer got there first, so re-read and plan again; the
-/// attempt re-checks every rule, so the outcome is as if the requests ran one at a time.
-pub fn commit<T>(
-    store: &dyn Store,
-    mut attempt: impl FnMut() -> ApiResult<Plan<T>>,
-) -> ApiResult<T> {
-    for _ in 0..64 {
-        let plan = attempt()?;
-        if plan.ops.is_empty() {
-            return Ok(plan.result);
-        }
-        match store.txn(&plan.conds, plan.ops) {
-            Ok(_) => return Ok(plan.result),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(store_err(e)),
-        }
-    }
-    Err(ApiError::internal(
-        "too many concurrent changes to the same resources; try again",
-    ))
+/// Run `attempt` until its transaction commits (berth_store::commit), with the API's
+/// errors.
+pub fn commit<T>(store: &dyn Store, attempt: impl FnMut() -> ApiResult<Plan<T>>) -> ApiResult<T> {
+    berth_store::commit(store, attempt, |e| match e {
+        Some(e) => store_err(e),
+        None => ApiError::internal("too many concurrent changes to the same resources; try again"),
+    })
 }
 
 /// Put `value` back at `rec`'s key on condition it is unchanged: used to make a parent

@@ -16,7 +16,7 @@
 //! - `rule/{listener id}/{rule id}`: `{"Rule": <shape>, "Tags"}`. The listener's record is
 //!   the lock for its rules' priorities.
 
-use berth_store::{Cond, Op, Record, Store, StoreError};
+use berth_store::{Record, Store, StoreError};
 use berth_wire::page::{paginate, Page};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -260,61 +260,15 @@ pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiR
 
 // ---- writes -------------------------------------------------------------------------------
 
-/// One attempt at a write: the conditions it relies on, the writes, and what to answer.
-pub struct Plan<T> {
-    pub conds: Vec<Cond>,
-    pub ops: Vec<Op>,
-    pub result: T,
-}
+pub use berth_store::Plan;
 
-impl<T> Plan<T> {
-    pub fn new(result: T) -> Self {
-        Plan {
-            conds: vec![],
-            ops: vec![],
-            result,
-        }
-    }
-    /// Rewrite `rec` with `value` on condition it is unchanged since read.
-    pub fn put(&mut self, rec: &Record, value: Value) {
-        self.conds
-            .push(Cond::Revision(rec.key.clone(), rec.revision));
-        self.ops.push(Op::Put(rec.key.clone(), value));
-    }
-    /// Delete `rec` on condition it is unchanged since read.
-    pub fn delete(&mut self, rec: &Record) {
-        self.conds
-            .push(Cond::Revision(rec.key.clone(), rec.revision));
-        self.ops.push(Op::Delete(rec.key.clone()));
-    }
-    /// Create `key`, which must not exist.
-    pub fn create(&mut self, key: String, value: Value) {
-        self.conds.push(Cond::Absent(key.clone()));
-        self.ops.push(Op::Put(key, value));
-    }
-}
-
-/// Run `attempt` (which reads the store and plans one transaction) until it commits. A
-/// conflict means another writer got there first: re-read and plan again, every rule
-/// re-checked, so the outcome is as if the requests ran one at a time.
-pub fn commit<T>(
-    store: &dyn Store,
-    mut attempt: impl FnMut() -> ApiResult<Plan<T>>,
-) -> ApiResult<T> {
-    for _ in 0..64 {
-        let plan = attempt()?;
-        if plan.ops.is_empty() {
-            return Ok(plan.result);
-        }
-        match store.txn(&plan.conds, plan.ops) {
-            Ok(_) => return Ok(plan.result),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(store_err(e)),
-        }
-    }
-    Err(ApiError::internal(
-        "too many concurrent changes to the same resources; try again",
-    ))
+/// Run `attempt` until its transaction commits (berth_store::commit), with the API's
+/// errors.
+pub fn commit<T>(store: &dyn Store, attempt: impl FnMut() -> ApiResult<Plan<T>>) -> ApiResult<T> {
+    berth_store::commit(store, attempt, |e| match e {
+        Some(e) => store_err(e),
+        None => ApiError::internal("too many concurrent changes to the same resources; try again"),
+    })
 }
 
 #[cfg(test)]

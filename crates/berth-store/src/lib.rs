@@ -105,3 +105,61 @@ pub trait Store: Send + Sync {
         )
     }
 }
+
+/// One attempt at a write: the conditions it relies on, the writes, and what to answer.
+pub struct Plan<T> {
+    pub conds: Vec<Cond>,
+    pub ops: Vec<Op>,
+    pub result: T,
+}
+
+impl<T> Plan<T> {
+    /// A plan that writes nothing (yet) and answers `result`.
+    pub fn new(result: T) -> Self {
+        Plan {
+            conds: vec![],
+            ops: vec![],
+            result,
+        }
+    }
+    /// Rewrite `rec` with `value` on condition it is unchanged since read.
+    pub fn put(&mut self, rec: &Record, value: Value) {
+        self.conds
+            .push(Cond::Revision(rec.key.clone(), rec.revision));
+        self.ops.push(Op::Put(rec.key.clone(), value));
+    }
+    /// Delete `rec` on condition it is unchanged since read.
+    pub fn delete(&mut self, rec: &Record) {
+        self.conds
+            .push(Cond::Revision(rec.key.clone(), rec.revision));
+        self.ops.push(Op::Delete(rec.key.clone()));
+    }
+    /// Create `key`, which must not exist.
+    pub fn create(&mut self, key: String, value: Value) {
+        self.conds.push(Cond::Absent(key.clone()));
+        self.ops.push(Op::Put(key, value));
+    }
+}
+
+/// Run `attempt` (which reads the store and plans one transaction) until it commits. A
+/// conflict means another writer got there first: re-read and plan again, every rule
+/// re-checked, so the outcome is as if the requests ran one at a time. `failed` turns a
+/// backend error, or (None) too many conflicts in a row, into the caller's error.
+pub fn commit<T, E>(
+    store: &dyn Store,
+    mut attempt: impl FnMut() -> Result<Plan<T>, E>,
+    failed: impl Fn(Option<StoreError>) -> E,
+) -> Result<T, E> {
+    for _ in 0..64 {
+        let plan = attempt()?;
+        if plan.ops.is_empty() {
+            return Ok(plan.result);
+        }
+        match store.txn(&plan.conds, plan.ops) {
+            Ok(_) => return Ok(plan.result),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(failed(Some(e))),
+        }
+    }
+    Err(failed(None))
+}
