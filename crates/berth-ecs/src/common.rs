@@ -147,3 +147,16 @@ pub fn merge_tags(old: &[Value], new: &[Value]) -> Vec<Value> {
 pub fn include_has(input: &Value, what: &str) -> bool {
     arr_of(input, "include").iter().any(|v| v == what)
 }
+
+/// A task or service record as the API shows it: without Berth's own bookkeeping
+/// (`_berth`), and with its tags only when asked for.
+pub(crate) fn public_view(v: &Value, with_tags: bool) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("_berth");
+        if !with_tags {
+            o.remove("tags");
+        }
+    }
+    v
+}

@@ -32,11 +32,18 @@ pub fn spawn_scheduler(ecs: Arc<Ecs>) -> tokio::task::JoinHandle<()> {
         // Retries after failed starts (backoff) need a clock tick.
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let relevant = |k: &str| k.contains("/ecs/service/") || k.contains("/ecs/task/");
+        // Services, their tasks, and instances (a DRAINING one moves tasks off).
+        let relevant = |k: &str| {
+            k.contains("/ecs/service/")
+                || k.contains("/ecs/task/")
+                || k.contains("/ecs/container-instance/")
+        };
+        // The tick matters only while a service has not settled (a retry may be due).
+        let mut unsettled = true;
         loop {
             let mut due = false;
             tokio::select! {
-                _ = tick.tick() => due = true,
+                _ = tick.tick() => due = unsettled,
                 ev = events.recv() => match ev {
                     Ok(e) => due |= relevant(&e.key),
                     Err(RecvError::Lagged(_)) => due = true,
@@ -54,8 +61,9 @@ pub fn spawn_scheduler(ecs: Arc<Ecs>) -> tokio::task::JoinHandle<()> {
                 continue;
             }
             let e = ecs.clone();
-            if let Err(err) = tokio::task::spawn_blocking(move || e.schedule_all()).await {
-                tracing::error!(error = %err, "service scheduler pass failed");
+            match tokio::task::spawn_blocking(move || e.schedule_all()).await {
+                Ok(u) => unsettled = u,
+                Err(err) => tracing::error!(error = %err, "service scheduler pass failed"),
             }
         }
     })
@@ -112,16 +120,19 @@ fn failed(t: &Value) -> bool {
 }
 
 impl Ecs {
-    /// One pass over every service that still has work (ACTIVE or DRAINING).
-    pub fn schedule_all(&self) {
+    /// One pass over every service that still has work (ACTIVE or DRAINING). True when
+    /// one of them has not settled yet (not steady, or draining).
+    pub fn schedule_all(&self) -> bool {
+        let mut unsettled = false;
         for r in self.store.list("/") {
             if !r.key.contains("/ecs/service/") || r.value["status"] == "INACTIVE" {
                 continue;
             }
             if let Some((ctx, cluster, name)) = parse_service_key(&r.key) {
-                self.schedule(&ctx, &cluster, &name, &r.key, r.revision, &r.value);
+                unsettled |= !self.schedule(&ctx, &cluster, &name, &r.key, r.revision, &r.value);
             }
         }
+        unsettled
     }
 
     fn schedule(
@@ -132,7 +143,7 @@ impl Ecs {
         skey: &str,
         rev: i64,
         svc: &Value,
-    ) {
+    ) -> bool {
         let now = self.clock.now();
         let mut s = svc.clone();
         let mut events: Vec<String> = vec![];
@@ -394,6 +405,7 @@ impl Ecs {
             all.truncate(EVENTS_KEPT);
             s["events"] = json!(all);
         }
+        let settled = steady && !draining;
         if s != *svc {
             // An UpdateService meanwhile wins; the next pass starts from it.
             let _ = self.store.txn(
@@ -401,6 +413,7 @@ impl Ecs {
                 vec![Op::Put(skey.to_string(), s)],
             );
         }
+        settled
     }
 
     /// Ask a task of the service to stop, as the scheduler does.

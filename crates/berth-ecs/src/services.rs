@@ -1,6 +1,7 @@
 //! Services: CreateService, UpdateService, DeleteService write the desired state (the
 //! service record and its deployments); `scheduler.rs` makes the tasks match it.
 
+use crate::common::public_view as public_service;
 use crate::common::*;
 use crate::tasks::Placement;
 use crate::Ecs;
@@ -375,19 +376,6 @@ impl Ecs {
             json!({"serviceArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
         )
     }
-}
-
-/// A service as the API shows it: without Berth's own bookkeeping, and with its tags
-/// only when asked for.
-fn public_service(s: &Value, with_tags: bool) -> Value {
-    let mut s = s.clone();
-    if let Some(o) = s.as_object_mut() {
-        o.remove("_berth");
-        if !with_tags {
-            o.remove("tags");
-        }
-    }
-    s
 }
 
 fn check_deployment_configuration(dc: Option<&Value>) -> ApiResult<()> {

@@ -18,18 +18,7 @@ use serde_json::{json, Value};
 
 const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
 
-/// A task record as the API shows it: without Berth's own bookkeeping, and with its
-/// tags only when asked for.
-fn public_task(t: &Value, with_tags: bool) -> Value {
-    let mut t = t.clone();
-    if let Some(o) = t.as_object_mut() {
-        o.remove("_berth");
-        if !with_tags {
-            o.remove("tags");
-        }
-    }
-    t
-}
+use crate::common::public_view as public_task;
 
 /// RunTask's and StartTask's answer: the tasks (with their tags when they have some).
 fn answer(tasks: &[Value], failures: Vec<Value>) -> Value {
