@@ -6,6 +6,7 @@
 //! load balancers addresses, forwards requests and checks targets' health reads these
 //! records (targets carry a `State`/`Reason`/`Description` a health checker updates).
 
+pub mod api;
 mod common;
 mod lb;
 mod listener;

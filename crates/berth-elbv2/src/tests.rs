@@ -611,20 +611,42 @@ fn targets_and_their_health() {
         h["TargetHealthDescriptions"][0]["TargetHealth"]["Reason"],
         "Target.NotRegistered"
     );
-    // Deregistered targets leave at once (no deregistration delay yet).
+    // Deregistered targets of a group in use drain (the data plane removes them later);
+    // a target that was never registered is ignored.
     t.ok(
         "DeregisterTargets",
         json!({"TargetGroupArn": arn, "Targets": [{"Id": "10.1.2.3", "Port": 8080}, {"Id": "10.5.5.5"}]}),
     );
     let h = t.ok("DescribeTargetHealth", json!({"TargetGroupArn": arn}));
-    assert_eq!(h["TargetHealthDescriptions"].as_array().unwrap().len(), 1);
-    // Registering twice is one registration.
+    let states: Vec<(&str, &str)> = h["TargetHealthDescriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (s(&d["Target"]["Id"]), s(&d["TargetHealth"]["State"])))
+        .collect();
+    assert_eq!(states, [("172.31.0.10", "initial"), ("10.1.2.3", "draining")]);
+    assert_eq!(
+        h["TargetHealthDescriptions"][1]["TargetHealth"]["Reason"],
+        "Target.DeregistrationInProgress"
+    );
+    // Registered again while draining: back to initial.
+    t.ok(
+        "RegisterTargets",
+        json!({"TargetGroupArn": arn, "Targets": [{"Id": "10.1.2.3", "Port": 8080}]}),
+    );
+    let h = t.ok("DescribeTargetHealth", json!({"TargetGroupArn": arn}));
+    assert_eq!(h["TargetHealthDescriptions"][1]["TargetHealth"]["State"], "initial");
+    t.ok(
+        "DeregisterTargets",
+        json!({"TargetGroupArn": arn, "Targets": [{"Id": "10.1.2.3", "Port": 8080}]}),
+    );
+    // Registering twice is one registration (beside the draining one).
     t.ok(
         "RegisterTargets",
         json!({"TargetGroupArn": arn, "Targets": [{"Id": "172.31.0.10"}]}),
     );
     let h = t.ok("DescribeTargetHealth", json!({"TargetGroupArn": arn}));
-    assert_eq!(h["TargetHealthDescriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(h["TargetHealthDescriptions"].as_array().unwrap().len(), 2);
 
     // Instance targets: ids by format.
     let out = t.ok(

@@ -727,10 +727,19 @@ pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
             .and_then(|r| r.value["Targets"].as_array().cloned())
             .unwrap_or_default();
         for (id, port, zone) in &wanted {
-            if targets
-                .iter()
-                .any(|t| t["Id"] == id.as_str() && t["Port"] == *port)
+            if let Some(t) = targets
+                .iter_mut()
+                .find(|t| t["Id"] == id.as_str() && t["Port"] == *port)
             {
+                // A draining target registered again takes traffic again, after its checks.
+                if t["State"] == "draining" {
+                    *t = json!({"Id": id, "Port": port, "State": "initial",
+                        "Reason": "Elb.RegistrationInProgress",
+                        "Description": "Target registration is in progress"});
+                    if let Some(z) = zone {
+                        t["AvailabilityZone"] = json!(z);
+                    }
+                }
                 continue;
             }
             let mut t = json!({
@@ -762,6 +771,17 @@ pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
+/// The deregistration delay of a group's record, in seconds.
+pub fn deregistration_delay(rec: &Value) -> f64 {
+    rec["Attributes"]["deregistration_delay.timeout_seconds"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300.0)
+}
+
+/// Deregistration: a group that a load balancer uses keeps the target as `draining` (the
+/// data plane sends it no new requests and removes it once its in-flight requests are done
+/// or the deregistration delay has passed); an unused group lets it go at once.
 pub fn deregister(s: &Scope, input: &Value) -> ApiResult<Value> {
     let arn = str_of(input, "TargetGroupArn");
     commit(s.store, || {
@@ -774,15 +794,28 @@ pub fn deregister(s: &Scope, input: &Value) -> ApiResult<Value> {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let before = targets.len();
-        // The deregistration delay is not honoured yet: targets leave at once.
-        targets.retain(|t| {
-            !wanted
+        let matches = |t: &Value| {
+            wanted
                 .iter()
                 .any(|(id, port, _)| t["Id"] == id.as_str() && t["Port"] == *port)
-        });
+        };
+        let before = targets.clone();
+        if in_use(&rec.value) {
+            let delay = deregistration_delay(&rec.value);
+            for t in targets.iter_mut().filter(|t| matches(t)) {
+                if t["State"] != "draining" {
+                    t["State"] = json!("draining");
+                    t["Reason"] = json!("Target.DeregistrationInProgress");
+                    t["Description"] = json!("Target deregistration is in progress");
+                    t["DrainingSince"] = json!(s.now);
+                    t["DrainSeconds"] = json!(delay);
+                }
+            }
+        } else {
+            targets.retain(|t| !matches(t));
+        }
         let mut plan = Plan::new(json!({}));
-        if targets.len() != before {
+        if targets != before {
             plan.put(&trec, json!({"TargetGroupArn": arn, "Targets": targets}));
         }
         Ok(plan)

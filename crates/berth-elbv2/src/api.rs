@@ -1,0 +1,116 @@
+//! What other parts of Berth use: ECS's service scheduler registers and deregisters its
+//! tasks through the same checks and records as RegisterTargets and DeregisterTargets, and
+//! reads their health; the data plane finds its records under the keys named here.
+
+use crate::common::*;
+use berth_store::Store;
+use berth_wire::ApiResult;
+use serde_json::{json, Value};
+
+/// The store key prefix of every ELBv2 record kind, as the data plane filters events.
+pub const KEY_MARK: &str = "/elbv2/";
+
+/// A target group as a user of it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroupInfo {
+    pub arn: String,
+    /// `ip`, `instance`, `lambda` or `alb`.
+    pub target_type: String,
+    pub protocol: String,
+    pub vpc_id: String,
+    /// The load balancers whose listeners or rules forward to it.
+    pub load_balancer_arns: Vec<String>,
+}
+
+/// One registered target and its health state (`initial`, `healthy`, `unhealthy`,
+/// `draining`, or `unused` while no load balancer uses the group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetState {
+    pub id: String,
+    pub port: i64,
+    pub state: String,
+    pub reason: String,
+}
+
+fn targets_json(targets: &[(String, i64)]) -> Value {
+    json!(targets
+        .iter()
+        .map(|(id, port)| json!({"Id": id, "Port": port}))
+        .collect::<Vec<_>>())
+}
+
+/// The group, or TargetGroupNotFound / ValidationError for a malformed ARN.
+pub fn target_group(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    arn: &str,
+) -> ApiResult<TargetGroupInfo> {
+    let s = Scope::new(store, account, region, 0.0);
+    let rec = crate::tg::get(&s, arn)?;
+    let tg = crate::tg::render(&rec.value);
+    Ok(TargetGroupInfo {
+        arn: arn.to_string(),
+        target_type: str_of(&tg, "TargetType").to_string(),
+        protocol: str_of(&tg, "Protocol").to_string(),
+        vpc_id: str_of(&tg, "VpcId").to_string(),
+        load_balancer_arns: strings(&tg, "LoadBalancerArns"),
+    })
+}
+
+/// RegisterTargets for (id, port) pairs.
+pub fn register_targets(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    now: f64,
+    arn: &str,
+    targets: &[(String, i64)],
+) -> ApiResult<()> {
+    let s = Scope::new(store, account, region, now);
+    crate::tg::register(
+        &s,
+        &json!({"TargetGroupArn": arn, "Targets": targets_json(targets)}),
+    )
+    .map(drop)
+}
+
+/// DeregisterTargets for (id, port) pairs: they drain, then leave the group.
+pub fn deregister_targets(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    now: f64,
+    arn: &str,
+    targets: &[(String, i64)],
+) -> ApiResult<()> {
+    let s = Scope::new(store, account, region, now);
+    crate::tg::deregister(
+        &s,
+        &json!({"TargetGroupArn": arn, "Targets": targets_json(targets)}),
+    )
+    .map(drop)
+}
+
+/// The group's registered targets with their health, as DescribeTargetHealth reports it.
+pub fn target_health(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    arn: &str,
+) -> ApiResult<Vec<TargetState>> {
+    let s = Scope::new(store, account, region, 0.0);
+    let out = crate::tg::describe_health(&s, &json!({"TargetGroupArn": arn}))?;
+    Ok(out["TargetHealthDescriptions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|d| TargetState {
+            id: str_of(&d["Target"], "Id").to_string(),
+            port: d["Target"]["Port"].as_i64().unwrap_or(0),
+            state: str_of(&d["TargetHealth"], "State").to_string(),
+            reason: str_of(&d["TargetHealth"], "Reason").to_string(),
+        })
+        .collect())
+}
