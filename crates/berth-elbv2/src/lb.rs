@@ -204,6 +204,97 @@ fn check_groups(s: &Scope, vpc_id: &str, any_subnet: &str, groups: &[String]) ->
     Ok(())
 }
 
+/// Give each zone of a load balancer its address in the zone's subnet, from Berth's one
+/// host allocator (leases owned by the load balancer's ARN): the one a subnet mapping asks
+/// for, or the next free one. Zones listed in `keep` (subnet id to address) keep theirs.
+/// Returns the addresses it leased, which the caller releases if its write fails.
+fn lease_addresses(
+    s: &Scope,
+    arn: &str,
+    zones: &mut [Value],
+    keep: &[(String, Value)],
+) -> ApiResult<Vec<std::net::Ipv4Addr>> {
+    use berth_net::ipam;
+    let mut leased = vec![];
+    for z in zones.iter_mut() {
+        let subnet = str_of(z, "SubnetId").to_string();
+        if let Some((_, addrs)) = keep.iter().find(|(id, _)| *id == subnet) {
+            z["LoadBalancerAddresses"] = addrs.clone();
+            continue;
+        }
+        let got = berth_ec2::subnet_info(s.store, s.account, s.region, &subnet)
+            .and_then(|i| berth_net::Cidr::parse(&i.cidr_block))
+            .ok_or_else(|| internal_subnet(&subnet))
+            .and_then(|cidr| {
+                let cand = ipam::Candidate {
+                    subnet_id: subnet.clone(),
+                    cidr,
+                };
+                let asked = z["LoadBalancerAddresses"][0]["PrivateIPv4Address"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok());
+                match asked {
+                    Some(ip) => ipam::claim(s.store, &cand, ip, arn),
+                    None => ipam::allocate(s.store, &[cand], 0, arn),
+                }
+                .map_err(|e| ApiError::client("InvalidSubnet", e))
+            });
+        match got {
+            Ok(lease) => {
+                let mut addr = json!({"IpAddress": lease.ip.to_string()});
+                if z["LoadBalancerAddresses"][0]
+                    .get("PrivateIPv4Address")
+                    .is_some()
+                {
+                    addr["PrivateIPv4Address"] = json!(lease.ip.to_string());
+                }
+                z["LoadBalancerAddresses"] = json!([addr]);
+                leased.push(lease.ip);
+            }
+            Err(e) => {
+                release_addresses(s, arn, &leased);
+                return Err(e);
+            }
+        }
+    }
+    Ok(leased)
+}
+
+fn duplicate_name(name: &str) -> ApiError {
+    ApiError::client(
+        "DuplicateLoadBalancerName",
+        format!("A load balancer with the name '{name}' already exists"),
+    )
+}
+
+fn too_many() -> ApiError {
+    ApiError::client(
+        "TooManyLoadBalancers",
+        "The quota of 50 load balancers per region has been reached",
+    )
+}
+
+fn internal_subnet(id: &str) -> ApiError {
+    ApiError::client(
+        "SubnetNotFound",
+        format!("The subnet ID '{id}' was not found"),
+    )
+}
+
+fn release_addresses(s: &Scope, arn: &str, ips: &[std::net::Ipv4Addr]) {
+    for ip in ips {
+        berth_net::ipam::release(s.store, *ip, arn);
+    }
+}
+
+/// The subnets of `AvailabilityZones` entries, to compare two placements.
+fn subnet_ids(zones: &Value) -> Vec<&str> {
+    zones
+        .as_array()
+        .map(|a| a.iter().map(|z| str_of(z, "SubnetId")).collect())
+        .unwrap_or_default()
+}
+
 pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     let name = str_of(input, "Name");
     check_name(name, "load balancer")?;
@@ -230,7 +321,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
             return Err(not_supported(p));
         }
     }
-    let (vpc_id, zones) = resolve_subnets(s, lb_type, scheme, input)?;
+    let (vpc_id, mut zones) = resolve_subnets(s, lb_type, scheme, input)?;
     let first_subnet = str_of(&zones[0], "SubnetId").to_string();
     let mut groups = strings(input, "SecurityGroups");
     if groups.is_empty() && lb_type == "application" {
@@ -249,6 +340,24 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     } else {
         ""
     };
+    // What the transaction below checks again, checked before any address is leased, so a
+    // refused or repeated request writes nothing.
+    let key = s.key(LB, name);
+    if let Some(existing) = s.store.get(&key) {
+        let old = &existing.value["LoadBalancer"];
+        let same = old["Type"] == json!(lb_type)
+            && old["Scheme"] == json!(scheme)
+            && subnet_ids(&old["AvailabilityZones"]) == subnet_ids(&json!(zones))
+            && old.get("SecurityGroups").cloned().unwrap_or(json!([])) == json!(groups);
+        if same {
+            return Ok(json!({"LoadBalancers": [old]}));
+        }
+        return Err(duplicate_name(name));
+    }
+    if s.list(LB, "").len() >= 50 {
+        return Err(too_many());
+    }
+    let leased = lease_addresses(s, &arn, &mut zones, &[])?;
     let mut lb = json!({
         "LoadBalancerArn": arn,
         "DNSName": format!("{internal}{name}-{digits:010}.{}.elb.localhost", s.region),
@@ -265,27 +374,20 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     if !groups.is_empty() {
         lb["SecurityGroups"] = json!(groups);
     }
-    let key = s.key(LB, name);
-    commit(s.store, || {
+    let out = commit(s.store, || {
         if let Some(existing) = s.store.get(&key) {
             let old = &existing.value["LoadBalancer"];
             let same = old["Type"] == lb["Type"]
                 && old["Scheme"] == lb["Scheme"]
-                && old["AvailabilityZones"] == lb["AvailabilityZones"]
+                && subnet_ids(&old["AvailabilityZones"]) == subnet_ids(&lb["AvailabilityZones"])
                 && old.get("SecurityGroups") == lb.get("SecurityGroups");
             if same {
                 return Ok(Plan::new(json!({"LoadBalancers": [old]})));
             }
-            return Err(ApiError::client(
-                "DuplicateLoadBalancerName",
-                format!("A load balancer with the name '{name}' already exists"),
-            ));
+            return Err(duplicate_name(name));
         }
         if s.list(LB, "").len() >= 50 {
-            return Err(ApiError::client(
-                "TooManyLoadBalancers",
-                "The quota of 50 load balancers per region has been reached",
-            ));
+            return Err(too_many());
         }
         let mut plan = Plan::new(json!({"LoadBalancers": [lb.clone()]}));
         plan.create(
@@ -293,7 +395,14 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
             json!({"LoadBalancer": lb.clone(), "Tags": tags.clone(), "Attributes": {}}),
         );
         Ok(plan)
-    })
+    });
+    // An error, or an existing load balancer returned instead: the new addresses go back.
+    if out.as_ref().map_or(true, |o| {
+        o["LoadBalancers"][0]["LoadBalancerArn"] != arn.as_str()
+    }) {
+        release_addresses(s, &arn, &leased);
+    }
+    out
 }
 
 pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
@@ -359,6 +468,7 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
         plan.delete(&rec);
         Ok(plan)
     })
+    .inspect(|_| berth_net::ipam::release_owner(s.store, arn))
 }
 
 // ---- attributes ----------------------------------------------------------------------------
@@ -610,24 +720,69 @@ pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
             return Err(not_supported(p));
         }
     }
-    commit(s.store, || {
+    // New subnets get their addresses before the write, kept ones keep theirs; what the
+    // write drops is released after it, what a failed write leased is released too.
+    let rec = get(s, arn)?;
+    let lb = &rec.value["LoadBalancer"];
+    let (vpc, mut zones) = resolve_subnets(s, str_of(lb, "Type"), str_of(lb, "Scheme"), input)?;
+    if vpc != str_of(lb, "VpcId") {
+        return Err(ApiError::client(
+            "InvalidSubnet",
+            format!(
+                "The subnets must be in the load balancer's VPC '{}'",
+                str_of(lb, "VpcId")
+            ),
+        ));
+    }
+    let keep: Vec<(String, Value)> = lb["AvailabilityZones"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|z| {
+            (
+                str_of(z, "SubnetId").to_string(),
+                z["LoadBalancerAddresses"].clone(),
+            )
+        })
+        .collect();
+    let leased = lease_addresses(s, arn, &mut zones, &keep)?;
+    let before = rec.revision;
+    let out = commit(s.store, || {
         let rec = get(s, arn)?;
-        let lb = &rec.value["LoadBalancer"];
-        let (vpc, zones) = resolve_subnets(s, str_of(lb, "Type"), str_of(lb, "Scheme"), input)?;
-        if vpc != str_of(lb, "VpcId") {
+        if rec.revision != before {
             return Err(ApiError::client(
-                "InvalidSubnet",
-                format!(
-                    "The subnets must be in the load balancer's VPC '{}'",
-                    str_of(lb, "VpcId")
-                ),
+                "OperationNotPermitted",
+                "The load balancer changed while its subnets were being set; try again",
             ));
         }
+        let lb = &rec.value["LoadBalancer"];
         let mut v = (*rec.value).clone();
         v["LoadBalancer"]["AvailabilityZones"] = json!(zones);
         let mut plan =
             Plan::new(json!({"AvailabilityZones": zones, "IpAddressType": lb["IpAddressType"]}));
         plan.put(&rec, v);
         Ok(plan)
-    })
+    });
+    match &out {
+        Ok(_) => {
+            let now: Vec<String> = zones
+                .iter()
+                .flat_map(|z| {
+                    z["LoadBalancerAddresses"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .map(|a| str_of(&a, "IpAddress").to_string())
+                .collect();
+            for (ip, owner) in berth_net::ipam::leases(s.store) {
+                if owner == arn && !now.contains(&ip.to_string()) {
+                    berth_net::ipam::release(s.store, ip, arn);
+                }
+            }
+        }
+        Err(_) => release_addresses(s, arn, &leased),
+    }
+    out
 }

@@ -624,7 +624,10 @@ fn targets_and_their_health() {
         .iter()
         .map(|d| (s(&d["Target"]["Id"]), s(&d["TargetHealth"]["State"])))
         .collect();
-    assert_eq!(states, [("172.31.0.10", "initial"), ("10.1.2.3", "draining")]);
+    assert_eq!(
+        states,
+        [("172.31.0.10", "initial"), ("10.1.2.3", "draining")]
+    );
     assert_eq!(
         h["TargetHealthDescriptions"][1]["TargetHealth"]["Reason"],
         "Target.DeregistrationInProgress"
@@ -635,7 +638,10 @@ fn targets_and_their_health() {
         json!({"TargetGroupArn": arn, "Targets": [{"Id": "10.1.2.3", "Port": 8080}]}),
     );
     let h = t.ok("DescribeTargetHealth", json!({"TargetGroupArn": arn}));
-    assert_eq!(h["TargetHealthDescriptions"][1]["TargetHealth"]["State"], "initial");
+    assert_eq!(
+        h["TargetHealthDescriptions"][1]["TargetHealth"]["State"],
+        "initial"
+    );
     t.ok(
         "DeregisterTargets",
         json!({"TargetGroupArn": arn, "Targets": [{"Id": "10.1.2.3", "Port": 8080}]}),
@@ -1150,4 +1156,78 @@ fn the_wire_speaks_aws_query() {
     assert!(String::from_utf8(r.body)
         .unwrap()
         .contains("<Code>NotImplemented</Code>"));
+}
+
+#[test]
+fn load_balancers_lease_an_address_in_each_subnet() {
+    let t = T::new();
+    let st = t.store.as_ref();
+    let owned = |arn: &str| -> Vec<String> {
+        let mut v: Vec<String> = berth_net::ipam::leases(st)
+            .into_iter()
+            .filter(|(_, o)| o == arn)
+            .map(|(ip, _)| ip.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let alb = t.alb("web");
+    let d = t.ok("DescribeLoadBalancers", json!({"LoadBalancerArns": [alb]}));
+    let mut shown: Vec<String> = d["LoadBalancers"][0]["AvailabilityZones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| s(&z["LoadBalancerAddresses"][0]["IpAddress"]).to_string())
+        .collect();
+    shown.sort();
+    assert_eq!(shown.len(), 2);
+    assert_eq!(owned(&alb), shown, "what it shows is what it holds");
+    // Repeating the create returns the same load balancer and leases nothing more.
+    let n = berth_net::ipam::leases(st).len();
+    let sub = t.subnets();
+    t.ok(
+        "CreateLoadBalancer",
+        json!({"Name": "web", "Subnets": [sub[0], sub[1]]}),
+    );
+    assert_eq!(berth_net::ipam::leases(st).len(), n);
+    // SetSubnets keeps the kept subnet's address and frees the dropped one's.
+    let kept = t.ok("DescribeLoadBalancers", json!({"LoadBalancerArns": [alb]}))["LoadBalancers"]
+        [0]["AvailabilityZones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["SubnetId"] == sub[0].as_str())
+        .unwrap()["LoadBalancerAddresses"][0]["IpAddress"]
+        .clone();
+    t.ok(
+        "SetSubnets",
+        json!({"LoadBalancerArn": alb, "Subnets": [sub[0], sub[2]]}),
+    );
+    let now = owned(&alb);
+    assert_eq!(now.len(), 2);
+    assert!(now.contains(&s(&kept).to_string()));
+    // Deleted: every address is free again.
+    t.ok("DeleteLoadBalancer", json!({"LoadBalancerArn": alb}));
+    assert!(owned(&alb).is_empty());
+
+    // A network load balancer may ask for its address; a taken one is refused.
+    let cidr = berth_ec2::subnet_info(st, A, R, &sub[0])
+        .unwrap()
+        .cidr_block;
+    let base: std::net::Ipv4Addr = cidr.split('/').next().unwrap().parse().unwrap();
+    let want = std::net::Ipv4Addr::from(u32::from(base) + 77).to_string();
+    let out = t.ok(
+        "CreateLoadBalancer",
+        json!({"Name": "tcp", "Type": "network", "Scheme": "internal",
+               "SubnetMappings": [{"SubnetId": sub[0], "PrivateIPv4Address": want}]}),
+    );
+    let addr = &out["LoadBalancers"][0]["AvailabilityZones"][0]["LoadBalancerAddresses"][0];
+    assert_eq!(addr["IpAddress"], want.as_str());
+    assert_eq!(addr["PrivateIPv4Address"], want.as_str());
+    let e = t.err(
+        "CreateLoadBalancer",
+        json!({"Name": "tcp2", "Type": "network", "Scheme": "internal",
+               "SubnetMappings": [{"SubnetId": sub[0], "PrivateIPv4Address": want}]}),
+    );
+    assert_eq!(e.code, "InvalidSubnet");
 }

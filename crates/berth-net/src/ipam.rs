@@ -80,6 +80,46 @@ pub fn allocate(
     ))
 }
 
+/// Lease the one address `ip` of `subnet` for `owner` (a load balancer asking for a
+/// private address). Err if it is not a host address of the subnet or is taken.
+pub fn claim(
+    store: &dyn Store,
+    subnet: &Candidate,
+    ip: Ipv4Addr,
+    owner: &str,
+) -> Result<Lease, String> {
+    let a = u32::from(ip);
+    if !subnet.cidr.contains_ip(ip) || a < subnet.cidr.first() + 4 || a == subnet.cidr.last() {
+        return Err(format!(
+            "The address {ip} is not available for use in the subnet {} ({})",
+            subnet.subnet_id, subnet.cidr
+        ));
+    }
+    let lease = Lease {
+        ip,
+        subnet_id: subnet.subnet_id.clone(),
+        cidr: subnet.cidr,
+    };
+    let value = json!({"ip": ip.to_string(), "subnetId": subnet.subnet_id, "cidr": subnet.cidr.to_string(), "owner": owner});
+    match store.txn(
+        &[Cond::Absent(lease.key())],
+        vec![Op::Put(lease.key(), value)],
+    ) {
+        Ok(_) => Ok(lease),
+        Err(StoreError::Conflict(_)) => Err(format!("The address {ip} is already in use")),
+        Err(e) => Err(format!("cannot record the address lease: {e}")),
+    }
+}
+
+/// Give back every address `owner` holds.
+pub fn release_owner(store: &dyn Store, owner: &str) {
+    for (ip, o) in leases(store) {
+        if o == owner {
+            release(store, ip, owner);
+        }
+    }
+}
+
 /// The lease `owner` holds on `ip`, if it is still theirs.
 pub fn lease_of(store: &dyn Store, ip: Ipv4Addr, owner: &str) -> Option<Lease> {
     let r = store.get(&lease_key(ip))?;

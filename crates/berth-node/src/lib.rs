@@ -596,7 +596,10 @@ impl Node {
             }
         }
         for (ip, owner) in ipam::leases(self.store.as_ref()) {
-            let Some(arn) = owner.as_str() else { continue };
+            // Load balancers' addresses are the ELBv2 API's to give back, not the node's.
+            let Some(arn) = owner.as_str().filter(|o| o.starts_with("arn:aws:ecs:")) else {
+                continue;
+            };
             let live = task_key_of_arn(arn)
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|r| !is_final(&r.value) && r.value["_berth"]["ip"] == ip.to_string());
