@@ -149,13 +149,23 @@ pub fn include_has(input: &Value, what: &str) -> bool {
 }
 
 /// A task or service record as the API shows it: without Berth's own bookkeeping
-/// (`_berth`), and with its tags only when asked for.
+/// (`_berth`, also in a service's deployments), and with its tags only when asked for.
 pub(crate) fn public_view(v: &Value, with_tags: bool) -> Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("_berth");
         if !with_tags {
             o.remove("tags");
+        }
+        for d in o
+            .get_mut("deployments")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(d) = d.as_object_mut() {
+                d.remove("_berth");
+            }
         }
     }
     v

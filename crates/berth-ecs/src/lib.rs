@@ -12,6 +12,7 @@ mod scheduler;
 mod services;
 mod settings;
 mod tags;
+mod targets;
 mod taskdef;
 mod tasks;
 

@@ -1,19 +1,34 @@
 //! The service scheduler. For each ACTIVE service it keeps the PRIMARY deployment at the
 //! desired count (a task that stops is replaced), rolls a new deployment forward within
 //! maximumPercent and minimumHealthyPercent (new tasks first, old ones stopped while
-//! enough stay RUNNING), retires deployments with no tasks left, trips the deployment
+//! enough stay healthy), retires deployments with no tasks left, trips the deployment
 //! circuit breaker (rolling back when asked), counts tasks into the service record and
 //! writes ECS's service events. A DRAINING service (DeleteService) is emptied, then
 //! INACTIVE. Tasks are made through RunTask's own path, so they are placed and validated
 //! exactly as RunTask's.
 //!
-//! It runs on store changes (a task or service written), and on a tick for retries.
+//! A service with load balancers (`targets.rs`): a task that reaches RUNNING is registered
+//! in each of its deployment's target groups (awsvpc: its address and the container port;
+//! bridge and host: its instance's EC2 id and the host port). Such a task counts as healthy
+//! only while its targets are `healthy` in every group; once the service's
+//! healthCheckGracePeriodSeconds have passed since it started, an `unhealthy` target gets
+//! it stopped ("Task failed ELB health checks in ...") and replaced. Before the scheduler
+//! stops a task that holds targets (scale-in, replacement, DeleteService, failed health),
+//! it deregisters them and waits until their groups no longer list them (the data plane
+//! drains them); meanwhile the task is still RUNNING and counts against maximumPercent,
+//! but is neither healthy nor one of its deployment's desired tasks, and is never picked
+//! again. A task that stops by itself has its targets deregistered at once.
+//!
+//! It runs on store changes (a service, task, container instance or ELBv2 target record
+//! written), and on a tick for retries while a service has not settled.
 
 use crate::common::*;
+use crate::targets::*;
 use crate::Ecs;
 use berth_store::{Cond, Op};
 use berth_wire::RequestContext;
 use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Events kept per service, newest first (ECS keeps 100).
@@ -32,12 +47,7 @@ pub fn spawn_scheduler(ecs: Arc<Ecs>) -> tokio::task::JoinHandle<()> {
         // Retries after failed starts (backoff) need a clock tick.
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Services, their tasks, and instances (a DRAINING one moves tasks off).
-        let relevant = |k: &str| {
-            k.contains("/ecs/service/")
-                || k.contains("/ecs/task/")
-                || k.contains("/ecs/container-instance/")
-        };
+        let relevant = wakes_scheduler;
         // The tick matters only while a service has not settled (a retry may be due).
         let mut unsettled = true;
         loop {
@@ -69,6 +79,16 @@ pub fn spawn_scheduler(ecs: Arc<Ecs>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Whether a write to `key` may give the scheduler work: services, their tasks, instances
+/// (a DRAINING one moves tasks off), and targets (one turning healthy or leaving its group
+/// after draining advances a rollout).
+pub(crate) fn wakes_scheduler(key: &str) -> bool {
+    key.contains("/ecs/service/")
+        || key.contains("/ecs/task/")
+        || key.contains("/ecs/container-instance/")
+        || key.contains("/elbv2/targets/")
+}
+
 /// `/{account}/{region}/ecs/service/{cluster}/{name}`, taken apart.
 fn parse_service_key(k: &str) -> Option<(RequestContext, String, String)> {
     let p: Vec<&str> = k.split('/').collect();
@@ -94,12 +114,11 @@ fn is_running(t: &Value) -> bool {
     is_active(t) && t["lastStatus"] == "RUNNING"
 }
 
-fn is_healthy(t: &Value, now: f64) -> bool {
-    is_running(t)
-        && t["healthStatus"] != "UNHEALTHY"
-        && t["startedAt"]
-            .as_f64()
-            .is_some_and(|s| now - s >= STABLE_SECS)
+/// Healthy for a task outside load balancers: RUNNING for STABLE_SECS.
+fn is_stable(t: &Value, now: f64) -> bool {
+    t["startedAt"]
+        .as_f64()
+        .is_some_and(|s| now - s >= STABLE_SECS)
 }
 
 fn task_id(t: &Value) -> String {
@@ -110,13 +129,34 @@ fn task_id(t: &Value) -> String {
         .to_string()
 }
 
-/// A task of the service that stopped by itself (not stopped by the scheduler or a user).
+/// A task of the service that stopped by itself (not stopped by the scheduler or a user),
+/// or that the scheduler stopped because it failed its load balancer's health checks.
 fn failed(t: &Value) -> bool {
     t["lastStatus"] == "STOPPED"
-        && !matches!(
+        && (!matches!(
             t["stopCode"].as_str(),
             Some("ServiceSchedulerInitiated") | Some("UserInitiated")
-        )
+        ) || failed_elb_health(t))
+}
+
+/// A stopping or stopped task whose targets are still to be deregistered.
+fn must_deregister(t: &Value) -> bool {
+    holds_targets(t)
+        && (t["desiredStatus"] == "STOPPED"
+            || t["lastStatus"] == "STOPPED"
+            || draining_connections(t))
+}
+
+/// A task's load balancers: its deployment's, since UpdateService may change them.
+fn load_balancers_of(t: &Value, deployments: &[Value], s: &Value) -> Vec<Value> {
+    deployments
+        .iter()
+        .find(|d| d["id"] == t["startedBy"])
+        .and_then(|d| d["_berth"].get("loadBalancers"))
+        .unwrap_or(&s["loadBalancers"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 impl Ecs {
@@ -148,7 +188,7 @@ impl Ecs {
         let mut s = svc.clone();
         let mut events: Vec<String> = vec![];
         let group = format!("service:{name}");
-        let tasks: Vec<(String, i64, Value)> = self
+        let mut tasks: Vec<Entry> = self
             .store
             .list(&key(ctx, &format!("task/{cluster}/")))
             .into_iter()
@@ -167,7 +207,91 @@ impl Ecs {
         let max_total = (desired * max_pct / 100).max(desired);
         let min_healthy = (desired * min_pct + 99) / 100;
         let mut deployments: Vec<Value> = s["deployments"].as_array().cloned().unwrap_or_default();
-        let of = |d: &Value| -> Vec<&(String, i64, Value)> {
+
+        // Container instances: tasks on DRAINING ones are replaced elsewhere, then
+        // stopped; bridge and host tasks are targets by their instance's EC2 id.
+        let instances = self
+            .store
+            .list(&key(ctx, &format!("container-instance/{cluster}/")));
+        let arn_of =
+            |r: &berth_store::Record| r.value["containerInstanceArn"].as_str().map(str::to_string);
+        let draining_hosts: HashSet<String> = instances
+            .iter()
+            .filter(|r| r.value["status"] == "DRAINING")
+            .filter_map(arn_of)
+            .collect();
+        let ec2_ids: HashMap<String, String> = instances
+            .iter()
+            .filter_map(|r| Some((arn_of(r)?, r.value["ec2InstanceId"].as_str()?.to_string())))
+            .collect();
+        let on_draining = |t: &Value| {
+            t["containerInstanceArn"]
+                .as_str()
+                .is_some_and(|a| draining_hosts.contains(a))
+        };
+
+        // Load balancers: every task's targets in line with its state (registered once
+        // RUNNING, deregistered when stopping, stopped once drained); then a task whose
+        // target is unhealthy after the grace period is drained and replaced.
+        let mut lb = LbPass::default();
+        let lbs_of = |t: &Value| load_balancers_of(t, &deployments, &s);
+        let mut groups: Vec<String> = tasks
+            .iter()
+            .flat_map(|e| recorded(&e.2))
+            .map(|t| t.tg)
+            .collect();
+        for d in deployments.iter().chain(std::iter::once(&s)) {
+            let lbs = d["_berth"]
+                .get("loadBalancers")
+                .unwrap_or(&d["loadBalancers"]);
+            groups.extend(
+                lbs.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l["targetGroupArn"].as_str().map(str::to_string)),
+            );
+        }
+        let health = Health::load(self, ctx, groups.iter().map(String::as_str));
+        let grace = s["healthCheckGracePeriodSeconds"].as_f64().unwrap_or(0.0);
+        for e in tasks.iter_mut() {
+            let want = wanted(&e.2, &lbs_of(&e.2), &ec2_ids);
+            self.sync_targets(ctx, e, want, &health, now, &mut lb);
+            if let Some((target, reason)) = failing_target(&e.2, &health, grace, now) {
+                let who = if target.is_ip() {
+                    format!("(task {})", task_id(&e.2))
+                } else {
+                    format!("(instance {})", target.id)
+                };
+                lb.events.push(format!(
+                    "{who} (port {}) is unhealthy in (target-group {}) due to (reason {reason}).",
+                    target.port, target.tg
+                ));
+                let why = format!(
+                    "Task failed ELB health checks in (target-group {})",
+                    target.tg
+                );
+                self.begin_stop(ctx, e, &why, true, now, &mut lb);
+            }
+        }
+        // Healthy, as rollouts count: RUNNING, not UNHEALTHY, not draining, and its targets
+        // healthy in every group (without load balancers: RUNNING for STABLE_SECS).
+        let healthy_tasks: HashSet<String> = tasks
+            .iter()
+            .filter(|(_, _, t)| {
+                let lbs = lbs_of(t);
+                is_running(t)
+                    && t["healthStatus"] != "UNHEALTHY"
+                    && !draining_connections(t)
+                    && if lbs.is_empty() {
+                        is_stable(t, now)
+                    } else {
+                        targets_healthy(t, &lbs, &health)
+                    }
+            })
+            .map(|(k, _, _)| k.clone())
+            .collect();
+        let is_healthy = |(k, _, _): &Entry| healthy_tasks.contains(k);
+        let of = |d: &Value| -> Vec<&Entry> {
             tasks
                 .iter()
                 .filter(|(_, _, t)| t["startedBy"] == d["id"])
@@ -193,16 +317,22 @@ impl Ecs {
                 if let (true, Some(prev)) =
                     (dc["deploymentCircuitBreaker"]["rollback"] == true, previous)
                 {
+                    let lbs = prev["_berth"]
+                        .get("loadBalancers")
+                        .unwrap_or(&s["loadBalancers"])
+                        .clone();
                     let mut d = crate::services::new_deployment(
                         &prev,
                         &prev["taskDefinition"],
                         desired,
                         &prev["launchType"],
+                        &lbs,
                         now,
                     );
                     d["networkConfiguration"] = prev["networkConfiguration"].clone();
                     deployments[0]["status"] = json!("ACTIVE");
                     s["taskDefinition"] = prev["taskDefinition"].clone();
+                    s["loadBalancers"] = lbs;
                     events.push(format!(
                         "(service {name}) rolling back to deployment {}.",
                         d["id"].as_str().unwrap_or_default()
@@ -212,28 +342,17 @@ impl Ecs {
             }
         }
 
-        // Tasks on DRAINING container instances are replaced elsewhere, then stopped.
-        let draining_hosts: std::collections::HashSet<String> = self
-            .store
-            .list(&key(ctx, &format!("container-instance/{cluster}/")))
-            .into_iter()
-            .filter(|r| r.value["status"] == "DRAINING")
-            .filter_map(|r| r.value["containerInstanceArn"].as_str().map(str::to_string))
-            .collect();
-        let on_draining = |t: &Value| {
-            t["containerInstanceArn"]
-                .as_str()
-                .is_some_and(|a| draining_hosts.contains(a))
-        };
+        // A deployment's tasks as it counts them: a task draining its connections is no
+        // longer one of them (it is being stopped), but still counts against
+        // maximumPercent until it has stopped.
         let active = |d: &Value| {
             of(d)
                 .iter()
-                .filter(|(_, _, t)| is_active(t) && !on_draining(t))
+                .filter(|(_, _, t)| is_active(t) && !on_draining(t) && !draining_connections(t))
                 .count() as i64
         };
         let total_active: i64 = tasks.iter().filter(|(_, _, t)| is_active(t)).count() as i64;
         let mut started = vec![];
-        let mut stopped = vec![];
         // Start what the PRIMARY deployment lacks, within maximumPercent, unless it failed
         // or is backing off after failures.
         if let Some(primary) = deployments.first() {
@@ -285,12 +404,16 @@ impl Ecs {
                 }
             }
         }
-        // Stop: the PRIMARY's surplus (pending first); then, while enough stay RUNNING
+        // Stop: the PRIMARY's surplus (pending first); then, while enough stay healthy
         // (pending ones at once), old deployments' tasks and tasks on DRAINING instances.
-        let mut healthy: i64 = tasks.iter().filter(|(_, _, t)| is_healthy(t, now)).count() as i64;
+        // A task holding targets drains first (begin_stop); one already draining is never
+        // picked again.
+        let mut healthy: i64 = tasks.iter().filter(|e| is_healthy(e)).count() as i64;
         for (i, d) in deployments.iter().enumerate() {
-            let mut mine: Vec<&(String, i64, Value)> =
-                of(d).into_iter().filter(|(_, _, t)| is_active(t)).collect();
+            let mut mine: Vec<&Entry> = of(d)
+                .into_iter()
+                .filter(|(_, _, t)| is_active(t) && !draining_connections(t))
+                .collect();
             // Drained first, then pending, then running.
             mine.sort_by_key(|(_, _, t)| (!on_draining(t), is_running(t)));
             let replaced = mine.iter().filter(|(_, _, t)| on_draining(t)).count() as i64;
@@ -299,24 +422,36 @@ impl Ecs {
             } else {
                 mine.len() as i64
             };
-            for (k, r, t) in mine.into_iter().take(surplus as usize) {
-                let counted = is_healthy(t, now);
-                let guarded = i > 0 || on_draining(t);
-                if is_running(t)
+            let reason = format!(
+                "Scaling activity initiated by (deployment {})",
+                d["id"].as_str().unwrap_or_default()
+            );
+            for e in mine.into_iter().take(surplus as usize) {
+                let counted = is_healthy(e);
+                let guarded = i > 0 || on_draining(&e.2);
+                if is_running(&e.2)
                     && guarded
                     && healthy - i64::from(counted) < min_healthy
                     && !draining
                 {
                     continue;
                 }
-                if self.stop_for_service(k, *r, t, d, now) {
-                    stopped.push(task_id(t));
-                    if counted {
-                        healthy -= 1;
-                    }
+                if self.begin_stop(ctx, &mut e.clone(), &reason, false, now, &mut lb) && counted {
+                    healthy -= 1;
                 }
             }
         }
+        // Failures to (de)register repeat every pass; say so once in five minutes.
+        let said_lately = |m: &str| {
+            s["events"].as_array().into_iter().flatten().any(|e| {
+                e["message"] == m && e["createdAt"].as_f64().is_some_and(|at| now - at < 300.0)
+            })
+        };
+        events.extend(
+            lb.events(name)
+                .into_iter()
+                .filter(|m| !m.contains(" failed to ") || !said_lately(m)),
+        );
 
         // Counts, retired deployments, rollout state, status.
         let mut running_total = 0;
@@ -342,14 +477,16 @@ impl Ecs {
         }
         let healthy_primary = kept
             .first()
-            .map(|d| of(d).iter().filter(|(_, _, t)| is_healthy(t, now)).count() as i64)
+            .map(|d| of(d).iter().filter(|e| is_healthy(e)).count() as i64)
             .unwrap_or(0);
+        let stopped = &lb.stopped;
         let steady = kept.len() == 1
             && running_total == desired
             && healthy_primary == desired
             && pending_total == 0
             && started.is_empty()
-            && stopped.is_empty();
+            && stopped.is_empty()
+            && lb.draining.is_empty();
         if steady && kept[0]["rolloutState"] == "IN_PROGRESS" {
             let id = kept[0]["id"].as_str().unwrap_or_default().to_string();
             kept[0]["rolloutState"] = json!("COMPLETED");
@@ -388,10 +525,14 @@ impl Ecs {
         s["runningCount"] = json!(running_total);
         s["pendingCount"] = json!(pending_total);
         s["deployments"] = json!(kept);
+        // Nothing stays registered: INACTIVE only once every task stopped and gave its
+        // targets back.
+        let deregistering = tasks.iter().any(|(_, _, t)| must_deregister(t));
         if draining
             && running_total == 0
             && pending_total == 0
             && tasks.iter().all(|(_, _, t)| !is_active(t))
+            && !deregistering
         {
             s["status"] = json!("INACTIVE");
         }
@@ -405,7 +546,7 @@ impl Ecs {
             all.truncate(EVENTS_KEPT);
             s["events"] = json!(all);
         }
-        let settled = steady && !draining;
+        let settled = steady && !draining && !deregistering;
         if s != *svc {
             // An UpdateService meanwhile wins; the next pass starts from it.
             let _ = self.store.txn(
@@ -414,23 +555,5 @@ impl Ecs {
             );
         }
         settled
-    }
-
-    /// Ask a task of the service to stop, as the scheduler does.
-    fn stop_for_service(&self, k: &str, rev: i64, t: &Value, d: &Value, now: f64) -> bool {
-        let mut t = t.clone();
-        t["desiredStatus"] = json!("STOPPED");
-        t["stopCode"] = json!("ServiceSchedulerInitiated");
-        t["stoppedReason"] = json!(format!(
-            "Scaling activity initiated by (deployment {})",
-            d["id"].as_str().unwrap_or_default()
-        ));
-        t["stoppingAt"] = json!(now);
-        self.store
-            .txn(
-                &[Cond::Revision(k.to_string(), rev)],
-                vec![Op::Put(k.to_string(), t)],
-            )
-            .is_ok()
     }
 }

@@ -54,6 +54,7 @@ impl Ecs {
         {
             return Err(invalid("desiredCount must be 0 or greater."));
         }
+        check_deployment_configuration(input.get("deploymentConfiguration"))?;
         if controller != "EXTERNAL" {
             if input.get("taskDefinition").is_none() {
                 return Err(invalid(
@@ -71,29 +72,9 @@ impl Ecs {
                 ));
             }
             self.check_network(ctx, input, &td.value, &placement)?;
-            for lb in arr_of(input, "loadBalancers") {
-                let cname = str_of(lb, "containerName").unwrap_or_default();
-                let Some(c) = arr_of(&td.value, "containerDefinitions")
-                    .iter()
-                    .find(|c| c["name"] == cname)
-                else {
-                    return Err(invalid(format!(
-                        "The container {cname} does not exist in the task definition."
-                    )));
-                };
-                let port = lb.get("containerPort").and_then(Value::as_i64);
-                if !arr_of(c, "portMappings")
-                    .iter()
-                    .any(|pm| pm.get("containerPort").and_then(Value::as_i64) == port)
-                {
-                    return Err(invalid(format!(
-                        "The container {cname} did not have a container port {} defined.",
-                        port.map(|p| p.to_string()).unwrap_or_default()
-                    )));
-                }
-            }
+            // Last, since it may refuse a valid request as not implemented (Classic).
+            self.check_load_balancers(ctx, arr_of(input, "loadBalancers"), &td.value)?;
         }
-        check_deployment_configuration(input.get("deploymentConfiguration"))?;
         if strategy == "DAEMON" || controller != "ECS" {
             return Err(ApiError::new(
                 501,
@@ -123,11 +104,12 @@ impl Ecs {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let dc = deployment_configuration(input.get("deploymentConfiguration"));
+        let lbs = input.get("loadBalancers").cloned().unwrap_or(json!([]));
         let service = json!({
             "serviceArn": arn(ctx, &format!("service/{cluster_name}/{name}")),
             "serviceName": name,
             "clusterArn": cluster.value["clusterArn"],
-            "loadBalancers": input.get("loadBalancers").cloned().unwrap_or(json!([])),
+            "loadBalancers": lbs,
             "serviceRegistries": input.get("serviceRegistries").cloned().unwrap_or(json!([])),
             "status": "ACTIVE",
             "desiredCount": desired,
@@ -139,7 +121,7 @@ impl Ecs {
             "platformFamily": if placement == Placement::Fargate { json!("Linux") } else { Value::Null },
             "taskDefinition": td_arn,
             "deploymentConfiguration": dc,
-            "deployments": [new_deployment(input, &td_arn, desired, &launch_type, now)],
+            "deployments": [new_deployment(input, &td_arn, desired, &launch_type, &lbs, now)],
             "events": [],
             "createdAt": now,
             "placementConstraints": input.get("placementConstraints").cloned().unwrap_or(json!([])),
@@ -226,9 +208,24 @@ impl Ecs {
             )?;
             s["networkConfiguration"] = net.clone();
         }
+        // The load balancers must suit the task definition tasks will run (new or not).
+        let new_lbs = input.get("loadBalancers");
+        if new_lbs.is_some() || new_td.is_some() {
+            let td_arn = new_td.clone().unwrap_or(s["taskDefinition"].clone());
+            let td = self
+                .find_task_definition(ctx, td_arn.as_str().unwrap_or_default())
+                .ok_or_else(|| client("TaskDefinition not found."))?;
+            let lbs = new_lbs.unwrap_or(&s["loadBalancers"]);
+            self.check_load_balancers(ctx, lbs.as_array().map_or(&[], Vec::as_slice), &td.value)?;
+        }
+        if let Some(lbs) = new_lbs {
+            s["loadBalancers"] = lbs.clone();
+        }
         let force = input.get("forceNewDeployment") == Some(&json!(true));
         let changed_td = new_td.as_ref().is_some_and(|t| *t != s["taskDefinition"]);
-        if changed_td || force || input.get("networkConfiguration").is_some() {
+        // A new load balancer configuration (an empty list removes them) is a new
+        // deployment, as on ECS: new tasks register in the new groups, old ones leave theirs.
+        if changed_td || force || input.get("networkConfiguration").is_some() || new_lbs.is_some() {
             // A new PRIMARY deployment; the one before keeps running until replaced.
             let td_arn = new_td.unwrap_or(s["taskDefinition"].clone());
             for d in s["deployments"].as_array_mut().into_iter().flatten() {
@@ -242,6 +239,7 @@ impl Ecs {
                 &td_arn,
                 s["desiredCount"].as_i64().unwrap_or(0),
                 &s["launchType"],
+                &s["loadBalancers"],
                 now,
             );
             d["networkConfiguration"] = s["networkConfiguration"].clone();
@@ -415,13 +413,15 @@ fn deployment_configuration(dc: Option<&Value>) -> Value {
     })
 }
 
-/// A new PRIMARY deployment of `td` for `desired` tasks. Its id is what its tasks carry as
-/// startedBy, as on ECS.
+/// A new PRIMARY deployment of `td` for `desired` tasks behind `load_balancers`. Its id is
+/// what its tasks carry as startedBy, as on ECS. The load balancers are the deployment's
+/// own (Berth's bookkeeping, not shown): tasks of an older deployment keep theirs.
 pub(crate) fn new_deployment(
     source: &Value,
     td: &Value,
     desired: i64,
     launch_type: &Value,
+    load_balancers: &Value,
     now: f64,
 ) -> Value {
     let digits: String = uuid::Uuid::new_v4()
@@ -447,5 +447,6 @@ pub(crate) fn new_deployment(
         "networkConfiguration": source.get("networkConfiguration"),
         "rolloutState": "IN_PROGRESS",
         "rolloutStateReason": format!("ECS deployment {id} in progress."),
+        "_berth": {"loadBalancers": load_balancers},
     })
 }
