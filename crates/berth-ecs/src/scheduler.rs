@@ -262,15 +262,18 @@ impl Ecs {
                 } else {
                     format!("(instance {})", target.id)
                 };
-                lb.events.push(format!(
+                let message = format!(
                     "{who} (port {}) is unhealthy in (target-group {}) due to (reason {reason}).",
                     target.port, target.tg
-                ));
+                );
                 let why = format!(
                     "Task failed ELB health checks in (target-group {})",
                     target.tg
                 );
-                self.begin_stop(ctx, e, &why, true, now, &mut lb);
+                let at = lb.events.len();
+                if self.begin_stop(ctx, e, &why, true, now, &mut lb) {
+                    lb.events.insert(at, message);
+                }
             }
         }
         // Healthy, as rollouts count: RUNNING, not UNHEALTHY, not draining, and its targets
