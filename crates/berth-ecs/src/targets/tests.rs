@@ -264,9 +264,10 @@ impl T {
         self.store.put(&k, v).unwrap();
     }
 
-    /// DescribeTargetHealth: (id, port, state).
+    /// DescribeTargetHealth: (id, port, state), in id and port order.
     fn health(&self, tg: &str) -> Vec<(String, i64, String)> {
-        self.elb("DescribeTargetHealth", json!({"TargetGroupArn": tg}))["TargetHealthDescriptions"]
+        let mut v: Vec<_> = self.elb("DescribeTargetHealth", json!({"TargetGroupArn": tg}))
+            ["TargetHealthDescriptions"]
             .as_array()
             .unwrap()
             .iter()
@@ -277,7 +278,9 @@ impl T {
                     d["TargetHealth"]["State"].as_str().unwrap().to_string(),
                 )
             })
-            .collect()
+            .collect();
+        v.sort();
+        v
     }
 }
 
