@@ -114,3 +114,11 @@ pub fn target_health(
         })
         .collect())
 }
+
+/// Whether a target group's record says a listener or rule forwards to it.
+pub fn record_in_use(rec: &Value) -> bool {
+    crate::tg::in_use(rec)
+}
+
+/// A VPC's IPv4 range.
+pub use berth_ec2::vpc_cidr;

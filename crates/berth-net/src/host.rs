@@ -20,6 +20,10 @@ pub const LINK_PREFIX: &str = "berth";
 const FORWARD_CHAIN: &str = "BERTH-FORWARD";
 const NAT_CHAIN: &str = "BERTH-POSTROUTING";
 const DNAT_CHAIN: &str = "BERTH-DNAT";
+/// Network load balancers' forwarding (nat PREROUTING and OUTPUT, ahead of BERTH-DNAT) and
+/// the source NAT of connections from the bridge to them (nat POSTROUTING).
+const LB_CHAIN: &str = "BERTH-LB";
+const LB_SNAT_CHAIN: &str = "BERTH-LB-SNAT";
 
 /// The host side of a task's veth pair: `berth` and the first ten characters of its id
 /// (the kernel allows fifteen).
@@ -147,6 +151,20 @@ impl HostNetwork {
                 must(&add)?;
             }
         }
+        // Load balancers' chain is jumped to before the port mappings, so a load
+        // balancer's address is never taken by a task's host port.
+        let _ = iptables(&["-t", "nat", "-N", LB_CHAIN]);
+        for from in ["PREROUTING", "OUTPUT"] {
+            let jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", LB_CHAIN];
+            let mut check = vec!["-t", "nat", "-C", from];
+            check.extend_from_slice(&jump);
+            if !iptables(&check)? {
+                let mut add = vec!["-t", "nat", "-I", from, "1"];
+                add.extend_from_slice(&jump);
+                must(&add)?;
+            }
+        }
+        ensure_chain("nat", LB_SNAT_CHAIN, "POSTROUTING")?;
         let localnet = format!("/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet");
         if std::fs::read_to_string(&localnet)
             .unwrap_or_default()
@@ -157,7 +175,7 @@ impl HostNetwork {
             said.push(format!("set net.ipv4.conf.{BRIDGE}.route_localnet=1"));
         }
         said.push(format!(
-            "iptables chains {FORWARD_CHAIN} (filter), {NAT_CHAIN} and {DNAT_CHAIN} (nat) in place"
+            "iptables chains {FORWARD_CHAIN} (filter), {NAT_CHAIN}, {DNAT_CHAIN}, {LB_CHAIN} and {LB_SNAT_CHAIN} (nat) in place"
         ));
         Ok((
             HostNetwork {
@@ -229,9 +247,64 @@ impl HostNetwork {
         )
     }
 
-    /// Add an address of Berth's own to the bridge (the task endpoints' 169.254.170.2).
+    /// Replace the load balancers' rules in one atomic iptables-restore: `lb` goes into
+    /// BERTH-LB (nat PREROUTING/OUTPUT), `snat` into BERTH-LB-SNAT (nat POSTROUTING). Each
+    /// rule is written as iptables arguments after `-A CHAIN`.
+    pub fn set_lb_rules(&self, lb: &[Vec<String>], snat: &[Vec<String>]) -> io::Result<()> {
+        let quote = |a: &String| {
+            if a.is_empty() || a.contains([' ', '"', '\\']) {
+                format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                a.clone()
+            }
+        };
+        let mut text = format!("*nat\n:{LB_CHAIN} - [0:0]\n:{LB_SNAT_CHAIN} - [0:0]\n");
+        for (chain, rules) in [(LB_CHAIN, lb), (LB_SNAT_CHAIN, snat)] {
+            for r in rules {
+                let args: Vec<String> = r.iter().map(quote).collect();
+                text.push_str(&format!("-A {chain} {}\n", args.join(" ")));
+            }
+        }
+        text.push_str("COMMIT\n");
+        restore(&text)
+    }
+
+    /// Remove an address `add_bridge_address` added.
+    pub fn remove_bridge_address(&self, ip: Ipv4Addr) -> io::Result<()> {
+        Netlink::open()?.delete_address(BRIDGE, ip, 32)
+    }
+
+    /// Add an address of Berth's own to the bridge, as /32: the task endpoints'
+    /// 169.254.170.2, a load balancer's.
     pub fn add_bridge_address(&self, ip: Ipv4Addr) -> io::Result<()> {
         Netlink::open()?.add_address(BRIDGE, ip, 32)
+    }
+}
+
+/// `iptables-restore --noflush`: chains named in the text are flushed and refilled in
+/// one commit, every other chain stays as it is.
+fn restore(text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run iptables-restore: {e}")))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "iptables-restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 
@@ -361,6 +434,9 @@ pub fn tear_down() -> Vec<String> {
         ("nat", NAT_CHAIN, "POSTROUTING"),
         ("nat", DNAT_CHAIN, "PREROUTING"),
         ("nat", DNAT_CHAIN, "OUTPUT"),
+        ("nat", LB_CHAIN, "PREROUTING"),
+        ("nat", LB_CHAIN, "OUTPUT"),
+        ("nat", LB_SNAT_CHAIN, "POSTROUTING"),
     ] {
         let plain = ["-t", table, "-D", from, "-j", chain];
         let dst_local = [
@@ -375,6 +451,8 @@ pub fn tear_down() -> Vec<String> {
         ("filter", FORWARD_CHAIN),
         ("nat", NAT_CHAIN),
         ("nat", DNAT_CHAIN),
+        ("nat", LB_CHAIN),
+        ("nat", LB_SNAT_CHAIN),
     ] {
         let flushed = iptables(&["-t", table, "-F", chain]).unwrap_or(false);
         if iptables(&["-t", table, "-X", chain]).unwrap_or(false) || flushed {

@@ -11,6 +11,7 @@ const NLMSG_ERROR: u16 = 2;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const RTM_NEWROUTE: u16 = 24;
 
 const NLM_F_REQUEST: u16 = 0x1;
@@ -263,6 +264,20 @@ impl Netlink {
         match self.call(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, msg) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map_err(|e| context(e, format!("add {ip}/{prefix} to {link}"))),
+        }
+    }
+
+    /// Remove an IPv4 address from a link; an address not there is not an error.
+    pub fn delete_address(&mut self, link: &str, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        let index = index_of(link)?;
+        let mut msg = Msg::new();
+        msg.buf
+            .extend_from_slice(&[libc::AF_INET as u8, prefix, 0, libc::RT_SCOPE_UNIVERSE]);
+        msg.buf.extend_from_slice(&index.to_ne_bytes());
+        let msg = msg.attr(IFA_LOCAL, &ip.octets());
+        match self.call(RTM_DELADDR, 0, msg) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            r => r.map_err(|e| context(e, format!("delete {ip}/{prefix} from {link}"))),
         }
     }
 

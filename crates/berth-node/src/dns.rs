@@ -1,6 +1,7 @@
 //! The tasks' resolver, on the bridge at 169.254.170.2:53 (UDP). It answers for the names
-//! Berth owns (its registry hosts, `ACCOUNT.dkr.ecr.REGION.localhost`; load balancer
-//! names later) with the address where tasks reach Berth, and relays every other query,
+//! Berth owns (its registry hosts, `ACCOUNT.dkr.ecr.REGION.localhost`, with the address
+//! where tasks reach Berth; load balancers' names, with their addresses, through a
+//! `Lookup`), and relays every other query,
 //! unchanged, to the host's own resolvers (from /etc/resolv.conf).
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -49,16 +50,17 @@ pub fn owned(name: &str, berth: Ipv4Addr) -> Option<Ipv4Addr> {
     registry.then_some(berth)
 }
 
-/// The answer to a query for an owned name: its address for A, no records for the rest.
-fn answer(query: &[u8], end: usize, qtype: u16, ip: Ipv4Addr) -> Vec<u8> {
+/// The answer to a query for an owned name: its addresses for A, no records for the
+/// rest; NXDOMAIN for an owned name that names nothing (no addresses at all).
+fn answer(query: &[u8], end: usize, qtype: u16, ips: &[Ipv4Addr]) -> Vec<u8> {
     let mut out = query[..end].to_vec();
-    let with_record = qtype == TYPE_A;
-    // QR, opcode kept, AA, RD kept; RA; NOERROR.
+    let records: &[Ipv4Addr] = if qtype == TYPE_A { ips } else { &[] };
+    // QR, opcode kept, AA, RD kept; RA; NOERROR or NXDOMAIN.
     out[2] = 0x80 | (query[2] & 0x79) | 0x04;
-    out[3] = 0x80;
-    out[6..8].copy_from_slice(&(with_record as u16).to_be_bytes());
+    out[3] = if ips.is_empty() { 0x83 } else { 0x80 };
+    out[6..8].copy_from_slice(&(records.len() as u16).to_be_bytes());
     out[8..12].copy_from_slice(&[0, 0, 0, 0]);
-    if with_record {
+    for ip in records {
         out.extend_from_slice(&[0xc0, 0x0c]); // the question's name
         out.extend_from_slice(&TYPE_A.to_be_bytes());
         out.extend_from_slice(&CLASS_IN.to_be_bytes());
@@ -68,6 +70,10 @@ fn answer(query: &[u8], end: usize, qtype: u16, ip: Ipv4Addr) -> Vec<u8> {
     }
     out
 }
+
+/// Other names Berth owns, with their addresses (load balancers' DNS names); `None` for
+/// a name that is not Berth's, an empty list for one of Berth's that names nothing.
+pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
 
 /// The host's resolvers, as /etc/resolv.conf names them.
 fn upstreams() -> Vec<SocketAddr> {
@@ -108,7 +114,7 @@ async fn relay(query: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Serve queries on `sock` until the process ends.
-pub async fn serve(sock: UdpSocket, berth: Ipv4Addr) {
+pub async fn serve(sock: UdpSocket, berth: Ipv4Addr, lookup: Lookup) {
     let sock = Arc::new(sock);
     let mut buf = vec![0u8; 1500];
     loop {
@@ -116,13 +122,18 @@ pub async fn serve(sock: UdpSocket, berth: Ipv4Addr) {
             continue;
         };
         let query = buf[..n].to_vec();
-        let sock = sock.clone();
+        let (sock, lookup) = (sock.clone(), lookup.clone());
         tokio::spawn(async move {
             let reply = match question(&query) {
-                Some((name, qtype, CLASS_IN, end)) => match owned(&name, berth) {
-                    Some(ip) => Some(answer(&query, end, qtype, ip)),
-                    None => relay(&query).await,
-                },
+                Some((name, qtype, CLASS_IN, end)) => {
+                    match owned(&name, berth)
+                        .map(|ip| vec![ip])
+                        .or_else(|| lookup(&name))
+                    {
+                        Some(ips) => Some(answer(&query, end, qtype, &ips)),
+                        None => relay(&query).await,
+                    }
+                }
                 _ => relay(&query).await,
             };
             if let Some(r) = reply {
@@ -156,7 +167,7 @@ mod tests {
         assert_eq!(name, "000000000000.dkr.ecr.us-east-1.localhost");
         assert_eq!((qtype, class, end), (TYPE_A, CLASS_IN, q.len()));
         assert_eq!(owned(&name, ip), Some(ip));
-        let a = answer(&q, end, qtype, ip);
+        let a = answer(&q, end, qtype, &[ip]);
         assert_eq!(&a[..2], &[0x12, 0x34], "same id");
         assert_eq!(a[2] & 0x80, 0x80, "a response");
         assert_eq!(a[3] & 0x0f, 0, "NOERROR");
@@ -164,9 +175,16 @@ mod tests {
         assert_eq!(&a[a.len() - 4..], &ip.octets());
         // AAAA: no records, still NOERROR.
         let q6 = query("000000000000.dkr.ecr.us-east-1.localhost", 28);
-        let a6 = answer(&q6, q6.len(), 28, ip);
+        let a6 = answer(&q6, q6.len(), 28, &[ip]);
         assert_eq!(u16::from_be_bytes([a6[6], a6[7]]), 0);
         assert_eq!(a6.len(), q6.len());
+        // Several addresses; none is NXDOMAIN.
+        let two = [ip, Ipv4Addr::new(172, 31, 0, 9)];
+        let a2 = answer(&q, end, TYPE_A, &two);
+        assert_eq!(u16::from_be_bytes([a2[6], a2[7]]), 2);
+        assert_eq!(&a2[a2.len() - 4..], &two[1].octets());
+        let nx = answer(&q, end, TYPE_A, &[]);
+        assert_eq!(nx[3] & 0x0f, 3, "NXDOMAIN");
     }
 
     #[test]

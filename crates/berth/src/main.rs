@@ -104,6 +104,11 @@ pub struct UpArgs {
         value_name = "CLUSTER"
     )]
     register_instances: Vec<String>,
+    /// Also bind every load balancer listener on this host address (for users who cannot
+    /// route to the Berth network). Two load balancers with a listener on the same port
+    /// cannot both be published.
+    #[arg(long, env = "BERTH_PUBLISH_LB")]
+    publish_lb: Option<std::net::Ipv4Addr>,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -444,6 +449,19 @@ fn start_node(
         ))
     });
     let net = task_network(args, &store, port);
+    // The load balancers' data plane: their addresses, listeners, health checks, draining.
+    let instance_id = local_instance_id(data_dir)
+        .map_err(|e| format!("cannot keep this host's instance id: {e}"))?;
+    berth_lb::DataPlane::new(
+        store.clone(),
+        berth_lb::Options {
+            host: net.host.as_ref().ok().cloned(),
+            publish: args.publish_lb,
+            instance_id: Some(instance_id),
+            names: net.lb_names.clone(),
+        },
+    )
+    .spawn();
     let node = berth_node::Node::new(
         store,
         clock,
@@ -474,6 +492,8 @@ struct TaskNetworkSetup {
     edge_listener: Option<tokio::net::TcpListener>,
     endpoint_url: Option<String>,
     resolver: Option<std::net::Ipv4Addr>,
+    /// Load balancers' DNS names, kept by the data plane, answered by the resolver.
+    lb_names: berth_lb::Names,
 }
 
 /// The bridge and Berth's chains, then at 169.254.170.2 on the bridge: the in-task
@@ -486,6 +506,7 @@ fn task_network(args: &UpArgs, store: &Arc<dyn berth_store::Store>, port: u16) -
         edge_listener: None,
         endpoint_url: None,
         resolver: None,
+        lb_names: Default::default(),
     };
     let host = match berth_net::HostNetwork::set_up() {
         Ok((host, said)) => {
@@ -520,7 +541,10 @@ fn task_network(args: &UpArgs, store: &Arc<dyn berth_store::Store>, port: u16) -
             });
             match dns {
                 Ok(sock) => {
-                    tokio::spawn(berth_node::dns::serve(sock, ip));
+                    let names = setup.lb_names.clone();
+                    let lookup: berth_node::dns::Lookup =
+                        Arc::new(move |n| berth_lb::resolve(&names, n));
+                    tokio::spawn(berth_node::dns::serve(sock, ip, lookup));
                     setup.resolver = Some(ip);
                 }
                 Err(e) => {

@@ -1,0 +1,588 @@
+//! The application load balancer: an HTTP/1.1 and HTTP/2 reverse proxy on hyper. Each
+//! listener address has a `Slot` holding what it serves now (rules with their target
+//! groups resolved to backends), swapped whole when the configuration changes. Requests
+//! go to targets over pooled keep-alive HTTP/1.1 connections with X-Forwarded-For, -Proto
+//! and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target that
+//! refuses or breaks the connection: 502; no response within the idle timeout: 504.
+
+use crate::rules::{Action, Condition, RequestFacts};
+use crate::world::{Algorithm, Lb, Listener, World};
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Requests in flight to one target of one group: least outstanding requests picks by it,
+/// and draining ends early when it is zero.
+#[derive(Default, Debug)]
+pub struct TargetStat {
+    pub inflight: AtomicUsize,
+}
+
+pub struct Backend {
+    pub addr: SocketAddrV4,
+    stat: Arc<TargetStat>,
+}
+
+pub struct GroupView {
+    algorithm: Algorithm,
+    /// Healthy targets, or every routable one when none is healthy (an ALB fails open).
+    backends: Vec<Backend>,
+    next: AtomicUsize,
+}
+
+enum ActionView {
+    Forward {
+        groups: Vec<(Arc<GroupView>, u32)>,
+        total: u32,
+        next: AtomicUsize,
+    },
+    Redirect(serde_json::Value),
+    Fixed {
+        status: StatusCode,
+        content_type: Option<String>,
+        body: Bytes,
+    },
+}
+
+struct RuleView {
+    conditions: Vec<Condition>,
+    action: ActionView,
+}
+
+/// What one listener serves.
+pub struct ListenerView {
+    port: u16,
+    idle_timeout: Duration,
+    rules: Vec<RuleView>,
+}
+
+pub type Slot = Arc<RwLock<Arc<ListenerView>>>;
+
+type ProxyBody = Either<Full<Bytes>, Counted>;
+
+pub struct Proxy {
+    client: Client<HttpConnector, Incoming>,
+    stats: Mutex<HashMap<(String, SocketAddrV4), Arc<TargetStat>>>,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Proxy {
+    pub fn new() -> Proxy {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(10)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(conn);
+        Proxy {
+            client,
+            stats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn stat(&self, tg: &str, addr: SocketAddrV4) -> Arc<TargetStat> {
+        self.stats
+            .lock()
+            .expect("lock")
+            .entry((tg.to_string(), addr))
+            .or_default()
+            .clone()
+    }
+
+    /// Requests in flight to a target of a group.
+    pub fn inflight(&self, tg: &str, addr: SocketAddrV4) -> usize {
+        self.stats
+            .lock()
+            .expect("lock")
+            .get(&(tg.to_string(), addr))
+            .map_or(0, |s| s.inflight.load(Ordering::Relaxed))
+    }
+
+    /// Forget counters of targets no longer in `world` (and idle).
+    pub fn prune(&self, world: &World) {
+        self.stats.lock().expect("lock").retain(|(tg, addr), s| {
+            s.inflight.load(Ordering::Relaxed) > 0
+                || world
+                    .tgs
+                    .get(tg)
+                    .is_some_and(|g| g.targets.iter().any(|t| t.addr == Some(*addr)))
+        });
+    }
+
+    /// The view of a listener of `lb` in `world`.
+    pub fn view(&self, world: &World, lb: &Lb, l: &Listener) -> ListenerView {
+        let group = |arn: &str| -> Arc<GroupView> {
+            let Some(tg) = world.tgs.get(arn) else {
+                return Arc::new(GroupView {
+                    algorithm: Algorithm::RoundRobin,
+                    backends: vec![],
+                    next: AtomicUsize::new(0),
+                });
+            };
+            let routable: Vec<_> = tg
+                .targets
+                .iter()
+                .filter(|t| t.state != "draining")
+                .filter_map(|t| t.addr.map(|a| (a, t.state == "healthy")))
+                .collect();
+            let any_healthy = routable.iter().any(|(_, h)| *h);
+            let backends = routable
+                .into_iter()
+                .filter(|(_, h)| *h || !any_healthy)
+                .map(|(addr, _)| Backend {
+                    addr,
+                    stat: self.stat(arn, addr),
+                })
+                .collect();
+            Arc::new(GroupView {
+                algorithm: tg.algorithm,
+                backends,
+                next: AtomicUsize::new(0),
+            })
+        };
+        let rules = l
+            .rules
+            .iter()
+            .map(|r| RuleView {
+                conditions: r.conditions.clone(),
+                action: match &r.action {
+                    Action::Forward(gs) => ActionView::Forward {
+                        groups: gs.iter().map(|(a, w)| (group(a), *w)).collect(),
+                        total: gs.iter().map(|(_, w)| *w).sum(),
+                        next: AtomicUsize::new(0),
+                    },
+                    Action::Redirect(c) => ActionView::Redirect(c.clone()),
+                    Action::FixedResponse {
+                        status,
+                        content_type,
+                        body,
+                    } => ActionView::Fixed {
+                        status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                        content_type: content_type.clone(),
+                        body: Bytes::from(body.clone()),
+                    },
+                },
+            })
+            .collect();
+        ListenerView {
+            port: l.port,
+            idle_timeout: Duration::from_secs(lb.idle_timeout_secs.max(1)),
+            rules,
+        }
+    }
+
+    /// Accept connections on `listener` until the task is aborted.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener, slot: Slot) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "load balancer accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (me, slot) = (self.clone(), slot.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let (me, slot) = (me.clone(), slot.clone());
+                    async move {
+                        let view = slot.read().expect("lock").clone();
+                        Ok::<_, std::convert::Infallible>(me.handle(req, peer, &view).await)
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        view: &ListenerView,
+    ) -> Response<ProxyBody> {
+        let host_full = req
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let host = strip_port(&host_full);
+        let facts = RequestFacts {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            host,
+            query: req.uri().query(),
+            headers: req.headers(),
+            source: peer.ip(),
+        };
+        let Some(rule) = view
+            .rules
+            .iter()
+            .find(|r| r.conditions.iter().all(|c| c.matches(&facts)))
+        else {
+            return error_page(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        match &rule.action {
+            ActionView::Fixed {
+                status,
+                content_type,
+                body,
+            } => {
+                let mut r = Response::new(Either::Left(Full::new(body.clone())));
+                *r.status_mut() = *status;
+                if let Some(ct) = content_type.as_deref().and_then(|c| c.parse().ok()) {
+                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+                }
+                r.headers_mut().insert(
+                    hyper::header::SERVER,
+                    HeaderValue::from_static("awselb/2.0"),
+                );
+                r
+            }
+            ActionView::Redirect(cfg) => redirect(cfg, &req, host, view.port),
+            ActionView::Forward {
+                groups,
+                total,
+                next,
+            } => {
+                let group = pick_group(groups, *total, next);
+                let Some(backend) = group.and_then(|g| pick_backend(g)) else {
+                    return error_page(StatusCode::SERVICE_UNAVAILABLE);
+                };
+                self.forward(req, peer, view, backend, host_full).await
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        view: &ListenerView,
+        backend: &Backend,
+        host: String,
+    ) -> Response<ProxyBody> {
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let Ok(uri) = format!("http://{}{}", backend.addr, path).parse::<Uri>() else {
+            return error_page(StatusCode::BAD_REQUEST);
+        };
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        let h = &mut parts.headers;
+        strip_hop_by_hop(h);
+        if !h.contains_key(HOST) {
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                h.insert(HOST, v);
+            }
+        }
+        let client_ip = peer.ip().to_string();
+        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {client_ip}"),
+            None => client_ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            h.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+        h.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        );
+        h.insert(
+            HeaderName::from_static("x-forwarded-port"),
+            HeaderValue::from(view.port),
+        );
+        if !h.contains_key("x-amzn-trace-id") {
+            if let Ok(v) = HeaderValue::from_str(&trace_id()) {
+                h.insert(HeaderName::from_static("x-amzn-trace-id"), v);
+            }
+        }
+        let guard = Inflight::new(backend.stat.clone());
+        let up = Request::from_parts(parts, body);
+        match tokio::time::timeout(view.idle_timeout, self.client.request(up)).await {
+            Ok(Ok(resp)) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(
+                    parts,
+                    Either::Right(Counted {
+                        inner: body,
+                        _guard: guard,
+                    }),
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(target = %backend.addr, error = %e, "target failed");
+                error_page(StatusCode::BAD_GATEWAY)
+            }
+            Err(_) => error_page(StatusCode::GATEWAY_TIMEOUT),
+        }
+    }
+}
+
+/// Counts a request in flight until its response body has been sent.
+struct Inflight(Arc<TargetStat>);
+
+impl Inflight {
+    fn new(s: Arc<TargetStat>) -> Inflight {
+        s.inflight.fetch_add(1, Ordering::Relaxed);
+        Inflight(s)
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A target's response body, holding its request's in-flight count.
+pub struct Counted {
+    inner: Incoming,
+    _guard: Inflight,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn pick_group<'a>(
+    groups: &'a [(Arc<GroupView>, u32)],
+    total: u32,
+    next: &AtomicUsize,
+) -> Option<&'a GroupView> {
+    if groups.len() == 1 {
+        return Some(&groups[0].0);
+    }
+    if total == 0 {
+        return None;
+    }
+    let mut n = (next.fetch_add(1, Ordering::Relaxed) % total as usize) as u32;
+    for (g, w) in groups {
+        if n < *w {
+            return Some(g);
+        }
+        n -= w;
+    }
+    None
+}
+
+fn pick_backend(g: &GroupView) -> Option<&Backend> {
+    let n = g.backends.len();
+    if n == 0 {
+        return None;
+    }
+    let start = g.next.fetch_add(1, Ordering::Relaxed) % n;
+    match g.algorithm {
+        Algorithm::RoundRobin => Some(&g.backends[start]),
+        // The fewest requests in flight; ties go round the list.
+        Algorithm::LeastOutstanding => (0..n)
+            .map(|k| &g.backends[(start + k) % n])
+            .min_by_key(|b| b.stat.inflight.load(Ordering::Relaxed)),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map_or(host, |h| &h[1..]);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers the Connection header names are hop-by-hop too.
+    let named: Vec<String> = h
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for n in named {
+        h.remove(n.as_str());
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        h.remove(n);
+    }
+}
+
+/// `Root=1-{epoch seconds, hex}-{24 hex digits}`.
+fn trace_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let r = uuid::Uuid::new_v4().simple().to_string();
+    format!("Root=1-{secs:08x}-{}", &r[..24])
+}
+
+/// An ALB's own error page.
+fn error_page(status: StatusCode) -> Response<ProxyBody> {
+    let text = format!(
+        "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n</body>\r\n</html>\r\n",
+        status
+    );
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from(text))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html"),
+    );
+    r.headers_mut().insert(
+        hyper::header::SERVER,
+        HeaderValue::from_static("awselb/2.0"),
+    );
+    r
+}
+
+/// A redirect action: each part of RedirectConfig with #{protocol}, #{host}, #{port},
+/// #{path} and #{query} replaced by the request's.
+fn redirect(
+    cfg: &serde_json::Value,
+    req: &Request<Incoming>,
+    host: &str,
+    port: u16,
+) -> Response<ProxyBody> {
+    let path = req.uri().path();
+    let query = req.uri().query().unwrap_or("");
+    let port_s = port.to_string();
+    let fill = |field: &str, default: &str| -> String {
+        cfg[field]
+            .as_str()
+            .unwrap_or(default)
+            .replace("#{protocol}", "http")
+            .replace("#{host}", host)
+            .replace("#{port}", &port_s)
+            .replace("#{path}", path.trim_start_matches('/'))
+            .replace("#{query}", query)
+    };
+    let proto = fill("Protocol", "#{protocol}").to_ascii_lowercase();
+    let to_host = fill("Host", "#{host}");
+    let to_port = fill("Port", "#{port}");
+    let mut to_path = fill("Path", "/#{path}");
+    if !to_path.starts_with('/') {
+        to_path.insert(0, '/');
+    }
+    let to_query = fill("Query", "#{query}");
+    let default_port =
+        (proto == "http" && to_port == "80") || (proto == "https" && to_port == "443");
+    let mut loc = format!("{proto}://{to_host}");
+    if !default_port {
+        loc.push(':');
+        loc.push_str(&to_port);
+    }
+    loc.push_str(&to_path);
+    if !to_query.is_empty() {
+        loc.push('?');
+        loc.push_str(&to_query);
+    }
+    let status = if cfg["StatusCode"] == "HTTP_301" {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::FOUND
+    };
+    let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(&loc) {
+        r.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    r.headers_mut().insert(
+        hyper::header::SERVER,
+        HeaderValue::from_static("awselb/2.0"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_come_off_hosts() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+    }
+
+    #[test]
+    fn weights_share_requests() {
+        let g = |n| {
+            Arc::new(GroupView {
+                algorithm: Algorithm::RoundRobin,
+                backends: (0..n)
+                    .map(|i| Backend {
+                        addr: SocketAddrV4::new([10, 0, 0, i as u8].into(), 80),
+                        stat: Arc::default(),
+                    })
+                    .collect(),
+                next: AtomicUsize::new(0),
+            })
+        };
+        let groups = vec![(g(1), 3), (g(2), 1)];
+        let next = AtomicUsize::new(0);
+        let picks: Vec<usize> = (0..8)
+            .map(|_| pick_group(&groups, 4, &next).unwrap().backends.len())
+            .collect();
+        assert_eq!(picks, [1, 1, 1, 2, 1, 1, 1, 2]);
+        // Least outstanding: the idle one wins.
+        let lor = GroupView {
+            algorithm: Algorithm::LeastOutstanding,
+            ..Arc::try_unwrap(g(3)).ok().unwrap()
+        };
+        lor.backends[0].stat.inflight.store(2, Ordering::Relaxed);
+        lor.backends[1].stat.inflight.store(0, Ordering::Relaxed);
+        lor.backends[2].stat.inflight.store(1, Ordering::Relaxed);
+        for _ in 0..3 {
+            assert_eq!(pick_backend(&lor).unwrap().addr.ip().octets()[3], 1);
+        }
+    }
+}
