@@ -71,6 +71,15 @@ expect_eq "X-Amzn-Trace-Id added" "1" "$(grep -cE '^HTTP_X_AMZN_TRACE_ID=Root=1-
 expect_eq "the Host header is the client's" "HTTP_HOST=$LBIP" "$(grep '^HTTP_HOST=' <<<"$ENV")"
 expect_eq "HTTP/2 (prior knowledge) through the ALB" "2 200" "$(curl -s -o /dev/null -w '%{http_version} %{http_code}' --http2-prior-knowledge --max-time 5 "http://$LBIP/")"
 
+# lb_cookie stickiness: a client with the AWSALB cookie keeps its target.
+awsb elbv2 modify-target-group-attributes --target-group-arn "$TG" --attributes Key=stickiness.enabled,Value=true Key=stickiness.type,Value=lb_cookie >/dev/null
+wait_for "the AWSALB cookie" 10 bash -c "curl -s -o /dev/null -D - --max-time 2 http://$LBIP/ | grep -q '^Set-Cookie: AWSALB='"
+curl -s -o /dev/null -c "$WORK/jar" --max-time 5 "http://$LBIP/"
+expect_eq "a sticky client stays on one target" "1" "$(for _ in $(seq 6); do curl -fsS -b "$WORK/jar" --max-time 5 "http://$LBIP/"; done | sort -u | wc -l)"
+expect_eq "AWSALBCORS beside it" "1" "$(curl -s -o /dev/null -D - --max-time 5 "http://$LBIP/" | grep -c '^Set-Cookie: AWSALBCORS=.*SameSite=None')"
+awsb elbv2 modify-target-group-attributes --target-group-arn "$TG" --attributes Key=stickiness.enabled,Value=false >/dev/null
+wait_for "stickiness off" 10 bash -c "! curl -s -o /dev/null -D - --max-time 2 http://$LBIP/ | grep -q '^Set-Cookie: AWSALB='"
+
 # ---- 3. rules: a path rule to a second group, a fixed response, a redirect ----
 read -r API_IP <<<"$(run_tasks 1)"
 API=$(awsb elbv2 create-target-group --name api --protocol HTTP --port 80 --vpc-id "$VPC" --target-type ip --query 'TargetGroups[0].TargetGroupArn' --output text)
@@ -99,6 +108,28 @@ wait_for "a target on a closed port" 10 bash -c "[ \"\$(curl -s -o /dev/null -w 
 expect_eq "a refusing target: 502" "502" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://$LBIP:8080/")"
 wait_for "the closed port unhealthy" 30 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL elbv2 describe-target-health --target-group-arn $EMPTY --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text)\" = unhealthy ]"
 expect_eq "unhealthy with ELB's reason" "unhealthy Target.FailedHealthChecks" "$(awsb elbv2 describe-target-health --target-group-arn "$EMPTY" --query 'TargetHealthDescriptions[0].TargetHealth.[State,Reason]' --output text | tr '\t' ' ')"
+
+# A target that accepts and never answers: 504 after the load balancer's idle timeout.
+python3 - "$IMAGE" > "$WORK/silent.json" <<'PY'
+import json, sys
+print(json.dumps([{"name": "silent", "image": sys.argv[1], "stopTimeout": 2,
+                   "command": ["sh", "-c", "while true; do sleep 1000 | nc -l -p 80; done"]}]))
+PY
+awsb ecs register-task-definition --family silent --requires-compatibilities FARGATE --network-mode awsvpc \
+  --cpu 256 --memory 512 --container-definitions "file://$WORK/silent.json" >/dev/null
+SILENT_TASK=$(awsb ecs run-task --cluster lb --task-definition silent --launch-type FARGATE \
+  --network-configuration "awsvpcConfiguration={subnets=[$SUB1]}" --query 'tasks[0].taskArn' --output text)
+awsb ecs wait tasks-running --cluster lb --tasks "$SILENT_TASK"
+SILENT_IP=$(awsb ecs describe-tasks --cluster lb --tasks "$SILENT_TASK" --query "tasks[0].attachments[0].details[?name=='privateIPv4Address'].value | [0]" --output text)
+SILENT=$(awsb elbv2 create-target-group --name silent --protocol HTTP --port 80 --vpc-id "$VPC" --target-type ip --query 'TargetGroups[0].TargetGroupArn' --output text)
+awsb elbv2 register-targets --target-group-arn "$SILENT" --targets "Id=$SILENT_IP"
+awsb elbv2 modify-load-balancer-attributes --load-balancer-arn "$ALB" --attributes Key=idle_timeout.timeout_seconds,Value=1 >/dev/null
+L8080=$(awsb elbv2 describe-listeners --load-balancer-arn "$ALB" --query 'Listeners[?Port==`8080`].ListenerArn' --output text)
+awsb elbv2 modify-listener --listener-arn "$L8080" --default-actions "Type=forward,TargetGroupArn=$SILENT" >/dev/null
+wait_for "a silent target: 504" 15 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://$LBIP:8080/)\" = 504 ]"
+pass "a target that never answers: 504 after the idle timeout"
+awsb elbv2 modify-load-balancer-attributes --load-balancer-arn "$ALB" --attributes Key=idle_timeout.timeout_seconds,Value=60 >/dev/null
+awsb ecs stop-task --cluster lb --task "$SILENT_TASK" >/dev/null
 
 # ---- 5. a target that dies is taken out once its checks fail ----
 # shellcheck disable=SC2046
@@ -181,7 +212,28 @@ wait_for "the ALB's addresses gone from the bridge" 10 bash -c "! ip -4 addr sho
 expect_eq "a deleted ALB no longer answers" "000" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$LBIP/" || true)"
 expect_eq "its address in the second subnet is free again" "$((FREE_BEFORE + 1))" "$(free_in_sub2)"
 
-# ---- 10. berth down removes the load balancers' chains ----
+# ---- 10. --publish-lb: listeners on a host address too, port clashes refused ----
+awsb elbv2 delete-load-balancer --load-balancer-arn "$NLB"
+kill9_berth
+start_berth --publish-lb 127.0.0.1
+PUB_PORT=$(free_port)
+PUB=$(awsb elbv2 create-load-balancer --name pub --subnets "$SUB1" "$SUB2" --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+PUB2=$(awsb elbv2 create-load-balancer --name pub2 --subnets "$SUB1" "$SUB2" --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+PUBTG=$(awsb elbv2 create-target-group --name pub --protocol HTTP --port 80 --vpc-id "$VPC" --target-type ip --query 'TargetGroups[0].TargetGroupArn' --output text)
+awsb elbv2 register-targets --target-group-arn "$PUBTG" --targets "Id=${WEB[0]}"
+awsb elbv2 create-listener --load-balancer-arn "$PUB" --protocol HTTP --port "$PUB_PORT" --default-actions "Type=forward,TargetGroupArn=$PUBTG" >/dev/null
+wait_for "the published listener" 10 curl -fsS --max-time 2 "http://127.0.0.1:$PUB_PORT/"
+expect_eq "published on 127.0.0.1" "${WEB[0]}" "$(curl -fsS --max-time 5 "http://127.0.0.1:$PUB_PORT/" | tr -d ' ')"
+expect_error "a second load balancer on the published port" InvalidConfigurationRequest \
+  awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$PUB_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200}"
+expect_error "a port another process uses (Berth's API)" InvalidConfigurationRequest \
+  awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$BERTH_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200}"
+awsb elbv2 delete-load-balancer --load-balancer-arn "$PUB"
+awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$PUB_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200,MessageBody=second}" >/dev/null
+wait_for "the port taken over by the second load balancer" 10 bash -c "[ \"\$(curl -s --max-time 2 http://127.0.0.1:$PUB_PORT/)\" = second ]"
+pass "a deleted load balancer's published port is free for another"
+
+# ---- 11. berth down removes the load balancers' chains ----
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null 2>&1
 BERTH_PID=""
 expect_eq "BERTH-LB chains removed" "0" "$(iptables -w -t nat -S | grep -c 'BERTH-LB' || true)"

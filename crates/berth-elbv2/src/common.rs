@@ -35,6 +35,8 @@ pub struct Scope<'a> {
     pub region: &'a str,
     /// The request's time (seconds since the epoch) from the injectable clock.
     pub now: f64,
+    /// `berth up --publish-lb`: the host address every listener is also bound on.
+    pub publish: Option<std::net::Ipv4Addr>,
 }
 
 impl<'a> Scope<'a> {
@@ -44,6 +46,7 @@ impl<'a> Scope<'a> {
             account,
             region,
             now,
+            publish: None,
         }
     }
     /// `/{account}/{region}/elbv2/{kind}/{id}`

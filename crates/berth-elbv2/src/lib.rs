@@ -30,11 +30,23 @@ pub fn model() -> &'static Model {
 pub struct Elbv2 {
     store: Arc<dyn Store>,
     clock: Clock,
+    publish: Option<std::net::Ipv4Addr>,
 }
 
 impl Elbv2 {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
-        Elbv2 { store, clock }
+        Elbv2 {
+            store,
+            clock,
+            publish: None,
+        }
+    }
+
+    /// Listeners are also bound on `addr` (`--publish-lb`): each listener's port is then
+    /// leased on the host (beside tasks' host ports), and a port in use is refused.
+    pub fn publishing(mut self, addr: Option<std::net::Ipv4Addr>) -> Self {
+        self.publish = addr;
+        self
     }
 }
 
@@ -85,12 +97,13 @@ impl Service for Elbv2 {
             "DescribeTags" => tags::describe,
             _ => return Err(ApiError::not_implemented("elasticloadbalancing", operation)),
         };
-        let scope = Scope::new(
+        let mut scope = Scope::new(
             self.store.as_ref(),
             &ctx.account,
             &ctx.region,
             self.clock.now(),
         );
+        scope.publish = self.publish;
         handler(&scope, &input)
     }
 }

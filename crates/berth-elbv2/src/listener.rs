@@ -333,6 +333,66 @@ fn check_protocol(lb: &Value, protocol: &str, input: &Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// The host-port protocols a listener's port takes on the published address.
+fn published_protocols(protocol: &str) -> &'static [&'static str] {
+    match protocol {
+        "UDP" => &["udp"],
+        "TCP_UDP" => &["tcp", "udp"],
+        _ => &["tcp"],
+    }
+}
+
+/// With `--publish-lb`, lease the listener's port on the host (in the same transaction as
+/// the listener), refusing one a task or another listener holds or a host process uses.
+fn lease_published_port<T>(
+    s: &Scope,
+    listener_arn: &str,
+    protocol: &str,
+    port: i64,
+    plan: &mut Plan<T>,
+) -> ApiResult<()> {
+    let Some(addr) = s.publish else {
+        return Ok(());
+    };
+    let port16 = u16::try_from(port).unwrap_or(0);
+    for proto in published_protocols(protocol) {
+        let key = berth_net::ports::port_key(proto, port16);
+        match s.store.get(&key) {
+            Some(r) if r.value["owner"] == listener_arn => continue,
+            Some(r) => {
+                return Err(invalid_config(format!(
+                    "Port {port}/{proto} on the published address {addr} (--publish-lb) is held by {}",
+                    r.value["owner"].as_str().unwrap_or("another user")
+                )))
+            }
+            None => {}
+        }
+        let free = match *proto {
+            "udp" => std::net::UdpSocket::bind((addr, port16)).is_ok(),
+            _ => std::net::TcpListener::bind((addr, port16)).is_ok(),
+        };
+        if !free {
+            return Err(invalid_config(format!(
+                "Port {port}/{proto} on the published address {addr} (--publish-lb) is in use by another process"
+            )));
+        }
+        plan.create(key, json!({"owner": listener_arn}));
+    }
+    Ok(())
+}
+
+/// Give back the published ports a listener holds.
+fn release_published_ports<T>(s: &Scope, listener: &Value, plan: &mut Plan<T>) {
+    let port = u16::try_from(listener["Port"].as_i64().unwrap_or(0)).unwrap_or(0);
+    for proto in published_protocols(str_of(listener, "Protocol")) {
+        if let Some(r) = s.store.get(&berth_net::ports::port_key(proto, port)) {
+            if r.value["owner"] == listener["ListenerArn"] {
+                plan.delete(&r);
+            }
+        }
+    }
+}
+
 pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     let lb_arn = str_of(input, "LoadBalancerArn");
     let lb_rec = crate::lb::get(s, lb_arn)?;
@@ -373,6 +433,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
         }
         let mut plan = Plan::new(json!({"Listeners": [listener.clone()]}));
         plan.put(&lb_rec, (*lb_rec.value).clone());
+        lease_published_port(s, &arn, protocol, port, &mut plan)?;
         plan.create(
             s.key(LISTENER, &format!("{lb_id}/{id}")),
             json!({"Listener": listener.clone(), "Tags": tags.clone(), "DefaultRuleId": new_id(), "DefaultRuleTags": []}),
@@ -460,6 +521,10 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
         v["Listener"]["DefaultActions"] = actions.clone();
         let mut plan = Plan::new(json!({"Listeners": [v["Listener"].clone()]}));
         plan.put(&lb_rec, (*lb_rec.value).clone());
+        if old["Port"] != port || str_of(old, "Protocol") != protocol {
+            release_published_ports(s, old, &mut plan);
+            lease_published_port(s, arn, protocol, port, &mut plan)?;
+        }
         let usage = Usage {
             user: arn.to_string(),
             lb_arn: lb_arn.to_string(),
@@ -492,6 +557,7 @@ pub fn plan_delete<T>(s: &Scope, rec: &Record, plan: &mut Plan<T>) -> Vec<Usage>
         });
         plan.delete(&r);
     }
+    release_published_ports(s, l, plan);
     plan.delete(rec);
     released
 }

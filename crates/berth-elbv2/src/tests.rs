@@ -1231,3 +1231,46 @@ fn load_balancers_lease_an_address_in_each_subnet() {
     );
     assert_eq!(e.code, "InvalidSubnet");
 }
+
+#[test]
+fn published_listeners_lease_their_host_ports() {
+    let mut t = T::new();
+    let lo = std::net::Ipv4Addr::LOCALHOST;
+    t.elb = Elbv2::new(t.store.clone(), Clock::default()).publishing(Some(lo));
+    // Two free ports, found by binding; one then held by a "host process".
+    let free = || std::net::TcpListener::bind((lo, 0)).unwrap().local_addr().unwrap().port();
+    let (p1, p2) = (free(), free());
+    let busy = std::net::TcpListener::bind((lo, 0)).unwrap();
+    let p3 = busy.local_addr().unwrap().port();
+    let lease = |p: u16| {
+        t.store
+            .get(&berth_net::ports::port_key("tcp", p))
+            .map(|r| r.value["owner"].as_str().unwrap_or("").to_string())
+    };
+    let (a, b) = (t.alb("one"), t.alb("two"));
+    let (tg, tg2) = (t.tg("web", "HTTP"), t.tg("web2", "HTTP"));
+    let l1 = t.listener(&a, p1 as i64, &tg);
+    assert_eq!(lease(p1).as_deref(), Some(l1.as_str()));
+    // The same port on another load balancer: refused, nothing written.
+    let e = t.err(
+        "CreateListener",
+        json!({"LoadBalancerArn": b, "Protocol": "HTTP", "Port": p1,
+               "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg2}]}),
+    );
+    assert_eq!(e.code, "InvalidConfigurationRequest");
+    assert!(e.message.contains("--publish-lb"), "{}", e.message);
+    let e = t.err(
+        "CreateListener",
+        json!({"LoadBalancerArn": b, "Protocol": "HTTP", "Port": p3,
+               "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg2}]}),
+    );
+    assert!(e.message.contains("in use by another process"), "{}", e.message);
+    // Moving the listener moves its lease; deleting its load balancer frees it.
+    t.ok("ModifyListener", json!({"ListenerArn": l1, "Port": p2}));
+    assert_eq!(lease(p1), None);
+    assert_eq!(lease(p2).as_deref(), Some(l1.as_str()));
+    t.listener(&b, p1 as i64, &tg2);
+    t.ok("DeleteLoadBalancer", json!({"LoadBalancerArn": a}));
+    assert_eq!(lease(p2), None);
+    drop(busy);
+}

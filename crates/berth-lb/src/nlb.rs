@@ -18,7 +18,8 @@ pub fn rules(world: &World, publish: Option<Ipv4Addr>) -> (Vec<Vec<String>>, Vec
     for l in &world.lbs {
         if l.lb_type == LbType::Network {
             for listener in &l.listeners {
-                let Some(Action::Forward(groups)) = listener.rules.last().map(|r| &r.action) else {
+                let Some(Action::Forward { groups, .. }) = listener.rules.last().map(|r| &r.action)
+                else {
                     continue;
                 };
                 let Some(tg) = groups.first().and_then(|(arn, _)| world.tgs.get(arn)) else {
@@ -140,6 +141,7 @@ mod tests {
                 protocol: "TCP".into(),
                 in_use: true,
                 algorithm: Algorithm::RoundRobin,
+                sticky_secs: None,
                 health: HealthCheck {
                     protocol: "TCP".into(),
                     port: None,
@@ -171,7 +173,10 @@ mod tests {
                 protocol: "TCP".into(),
                 rules: vec![Rule {
                     conditions: vec![],
-                    action: Action::Forward(vec![("tg".into(), 1)]),
+                    action: Action::Forward {
+                        groups: vec![("tg".into(), 1)],
+                        sticky_secs: None,
+                    },
                 }],
             }],
         });

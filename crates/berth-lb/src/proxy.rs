@@ -35,7 +35,11 @@ pub struct Backend {
 }
 
 pub struct GroupView {
+    /// The group's id (its ARN's last part): the AWSALBTG cookie's value.
+    id: String,
     algorithm: Algorithm,
+    /// lb_cookie stickiness (AWSALB), for this many seconds.
+    sticky_secs: Option<u64>,
     /// Healthy targets, or every routable one when none is healthy (an ALB fails open).
     backends: Vec<Backend>,
     next: AtomicUsize,
@@ -46,6 +50,8 @@ enum ActionView {
         groups: Vec<(Arc<GroupView>, u32)>,
         total: u32,
         next: AtomicUsize,
+        /// Group stickiness (AWSALBTG), for this many seconds.
+        sticky_secs: Option<u64>,
     },
     Redirect(serde_json::Value),
     Fixed {
@@ -129,9 +135,12 @@ impl Proxy {
     /// The view of a listener of `lb` in `world`.
     pub fn view(&self, world: &World, lb: &Lb, l: &Listener) -> ListenerView {
         let group = |arn: &str| -> Arc<GroupView> {
+            let id = arn.rsplit('/').next().unwrap_or("").to_string();
             let Some(tg) = world.tgs.get(arn) else {
                 return Arc::new(GroupView {
+                    id,
                     algorithm: Algorithm::RoundRobin,
+                    sticky_secs: None,
                     backends: vec![],
                     next: AtomicUsize::new(0),
                 });
@@ -152,7 +161,9 @@ impl Proxy {
                 })
                 .collect();
             Arc::new(GroupView {
+                id,
                 algorithm: tg.algorithm,
+                sticky_secs: tg.sticky_secs,
                 backends,
                 next: AtomicUsize::new(0),
             })
@@ -163,10 +174,14 @@ impl Proxy {
             .map(|r| RuleView {
                 conditions: r.conditions.clone(),
                 action: match &r.action {
-                    Action::Forward(gs) => ActionView::Forward {
+                    Action::Forward {
+                        groups: gs,
+                        sticky_secs,
+                    } => ActionView::Forward {
                         groups: gs.iter().map(|(a, w)| (group(a), *w)).collect(),
                         total: gs.iter().map(|(_, w)| *w).sum(),
                         next: AtomicUsize::new(0),
+                        sticky_secs: *sticky_secs,
                     },
                     Action::Redirect(c) => ActionView::Redirect(c.clone()),
                     Action::FixedResponse {
@@ -268,12 +283,34 @@ impl Proxy {
                 groups,
                 total,
                 next,
+                sticky_secs,
             } => {
-                let group = pick_group(groups, *total, next);
-                let Some(backend) = group.and_then(|g| pick_backend(g)) else {
+                // A sticky client's cookies name its group and target while they last.
+                let h = req.headers();
+                let group = sticky_secs
+                    .and_then(|_| cookie(h, "AWSALBTG"))
+                    .and_then(|v| groups.iter().find(|(g, _)| g.id == v))
+                    .map(|(g, _)| &**g)
+                    .or_else(|| pick_group(groups, *total, next));
+                let Some(group) = group else {
                     return error_page(StatusCode::SERVICE_UNAVAILABLE);
                 };
-                self.forward(req, peer, view, backend, host_full).await
+                let backend = group
+                    .sticky_secs
+                    .and_then(|_| cookie(h, "AWSALB"))
+                    .and_then(|v| group.backends.iter().find(|b| backend_cookie(b.addr) == v))
+                    .or_else(|| pick_backend(group));
+                let Some(backend) = backend else {
+                    return error_page(StatusCode::SERVICE_UNAVAILABLE);
+                };
+                let mut resp = self.forward(req, peer, view, backend, host_full).await;
+                if let Some(secs) = sticky_secs {
+                    set_cookies(&mut resp, "AWSALBTG", &group.id, *secs);
+                }
+                if let Some(secs) = group.sticky_secs {
+                    set_cookies(&mut resp, "AWSALB", &backend_cookie(backend.addr), secs);
+                }
+                resp
             }
         }
     }
@@ -423,6 +460,30 @@ fn pick_backend(g: &GroupView) -> Option<&Backend> {
     }
 }
 
+/// The value of cookie `name` in a request's Cookie headers.
+fn cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    h.get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A target as its stickiness cookie names it: address and port in hex.
+fn backend_cookie(addr: SocketAddrV4) -> String {
+    format!("{:08X}{:04X}", u32::from(*addr.ip()), addr.port())
+}
+
+/// `NAME` and `NAMECORS` (SameSite=None, for cross-origin requests), as an ALB sets them.
+fn set_cookies(resp: &mut Response<ProxyBody>, name: &str, value: &str, secs: u64) {
+    let expires = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs));
+    for (n, extra) in [(name.to_string(), ""), (format!("{name}CORS"), "; SameSite=None")] {
+        if let Ok(v) = HeaderValue::from_str(&format!("{n}={value}; Expires={expires}; Path=/{extra}")) {
+            resp.headers_mut().append(hyper::header::SET_COOKIE, v);
+        }
+    }
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split(']').next().map_or(host, |h| &h[1..]);
@@ -547,6 +608,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = HeaderMap::new();
+        h.append("cookie", "a=1; AWSALB=0A0000050050".parse().unwrap());
+        h.append("cookie", "AWSALBTG=abc".parse().unwrap());
+        assert_eq!(cookie(&h, "AWSALB"), Some("0A0000050050"));
+        assert_eq!(cookie(&h, "AWSALBTG"), Some("abc"));
+        assert_eq!(cookie(&h, "AWSALBCORS"), None);
+        assert_eq!(
+            backend_cookie(SocketAddrV4::new([10, 0, 0, 5].into(), 80)),
+            "0A0000050050"
+        );
+    }
+
+    #[test]
     fn ports_come_off_hosts() {
         assert_eq!(strip_port("example.com:8080"), "example.com");
         assert_eq!(strip_port("example.com"), "example.com");
@@ -557,7 +632,9 @@ mod tests {
     fn weights_share_requests() {
         let g = |n| {
             Arc::new(GroupView {
+                id: String::new(),
                 algorithm: Algorithm::RoundRobin,
+                sticky_secs: None,
                 backends: (0..n)
                     .map(|i| Backend {
                         addr: SocketAddrV4::new([10, 0, 0, i as u8].into(), 80),

@@ -19,8 +19,12 @@ pub enum Condition {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Target groups with their weights.
-    Forward(Vec<(String, u32)>),
+    /// Target groups with their weights, and how long a client sticks to the group it
+    /// was sent to (TargetGroupStickinessConfig), if it does.
+    Forward {
+        groups: Vec<(String, u32)>,
+        sticky_secs: Option<u64>,
+    },
     /// RedirectConfig as the model has it.
     Redirect(Value),
     FixedResponse {
@@ -128,7 +132,13 @@ impl Action {
                         .collect(),
                     None => vec![(a["TargetGroupArn"].as_str()?.to_string(), 1)],
                 };
-                Some(Action::Forward(groups))
+                let st = &a["ForwardConfig"]["TargetGroupStickinessConfig"];
+                let sticky_secs = (st["Enabled"] == true && groups.len() > 1)
+                    .then(|| st["DurationSeconds"].as_u64().unwrap_or(3600));
+                Some(Action::Forward {
+                    groups,
+                    sticky_secs,
+                })
             }
             "redirect" => Some(Action::Redirect(a["RedirectConfig"].clone())),
             "fixed-response" => {
@@ -258,6 +268,12 @@ mod tests {
                 {"TargetGroupArn": "a", "Weight": 3}, {"TargetGroupArn": "b", "Weight": 1}]}},
         ]))
         .unwrap();
-        assert_eq!(a, Action::Forward(vec![("a".into(), 3), ("b".into(), 1)]));
+        assert_eq!(
+            a,
+            Action::Forward {
+                groups: vec![("a".into(), 3), ("b".into(), 1)],
+                sticky_secs: None
+            }
+        );
     }
 }

@@ -71,6 +71,8 @@ pub struct Tg {
     pub protocol: String,
     pub in_use: bool,
     pub algorithm: Algorithm,
+    /// lb_cookie stickiness: how long a client keeps its target, if it does.
+    pub sticky_secs: Option<u64>,
     pub health: HealthCheck,
     pub targets: Vec<Target>,
 }
@@ -121,6 +123,33 @@ pub fn parse_codes(m: &str) -> Vec<(u16, u16)> {
         .collect()
 }
 
+fn tg_protocol(tg: &Value) -> String {
+    match s(tg, "Protocol") {
+        "UDP" => "udp".into(),
+        _ => "tcp".into(),
+    }
+}
+
+/// Where this host's `port` leads: a bridge-mode task's address and container port when a
+/// task holds the port (so traffic goes straight to it, also from kernel forwarding, which
+/// cannot reach the host's loopback), else the host's loopback.
+fn host_port_target(store: &dyn Store, protocol: &str, port: u16) -> SocketAddrV4 {
+    let direct = || -> Option<SocketAddrV4> {
+        let lease = store.get(&berth_net::ports::port_key(protocol, port))?;
+        let key = berth_net::ports::owner_task_key(lease.value["owner"].as_str()?)?;
+        let task = store.get(&key)?;
+        let ip: Ipv4Addr = task.value["_berth"]["ip"].as_str()?.parse().ok()?;
+        let container_port = task.value["containers"]
+            .as_array()?
+            .iter()
+            .flat_map(|c| c["networkBindings"].as_array().cloned().unwrap_or_default())
+            .find(|b| b["hostPort"] == i64::from(port))?["containerPort"]
+            .as_u64()?;
+        Some(SocketAddrV4::new(ip, u16::try_from(container_port).ok()?))
+    };
+    direct().unwrap_or(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
 /// Every account's and region's ELBv2 records, under the prefixes `/{a}/{r}/elbv2/`.
 pub fn load(store: &dyn Store, prefixes: &BTreeSet<String>, local: &Local) -> World {
     let mut w = World::default();
@@ -152,10 +181,10 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
             .map(|t| {
                 let id = s(t, "Id").to_string();
                 let p = port(&t["Port"]);
-                let ip = match id.parse::<Ipv4Addr>() {
-                    Ok(ip) => Some(ip),
+                let addr = match id.parse::<Ipv4Addr>() {
+                    Ok(ip) => Some(SocketAddrV4::new(ip, p)),
                     Err(_) if local.instance_id.as_deref() == Some(id.as_str()) => {
-                        Some(Ipv4Addr::LOCALHOST)
+                        Some(host_port_target(store, &tg_protocol(tg), p))
                     }
                     Err(_) => None,
                 };
@@ -163,7 +192,7 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
                     .as_f64()
                     .map(|since| since + t["DrainSeconds"].as_f64().unwrap_or(300.0));
                 Target {
-                    addr: ip.map(|ip| SocketAddrV4::new(ip, p)),
+                    addr,
                     id,
                     port: p,
                     state: s(t, "State").to_string(),
@@ -176,6 +205,13 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
             p => p.parse().ok(),
         };
         let matcher = tg["Matcher"]["HttpCode"].as_str().unwrap_or("200");
+        let sticky_secs = (attr(&r.value, "stickiness.enabled") == Some("true")
+            && attr(&r.value, "stickiness.type").unwrap_or("lb_cookie") == "lb_cookie")
+            .then(|| {
+                attr(&r.value, "stickiness.lb_cookie.duration_seconds")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(86400)
+            });
         let algorithm = match attr(&r.value, "load_balancing.algorithm.type") {
             Some("least_outstanding_requests") => Algorithm::LeastOutstanding,
             _ => Algorithm::RoundRobin,
@@ -188,6 +224,7 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
                 protocol: s(tg, "Protocol").to_string(),
                 in_use,
                 algorithm,
+                sticky_secs,
                 health: HealthCheck {
                     protocol: s(tg, "HealthCheckProtocol").to_string(),
                     port: hc_port,

@@ -82,15 +82,6 @@ fn parse_key(key: &str) -> Option<TaskKey<'_>> {
     })
 }
 
-/// `arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID` to the task's store key.
-fn task_key_of_arn(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let (region, account, res) = (parts.get(3)?, parts.get(4)?, parts.get(5)?);
-    let mut r = res.splitn(3, '/');
-    let (kind, cluster, id) = (r.next()?, r.next()?, r.next()?);
-    (kind == "task").then(|| format!("/{account}/{region}/ecs/task/{cluster}/{id}"))
-}
-
 fn is_final(task: &Value) -> bool {
     task["lastStatus"] == "STOPPED"
 }
@@ -585,10 +576,12 @@ impl Node {
             }
         }
         for r in self.store.list(berth_net::ports::PORTS) {
-            let Some(arn) = r.value["owner"].as_str() else {
+            // Published load balancer listeners' ports are the ELBv2 API's.
+            let Some(arn) = r.value["owner"].as_str().filter(|o| o.starts_with("arn:aws:ecs:"))
+            else {
                 continue;
             };
-            let live = task_key_of_arn(arn)
+            let live = berth_net::ports::owner_task_key(arn)
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|t| !is_final(&t.value));
             if !live {
@@ -600,7 +593,7 @@ impl Node {
             let Some(arn) = owner.as_str().filter(|o| o.starts_with("arn:aws:ecs:")) else {
                 continue;
             };
-            let live = task_key_of_arn(arn)
+            let live = berth_net::ports::owner_task_key(arn)
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|r| !is_final(&r.value) && r.value["_berth"]["ip"] == ip.to_string());
             if !live {

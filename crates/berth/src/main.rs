@@ -335,7 +335,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
     let services = edge::Services::new(vec![
         ecs.clone(),
         Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
-        Arc::new(berth_elbv2::Elbv2::new(store.clone(), clock.clone())),
+        Arc::new(berth_elbv2::Elbv2::new(store.clone(), clock.clone()).publishing(args.publish_lb)),
         Arc::new(berth_ecr::Ecr::new(registry.clone())),
         logs.clone(),
     ]);
