@@ -10,6 +10,7 @@ pub mod health;
 pub mod nlb;
 pub mod proxy;
 pub mod rules;
+pub mod workers;
 pub mod world;
 
 use berth_store::{Cond, Op, Store};
@@ -42,26 +43,29 @@ pub struct Options {
     pub instance_id: Option<String>,
     /// Where the load balancers' DNS names are published (for Berth's resolver).
     pub names: Names,
+    /// Threads serving application load balancers (None: `default_threads`).
+    pub threads: Option<usize>,
+}
+
+/// Half the cores, at least one: the targets of a load balancer on this host need the
+/// rest (measured on 2 cores, where one thread gave the best tail latency: BENCHMARKS.md).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
 }
 
 pub struct DataPlane {
     store: Arc<dyn Store>,
     opts: Options,
     proxy: Arc<proxy::Proxy>,
+    workers: workers::Workers,
     names: Names,
 }
 
-/// A listener bound on one address.
+/// A listener bound on one address (served until dropped).
 struct Bound {
     listener_arn: String,
     slot: proxy::Slot,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Bound {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _serving: workers::Listening,
 }
 
 #[derive(Default)]
@@ -74,13 +78,16 @@ struct State {
 }
 
 impl DataPlane {
-    pub fn new(store: Arc<dyn Store>, opts: Options) -> Arc<DataPlane> {
-        Arc::new(DataPlane {
+    pub fn new(store: Arc<dyn Store>, opts: Options) -> std::io::Result<Arc<DataPlane>> {
+        let proxy = Arc::new(proxy::Proxy::new());
+        let threads = opts.threads.unwrap_or_else(default_threads);
+        Ok(Arc::new(DataPlane {
             store,
-            proxy: Arc::new(proxy::Proxy::new()),
+            workers: workers::Workers::start(proxy.clone(), threads)?,
+            proxy,
             names: opts.names.clone(),
             opts,
-        })
+        }))
     }
 
     /// Follow the store until it closes.
@@ -202,16 +209,15 @@ impl DataPlane {
                 *b.slot.write().expect("lock") = view;
                 continue;
             }
-            match bind(addr) {
-                Ok(l) => {
-                    let slot: proxy::Slot = Arc::new(RwLock::new(view));
-                    let task = tokio::spawn(self.proxy.clone().serve(l, slot.clone()));
+            let slot: proxy::Slot = Arc::new(RwLock::new(view));
+            match self.workers.listen(addr, slot.clone()).await {
+                Ok(serving) => {
                     st.bound.insert(
                         addr,
                         Bound {
                             listener_arn: arn,
                             slot,
-                            task,
+                            _serving: serving,
                         },
                     );
                 }
@@ -280,14 +286,6 @@ fn prefix_of(key: &str) -> Option<String> {
     let at = key.find(berth_elbv2::api::KEY_MARK)?;
     let head = &key[..at];
     (head.matches('/').count() == 2).then(|| format!("{head}{}", berth_elbv2::api::KEY_MARK))
-}
-
-/// A listening socket on `addr` (reusing the address, so a restart binds at once).
-fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let s = tokio::net::TcpSocket::new_v4()?;
-    s.set_reuseaddr(true)?;
-    s.bind(addr)?;
-    s.listen(1024)
 }
 
 /// Take drained targets out of a targets record (still draining when removed).

@@ -12,6 +12,7 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::HashMap;
@@ -69,6 +70,8 @@ struct RuleView {
 /// What one listener serves.
 pub struct ListenerView {
     port: u16,
+    /// The Host an HTTP/1.0 request without one is forwarded with: the DNS name.
+    dns_name: String,
     idle_timeout: Duration,
     rules: Vec<RuleView>,
 }
@@ -77,9 +80,101 @@ pub type Slot = Arc<RwLock<Arc<ListenerView>>>;
 
 type ProxyBody = Either<Full<Bytes>, Counted>;
 
+/// An HTTP/1 client connection's own keep-alive connection to the target it used last.
+/// Its requests come one at a time, so it needs no pool, and the target connection's task
+/// runs on the same thread (workers.rs): a request costs no lock and no thread hop.
+#[derive(Default)]
+pub struct Affinity(Mutex<Option<(SocketAddrV4, SendRequest<Incoming>)>>);
+
+impl Affinity {
+    /// The cached connection to `addr`, if it is ready for a request.
+    fn take(&self, addr: SocketAddrV4) -> Option<SendRequest<Incoming>> {
+        let mut g = self.0.lock().expect("lock");
+        match g.take() {
+            Some((a, s)) if a == addr && s.is_ready() => Some(s),
+            _ => None,
+        }
+    }
+    fn keep(&self, addr: SocketAddrV4, s: SendRequest<Incoming>) {
+        *self.0.lock().expect("lock") = Some((addr, s));
+    }
+}
+
+/// A new HTTP/1.1 connection to a target, driven by a task of its own.
+async fn connect(addr: SocketAddrV4) -> Result<SendRequest<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| "connect timed out")??;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Send a request over the client connection's own target connection, opening one when
+/// there is none (or it went stale before the request was written to it).
+async fn send_h1(
+    aff: &Affinity,
+    addr: SocketAddrV4,
+    req: Request<Incoming>,
+) -> Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+    let (mut sender, fresh) = match aff.take(addr) {
+        Some(s) => (s, false),
+        None => (connect(addr).await?, true),
+    };
+    match sender.try_send_request(req).await {
+        Ok(resp) => {
+            aff.keep(addr, sender);
+            Ok(resp)
+        }
+        Err(mut e) => match e.take_message() {
+            // Not written: the kept connection was closed under us; once more, anew.
+            Some(req) if !fresh => {
+                let mut sender = connect(addr).await?;
+                let resp = sender.send_request(req).await?;
+                aff.keep(addr, sender);
+                Ok(resp)
+            }
+            _ => Err(e.into_error().into()),
+        },
+    }
+}
+
 pub struct Proxy {
-    client: Client<HttpConnector, Incoming>,
     stats: Mutex<HashMap<(String, SocketAddrV4), Arc<TargetStat>>>,
+}
+
+thread_local! {
+    /// Each serving thread's own pool of keep-alive connections to targets (see workers.rs).
+    static CLIENT: Client<HttpConnector, Incoming> = {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(10)));
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(conn)
+    };
+    /// xorshift state for trace ids: no system call per request.
+    static RNG: std::cell::Cell<u64> = std::cell::Cell::new(
+        u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) | 1,
+    );
+}
+
+fn next_random() -> u64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        x
+    })
 }
 
 impl Default for Proxy {
@@ -90,15 +185,7 @@ impl Default for Proxy {
 
 impl Proxy {
     pub fn new() -> Proxy {
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.set_connect_timeout(Some(Duration::from_secs(10)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(conn);
         Proxy {
-            client,
             stats: Mutex::new(HashMap::new()),
         }
     }
@@ -198,6 +285,7 @@ impl Proxy {
             .collect();
         ListenerView {
             port: l.port,
+            dns_name: lb.dns_name.clone(),
             idle_timeout: Duration::from_secs(lb.idle_timeout_secs.max(1)),
             rules,
         }
@@ -217,12 +305,13 @@ impl Proxy {
             };
             let _ = stream.set_nodelay(true);
             let (me, slot) = (self.clone(), slot.clone());
+            let aff = Arc::new(Affinity::default());
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
-                    let (me, slot) = (me.clone(), slot.clone());
+                    let (me, slot, aff) = (me.clone(), slot.clone(), aff.clone());
                     async move {
                         let view = slot.read().expect("lock").clone();
-                        Ok::<_, std::convert::Infallible>(me.handle(req, peer, &view).await)
+                        Ok::<_, std::convert::Infallible>(me.handle(req, peer, &view, &aff).await)
                     }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -237,6 +326,7 @@ impl Proxy {
         req: Request<Incoming>,
         peer: SocketAddr,
         view: &ListenerView,
+        aff: &Affinity,
     ) -> Response<ProxyBody> {
         let host_full = req
             .headers()
@@ -245,6 +335,15 @@ impl Proxy {
             .or_else(|| req.uri().authority().map(|a| a.as_str()))
             .unwrap_or("")
             .to_string();
+        if host_full.is_empty() && req.version() == Version::HTTP_11 {
+            // RFC 9112: a request without Host is malformed.
+            return error_page(StatusCode::BAD_REQUEST);
+        }
+        let host_full = if host_full.is_empty() {
+            view.dns_name.clone()
+        } else {
+            host_full
+        };
         let host = strip_port(&host_full);
         let facts = RequestFacts {
             method: req.method().as_str(),
@@ -303,7 +402,7 @@ impl Proxy {
                 let Some(backend) = backend else {
                     return error_page(StatusCode::SERVICE_UNAVAILABLE);
                 };
-                let mut resp = self.forward(req, peer, view, backend, host_full).await;
+                let mut resp = self.forward(req, peer, view, backend, host_full, aff).await;
                 if let Some(secs) = sticky_secs {
                     set_cookies(&mut resp, "AWSALBTG", &group.id, *secs);
                 }
@@ -322,14 +421,19 @@ impl Proxy {
         view: &ListenerView,
         backend: &Backend,
         host: String,
+        aff: &Affinity,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let Ok(uri) = format!("http://{}{}", backend.addr, path).parse::<Uri>() else {
+        // HTTP/1 clients send one request at a time: their own target connection serves
+        // them. HTTP/2 streams run concurrently: they share the thread's pool.
+        let own_connection = parts.version != Version::HTTP_2;
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri = if own_connection {
+            Uri::try_from(path)
+        } else {
+            Uri::try_from(format!("http://{}{}", backend.addr, path))
+        };
+        let Ok(uri) = uri else {
             return error_page(StatusCode::BAD_REQUEST);
         };
         parts.uri = uri;
@@ -364,7 +468,15 @@ impl Proxy {
         }
         let guard = Inflight::new(backend.stat.clone());
         let up = Request::from_parts(parts, body);
-        match tokio::time::timeout(view.idle_timeout, self.client.request(up)).await {
+        let sent = async {
+            if own_connection {
+                send_h1(aff, backend.addr, up).await
+            } else {
+                let sent = CLIENT.with(|c| c.request(up));
+                sent.await.map_err(Into::into)
+            }
+        };
+        match tokio::time::timeout(view.idle_timeout, sent).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -522,8 +634,11 @@ fn trace_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let r = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{secs:08x}-{}", &r[..24])
+    format!(
+        "Root=1-{secs:08x}-{:08x}{:016x}",
+        next_random() as u32,
+        next_random()
+    )
 }
 
 /// An ALB's own error page.

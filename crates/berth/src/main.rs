@@ -109,6 +109,10 @@ pub struct UpArgs {
     /// cannot both be published.
     #[arg(long, env = "BERTH_PUBLISH_LB")]
     publish_lb: Option<std::net::Ipv4Addr>,
+    /// Threads serving application load balancers' listeners (default: half the cores, at
+    /// least one).
+    #[arg(long, env = "BERTH_LB_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    lb_threads: Option<u16>,
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
@@ -459,8 +463,10 @@ fn start_node(
             publish: args.publish_lb,
             instance_id: Some(instance_id),
             names: net.lb_names.clone(),
+            threads: args.lb_threads.map(usize::from),
         },
     )
+    .map_err(|e| format!("cannot start the load balancers' threads: {e}"))?
     .spawn();
     let node = berth_node::Node::new(
         store,
