@@ -1238,7 +1238,13 @@ fn published_listeners_lease_their_host_ports() {
     let lo = std::net::Ipv4Addr::LOCALHOST;
     t.elb = Elbv2::new(t.store.clone(), Clock::default()).publishing(Some(lo));
     // Two free ports, found by binding; one then held by a "host process".
-    let free = || std::net::TcpListener::bind((lo, 0)).unwrap().local_addr().unwrap().port();
+    let free = || {
+        std::net::TcpListener::bind((lo, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
     let (p1, p2) = (free(), free());
     let busy = std::net::TcpListener::bind((lo, 0)).unwrap();
     let p3 = busy.local_addr().unwrap().port();
@@ -1264,7 +1270,11 @@ fn published_listeners_lease_their_host_ports() {
         json!({"LoadBalancerArn": b, "Protocol": "HTTP", "Port": p3,
                "DefaultActions": [{"Type": "forward", "TargetGroupArn": tg2}]}),
     );
-    assert!(e.message.contains("in use by another process"), "{}", e.message);
+    assert!(
+        e.message.contains("in use by another process"),
+        "{}",
+        e.message
+    );
     // Moving the listener moves its lease; deleting its load balancer frees it.
     t.ok("ModifyListener", json!({"ListenerArn": l1, "Port": p2}));
     assert_eq!(lease(p1), None);

@@ -50,7 +50,9 @@ pub struct Options {
 /// Half the cores, at least one: the targets of a load balancer on this host need the
 /// rest (measured on 2 cores, where one thread gave the best tail latency: BENCHMARKS.md).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() / 2)
+        .max(1)
 }
 
 pub struct DataPlane {

@@ -10,9 +10,9 @@ use crate::world::{Algorithm, Lb, Listener, World};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::HashMap;
@@ -101,7 +101,9 @@ impl Affinity {
 }
 
 /// A new HTTP/1.1 connection to a target, driven by a task of its own.
-async fn connect(addr: SocketAddrV4) -> Result<SendRequest<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+async fn connect(
+    addr: SocketAddrV4,
+) -> Result<SendRequest<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
     let stream = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::net::TcpStream::connect(addr),
@@ -589,8 +591,13 @@ fn backend_cookie(addr: SocketAddrV4) -> String {
 /// `NAME` and `NAMECORS` (SameSite=None, for cross-origin requests), as an ALB sets them.
 fn set_cookies(resp: &mut Response<ProxyBody>, name: &str, value: &str, secs: u64) {
     let expires = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs));
-    for (n, extra) in [(name.to_string(), ""), (format!("{name}CORS"), "; SameSite=None")] {
-        if let Ok(v) = HeaderValue::from_str(&format!("{n}={value}; Expires={expires}; Path=/{extra}")) {
+    for (n, extra) in [
+        (name.to_string(), ""),
+        (format!("{name}CORS"), "; SameSite=None"),
+    ] {
+        if let Ok(v) =
+            HeaderValue::from_str(&format!("{n}={value}; Expires={expires}; Path=/{extra}"))
+        {
             resp.headers_mut().append(hyper::header::SET_COOKIE, v);
         }
     }

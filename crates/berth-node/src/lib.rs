@@ -577,7 +577,9 @@ impl Node {
         }
         for r in self.store.list(berth_net::ports::PORTS) {
             // Published load balancer listeners' ports are the ELBv2 API's.
-            let Some(arn) = r.value["owner"].as_str().filter(|o| o.starts_with("arn:aws:ecs:"))
+            let Some(arn) = r.value["owner"]
+                .as_str()
+                .filter(|o| o.starts_with("arn:aws:ecs:"))
             else {
                 continue;
             };
