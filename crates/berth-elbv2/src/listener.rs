@@ -359,10 +359,12 @@ fn lease_published_port<T>(
         let key = berth_net::ports::port_key(proto, port16);
         match s.store.get(&key) {
             Some(r) if r.value["owner"] == listener_arn => continue,
-            Some(r) => return Err(invalid_config(format!(
+            Some(r) => {
+                return Err(invalid_config(format!(
                 "Port {port}/{proto} on the published address {addr} (--publish-lb) is held by {}",
                 r.value["owner"].as_str().unwrap_or("another user")
-            ))),
+            )))
+            }
             None => {}
         }
         let free = match *proto {

@@ -43,7 +43,7 @@ pub async fn check(hc: &HealthCheck, addr: SocketAddrV4) -> Outcome {
             return Outcome::Fail("Target.FailedHealthChecks", "Health checks failed".into());
         }
         // Only the status line matters.
-        let mut buf = vec![0u8; 64];
+        let mut buf = [0u8; 64];
         let mut got = 0;
         while got < 12 {
             match s.read(&mut buf[got..]).await {

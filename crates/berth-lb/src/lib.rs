@@ -75,7 +75,7 @@ struct State {
     prefixes: BTreeSet<String>,
     addresses: HashSet<Ipv4Addr>,
     bound: HashMap<SocketAddr, Bound>,
-    nlb_rules: Option<(Vec<Vec<String>>, Vec<Vec<String>>)>,
+    nlb_rules: Option<nlb::Rules>,
     checkers: health::Checkers,
 }
 

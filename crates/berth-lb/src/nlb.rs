@@ -11,8 +11,10 @@ use crate::rules::Action;
 use crate::world::{LbType, World};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// (rules for BERTH-LB, rules for BERTH-LB-SNAT), as iptables arguments.
-pub fn rules(world: &World, publish: Option<Ipv4Addr>) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+/// Rules as iptables arguments: (for BERTH-LB, for BERTH-LB-SNAT).
+pub type Rules = (Vec<Vec<String>>, Vec<Vec<String>>);
+
+pub fn rules(world: &World, publish: Option<Ipv4Addr>) -> Rules {
     let (mut lb, mut snat) = (vec![], vec![]);
     let mut shielded = vec![];
     for l in &world.lbs {
