@@ -32,13 +32,6 @@ pub struct TargetState {
     pub reason: String,
 }
 
-fn targets_json(targets: &[(String, i64)]) -> Value {
-    json!(targets
-        .iter()
-        .map(|(id, port)| json!({"Id": id, "Port": port}))
-        .collect::<Vec<_>>())
-}
-
 /// The group, or TargetGroupNotFound / ValidationError for a malformed ARN.
 pub fn target_group(
     store: &dyn Store,
@@ -67,12 +60,15 @@ pub fn register_targets(
     arn: &str,
     targets: &[(String, i64)],
 ) -> ApiResult<()> {
-    let s = Scope::new(store, account, region, now);
-    crate::tg::register(
-        &s,
-        &json!({"TargetGroupArn": arn, "Targets": targets_json(targets)}),
+    with_targets(
+        crate::tg::register,
+        store,
+        account,
+        region,
+        now,
+        arn,
+        targets,
     )
-    .map(drop)
 }
 
 /// DeregisterTargets for (id, port) pairs: they drain, then leave the group.
@@ -84,12 +80,33 @@ pub fn deregister_targets(
     arn: &str,
     targets: &[(String, i64)],
 ) -> ApiResult<()> {
-    let s = Scope::new(store, account, region, now);
-    crate::tg::deregister(
-        &s,
-        &json!({"TargetGroupArn": arn, "Targets": targets_json(targets)}),
+    with_targets(
+        crate::tg::deregister,
+        store,
+        account,
+        region,
+        now,
+        arn,
+        targets,
     )
-    .map(drop)
+}
+
+/// Call a targets operation with the request it takes.
+fn with_targets(
+    op: fn(&Scope, &Value) -> ApiResult<Value>,
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+    now: f64,
+    arn: &str,
+    targets: &[(String, i64)],
+) -> ApiResult<()> {
+    let s = Scope::new(store, account, region, now);
+    let targets: Vec<Value> = targets
+        .iter()
+        .map(|(id, port)| json!({"Id": id, "Port": port}))
+        .collect();
+    op(&s, &json!({"TargetGroupArn": arn, "Targets": targets})).map(drop)
 }
 
 /// The group's registered targets with their health, as DescribeTargetHealth reports it.
@@ -122,3 +139,20 @@ pub fn record_in_use(rec: &Value) -> bool {
 
 /// A VPC's IPv4 range.
 pub use berth_ec2::vpc_cidr;
+
+/// A load balancer's addresses (its model shape's `AvailabilityZones`).
+pub fn addresses(lb: &Value) -> Vec<std::net::Ipv4Addr> {
+    lb["AvailabilityZones"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .flat_map(|z| {
+            z["LoadBalancerAddresses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|a| str_of(&a, "IpAddress").parse().ok())
+        .collect()
+}

@@ -766,18 +766,9 @@ pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
     });
     match &out {
         Ok(_) => {
-            let now: Vec<String> = zones
-                .iter()
-                .flat_map(|z| {
-                    z["LoadBalancerAddresses"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .map(|a| str_of(&a, "IpAddress").to_string())
-                .collect();
+            let now = crate::api::addresses(&json!({"AvailabilityZones": zones}));
             for (ip, owner) in berth_net::ipam::leases(s.store) {
-                if owner == arn && !now.contains(&ip.to_string()) {
+                if owner == arn && !now.contains(&ip) {
                     berth_net::ipam::release(s.store, ip, arn);
                 }
             }

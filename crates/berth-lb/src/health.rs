@@ -6,7 +6,7 @@
 //! compare-and-swap), which is what DescribeTargetHealth and the ALB read.
 
 use crate::world::{HealthCheck, Tg};
-use berth_store::{Cond, Op, Store};
+use berth_store::Store;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -99,19 +99,17 @@ pub fn write_state(
     reason: Option<&str>,
     description: Option<&str>,
 ) {
-    for _ in 0..20 {
-        let Some(rec) = store.get(key) else { return };
-        let mut v = (*rec.value).clone();
-        let Some(t) = v["Targets"].as_array_mut().and_then(|ts| {
-            ts.iter_mut()
-                .find(|t| t["Id"] == id && t["Port"] == i64::from(port))
-        }) else {
-            return;
+    crate::update_targets(store, key, "record a target's health", |ts| {
+        let Some(t) = ts
+            .iter_mut()
+            .find(|t| t["Id"] == id && t["Port"] == i64::from(port))
+        else {
+            return false;
         };
         if t["State"] == "draining"
             || (t["State"] == state && t.get("Reason").and_then(|r| r.as_str()) == reason)
         {
-            return;
+            return false;
         }
         t["State"] = json!(state);
         match (reason, description) {
@@ -126,18 +124,8 @@ pub fn write_state(
                 }
             }
         }
-        match store.txn(
-            &[Cond::Revision(key.to_string(), rec.revision)],
-            vec![Op::Put(key.to_string(), v)],
-        ) {
-            Ok(_) => return,
-            Err(berth_store::StoreError::Conflict(_)) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot record a target's health");
-                return;
-            }
-        }
-    }
+        true
+    });
 }
 
 /// One checker per (group, target): it runs while the target is registered, not

@@ -292,12 +292,7 @@ fn prefix_of(key: &str) -> Option<String> {
 
 /// Take drained targets out of a targets record (still draining when removed).
 fn remove_targets(store: &dyn Store, key: &str, done: &[(&str, u16)]) {
-    for _ in 0..20 {
-        let Some(rec) = store.get(key) else { return };
-        let mut v = (*rec.value).clone();
-        let Some(ts) = v["Targets"].as_array_mut() else {
-            return;
-        };
+    update_targets(store, key, "remove drained targets", |ts| {
         let before = ts.len();
         ts.retain(|t| {
             !(t["State"] == "draining"
@@ -305,7 +300,25 @@ fn remove_targets(store: &dyn Store, key: &str, done: &[(&str, u16)]) {
                     .iter()
                     .any(|(id, port)| t["Id"] == *id && t["Port"] == i64::from(*port)))
         });
-        if ts.len() == before {
+        ts.len() != before
+    });
+}
+
+/// Change a targets record's list with `change` (which says whether it changed anything),
+/// compare-and-swap, again on a conflict: the API writes the same record.
+pub(crate) fn update_targets(
+    store: &dyn Store,
+    key: &str,
+    what: &str,
+    mut change: impl FnMut(&mut Vec<serde_json::Value>) -> bool,
+) {
+    for _ in 0..20 {
+        let Some(rec) = store.get(key) else { return };
+        let mut v = (*rec.value).clone();
+        let Some(ts) = v["Targets"].as_array_mut() else {
+            return;
+        };
+        if !change(ts) {
             return;
         }
         match store.txn(
@@ -315,7 +328,7 @@ fn remove_targets(store: &dyn Store, key: &str, done: &[(&str, u16)]) {
             Ok(_) => return,
             Err(berth_store::StoreError::Conflict(_)) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot remove drained targets");
+                tracing::warn!(error = %e, "cannot {what}");
                 return;
             }
         }

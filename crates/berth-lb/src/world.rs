@@ -290,19 +290,7 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
     for r in store.list(&format!("{prefix}lb/")) {
         let lb = &r.value["LoadBalancer"];
         let arn = s(lb, "LoadBalancerArn").to_string();
-        let ips = lb["AvailabilityZones"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .flat_map(|z| {
-                z["LoadBalancerAddresses"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|a| s(&a, "IpAddress").parse().ok())
-            .collect();
+        let ips = berth_elbv2::api::addresses(lb);
         let mut parts = prefix.trim_matches('/').split('/');
         let (account, region) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let vpc_cidr = berth_elbv2::api::vpc_cidr(store, account, region, s(lb, "VpcId"))

@@ -79,6 +79,23 @@ fn ensure_chain(table: &str, chain: &str, from: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Make a nat chain and jump to it first from PREROUTING and OUTPUT for traffic to the
+/// host's own addresses.
+fn ensure_local_nat_chain(chain: &str) -> io::Result<()> {
+    let _ = iptables(&["-t", "nat", "-N", chain]);
+    for from in ["PREROUTING", "OUTPUT"] {
+        let jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", chain];
+        let mut check = vec!["-t", "nat", "-C", from];
+        check.extend_from_slice(&jump);
+        if !iptables(&check)? {
+            let mut add = vec!["-t", "nat", "-I", from, "1"];
+            add.extend_from_slice(&jump);
+            must(&add)?;
+        }
+    }
+    Ok(())
+}
+
 /// The host's network, prepared once per `berth up`.
 pub struct HostNetwork {
     /// Subnets whose gateway address and NAT rule are in place, so a task start costs no
@@ -140,30 +157,10 @@ impl HostNetwork {
             NAT_CHAIN,
             &["-s", "127.0.0.0/8", "-o", BRIDGE, "-j", "MASQUERADE"],
         )?;
-        let _ = iptables(&["-t", "nat", "-N", DNAT_CHAIN]);
-        for from in ["PREROUTING", "OUTPUT"] {
-            let jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN];
-            let mut check = vec!["-t", "nat", "-C", from];
-            check.extend_from_slice(&jump);
-            if !iptables(&check)? {
-                let mut add = vec!["-t", "nat", "-I", from, "1"];
-                add.extend_from_slice(&jump);
-                must(&add)?;
-            }
-        }
-        // Load balancers' chain is jumped to before the port mappings, so a load
-        // balancer's address is never taken by a task's host port.
-        let _ = iptables(&["-t", "nat", "-N", LB_CHAIN]);
-        for from in ["PREROUTING", "OUTPUT"] {
-            let jump = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", LB_CHAIN];
-            let mut check = vec!["-t", "nat", "-C", from];
-            check.extend_from_slice(&jump);
-            if !iptables(&check)? {
-                let mut add = vec!["-t", "nat", "-I", from, "1"];
-                add.extend_from_slice(&jump);
-                must(&add)?;
-            }
-        }
+        ensure_local_nat_chain(DNAT_CHAIN)?;
+        // Load balancers' chain is jumped to before the port mappings (inserted after, so
+        // first), so a load balancer's address is never taken by a task's host port.
+        ensure_local_nat_chain(LB_CHAIN)?;
         ensure_chain("nat", LB_SNAT_CHAIN, "POSTROUTING")?;
         let localnet = format!("/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet");
         if std::fs::read_to_string(&localnet)
