@@ -173,13 +173,14 @@ expect_eq "the kernel forwards: no userspace listener on the NLB address" "0" "$
 # A client in its own network namespace, routed through the host: the target sees its address.
 CLIENT_NS="berth-lbtest-$$"
 ip netns add "$CLIENT_NS"
-trap 'ip netns del "$CLIENT_NS" 2>/dev/null; ip link del "lbt$$" 2>/dev/null; cleanup' EXIT
+trap 'ip netns del "$CLIENT_NS" 2>/dev/null || true; ip link del "lbt$$" 2>/dev/null || true; cleanup' EXIT
 ip link add "lbt$$" type veth peer name eth0 netns "$CLIENT_NS"
 ip addr add 10.254.77.1/30 dev "lbt$$"; ip link set "lbt$$" up
 ip -n "$CLIENT_NS" addr add 10.254.77.2/30 dev eth0; ip -n "$CLIENT_NS" link set eth0 up; ip -n "$CLIENT_NS" link set lo up
 ip -n "$CLIENT_NS" route add default via 10.254.77.1
 iptables -w -I FORWARD -i "lbt$$" -j ACCEPT
-trap 'iptables -w -D FORWARD -i "lbt$$" -j ACCEPT; ip netns del "$CLIENT_NS" 2>/dev/null; ip link del "lbt$$" 2>/dev/null; cleanup' EXIT
+# (each step may fail harmlessly: with set -e a failure would become the script's status)
+trap 'iptables -w -D FORWARD -i "lbt$$" -j ACCEPT || true; ip netns del "$CLIENT_NS" 2>/dev/null || true; ip link del "lbt$$" 2>/dev/null || true; cleanup' EXIT
 # (busybox httpd shows IPv4 clients in their IPv6-mapped form)
 expect_eq "NLB: the target sees the client's own address" "REMOTE_ADDR=[::ffff:10.254.77.2]" \
   "$(ip netns exec "$CLIENT_NS" curl -fsS --max-time 5 "http://$NLBIP/cgi-bin/env" | grep '^REMOTE_ADDR=')"
