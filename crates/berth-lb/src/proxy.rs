@@ -80,23 +80,31 @@ pub type Slot = Arc<RwLock<Arc<ListenerView>>>;
 
 type ProxyBody = Either<Full<Bytes>, Counted>;
 
-/// An HTTP/1 client connection's own keep-alive connection to the target it used last.
-/// Its requests come one at a time, so it needs no pool, and the target connection's task
-/// runs on the same thread (workers.rs): a request costs no lock and no thread hop.
+/// An HTTP/1 client connection's own keep-alive connections to the targets it used (one
+/// each, the most recent few). Its requests come one at a time, so they need no pool, and
+/// the target connections' tasks run on the same thread (workers.rs): a request costs no
+/// lock and no thread hop.
 #[derive(Default)]
-pub struct Affinity(Mutex<Option<(SocketAddrV4, SendRequest<Incoming>)>>);
+pub struct Affinity(Mutex<Vec<(SocketAddrV4, SendRequest<Incoming>)>>);
+
+/// Target connections an HTTP/1 client connection keeps (round robin over a group of up to
+/// this many targets reuses them all).
+const KEPT_PER_CLIENT: usize = 8;
 
 impl Affinity {
-    /// The cached connection to `addr`, if it is ready for a request.
+    /// The kept connection to `addr`, if it is ready for a request.
     fn take(&self, addr: SocketAddrV4) -> Option<SendRequest<Incoming>> {
-        let mut g = self.0.lock().expect("lock");
-        match g.take() {
-            Some((a, s)) if a == addr && s.is_ready() => Some(s),
-            _ => None,
-        }
+        let mut kept = self.0.lock().expect("lock");
+        let at = kept.iter().position(|(a, _)| *a == addr)?;
+        let (_, s) = kept.remove(at);
+        s.is_ready().then_some(s)
     }
     fn keep(&self, addr: SocketAddrV4, s: SendRequest<Incoming>) {
-        *self.0.lock().expect("lock") = Some((addr, s));
+        let mut kept = self.0.lock().expect("lock");
+        if kept.len() >= KEPT_PER_CLIENT {
+            kept.remove(0);
+        }
+        kept.push((addr, s));
     }
 }
 
@@ -728,6 +736,132 @@ fn redirect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A backend answering "ok" to every request on every connection; counts connections.
+    async fn backend() -> (SocketAddrV4, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if s.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_client_connection_keeps_one_connection_per_target() {
+        use crate::world::*;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, a_conns) = backend().await;
+        let (b, b_conns) = backend().await;
+        let target = |addr: SocketAddrV4| Target {
+            id: addr.ip().to_string(),
+            port: addr.port(),
+            state: "healthy".into(),
+            addr: Some(addr),
+            drain_deadline: None,
+        };
+        let mut w = World::default();
+        w.tgs.insert(
+            "tg".into(),
+            Tg {
+                arn: "tg".into(),
+                targets_key: String::new(),
+                protocol: "HTTP".into(),
+                in_use: true,
+                algorithm: Algorithm::RoundRobin,
+                sticky_secs: None,
+                health: HealthCheck {
+                    protocol: "HTTP".into(),
+                    port: None,
+                    path: "/".into(),
+                    interval_secs: 30,
+                    timeout_secs: 5,
+                    healthy_threshold: 2,
+                    unhealthy_threshold: 2,
+                    codes: vec![(200, 200)],
+                },
+                targets: vec![target(a), target(b)],
+            },
+        );
+        let listener = Listener {
+            arn: "l".into(),
+            port: 80,
+            protocol: "HTTP".into(),
+            rules: vec![Rule {
+                conditions: vec![],
+                action: Action::Forward {
+                    groups: vec![("tg".into(), 1)],
+                    sticky_secs: None,
+                },
+            }],
+        };
+        let lb = Lb {
+            arn: "lb".into(),
+            dns_name: "web.elb.localhost".into(),
+            lb_type: LbType::Application,
+            ips: vec![],
+            vpc_cidr: None,
+            idle_timeout_secs: 60,
+            listeners: vec![listener.clone()],
+        };
+        let proxy = Arc::new(Proxy::new());
+        let slot: Slot = Arc::new(RwLock::new(Arc::new(proxy.view(&w, &lb, &listener))));
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        tokio::spawn(proxy.clone().serve(front, slot));
+        // Six requests on one keep-alive connection, round robin over two targets.
+        let mut c = tokio::net::TcpStream::connect(front_addr).await.unwrap();
+        for _ in 0..6 {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !got.ends_with(b"ok") {
+                let n = c.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the proxy closed the connection");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            assert!(
+                got.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        assert_eq!(
+            (
+                a_conns.load(Ordering::SeqCst),
+                b_conns.load(Ordering::SeqCst)
+            ),
+            (1, 1),
+            "one connection to each target, reused"
+        );
+    }
 
     #[test]
     fn cookies_are_found_by_name() {
