@@ -121,7 +121,7 @@ fn is_stable(t: &Value, now: f64) -> bool {
         .is_some_and(|s| now - s >= STABLE_SECS)
 }
 
-fn task_id(t: &Value) -> String {
+pub(crate) fn task_id(t: &Value) -> String {
     t["taskArn"]
         .as_str()
         .and_then(|a| a.rsplit('/').next())

@@ -14,6 +14,7 @@
 //!   the node stops the containers as soon as it reads STOPPED.
 
 use crate::common::*;
+use crate::scheduler::task_id;
 use crate::Ecs;
 use berth_elbv2::api::{self as elb, TargetState};
 use berth_store::{Cond, Op};
@@ -224,14 +225,6 @@ impl LbPass {
         }
         out
     }
-}
-
-fn task_id(t: &Value) -> String {
-    t["taskArn"]
-        .as_str()
-        .and_then(|a| a.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string()
 }
 
 impl Ecs {

@@ -56,20 +56,10 @@ pub fn allocate(
     for k in 0..subnets.len() {
         let s = &subnets[(start + k) % subnets.len()];
         for ip in s.cidr.hosts().filter(|ip| !used.contains(ip)) {
-            let lease = Lease {
-                ip,
-                subnet_id: s.subnet_id.clone(),
-                cidr: s.cidr,
-            };
-            let value = json!({"ip": ip.to_string(), "subnetId": s.subnet_id, "cidr": s.cidr.to_string(), "owner": owner});
-            match store.txn(
-                &[Cond::Absent(lease.key())],
-                vec![Op::Put(lease.key(), value)],
-            ) {
-                Ok(_) => return Ok(lease),
+            match try_lease(store, s, ip, owner)? {
+                Some(lease) => return Ok(lease),
                 // Another task took it since the list was read: try the next one.
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(format!("cannot record the address lease: {e}")),
+                None => continue,
             }
         }
     }
@@ -95,6 +85,17 @@ pub fn claim(
             subnet.subnet_id, subnet.cidr
         ));
     }
+    try_lease(store, subnet, ip, owner)?
+        .ok_or_else(|| format!("The address {ip} is already in use"))
+}
+
+/// Record the lease of `ip` for `owner` unless someone holds it: Ok(None) if taken.
+fn try_lease(
+    store: &dyn Store,
+    subnet: &Candidate,
+    ip: Ipv4Addr,
+    owner: &str,
+) -> Result<Option<Lease>, String> {
     let lease = Lease {
         ip,
         subnet_id: subnet.subnet_id.clone(),
@@ -105,8 +106,8 @@ pub fn claim(
         &[Cond::Absent(lease.key())],
         vec![Op::Put(lease.key(), value)],
     ) {
-        Ok(_) => Ok(lease),
-        Err(StoreError::Conflict(_)) => Err(format!("The address {ip} is already in use")),
+        Ok(_) => Ok(Some(lease)),
+        Err(StoreError::Conflict(_)) => Ok(None),
         Err(e) => Err(format!("cannot record the address lease: {e}")),
     }
 }
