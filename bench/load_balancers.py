@@ -168,7 +168,7 @@ def cmd_report(args):
           "what the backend accepted during a run (health checks add about 0.4/s)\n")
     print("| Proxy | req/s | p50 ms | p99 ms | max ms | proxy CPU µs/req | backend connections | non-2xx/3xx | socket errors | runs req/s | runs p99 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-    for k, name in (("alb", "**Berth ALB** (hyper)"), ("nginx", "nginx (proxy_pass, upstream keepalive)")):
+    for k, name in (("alb", "**Berth ALB**"), ("nginx", "nginx (proxy_pass, upstream keepalive)")):
         v = d[k]
         cpu_us = statistics.median(1e6 * r["proxy_cpu_s"] / max(1, r["requests"]) for r in v)
         print(f"| {name} | {med(v, 'rps'):.0f} | {med(v, 'p50_ms'):.2f} | {med(v, 'p99_ms'):.2f} | "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load balancers, in one run: (1) HTTP through an application load balancer (Berth's hyper
+# Load balancers, in one run: (1) HTTP through an application load balancer (Berth's
 # reverse proxy) against nginx as a reverse proxy with upstream keep-alive, both to the
 # same static backend (a second nginx), with wrk: requests per second and p99 latency;
 # (2) TCP throughput through a network load balancer (kernel DNAT) against a direct
@@ -14,6 +14,7 @@
 #        no other Berth on this host (the bridge and iptables chains are the host's).
 #        BERTH_BIN=target/release/berth skips the build. Each measurement first waits (up to
 #        QUIET_WAIT s, default 120) for the machine to be under 15% CPU busy, and reports it.
+#        HOLD=1 sets everything up and waits (to profile by hand) instead of measuring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"; ROUNDS="${2:-3}"; WARMUP="${WARMUP:-3}"
@@ -41,6 +42,11 @@ chmod 755 "$WORK"
 BERTH_DATA="$WORK/data"
 mkdir -p "$BERTH_DATA"
 source tests/e2e/lib.sh
+# Berth runs in a session of its own, as nginx does once it daemonizes: with the kernel's
+# autogroup scheduling (on here: /proc/sys/kernel/sched_autogroup_enabled) a session shares
+# the CPU as one group, and Berth in the session of this script and wrk would share wrk's
+# share. (setsid does not fork here, so BERTH_PID stays Berth's.)
+BERTH_LAUNCH=setsid
 H="$PWD/bench/load_balancers.py"
 OUT="$WORK/results.json"
 NS="lbbench$$"          # the backend's namespace
@@ -189,6 +195,11 @@ for u in "http://$ALBIP/bench.html" "http://127.0.0.1:$NGINX_PORT/bench.html"; d
   [ "$got" = "200 1024" ] || { echo "$u answered '$got', not '200 1024'" >&2; exit 1; }
 done
 
+if [ -n "${HOLD:-}" ]; then
+  # For profiling by hand: everything stays up until this script is stopped.
+  echo "holding: ALB http://$ALBIP/bench.html (berth pid $BERTH_PID), nginx http://127.0.0.1:$NGINX_PORT/bench.html (pid $NGINX_PID); stop with kill $$"
+  sleep infinity & wait $!
+fi
 echo; echo "## ALB against nginx (wrk -t2 -c64, ${DURATION} s per run, $ROUNDS rounds; warm-up ${WARMUP} s each)"
 python3 "$H" wrk "$WORK/warm.json" alb "http://$ALBIP/bench.html" "$WARMUP" "$BERTH_PID" >/dev/null
 python3 "$H" wrk "$WORK/warm.json" nginx "http://127.0.0.1:$NGINX_PORT/bench.html" "$WARMUP" "$NGINX_PID" >/dev/null

@@ -18,12 +18,12 @@ free_port() {
 }
 
 # start_berth [extra args...]: sets BERTH_PID, BERTH_URL, BERTH_DATA and BERTH_PORT (the last
-# two reused if already set).
+# two reused if already set). BERTH_LAUNCH prefixes the command (the benchmarks use setsid).
 start_berth() {
   BERTH_PORT="${BERTH_PORT:-$(free_port)}" # a restart keeps its port: images name it
   BERTH_DATA="${BERTH_DATA:-$(mktemp -d)}"
   BERTH_URL="http://127.0.0.1:$BERTH_PORT"
-  "$BERTH_BIN" up --listen "${BERTH_BIND:-127.0.0.1}:$BERTH_PORT" --data-dir "$BERTH_DATA" "$@" >"$BERTH_DATA/berth.log" 2>&1 &
+  ${BERTH_LAUNCH:-} "$BERTH_BIN" up --listen "${BERTH_BIND:-127.0.0.1}:$BERTH_PORT" --data-dir "$BERTH_DATA" "$@" >"$BERTH_DATA/berth.log" 2>&1 &
   BERTH_PID=$!
   wait_for "berth health" 10 curl -fsS "$BERTH_URL/_berth/health"
 }

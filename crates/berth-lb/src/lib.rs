@@ -6,6 +6,7 @@
 //! a deregistered target leaves its group once its requests are done or its delay is up.
 //! `names` answers the load balancers' DNS names for Berth's resolver.
 
+mod h1;
 pub mod health;
 pub mod nlb;
 pub mod proxy;
@@ -47,12 +48,11 @@ pub struct Options {
     pub threads: Option<usize>,
 }
 
-/// Half the cores, at least one: the targets of a load balancer on this host need the
-/// rest (measured on 2 cores, where one thread gave the best tail latency: BENCHMARKS.md).
+/// One per core, as nginx's `worker_processes auto`: on 2 cores, with wrk and the target
+/// on the same cores, two threads served more requests than one with a shorter tail
+/// (BENCHMARKS.md, "Load balancers").
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get() / 2)
-        .max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub struct DataPlane {

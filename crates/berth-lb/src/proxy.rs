@@ -1,16 +1,16 @@
-//! The application load balancer: an HTTP/1.1 and HTTP/2 reverse proxy on hyper. Each
-//! listener address has a `Slot` holding what it serves now (rules with their target
-//! groups resolved to backends), swapped whole when the configuration changes. Requests
-//! go to targets over pooled keep-alive HTTP/1.1 connections with X-Forwarded-For, -Proto
-//! and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target that
-//! refuses or breaks the connection: 502; no response within the idle timeout: 504.
+//! The application load balancer: an HTTP/1.1 and HTTP/2 reverse proxy. Each listener
+//! address has a `Slot` holding what it serves now (rules with their target groups
+//! resolved to backends), swapped whole when the configuration changes; `decide` applies
+//! them to a request. HTTP/1 clients are served by h1.rs, HTTP/2 clients by hyper here.
+//! Requests go to targets over keep-alive HTTP/1.1 connections with X-Forwarded-For,
+//! -Proto and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target
+//! that refuses or breaks the connection: 502; no response within the idle timeout: 504.
 
-use crate::rules::{Action, Condition, RequestFacts};
+use crate::rules::{Action, Condition, Headers, RequestFacts};
 use crate::world::{Algorithm, Lb, Listener, World};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
 
 /// Requests in flight to one target of one group: least outstanding requests picks by it,
 /// and draining ends early when it is zero.
@@ -80,79 +81,27 @@ pub type Slot = Arc<RwLock<Arc<ListenerView>>>;
 
 type ProxyBody = Either<Full<Bytes>, Counted>;
 
-/// An HTTP/1 client connection's own keep-alive connections to the targets it used (one
-/// each, the most recent few). Its requests come one at a time, so they need no pool, and
-/// the target connections' tasks run on the same thread (workers.rs): a request costs no
-/// lock and no thread hop.
-#[derive(Default)]
-pub struct Affinity(Mutex<Vec<(SocketAddrV4, SendRequest<Incoming>)>>);
+/// The HTTP/2 connection preface (RFC 9113 section 3.4): a client that opens with it
+/// speaks HTTP/2 with prior knowledge; anything else is HTTP/1.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Target connections an HTTP/1 client connection keeps (round robin over a group of up to
-/// this many targets reuses them all).
-const KEPT_PER_CLIENT: usize = 8;
-
-impl Affinity {
-    /// The kept connection to `addr`, if it is ready for a request.
-    fn take(&self, addr: SocketAddrV4) -> Option<SendRequest<Incoming>> {
-        let mut kept = self.0.lock().expect("lock");
-        let at = kept.iter().position(|(a, _)| *a == addr)?;
-        let (_, s) = kept.remove(at);
-        s.is_ready().then_some(s)
-    }
-    fn keep(&self, addr: SocketAddrV4, s: SendRequest<Incoming>) {
-        let mut kept = self.0.lock().expect("lock");
-        if kept.len() >= KEPT_PER_CLIENT {
-            kept.remove(0);
-        }
-        kept.push((addr, s));
-    }
+/// A response the load balancer makes itself: a fixed response, a redirect or an error.
+pub(crate) struct Canned {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+    pub body: Bytes,
 }
 
-/// A new HTTP/1.1 connection to a target, driven by a task of its own.
-async fn connect(
-    addr: SocketAddrV4,
-) -> Result<SendRequest<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .map_err(|_| "connect timed out")??;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-/// Send a request over the client connection's own target connection, opening one when
-/// there is none (or it went stale before the request was written to it).
-async fn send_h1(
-    aff: &Affinity,
-    addr: SocketAddrV4,
-    req: Request<Incoming>,
-) -> Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
-    let (mut sender, fresh) = match aff.take(addr) {
-        Some(s) => (s, false),
-        None => (connect(addr).await?, true),
-    };
-    match sender.try_send_request(req).await {
-        Ok(resp) => {
-            aff.keep(addr, sender);
-            Ok(resp)
-        }
-        Err(mut e) => match e.take_message() {
-            // Not written: the kept connection was closed under us; once more, anew.
-            Some(req) if !fresh => {
-                let mut sender = connect(addr).await?;
-                let resp = sender.send_request(req).await?;
-                aff.keep(addr, sender);
-                Ok(resp)
-            }
-            _ => Err(e.into_error().into()),
-        },
-    }
+/// What a listener does with one request.
+pub(crate) enum Decision<'v> {
+    Reply(Canned),
+    /// Send it to `backend`; the response sets these stickiness cookies (name, value,
+    /// seconds).
+    Forward {
+        backend: &'v Backend,
+        cookies: Vec<(&'static str, String, u64)>,
+    },
 }
 
 pub struct Proxy {
@@ -314,137 +263,97 @@ impl Proxy {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let (me, slot) = (self.clone(), slot.clone());
-            let aff = Arc::new(Affinity::default());
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let (me, slot, aff) = (me.clone(), slot.clone(), aff.clone());
-                    async move {
-                        let view = slot.read().expect("lock").clone();
-                        Ok::<_, std::convert::Infallible>(me.handle(req, peer, &view, &aff).await)
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+            tokio::spawn(self.clone().connection(stream, peer, slot.clone()));
         }
     }
 
-    async fn handle(
+    /// One client connection: HTTP/2 (it opens with the preface) on hyper, HTTP/1 on
+    /// Berth's own path (h1.rs).
+    async fn connection(self: Arc<Self>, mut stream: TcpStream, peer: SocketAddr, slot: Slot) {
+        use tokio::io::AsyncReadExt;
+        let idle = slot.read().expect("lock").idle_timeout;
+        let mut buf = BytesMut::with_capacity(8192);
+        loop {
+            let n = buf.len().min(H2_PREFACE.len());
+            if buf[..n] != H2_PREFACE[..n] {
+                return crate::h1::serve(stream, buf, peer, &slot).await;
+            }
+            if n == H2_PREFACE.len() {
+                break;
+            }
+            match tokio::time::timeout(idle, stream.read_buf(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return,
+            }
+        }
+        let me = self.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let (me, slot) = (me.clone(), slot.clone());
+            async move {
+                let view = slot.read().expect("lock").clone();
+                Ok::<_, std::convert::Infallible>(me.handle_h2(req, peer, &view).await)
+            }
+        });
+        let io = Prefixed {
+            pre: buf.freeze(),
+            inner: stream,
+        };
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), svc)
+            .await;
+    }
+
+    /// An HTTP/2 request (a stream of a connection).
+    async fn handle_h2(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
         view: &ListenerView,
-        aff: &Affinity,
     ) -> Response<ProxyBody> {
         let host_full = req
             .headers()
             .get(HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or("")
+            .filter(|h| !h.is_empty())
+            .unwrap_or(&view.dns_name)
             .to_string();
-        if host_full.is_empty() && req.version() == Version::HTTP_11 {
-            // RFC 9112: a request without Host is malformed.
-            return error_page(StatusCode::BAD_REQUEST);
-        }
-        let host_full = if host_full.is_empty() {
-            view.dns_name.clone()
-        } else {
-            host_full
-        };
-        let host = strip_port(&host_full);
         let facts = RequestFacts {
             method: req.method().as_str(),
             path: req.uri().path(),
-            host,
+            host: strip_port(&host_full),
             query: req.uri().query(),
-            headers: req.headers(),
+            headers: Headers::Map(req.headers()),
             source: peer.ip(),
         };
-        let Some(rule) = view
-            .rules
-            .iter()
-            .find(|r| r.conditions.iter().all(|c| c.matches(&facts)))
-        else {
-            return error_page(StatusCode::SERVICE_UNAVAILABLE);
-        };
-        match &rule.action {
-            ActionView::Fixed {
-                status,
-                content_type,
-                body,
-            } => {
-                let mut r = Response::new(Either::Left(Full::new(body.clone())));
-                *r.status_mut() = *status;
-                if let Some(ct) = content_type.as_deref().and_then(|c| c.parse().ok()) {
-                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
-                }
-                r.headers_mut().insert(
-                    hyper::header::SERVER,
-                    HeaderValue::from_static("awselb/2.0"),
-                );
-                r
-            }
-            ActionView::Redirect(cfg) => redirect(cfg, &req, host, view.port),
-            ActionView::Forward {
-                groups,
-                total,
-                next,
-                sticky_secs,
-            } => {
-                // A sticky client's cookies name its group and target while they last.
-                let h = req.headers();
-                let group = sticky_secs
-                    .and_then(|_| cookie(h, "AWSALBTG"))
-                    .and_then(|v| groups.iter().find(|(g, _)| g.id == v))
-                    .map(|(g, _)| &**g)
-                    .or_else(|| pick_group(groups, *total, next));
-                let Some(group) = group else {
-                    return error_page(StatusCode::SERVICE_UNAVAILABLE);
-                };
-                let backend = group
-                    .sticky_secs
-                    .and_then(|_| cookie(h, "AWSALB"))
-                    .and_then(|v| group.backends.iter().find(|b| backend_cookie(b.addr) == v))
-                    .or_else(|| pick_backend(group));
-                let Some(backend) = backend else {
-                    return error_page(StatusCode::SERVICE_UNAVAILABLE);
-                };
-                let mut resp = self.forward(req, peer, view, backend, host_full, aff).await;
-                if let Some(secs) = sticky_secs {
-                    set_cookies(&mut resp, "AWSALBTG", &group.id, *secs);
-                }
-                if let Some(secs) = group.sticky_secs {
-                    set_cookies(&mut resp, "AWSALB", &backend_cookie(backend.addr), secs);
+        match view.decide(&facts) {
+            Decision::Reply(c) => c.into_response(),
+            Decision::Forward { backend, cookies } => {
+                let mut resp = self.forward_h2(req, peer, view, backend, host_full).await;
+                for (name, value, secs) in cookies {
+                    for c in cookie_headers(name, &value, secs) {
+                        if let Ok(v) = HeaderValue::from_str(&c) {
+                            resp.headers_mut().append(hyper::header::SET_COOKIE, v);
+                        }
+                    }
                 }
                 resp
             }
         }
     }
 
-    async fn forward(
+    async fn forward_h2(
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
         view: &ListenerView,
         backend: &Backend,
         host: String,
-        aff: &Affinity,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
-        // HTTP/1 clients send one request at a time: their own target connection serves
-        // them. HTTP/2 streams run concurrently: they share the thread's pool.
-        let own_connection = parts.version != Version::HTTP_2;
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = if own_connection {
-            Uri::try_from(path)
-        } else {
-            Uri::try_from(format!("http://{}{}", backend.addr, path))
-        };
-        let Ok(uri) = uri else {
-            return error_page(StatusCode::BAD_REQUEST);
+        let Ok(uri) = Uri::try_from(format!("http://{}{}", backend.addr, path)) else {
+            return Canned::error(StatusCode::BAD_REQUEST).into_response();
         };
         parts.uri = uri;
         parts.version = Version::HTTP_11;
@@ -477,15 +386,7 @@ impl Proxy {
             }
         }
         let guard = Inflight::new(backend.stat.clone());
-        let up = Request::from_parts(parts, body);
-        let sent = async {
-            if own_connection {
-                send_h1(aff, backend.addr, up).await
-            } else {
-                let sent = CLIENT.with(|c| c.request(up));
-                sent.await.map_err(Into::into)
-            }
-        };
+        let sent = CLIENT.with(|c| c.request(Request::from_parts(parts, body)));
         match tokio::time::timeout(view.idle_timeout, sent).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
@@ -500,15 +401,137 @@ impl Proxy {
             }
             Ok(Err(e)) => {
                 tracing::debug!(target = %backend.addr, error = %e, "target failed");
-                error_page(StatusCode::BAD_GATEWAY)
+                Canned::error(StatusCode::BAD_GATEWAY).into_response()
             }
-            Err(_) => error_page(StatusCode::GATEWAY_TIMEOUT),
+            Err(_) => Canned::error(StatusCode::GATEWAY_TIMEOUT).into_response(),
         }
     }
 }
 
+impl ListenerView {
+    /// How long a connection may sit without data before it is closed, and how long a
+    /// target may take to answer (`idle_timeout.timeout_seconds`).
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The Host an HTTP/1.0 request without one is forwarded with: the DNS name.
+    pub(crate) fn dns_name(&self) -> &str {
+        &self.dns_name
+    }
+
+    /// What the rules do with a request: the first rule whose conditions all match
+    /// decides; its forward action picks a group by weight and a target by the group's
+    /// algorithm, unless the client's stickiness cookies name them.
+    pub(crate) fn decide(&self, facts: &RequestFacts) -> Decision<'_> {
+        let Some(rule) = self
+            .rules
+            .iter()
+            .find(|r| r.conditions.iter().all(|c| c.matches(facts)))
+        else {
+            return Decision::Reply(Canned::error(StatusCode::SERVICE_UNAVAILABLE));
+        };
+        match &rule.action {
+            ActionView::Fixed {
+                status,
+                content_type,
+                body,
+            } => Decision::Reply(Canned {
+                status: *status,
+                content_type: content_type.clone(),
+                location: None,
+                body: body.clone(),
+            }),
+            ActionView::Redirect(cfg) => Decision::Reply(redirect(cfg, facts, self.port)),
+            ActionView::Forward {
+                groups,
+                total,
+                next,
+                sticky_secs,
+            } => {
+                let group = sticky_secs
+                    .and_then(|_| cookie(facts.headers, "AWSALBTG"))
+                    .and_then(|v| groups.iter().find(|(g, _)| g.id == v))
+                    .map(|(g, _)| &**g)
+                    .or_else(|| pick_group(groups, *total, next));
+                let Some(group) = group else {
+                    return Decision::Reply(Canned::error(StatusCode::SERVICE_UNAVAILABLE));
+                };
+                let backend = group
+                    .sticky_secs
+                    .and_then(|_| cookie(facts.headers, "AWSALB"))
+                    .and_then(|v| group.backends.iter().find(|b| backend_cookie(b.addr) == v))
+                    .or_else(|| pick_backend(group));
+                let Some(backend) = backend else {
+                    return Decision::Reply(Canned::error(StatusCode::SERVICE_UNAVAILABLE));
+                };
+                let mut cookies = vec![];
+                if let Some(secs) = sticky_secs {
+                    cookies.push(("AWSALBTG", group.id.clone(), *secs));
+                }
+                if let Some(secs) = group.sticky_secs {
+                    cookies.push(("AWSALB", backend_cookie(backend.addr), secs));
+                }
+                Decision::Forward { backend, cookies }
+            }
+        }
+    }
+}
+
+impl Backend {
+    pub(crate) fn addr(&self) -> SocketAddrV4 {
+        self.addr
+    }
+
+    /// Counts a request to this backend in flight while the guard lives.
+    pub(crate) fn inflight(&self) -> Inflight {
+        Inflight::new(self.stat.clone())
+    }
+}
+
+/// A stream whose first bytes were already read (to look for the HTTP/2 preface).
+struct Prefixed {
+    pre: Bytes,
+    inner: TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.pre.is_empty() {
+            let n = self.pre.len().min(buf.remaining());
+            buf.put_slice(&self.pre.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Counts a request in flight until its response body has been sent.
-struct Inflight(Arc<TargetStat>);
+pub(crate) struct Inflight(Arc<TargetStat>);
 
 impl Inflight {
     fn new(s: Arc<TargetStat>) -> Inflight {
@@ -583,10 +606,8 @@ fn pick_backend(g: &GroupView) -> Option<&Backend> {
 }
 
 /// The value of cookie `name` in a request's Cookie headers.
-fn cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    h.get_all(hyper::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+fn cookie<'h>(h: Headers<'h>, name: &str) -> Option<&'h str> {
+    h.values("cookie")
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
@@ -596,22 +617,17 @@ fn backend_cookie(addr: SocketAddrV4) -> String {
     format!("{:08X}{:04X}", u32::from(*addr.ip()), addr.port())
 }
 
-/// `NAME` and `NAMECORS` (SameSite=None, for cross-origin requests), as an ALB sets them.
-fn set_cookies(resp: &mut Response<ProxyBody>, name: &str, value: &str, secs: u64) {
+/// Set-Cookie values for `NAME` and `NAMECORS` (SameSite=None, for cross-origin
+/// requests), as an ALB sets them.
+pub(crate) fn cookie_headers(name: &str, value: &str, secs: u64) -> [String; 2] {
     let expires = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs));
-    for (n, extra) in [
-        (name.to_string(), ""),
-        (format!("{name}CORS"), "; SameSite=None"),
-    ] {
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("{n}={value}; Expires={expires}; Path=/{extra}"))
-        {
-            resp.headers_mut().append(hyper::header::SET_COOKIE, v);
-        }
-    }
+    [
+        format!("{name}={value}; Expires={expires}; Path=/"),
+        format!("{name}CORS={value}; Expires={expires}; Path=/; SameSite=None"),
+    ]
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split(']').next().map_or(host, |h| &h[1..]);
     }
@@ -620,8 +636,19 @@ fn strip_port(host: &str) -> &str {
         .map_or(host, |(h, _)| h)
 }
 
+/// Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection and are
+/// not forwarded. Headers the Connection header names are hop-by-hop too.
+pub(crate) const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Headers the Connection header names are hop-by-hop too.
     let named: Vec<String> = h
         .get_all(hyper::header::CONNECTION)
         .iter()
@@ -631,21 +658,13 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n.as_str());
     }
-    for n in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
+    for n in HOP_BY_HOP {
         h.remove(n);
     }
 }
 
 /// `Root=1-{epoch seconds, hex}-{24 hex digits}`.
-fn trace_id() -> String {
+pub(crate) fn trace_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -656,44 +675,52 @@ fn trace_id() -> String {
     )
 }
 
-/// An ALB's own error page.
-fn error_page(status: StatusCode) -> Response<ProxyBody> {
-    let text = format!(
-        "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n</body>\r\n</html>\r\n",
-        status
-    );
-    let mut r = Response::new(Either::Left(Full::new(Bytes::from(text))));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html"),
-    );
-    r.headers_mut().insert(
-        hyper::header::SERVER,
-        HeaderValue::from_static("awselb/2.0"),
-    );
-    r
+impl Canned {
+    /// An ALB's own error page.
+    pub(crate) fn error(status: StatusCode) -> Canned {
+        let text = format!(
+            "<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>\r\n</body>\r\n</html>\r\n",
+            status
+        );
+        Canned {
+            status,
+            content_type: Some("text/html".into()),
+            location: None,
+            body: Bytes::from(text),
+        }
+    }
+
+    fn into_response(self) -> Response<ProxyBody> {
+        let mut r = Response::new(Either::Left(Full::new(self.body)));
+        *r.status_mut() = self.status;
+        let h = r.headers_mut();
+        h.insert(
+            hyper::header::SERVER,
+            HeaderValue::from_static("awselb/2.0"),
+        );
+        if let Some(ct) = self.content_type.and_then(|c| c.parse().ok()) {
+            h.insert(hyper::header::CONTENT_TYPE, ct);
+        }
+        if let Some(loc) = self.location.and_then(|c| c.parse().ok()) {
+            h.insert(hyper::header::LOCATION, loc);
+        }
+        r
+    }
 }
 
 /// A redirect action: each part of RedirectConfig with #{protocol}, #{host}, #{port},
 /// #{path} and #{query} replaced by the request's.
-fn redirect(
-    cfg: &serde_json::Value,
-    req: &Request<Incoming>,
-    host: &str,
-    port: u16,
-) -> Response<ProxyBody> {
-    let path = req.uri().path();
-    let query = req.uri().query().unwrap_or("");
+fn redirect(cfg: &serde_json::Value, facts: &RequestFacts, port: u16) -> Canned {
+    let query = facts.query.unwrap_or("");
     let port_s = port.to_string();
     let fill = |field: &str, default: &str| -> String {
         cfg[field]
             .as_str()
             .unwrap_or(default)
             .replace("#{protocol}", "http")
-            .replace("#{host}", host)
+            .replace("#{host}", facts.host)
             .replace("#{port}", &port_s)
-            .replace("#{path}", path.trim_start_matches('/'))
+            .replace("#{path}", facts.path.trim_start_matches('/'))
             .replace("#{query}", query)
     };
     let proto = fill("Protocol", "#{protocol}").to_ascii_lowercase();
@@ -721,16 +748,81 @@ fn redirect(
     } else {
         StatusCode::FOUND
     };
-    let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
-    *r.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(&loc) {
-        r.headers_mut().insert(hyper::header::LOCATION, v);
+    Canned {
+        status,
+        content_type: None,
+        location: Some(loc),
+        body: Bytes::new(),
     }
-    r.headers_mut().insert(
-        hyper::header::SERVER,
-        HeaderValue::from_static("awselb/2.0"),
-    );
-    r
+}
+
+/// A listener in front of given targets, for tests with real sockets.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::world::*;
+
+    /// Serve a listener on 127.0.0.1 (an ephemeral port) whose one rule forwards round
+    /// robin to `targets`, all healthy; its idle timeout is 60 s.
+    pub async fn front(targets: &[SocketAddrV4]) -> SocketAddr {
+        let target = |addr: &SocketAddrV4| Target {
+            id: addr.ip().to_string(),
+            port: addr.port(),
+            state: "healthy".into(),
+            addr: Some(*addr),
+            drain_deadline: None,
+        };
+        let mut w = World::default();
+        w.tgs.insert(
+            "tg".into(),
+            Tg {
+                arn: "tg".into(),
+                targets_key: String::new(),
+                protocol: "HTTP".into(),
+                in_use: true,
+                algorithm: Algorithm::RoundRobin,
+                sticky_secs: None,
+                health: HealthCheck {
+                    protocol: "HTTP".into(),
+                    port: None,
+                    path: "/".into(),
+                    interval_secs: 30,
+                    timeout_secs: 5,
+                    healthy_threshold: 2,
+                    unhealthy_threshold: 2,
+                    codes: vec![(200, 200)],
+                },
+                targets: targets.iter().map(target).collect(),
+            },
+        );
+        let listener = Listener {
+            arn: "l".into(),
+            port: 80,
+            protocol: "HTTP".into(),
+            rules: vec![Rule {
+                conditions: vec![],
+                action: Action::Forward {
+                    groups: vec![("tg".into(), 1)],
+                    sticky_secs: None,
+                },
+            }],
+        };
+        let lb = Lb {
+            arn: "lb".into(),
+            dns_name: "web.elb.localhost".into(),
+            lb_type: LbType::Application,
+            ips: vec![],
+            vpc_cidr: None,
+            idle_timeout_secs: 60,
+            listeners: vec![listener.clone()],
+        };
+        let proxy = Arc::new(Proxy::new());
+        let slot: Slot = Arc::new(RwLock::new(Arc::new(proxy.view(&w, &lb, &listener))));
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        tokio::spawn(proxy.serve(front, slot));
+        addr
+    }
 }
 
 #[cfg(test)]
@@ -774,66 +866,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_connection_keeps_one_connection_per_target() {
-        use crate::world::*;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (a, a_conns) = backend().await;
         let (b, b_conns) = backend().await;
-        let target = |addr: SocketAddrV4| Target {
-            id: addr.ip().to_string(),
-            port: addr.port(),
-            state: "healthy".into(),
-            addr: Some(addr),
-            drain_deadline: None,
-        };
-        let mut w = World::default();
-        w.tgs.insert(
-            "tg".into(),
-            Tg {
-                arn: "tg".into(),
-                targets_key: String::new(),
-                protocol: "HTTP".into(),
-                in_use: true,
-                algorithm: Algorithm::RoundRobin,
-                sticky_secs: None,
-                health: HealthCheck {
-                    protocol: "HTTP".into(),
-                    port: None,
-                    path: "/".into(),
-                    interval_secs: 30,
-                    timeout_secs: 5,
-                    healthy_threshold: 2,
-                    unhealthy_threshold: 2,
-                    codes: vec![(200, 200)],
-                },
-                targets: vec![target(a), target(b)],
-            },
-        );
-        let listener = Listener {
-            arn: "l".into(),
-            port: 80,
-            protocol: "HTTP".into(),
-            rules: vec![Rule {
-                conditions: vec![],
-                action: Action::Forward {
-                    groups: vec![("tg".into(), 1)],
-                    sticky_secs: None,
-                },
-            }],
-        };
-        let lb = Lb {
-            arn: "lb".into(),
-            dns_name: "web.elb.localhost".into(),
-            lb_type: LbType::Application,
-            ips: vec![],
-            vpc_cidr: None,
-            idle_timeout_secs: 60,
-            listeners: vec![listener.clone()],
-        };
-        let proxy = Arc::new(Proxy::new());
-        let slot: Slot = Arc::new(RwLock::new(Arc::new(proxy.view(&w, &lb, &listener))));
-        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let front_addr = front.local_addr().unwrap();
-        tokio::spawn(proxy.clone().serve(front, slot));
+        let front_addr = testing::front(&[a, b]).await;
         // Six requests on one keep-alive connection, round robin over two targets.
         let mut c = tokio::net::TcpStream::connect(front_addr).await.unwrap();
         for _ in 0..6 {
@@ -868,9 +904,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("cookie", "a=1; AWSALB=0A0000050050".parse().unwrap());
         h.append("cookie", "AWSALBTG=abc".parse().unwrap());
-        assert_eq!(cookie(&h, "AWSALB"), Some("0A0000050050"));
-        assert_eq!(cookie(&h, "AWSALBTG"), Some("abc"));
-        assert_eq!(cookie(&h, "AWSALBCORS"), None);
+        assert_eq!(cookie(Headers::Map(&h), "AWSALB"), Some("0A0000050050"));
+        assert_eq!(cookie(Headers::Map(&h), "AWSALBTG"), Some("abc"));
+        assert_eq!(cookie(Headers::Map(&h), "AWSALBCORS"), None);
         assert_eq!(
             backend_cookie(SocketAddrV4::new([10, 0, 0, 5].into(), 80)),
             "0A0000050050"

@@ -88,9 +88,7 @@ impl Condition {
             Condition::Host(p) => p.iter().any(|p| wildcard(p, r.host, true)),
             Condition::Header(name, p) => r
                 .headers
-                .get_all(name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
+                .values(name)
                 .any(|v| p.iter().any(|p| wildcard(p, v, true))),
             Condition::Method(m) => m.iter().any(|m| m == r.method),
             Condition::Query(pairs) => {
@@ -161,8 +159,35 @@ pub struct RequestFacts<'a> {
     /// Without its port.
     pub host: &'a str,
     pub query: Option<&'a str>,
-    pub headers: &'a hyper::HeaderMap,
+    pub headers: Headers<'a>,
     pub source: IpAddr,
+}
+
+/// A request's headers: hyper's map (HTTP/2) or the parsed head of an HTTP/1 request.
+#[derive(Clone, Copy)]
+pub enum Headers<'a> {
+    Map(&'a hyper::HeaderMap),
+    Raw(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> Headers<'a> {
+    /// The values of every header called `name` (lower case), in order; values that are
+    /// not text are left out.
+    pub fn values(self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let map = match self {
+            Headers::Map(m) => Some(m.get_all(name).iter().filter_map(|v| v.to_str().ok())),
+            Headers::Raw(_) => None,
+        };
+        let raw = match self {
+            Headers::Raw(r) => Some(
+                r.iter()
+                    .filter(move |h| h.name.eq_ignore_ascii_case(name))
+                    .filter_map(|h| std::str::from_utf8(h.value).ok()),
+            ),
+            Headers::Map(_) => None,
+        };
+        map.into_iter().flatten().chain(raw.into_iter().flatten())
+    }
 }
 
 /// `*` matches any run of characters, `?` exactly one.
@@ -227,7 +252,7 @@ mod tests {
             path: "/api/v1",
             host: "shop.example.com",
             query: Some("version=v2&x=%41"),
-            headers: &headers,
+            headers: Headers::Map(&headers),
             source: "10.1.2.3".parse().unwrap(),
         };
         let c = |v: Value| Condition::from_model(&v).unwrap().matches(&r);

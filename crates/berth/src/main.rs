@@ -109,8 +109,7 @@ pub struct UpArgs {
     /// cannot both be published.
     #[arg(long, env = "BERTH_PUBLISH_LB")]
     publish_lb: Option<std::net::Ipv4Addr>,
-    /// Threads serving application load balancers' listeners (default: half the cores, at
-    /// least one).
+    /// Threads serving application load balancers' listeners (default: one per core).
     #[arg(long, env = "BERTH_LB_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     lb_threads: Option<u16>,
     /// Log filter (tracing's EnvFilter syntax).

@@ -1,0 +1,921 @@
+//! The ALB's HTTP/1 path, written for the job rather than on a general HTTP library: a
+//! proxy mostly moves bytes, so it parses only the head of each message (httparse),
+//! writes the forwarded head and whatever body bytes already arrived in one write, and
+//! copies the rest as it comes. One client connection is one task; it keeps its own
+//! keep-alive connections to the targets it used (up to `KEPT`), so its requests take
+//! no lock and no pool. Measured against nginx in BENCHMARKS.md, "Load balancers".
+//!
+//! Requests are forwarded as HTTP/1.1 with their framing kept (Content-Length or
+//! chunked); hop-by-hop headers are dropped; responses keep theirs unless the client
+//! cannot take them (a chunked body to an HTTP/1.0 client is decoded, and the connection
+//! then closed).
+
+use crate::proxy::{cookie_headers, strip_port, trace_id, Canned, Decision, Slot};
+use crate::proxy::{ListenerView, HOP_BY_HOP};
+use crate::rules::{Headers, RequestFacts};
+use bytes::{Buf, BytesMut};
+use hyper::StatusCode;
+use std::io::{self, Write};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// The largest request or response head accepted (an ALB's limit on a request's headers).
+const MAX_HEAD: usize = 64 * 1024;
+/// Header lines a head may have.
+const MAX_HEADERS: usize = 128;
+/// Target connections one client connection keeps (round robin over a group of up to
+/// this many targets reuses them all).
+const KEPT: usize = 8;
+/// How much to read at once while copying a body.
+const CHUNK: usize = 32 * 1024;
+
+/// How a message's body ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    /// No body.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// At the end of the connection (responses only).
+    Close,
+}
+
+/// A keep-alive connection to a target with what was read from it beyond the last
+/// response.
+struct Upstream {
+    addr: SocketAddrV4,
+    stream: TcpStream,
+    buf: BytesMut,
+    /// Served a request before: it may have been closed by the target meanwhile.
+    reused: bool,
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// The bytes of the next write (a head and the body bytes at hand).
+    out: Vec<u8>,
+    kept: Vec<Upstream>,
+    peer: SocketAddr,
+    peer_ip: String,
+}
+
+/// Serve HTTP/1 requests on a client connection until either side closes it. `buf`
+/// holds what was read from it already.
+pub(crate) async fn serve(stream: TcpStream, buf: BytesMut, peer: SocketAddr, slot: &Slot) {
+    let mut c = Client {
+        stream,
+        buf,
+        out: Vec::with_capacity(8192),
+        kept: Vec::new(),
+        peer,
+        peer_ip: peer.ip().to_string(),
+    };
+    loop {
+        let view = slot.read().expect("lock").clone();
+        match c.request(&view).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return,
+        }
+    }
+}
+
+/// What the head of a request says, apart from the rules' business.
+struct RequestHead {
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+    /// A HEAD request: its response has no body whatever its headers say.
+    head: bool,
+    http10: bool,
+}
+
+/// A request that cannot be served: the status to answer (the connection then closes).
+struct Refuse(StatusCode);
+
+impl Client {
+    /// Read and answer one request. Ok(true): the connection goes on.
+    async fn request(&mut self, view: &ListenerView) -> io::Result<bool> {
+        // A whole head, or the connection ends (idle, closed, or too large a head).
+        let head_len = loop {
+            if !self.buf.is_empty() {
+                let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                match httparse::Request::new(&mut hs).parse(&self.buf) {
+                    Ok(httparse::Status::Complete(n)) => break n,
+                    Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => {}
+                    Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                        return self
+                            .refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                            .await;
+                    }
+                    Err(_) => return self.refuse(StatusCode::BAD_REQUEST).await,
+                }
+            }
+            self.buf.reserve(4096);
+            match timeout(view.idle_timeout(), self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Ok(false),
+            }
+        };
+        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut hs);
+        req.parse(&self.buf[..head_len]).map_err(io::Error::other)?;
+        self.out.clear();
+        let decided = prepare(&req, view, &self.peer, &self.peer_ip, &mut self.out);
+        self.buf.advance(head_len);
+        let (head, decision) = match decided {
+            Ok(d) => d,
+            Err(Refuse(status)) => return self.refuse(status).await,
+        };
+        match decision {
+            Decision::Reply(canned) => {
+                // The request's body is not wanted; a client waiting for 100 Continue
+                // will not send it, others will, so read it past.
+                let keep = head.keep_alive && !head.expect_continue;
+                self.out.clear();
+                write_canned(&mut self.out, &canned, keep, head.head);
+                self.stream.write_all(&self.out).await?;
+                if keep && head.framing != Framing::Empty {
+                    let mut body = Body::new(head.framing);
+                    let past = copy_body(
+                        &mut self.stream,
+                        &mut self.buf,
+                        &mut body,
+                        None,
+                        &mut self.out,
+                        false,
+                        view.idle_timeout(),
+                    )
+                    .await;
+                    return Ok(past.is_ok());
+                }
+                Ok(keep)
+            }
+            Decision::Forward { backend, cookies } => {
+                let _inflight = backend.inflight();
+                self.forward(view, &head, backend.addr(), &cookies).await
+            }
+        }
+    }
+
+    /// Answer a request that cannot be read on, and close the connection.
+    async fn refuse(&mut self, status: StatusCode) -> io::Result<bool> {
+        self.out.clear();
+        write_canned(&mut self.out, &Canned::error(status), false, false);
+        self.stream.write_all(&self.out).await?;
+        self.linger().await;
+        Ok(false)
+    }
+
+    /// Close after an answer while the client may still be sending: closing a socket
+    /// with unread data resets the connection, and the client could lose the answer. So
+    /// end our side first and read what comes for a while (as nginx's lingering close).
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let mut sink = [0u8; 16 * 1024];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut left = 1 << 20;
+        while left > 0 {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => left -= n.min(left),
+                _ => return,
+            }
+        }
+    }
+
+    /// Answer with `status`; go on only if the client wants to and its request's body
+    /// was all read.
+    async fn fail(
+        &mut self,
+        status: StatusCode,
+        head: &RequestHead,
+        body: &Body,
+    ) -> io::Result<bool> {
+        let keep = head.keep_alive && body.done();
+        self.out.clear();
+        write_canned(&mut self.out, &Canned::error(status), keep, false);
+        self.stream.write_all(&self.out).await?;
+        if !keep {
+            self.linger().await;
+        }
+        Ok(keep)
+    }
+
+    /// Send the request whose head is in `out` to `addr` and its response back.
+    async fn forward(
+        &mut self,
+        view: &ListenerView,
+        head: &RequestHead,
+        addr: SocketAddrV4,
+        cookies: &[(&'static str, String, u64)],
+    ) -> io::Result<bool> {
+        let idle = view.idle_timeout();
+        // The request body's bytes at hand go in the same write as its head.
+        let mut body = Body::new(head.framing);
+        if body.take(&mut self.buf, &mut self.out, false).is_err() {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        }
+        let whole = body.done();
+        if head.expect_continue && !whole {
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        // Send; a kept connection the target closed meanwhile gets one more try on a new
+        // one, when the request is all in hand (the target never read it).
+        let mut up = match self.upstream(addr).await {
+            Some(up) => up,
+            None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
+        };
+        let mut sent = up.stream.write_all(&self.out).await;
+        if sent.is_err() && up.reused && whole {
+            up = match self.upstream_new(addr).await {
+                Some(up) => up,
+                None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
+            };
+            sent = up.stream.write_all(&self.out).await;
+        }
+        if sent.is_err() {
+            return self.fail(StatusCode::BAD_GATEWAY, head, &body).await;
+        }
+        if !whole {
+            let copied = copy_body(
+                &mut self.stream,
+                &mut self.buf,
+                &mut body,
+                Some(&mut up.stream),
+                &mut Vec::new(),
+                false,
+                idle,
+            )
+            .await;
+            match copied {
+                Ok(()) => {}
+                // The client went away or sent a broken body: nothing to answer.
+                Err(Copy::Source) => return Ok(false),
+                Err(Copy::Sink) => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
+            }
+        }
+        // The response head (1xx interim responses are passed over).
+        let (status_len, resp) = loop {
+            match read_response_head(&mut up, idle).await {
+                Ok(r) if r.1.status / 100 == 1 && r.1.status != 101 => {
+                    up.buf.advance(r.0);
+                }
+                Ok(r) => break r,
+                Err(HeadError::Timeout) => {
+                    return self.fail(StatusCode::GATEWAY_TIMEOUT, head, &body).await
+                }
+                Err(HeadError::Closed) if up.reused && whole => {
+                    // Closed before answering a request it was sent: a kept connection
+                    // the target had closed; once more on a new one.
+                    up = match self.upstream_new(addr).await {
+                        Some(u) => u,
+                        None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
+                    };
+                    if up.stream.write_all(&self.out).await.is_err() {
+                        return self.fail(StatusCode::BAD_GATEWAY, head, &body).await;
+                    }
+                }
+                Err(_) => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
+            }
+        };
+        // The client's response head, with the body bytes at hand.
+        let framing = match resp.framing {
+            _ if head.head || resp.status == 204 || resp.status == 304 => Framing::Empty,
+            f => f,
+        };
+        let decode = framing == Framing::Chunked && head.http10;
+        let client_keep = head.keep_alive && framing != Framing::Close && !decode;
+        self.out.clear();
+        write_response_head(
+            &mut self.out,
+            &up.buf[..status_len],
+            framing,
+            decode,
+            client_keep,
+            head.http10,
+            cookies,
+        );
+        up.buf.advance(status_len);
+        let mut rbody = Body::new(framing);
+        if rbody.take(&mut up.buf, &mut self.out, decode).is_err() {
+            return Ok(false);
+        }
+        self.stream.write_all(&self.out).await?;
+        if !rbody.done() {
+            let copied = copy_body(
+                &mut up.stream,
+                &mut up.buf,
+                &mut rbody,
+                Some(&mut self.stream),
+                &mut self.out,
+                decode,
+                idle,
+            )
+            .await;
+            if copied.is_err() {
+                return Ok(false);
+            }
+            if decode {
+                return Ok(false);
+            }
+        }
+        if resp.keep_alive && framing != Framing::Close && up.buf.is_empty() {
+            up.reused = true;
+            if self.kept.len() >= KEPT {
+                self.kept.remove(0);
+            }
+            self.kept.push(up);
+        }
+        Ok(client_keep)
+    }
+
+    /// A kept connection to `addr` that is still open, or a new one.
+    async fn upstream(&mut self, addr: SocketAddrV4) -> Option<Upstream> {
+        while let Some(at) = self.kept.iter().position(|u| u.addr == addr) {
+            let up = self.kept.remove(at);
+            // Nothing to read from an idle connection: data or an end means it is
+            // finished with (the target closed it, or broke the protocol).
+            let mut probe = [0u8; 1];
+            if let Err(e) = up.stream.try_read(&mut probe) {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    return Some(up);
+                }
+            }
+        }
+        self.upstream_new(addr).await
+    }
+
+    async fn upstream_new(&self, addr: SocketAddrV4) -> Option<Upstream> {
+        let stream = match timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(target = %addr, error = %e, "target refused");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let _ = stream.set_nodelay(true);
+        Some(Upstream {
+            addr,
+            stream,
+            buf: BytesMut::with_capacity(8192),
+            reused: false,
+        })
+    }
+}
+
+/// Check a request's head, apply the rules, and write the head to forward into `out`.
+fn prepare<'v>(
+    req: &httparse::Request,
+    view: &'v ListenerView,
+    peer: &SocketAddr,
+    peer_ip: &str,
+    out: &mut Vec<u8>,
+) -> Result<(RequestHead, Decision<'v>), Refuse> {
+    let bad = Refuse(StatusCode::BAD_REQUEST);
+    let method = req.method.ok_or(Refuse(StatusCode::BAD_REQUEST))?;
+    let target = req.path.ok_or(Refuse(StatusCode::BAD_REQUEST))?;
+    let http10 = req.version == Some(0);
+    let headers: &[httparse::Header] = req.headers;
+    if method == "CONNECT" {
+        return Err(Refuse(StatusCode::METHOD_NOT_ALLOWED));
+    }
+    // Framing and connection handling.
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut close = false;
+    let mut keep_alive_token = false;
+    let mut expect_continue = false;
+    let mut host: Option<&str> = None;
+    let mut connection_named = false;
+    for h in headers {
+        let n = h.name;
+        if n.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value).map_err(|_| Refuse(StatusCode::BAD_REQUEST))?;
+            let v: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| Refuse(StatusCode::BAD_REQUEST))?;
+            if length.is_some_and(|l| l != v) {
+                return Err(bad);
+            }
+            length = Some(v);
+        } else if n.eq_ignore_ascii_case("transfer-encoding") {
+            // Only chunked, last, is a framing a proxy can pass on.
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            if http10 || !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(Refuse(StatusCode::NOT_IMPLEMENTED));
+            }
+            chunked = true;
+        } else if n.eq_ignore_ascii_case("connection") {
+            for t in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive_token = true;
+                } else if !t.is_empty() {
+                    connection_named = true;
+                }
+            }
+        } else if n.eq_ignore_ascii_case("expect") {
+            if h.value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = !http10;
+            } else {
+                return Err(Refuse(StatusCode::EXPECTATION_FAILED));
+            }
+        } else if n.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return Err(bad);
+            }
+            host = Some(std::str::from_utf8(h.value).map_err(|_| Refuse(StatusCode::BAD_REQUEST))?);
+        }
+    }
+    if chunked && length.is_some() {
+        // Both framings at once: a request-smuggling attempt as often as not.
+        return Err(bad);
+    }
+    let framing = match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(0)) | (false, None) => Framing::Empty,
+        (false, Some(n)) => Framing::Length(n),
+    };
+    // The request target: origin form, or absolute form (its authority stands in for Host).
+    let (path_query, authority) = match target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
+        Some(rest) => {
+            let at = rest.find('/').unwrap_or(rest.len());
+            let pq = if at == rest.len() { "/" } else { &rest[at..] };
+            (pq, Some(&rest[..at]))
+        }
+        None => (target, None),
+    };
+    let host_full = match host.or(authority).filter(|h| !h.is_empty()) {
+        Some(h) => h,
+        // RFC 9112: an HTTP/1.1 request without Host is malformed.
+        None if !http10 => return Err(bad),
+        None => view.dns_name(),
+    };
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_query, None),
+    };
+    let facts = RequestFacts {
+        method,
+        path,
+        host: strip_port(host_full),
+        query,
+        headers: Headers::Raw(headers),
+        source: peer.ip(),
+    };
+    let decision = view.decide(&facts);
+    let head = RequestHead {
+        framing,
+        keep_alive: !close && (!http10 || keep_alive_token),
+        expect_continue,
+        head: method == "HEAD",
+        http10,
+    };
+    if let Decision::Forward { .. } = decision {
+        // The head to forward: the client's headers less the hop-by-hop ones and those
+        // the load balancer sets itself.
+        let _ = write!(out, "{method} {path_query} HTTP/1.1\r\n");
+        let mut has_trace = false;
+        for h in headers {
+            let n = h.name;
+            if HOP_BY_HOP.iter().any(|x| n.eq_ignore_ascii_case(x))
+                || n.eq_ignore_ascii_case("expect")
+                || n.eq_ignore_ascii_case("x-forwarded-for")
+                || n.eq_ignore_ascii_case("x-forwarded-proto")
+                || n.eq_ignore_ascii_case("x-forwarded-port")
+                || (connection_named && named_by_connection(headers, n))
+            {
+                continue;
+            }
+            has_trace |= n.eq_ignore_ascii_case("x-amzn-trace-id");
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        if host.is_none() {
+            let _ = write!(out, "Host: {host_full}\r\n");
+        }
+        if framing == Framing::Chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        for v in headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        {
+            out.extend_from_slice(v.value);
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(peer_ip.as_bytes());
+        let _ = write!(
+            out,
+            "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: {}\r\n",
+            view.port()
+        );
+        if !has_trace {
+            let _ = write!(out, "X-Amzn-Trace-Id: {}\r\n", trace_id());
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok((head, decision))
+}
+
+/// Whether a Connection header names header `name` (making it hop-by-hop).
+fn named_by_connection(headers: &[httparse::Header], name: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// What the head of a response says.
+struct ResponseHead {
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+enum HeadError {
+    Timeout,
+    /// The target closed the connection before a byte of the response.
+    Closed,
+    Broken,
+}
+
+/// Read a response head from a target: its length in `up.buf` and what it says.
+async fn read_response_head(
+    up: &mut Upstream,
+    idle: Duration,
+) -> Result<(usize, ResponseHead), HeadError> {
+    loop {
+        if !up.buf.is_empty() {
+            let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut r = httparse::Response::new(&mut hs);
+            match r.parse(&up.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    return response_head(&r).map(|h| (n, h)).ok_or(HeadError::Broken)
+                }
+                Ok(httparse::Status::Partial) if up.buf.len() < MAX_HEAD => {}
+                _ => return Err(HeadError::Broken),
+            }
+        }
+        up.buf.reserve(CHUNK);
+        match timeout(idle, up.stream.read_buf(&mut up.buf)).await {
+            Err(_) => return Err(HeadError::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) if up.buf.is_empty() => return Err(HeadError::Closed),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Broken),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn response_head(r: &httparse::Response) -> Option<ResponseHead> {
+    let status = r.code?;
+    let http10 = r.version == Some(0);
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = http10;
+    for h in r.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v: u64 = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
+            if length.is_some_and(|l| l != v) {
+                return None;
+            }
+            length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for t in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if t.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                    close = false;
+                }
+            }
+        }
+    }
+    let framing = if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        if n == 0 {
+            Framing::Empty
+        } else {
+            Framing::Length(n)
+        }
+    } else if status / 100 == 1 {
+        Framing::Empty
+    } else {
+        Framing::Close
+    };
+    Some(ResponseHead {
+        status,
+        framing,
+        keep_alive: !close,
+    })
+}
+
+/// The client's copy of a response head (`raw`, as the target sent it): hop-by-hop
+/// headers dropped, framing and connection headers for this client, stickiness cookies.
+fn write_response_head(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    framing: Framing,
+    decode: bool,
+    keep: bool,
+    http10: bool,
+    cookies: &[(&'static str, String, u64)],
+) {
+    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut hs);
+    let _ = r.parse(raw);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        r.code.unwrap_or(502),
+        r.reason.unwrap_or("")
+    );
+    let connection_named = r
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .any(|t| {
+            let t = t.trim_ascii();
+            !t.is_empty()
+                && !t.eq_ignore_ascii_case(b"close")
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+        });
+    for h in r.headers.iter() {
+        let n = h.name;
+        if HOP_BY_HOP.iter().any(|x| n.eq_ignore_ascii_case(x))
+            || (framing == Framing::Chunked && n.eq_ignore_ascii_case("content-length"))
+            || (connection_named && named_by_connection(r.headers, n))
+        {
+            continue;
+        }
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == Framing::Chunked && !decode {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    for (name, value, secs) in cookies {
+        for c in cookie_headers(name, value, *secs) {
+            let _ = write!(out, "Set-Cookie: {c}\r\n");
+        }
+    }
+    if !keep {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A response the load balancer makes itself.
+fn write_canned(out: &mut Vec<u8>, c: &Canned, keep: bool, head: bool) {
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nServer: awselb/2.0\r\nDate: {}\r\nContent-Length: {}\r\n",
+        c.status.as_u16(),
+        c.status.canonical_reason().unwrap_or(""),
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        c.body.len()
+    );
+    if let Some(ct) = &c.content_type {
+        let _ = write!(out, "Content-Type: {ct}\r\n");
+    }
+    if let Some(loc) = &c.location {
+        let _ = write!(out, "Location: {loc}\r\n");
+    }
+    if !keep {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head {
+        out.extend_from_slice(&c.body);
+    }
+}
+
+/// Where a body being copied is.
+enum Body {
+    Length(u64),
+    Chunked(Chunks),
+    /// Until the connection ends.
+    Close,
+    Done,
+}
+
+/// A body that could not be copied: reading it (`Source`: the sender went away or broke
+/// the framing) or writing it (`Sink`).
+enum Copy {
+    Source,
+    Sink,
+}
+
+impl Body {
+    fn new(f: Framing) -> Body {
+        match f {
+            Framing::Empty | Framing::Length(0) => Body::Done,
+            Framing::Length(n) => Body::Length(n),
+            Framing::Chunked => Body::Chunked(Chunks::default()),
+            Framing::Close => Body::Close,
+        }
+    }
+
+    fn done(&self) -> bool {
+        matches!(self, Body::Done)
+    }
+
+    /// Move the body's bytes at the front of `buf` to `out` (only its data if `decode`).
+    fn take(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>, decode: bool) -> io::Result<()> {
+        match self {
+            Body::Done => {}
+            Body::Close => {
+                out.extend_from_slice(buf);
+                buf.clear();
+            }
+            Body::Length(left) => {
+                let n = (*left).min(buf.len() as u64) as usize;
+                out.extend_from_slice(&buf[..n]);
+                buf.advance(n);
+                *left -= n as u64;
+                if *left == 0 {
+                    *self = Body::Done;
+                }
+            }
+            Body::Chunked(c) => {
+                let (n, end) = c.scan(buf, if decode { Some(&mut *out) } else { None })?;
+                if !decode {
+                    out.extend_from_slice(&buf[..n]);
+                }
+                buf.advance(n);
+                if end {
+                    *self = Body::Done;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copy the rest of a body from `from` (what `buf` holds first) to `to` (None: read it
+/// past; `decode`: only the chunks' data), using `out` as the staging buffer.
+#[allow(clippy::too_many_arguments)]
+async fn copy_body(
+    from: &mut TcpStream,
+    buf: &mut BytesMut,
+    body: &mut Body,
+    mut to: Option<&mut TcpStream>,
+    out: &mut Vec<u8>,
+    decode: bool,
+    idle: Duration,
+) -> Result<(), Copy> {
+    loop {
+        out.clear();
+        body.take(buf, out, decode).map_err(|_| Copy::Source)?;
+        if let Some(to) = to.as_deref_mut() {
+            if !out.is_empty() {
+                to.write_all(out).await.map_err(|_| Copy::Sink)?;
+            }
+        }
+        if body.done() {
+            return Ok(());
+        }
+        buf.reserve(CHUNK);
+        match timeout(idle, from.read_buf(buf)).await {
+            Err(_) | Ok(Err(_)) => return Err(Copy::Source),
+            Ok(Ok(0)) if matches!(body, Body::Close) => {
+                *body = Body::Done;
+                return Ok(());
+            }
+            Ok(Ok(0)) => return Err(Copy::Source),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Where a chunked body's parser is (RFC 9112 section 7.1).
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
+enum ChunkState {
+    /// In a chunk's size (hex digits so far).
+    #[default]
+    Size,
+    /// In a chunk extension, up to the line's end.
+    Extension,
+    SizeLf,
+    /// In a chunk's data, this many bytes to go.
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    FinalLf,
+    End,
+}
+
+#[derive(Default, Debug)]
+struct Chunks {
+    state: ChunkState,
+    size: u64,
+    digits: u32,
+}
+
+impl Chunks {
+    /// Parse from `input`: how many bytes belong to the body, and whether it ended.
+    /// With `data`, the chunks' data is appended to it.
+    fn scan(&mut self, input: &[u8], mut data: Option<&mut Vec<u8>>) -> io::Result<(usize, bool)> {
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body");
+        let mut i = 0;
+        while i < input.len() && self.state != ChunkState::End {
+            let b = input[i];
+            match self.state {
+                ChunkState::Size => match (b as char).to_digit(16) {
+                    Some(d) => {
+                        self.digits += 1;
+                        if self.digits > 15 {
+                            return Err(bad());
+                        }
+                        self.size = self.size * 16 + d as u64;
+                    }
+                    None if self.digits == 0 => return Err(bad()),
+                    None if b == b'\r' => self.state = ChunkState::SizeLf,
+                    None if b == b';' || b == b' ' || b == b'\t' => {
+                        self.state = ChunkState::Extension
+                    }
+                    None => return Err(bad()),
+                },
+                ChunkState::Extension => {
+                    if b == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    }
+                }
+                ChunkState::SizeLf => {
+                    if b != b'\n' {
+                        return Err(bad());
+                    }
+                    self.state = if self.size == 0 {
+                        ChunkState::TrailerStart
+                    } else {
+                        ChunkState::Data(self.size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    let n = left.min((input.len() - i) as u64) as usize;
+                    if let Some(d) = data.as_deref_mut() {
+                        d.extend_from_slice(&input[i..i + n]);
+                    }
+                    i += n;
+                    self.state = if left == n as u64 {
+                        ChunkState::DataCr
+                    } else {
+                        ChunkState::Data(left - n as u64)
+                    };
+                    continue;
+                }
+                ChunkState::DataCr if b == b'\r' => self.state = ChunkState::DataLf,
+                ChunkState::DataLf if b == b'\n' => {
+                    self.state = ChunkState::Size;
+                    self.size = 0;
+                    self.digits = 0;
+                }
+                ChunkState::DataCr | ChunkState::DataLf => return Err(bad()),
+                ChunkState::TrailerStart if b == b'\r' => self.state = ChunkState::FinalLf,
+                ChunkState::TrailerStart | ChunkState::TrailerLine => {
+                    if b == b'\r' {
+                        self.state = ChunkState::TrailerLf;
+                    } else {
+                        self.state = ChunkState::TrailerLine;
+                    }
+                }
+                ChunkState::TrailerLf if b == b'\n' => self.state = ChunkState::TrailerStart,
+                ChunkState::FinalLf if b == b'\n' => self.state = ChunkState::End,
+                ChunkState::TrailerLf | ChunkState::FinalLf => return Err(bad()),
+                ChunkState::End => unreachable!("the loop stops at the end"),
+            }
+            i += 1;
+        }
+        Ok((i, self.state == ChunkState::End))
+    }
+}
+
+#[cfg(test)]
+mod tests;
