@@ -10,12 +10,13 @@
 //! cannot take them (a chunked body to an HTTP/1.0 client is decoded, and the connection
 //! then closed).
 
-use crate::proxy::{cookie_headers, strip_port, trace_id, Canned, Decision, Slot};
+use crate::proxy::{cookie_headers, strip_port, write_trace_id, Canned, Decision, Slot};
 use crate::proxy::{ListenerView, HOP_BY_HOP};
 use crate::rules::{Headers, RequestFacts};
 use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -90,6 +91,8 @@ struct RequestHead {
     expect_continue: bool,
     /// A HEAD request: its response has no body whatever its headers say.
     head: bool,
+    /// A method that may be sent again (RFC 9110 section 9.2.2).
+    idempotent: bool,
     http10: bool,
 }
 
@@ -99,12 +102,20 @@ struct Refuse(StatusCode);
 impl Client {
     /// Read and answer one request. Ok(true): the connection goes on.
     async fn request(&mut self, view: &ListenerView) -> io::Result<bool> {
-        // A whole head, or the connection ends (idle, closed, or too large a head).
-        let head_len = loop {
+        // A whole head, or the connection ends (idle, closed, or too large a head). The
+        // head is parsed where it lies, and the head to forward written from it.
+        let decided = loop {
             if !self.buf.is_empty() {
-                let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                match httparse::Request::new(&mut hs).parse(&self.buf) {
-                    Ok(httparse::Status::Complete(n)) => break n,
+                // Left uninitialised: zeroing the array cost more than parsing.
+                let mut hs = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut req = httparse::Request::new(&mut []);
+                match req.parse_with_uninit_headers(&self.buf, &mut hs) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        self.out.clear();
+                        let d = prepare(&req, view, &self.peer, &self.peer_ip, &mut self.out);
+                        self.buf.advance(n);
+                        break d;
+                    }
                     Ok(httparse::Status::Partial) if self.buf.len() < MAX_HEAD => {}
                     Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
                         return self
@@ -120,12 +131,6 @@ impl Client {
                 _ => return Ok(false),
             }
         };
-        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut hs);
-        req.parse(&self.buf[..head_len]).map_err(io::Error::other)?;
-        self.out.clear();
-        let decided = prepare(&req, view, &self.peer, &self.peer_ip, &mut self.out);
-        self.buf.advance(head_len);
         let (head, decision) = match decided {
             Ok(d) => d,
             Err(Refuse(status)) => return self.refuse(status).await,
@@ -225,8 +230,9 @@ impl Client {
                 .await?;
         }
         // Send; a kept connection the target closed meanwhile gets one more try on a new
-        // one, when the request is all in hand (the target never read it).
-        let mut up = match self.upstream(addr).await {
+        // one, when the request is all in hand (the target never read it). A request that
+        // may not be sent twice first checks that the kept connection is still open.
+        let mut up = match self.upstream(addr, !(whole && head.idempotent)).await {
             Some(up) => up,
             None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
         };
@@ -259,17 +265,41 @@ impl Client {
                 Err(Copy::Sink) => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
             }
         }
-        // The response head (1xx interim responses are passed over).
-        let (status_len, resp) = loop {
-            match read_response_head(&mut up, idle).await {
-                Ok(r) if r.1.status / 100 == 1 && r.1.status != 101 => {
-                    up.buf.advance(r.0);
+        // The response head (1xx interim responses are passed over), and the client's
+        // copy of it written from where it lies.
+        let relay = loop {
+            let out = &mut self.out;
+            let got = read_response_head(&mut up, idle, |r| {
+                let resp = response_head(r)?;
+                if resp.status / 100 == 1 && resp.status != 101 {
+                    return Some(None);
                 }
-                Ok(r) => break r,
+                let framing = match resp.framing {
+                    _ if head.head || resp.status == 204 || resp.status == 304 => Framing::Empty,
+                    f => f,
+                };
+                let decode = framing == Framing::Chunked && head.http10;
+                let client_keep = head.keep_alive && framing != Framing::Close && !decode;
+                out.clear();
+                write_response_head(out, r, framing, decode, client_keep, head.http10, cookies);
+                Some(Some(Relay {
+                    framing,
+                    decode,
+                    client_keep,
+                    target_keep: resp.keep_alive && framing != Framing::Close,
+                }))
+            })
+            .await;
+            match got {
+                Ok((n, None)) => up.buf.advance(n),
+                Ok((n, Some(relay))) => {
+                    up.buf.advance(n);
+                    break relay;
+                }
                 Err(HeadError::Timeout) => {
                     return self.fail(StatusCode::GATEWAY_TIMEOUT, head, &body).await
                 }
-                Err(HeadError::Closed) if up.reused && whole => {
+                Err(HeadError::Closed) if up.reused && whole && head.idempotent => {
                     // Closed before answering a request it was sent: a kept connection
                     // the target had closed; once more on a new one.
                     up = match self.upstream_new(addr).await {
@@ -283,24 +313,12 @@ impl Client {
                 Err(_) => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
             }
         };
-        // The client's response head, with the body bytes at hand.
-        let framing = match resp.framing {
-            _ if head.head || resp.status == 204 || resp.status == 304 => Framing::Empty,
-            f => f,
-        };
-        let decode = framing == Framing::Chunked && head.http10;
-        let client_keep = head.keep_alive && framing != Framing::Close && !decode;
-        self.out.clear();
-        write_response_head(
-            &mut self.out,
-            &up.buf[..status_len],
+        let Relay {
             framing,
             decode,
             client_keep,
-            head.http10,
-            cookies,
-        );
-        up.buf.advance(status_len);
+            target_keep,
+        } = relay;
         let mut rbody = Body::new(framing);
         if rbody.take(&mut up.buf, &mut self.out, decode).is_err() {
             return Ok(false);
@@ -324,7 +342,7 @@ impl Client {
                 return Ok(false);
             }
         }
-        if resp.keep_alive && framing != Framing::Close && up.buf.is_empty() {
+        if target_keep && up.buf.is_empty() {
             up.reused = true;
             if self.kept.len() >= KEPT {
                 self.kept.remove(0);
@@ -334,10 +352,13 @@ impl Client {
         Ok(client_keep)
     }
 
-    /// A kept connection to `addr` that is still open, or a new one.
-    async fn upstream(&mut self, addr: SocketAddrV4) -> Option<Upstream> {
+    /// A kept connection to `addr` (if `check`, one that is still open), or a new one.
+    async fn upstream(&mut self, addr: SocketAddrV4, check: bool) -> Option<Upstream> {
         while let Some(at) = self.kept.iter().position(|u| u.addr == addr) {
             let up = self.kept.remove(at);
+            if !check {
+                return Some(up);
+            }
             // Nothing to read from an idle connection: data or an end means it is
             // finished with (the target closed it, or broke the protocol).
             let mut probe = [0u8; 1];
@@ -480,12 +501,18 @@ fn prepare<'v>(
         keep_alive: !close && (!http10 || keep_alive_token),
         expect_continue,
         head: method == "HEAD",
+        idempotent: matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
         http10,
     };
     if let Decision::Forward { .. } = decision {
         // The head to forward: the client's headers less the hop-by-hop ones and those
         // the load balancer sets itself.
-        let _ = write!(out, "{method} {path_query} HTTP/1.1\r\n");
+        for part in [method, " ", path_query, " HTTP/1.1\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
         let mut has_trace = false;
         for h in headers {
             let n = h.name;
@@ -525,7 +552,9 @@ fn prepare<'v>(
             view.port()
         );
         if !has_trace {
-            let _ = write!(out, "X-Amzn-Trace-Id: {}\r\n", trace_id());
+            out.extend_from_slice(b"X-Amzn-Trace-Id: ");
+            write_trace_id(&mut Utf8(out));
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -539,6 +568,16 @@ fn named_by_connection(headers: &[httparse::Header], name: &str) -> bool {
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
         .flat_map(|h| h.value.split(|b| *b == b','))
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// Text formatted straight into a byte buffer.
+struct Utf8<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Utf8<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// What the head of a response says.
@@ -555,18 +594,22 @@ enum HeadError {
     Broken,
 }
 
-/// Read a response head from a target: its length in `up.buf` and what it says.
-async fn read_response_head(
+/// Read a response head from a target: its length in `up.buf`, and what `on_head` makes
+/// of it (None: a head a proxy cannot pass on).
+async fn read_response_head<T>(
     up: &mut Upstream,
     idle: Duration,
-) -> Result<(usize, ResponseHead), HeadError> {
+    mut on_head: impl FnMut(&httparse::Response) -> Option<T>,
+) -> Result<(usize, T), HeadError> {
     loop {
         if !up.buf.is_empty() {
-            let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut r = httparse::Response::new(&mut hs);
-            match r.parse(&up.buf) {
+            let mut hs = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut r = httparse::Response::new(&mut []);
+            match httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut r, &up.buf, &mut hs)
+            {
                 Ok(httparse::Status::Complete(n)) => {
-                    return response_head(&r).map(|h| (n, h)).ok_or(HeadError::Broken)
+                    return on_head(&r).map(|t| (n, t)).ok_or(HeadError::Broken)
                 }
                 Ok(httparse::Status::Partial) if up.buf.len() < MAX_HEAD => {}
                 _ => return Err(HeadError::Broken),
@@ -580,6 +623,16 @@ async fn read_response_head(
             Ok(Ok(_)) => {}
         }
     }
+}
+
+/// How a response is passed on to the client.
+struct Relay {
+    framing: Framing,
+    /// A chunked body to an HTTP/1.0 client: only its data goes.
+    decode: bool,
+    client_keep: bool,
+    /// The target connection can serve another request after this response.
+    target_keep: bool,
 }
 
 fn response_head(r: &httparse::Response) -> Option<ResponseHead> {
@@ -628,20 +681,17 @@ fn response_head(r: &httparse::Response) -> Option<ResponseHead> {
     })
 }
 
-/// The client's copy of a response head (`raw`, as the target sent it): hop-by-hop
+/// The client's copy of a response head (`r`, as the target sent it): hop-by-hop
 /// headers dropped, framing and connection headers for this client, stickiness cookies.
 fn write_response_head(
     out: &mut Vec<u8>,
-    raw: &[u8],
+    r: &httparse::Response,
     framing: Framing,
     decode: bool,
     keep: bool,
     http10: bool,
     cookies: &[(&'static str, String, u64)],
 ) {
-    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut r = httparse::Response::new(&mut hs);
-    let _ = r.parse(raw);
     let _ = write!(
         out,
         "HTTP/1.1 {} {}\r\n",

@@ -381,7 +381,9 @@ impl Proxy {
             HeaderValue::from(view.port),
         );
         if !h.contains_key("x-amzn-trace-id") {
-            if let Ok(v) = HeaderValue::from_str(&trace_id()) {
+            let mut id = String::new();
+            write_trace_id(&mut id);
+            if let Ok(v) = HeaderValue::from_str(&id) {
                 h.insert(HeaderName::from_static("x-amzn-trace-id"), v);
             }
         }
@@ -663,16 +665,17 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// `Root=1-{epoch seconds, hex}-{24 hex digits}`.
-pub(crate) fn trace_id() -> String {
+/// `Root=1-{epoch seconds, hex}-{24 hex digits}`, written to `out`.
+pub(crate) fn write_trace_id(out: &mut impl std::fmt::Write) {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!(
+    let _ = write!(
+        out,
         "Root=1-{secs:08x}-{:08x}{:016x}",
         next_random() as u32,
         next_random()
-    )
+    );
 }
 
 impl Canned {
