@@ -93,6 +93,9 @@ struct RequestHead {
     head: bool,
     /// A method that may be sent again (RFC 9110 section 9.2.2).
     idempotent: bool,
+    /// The client asks to switch protocols (`Upgrade`, with `Connection: upgrade`), as a
+    /// WebSocket handshake does.
+    upgrade: bool,
     http10: bool,
 }
 
@@ -271,7 +274,11 @@ impl Client {
             let out = &mut self.out;
             let got = read_response_head(&mut up, idle, |r| {
                 let resp = response_head(r)?;
-                if resp.status / 100 == 1 && resp.status != 101 {
+                let upgraded = resp.status == 101;
+                if upgraded && !head.upgrade {
+                    return None;
+                }
+                if resp.status / 100 == 1 && !upgraded {
                     return Some(None);
                 }
                 let framing = match resp.framing {
@@ -281,12 +288,22 @@ impl Client {
                 let decode = framing == Framing::Chunked && head.http10;
                 let client_keep = head.keep_alive && framing != Framing::Close && !decode;
                 out.clear();
-                write_response_head(out, r, framing, decode, client_keep, head.http10, cookies);
+                let conn = if upgraded {
+                    Connection::Upgrade
+                } else if !client_keep {
+                    Connection::Close
+                } else if head.http10 {
+                    Connection::KeepAlive
+                } else {
+                    Connection::Default
+                };
+                write_response_head(out, r, framing, decode, conn, cookies);
                 Some(Some(Relay {
                     framing,
                     decode,
                     client_keep,
                     target_keep: resp.keep_alive && framing != Framing::Close,
+                    upgraded,
                 }))
             })
             .await;
@@ -318,7 +335,17 @@ impl Client {
             decode,
             client_keep,
             target_keep,
+            upgraded,
         } = relay;
+        if upgraded {
+            // Switched: from here the connections carry the new protocol both ways, with
+            // what either side sent after the heads first.
+            self.out.extend_from_slice(&up.buf);
+            self.stream.write_all(&self.out).await?;
+            up.stream.write_all(&self.buf).await?;
+            let _ = tokio::io::copy_bidirectional(&mut self.stream, &mut up.stream).await;
+            return Ok(false);
+        }
         let mut rbody = Body::new(framing);
         if rbody.take(&mut up.buf, &mut self.out, decode).is_err() {
             return Ok(false);
@@ -414,6 +441,8 @@ fn prepare<'v>(
     let mut expect_continue = false;
     let mut host: Option<&str> = None;
     let mut connection_named = false;
+    let mut upgrade_token = false;
+    let mut upgrade = None;
     for h in headers {
         let n = h.name;
         if n.eq_ignore_ascii_case("content-length") {
@@ -441,8 +470,11 @@ fn prepare<'v>(
                     keep_alive_token = true;
                 } else if !t.is_empty() {
                     connection_named = true;
+                    upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
                 }
             }
+        } else if n.eq_ignore_ascii_case("upgrade") {
+            upgrade = Some(h.value);
         } else if n.eq_ignore_ascii_case("expect") {
             if h.value.eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = !http10;
@@ -506,6 +538,9 @@ fn prepare<'v>(
             "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
         ),
         http10,
+        // Only a request without a body switches: what follows its head is the new
+        // protocol's.
+        upgrade: upgrade.is_some() && upgrade_token && !http10 && framing == Framing::Empty,
     };
     if let Decision::Forward { .. } = decision {
         // The head to forward: the client's headers less the hop-by-hop ones and those
@@ -536,6 +571,11 @@ fn prepare<'v>(
         }
         if framing == Framing::Chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if let Some(u) = upgrade.filter(|_| head.upgrade) {
+            out.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
+            out.extend_from_slice(u);
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"X-Forwarded-For: ");
         for v in headers
@@ -633,6 +673,19 @@ struct Relay {
     client_keep: bool,
     /// The target connection can serve another request after this response.
     target_keep: bool,
+    /// 101 Switching Protocols to a request that asked for it.
+    upgraded: bool,
+}
+
+/// The Connection header of a response to the client.
+#[derive(Clone, Copy, PartialEq)]
+enum Connection {
+    /// None: HTTP/1.1 keeps the connection.
+    Default,
+    KeepAlive,
+    Close,
+    /// The response switches protocols: Connection and Upgrade go to the client.
+    Upgrade,
 }
 
 fn response_head(r: &httparse::Response) -> Option<ResponseHead> {
@@ -688,8 +741,7 @@ fn write_response_head(
     r: &httparse::Response,
     framing: Framing,
     decode: bool,
-    keep: bool,
-    http10: bool,
+    conn: Connection,
     cookies: &[(&'static str, String, u64)],
 ) {
     let _ = write!(
@@ -711,9 +763,11 @@ fn write_response_head(
         });
     for h in r.headers.iter() {
         let n = h.name;
-        if HOP_BY_HOP.iter().any(|x| n.eq_ignore_ascii_case(x))
+        let switching = conn == Connection::Upgrade && n.eq_ignore_ascii_case("upgrade");
+        let hop = HOP_BY_HOP.iter().any(|x| n.eq_ignore_ascii_case(x))
+            || (connection_named && named_by_connection(r.headers, n));
+        if (hop && !switching)
             || (framing == Framing::Chunked && n.eq_ignore_ascii_case("content-length"))
-            || (connection_named && named_by_connection(r.headers, n))
         {
             continue;
         }
@@ -730,11 +784,12 @@ fn write_response_head(
             let _ = write!(out, "Set-Cookie: {c}\r\n");
         }
     }
-    if !keep {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
+    out.extend_from_slice(match conn {
+        Connection::Default => b"",
+        Connection::KeepAlive => b"Connection: keep-alive\r\n",
+        Connection::Close => b"Connection: close\r\n",
+        Connection::Upgrade => b"Connection: upgrade\r\n",
+    });
     out.extend_from_slice(b"\r\n");
 }
 

@@ -387,6 +387,68 @@ async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
     assert_eq!(&got[..], b"over h2");
 }
 
+#[tokio::test]
+async fn an_upgrade_switches_both_connections_to_the_new_protocol() {
+    // A target that switches when asked to with both headers, then echoes what it gets.
+    let (l, target) = listen().await;
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        if !(head.contains("\r\nupgrade: websocket\r\n") && head.contains("connection: upgrade")) {
+            s.write_all(b"HTTP/1.1 400 No\r\nContent-Length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            return;
+        }
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .await
+            .unwrap();
+        // Bytes after the head are the new protocol's already.
+        let at = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        s.write_all(&buf[at..]).await.unwrap();
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => s.write_all(&chunk[..n]).await.unwrap(),
+            }
+        }
+    });
+    let front = front(&[target]).await;
+    let mut s = TcpStream::connect(front).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"early") {
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nUpgrade: websocket\r\n"), "{text}");
+    assert!(text.contains("\r\nConnection: upgrade\r\n"), "{text}");
+    // Both ways, as long as the client likes.
+    for word in ["ping", "pong"] {
+        s.write_all(word.as_bytes()).await.unwrap();
+        let mut back = vec![0u8; word.len()];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, word.as_bytes());
+    }
+}
+
 #[test]
 fn chunked_bodies_parse_in_any_pieces() {
     let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT";
