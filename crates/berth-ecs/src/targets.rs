@@ -68,6 +68,23 @@ pub(crate) fn draining_connections(t: &Value) -> bool {
     t["_berth"]["drain"].is_object()
 }
 
+/// A RUNNING task whose connections the scheduler is draining: ECS shows it DEACTIVATING
+/// with desiredStatus STOPPED (the record keeps both RUNNING until its targets are gone,
+/// because the node stops the containers as soon as it reads STOPPED).
+pub(crate) fn deactivating(t: &Value) -> bool {
+    draining_connections(t) && t["desiredStatus"] == "RUNNING" && t["lastStatus"] == "RUNNING"
+}
+
+/// `view` (the API's copy of task `t`) as ECS shows a task in DEACTIVATING.
+pub(crate) fn show_deactivating(t: &Value, view: &mut Value) {
+    if deactivating(t) {
+        view["lastStatus"] = json!("DEACTIVATING");
+        view["desiredStatus"] = json!("STOPPED");
+        view["stopCode"] = json!("ServiceSchedulerInitiated");
+        view["stoppedReason"] = t["_berth"]["drain"]["reason"].clone();
+    }
+}
+
 /// Whether the scheduler stopped the task because its target failed health checks.
 pub(crate) fn failed_elb_health(t: &Value) -> bool {
     t["_berth"]["drain"]["elbHealthCheck"] == true

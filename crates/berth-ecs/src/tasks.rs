@@ -10,6 +10,7 @@
 
 use crate::common::*;
 use crate::instances::{choose, instance_id, Demand, Host, Query};
+use crate::targets::deactivating;
 use crate::Ecs;
 use berth_store::{Cond, Op, Record};
 use berth_wire::page::paginate;
@@ -18,7 +19,13 @@ use serde_json::{json, Value};
 
 const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
 
-use crate::common::public_view as public_task;
+/// A task as the API shows it (see `common::public_view`; a task being drained shows
+/// DEACTIVATING).
+fn public_task(t: &Value, with_tags: bool) -> Value {
+    let mut v = crate::common::public_view(t, with_tags);
+    crate::targets::show_deactivating(t, &mut v);
+    v
+}
 
 /// RunTask's and StartTask's answer: the tasks (with their tags when they have some).
 fn answer(tasks: &[Value], failures: Vec<Value>) -> Value {
@@ -731,10 +738,11 @@ impl Ecs {
             .filter(|r| {
                 let t = &r.value;
                 let desired_ok = match desired {
-                    // PENDING and RUNNING tasks both have desiredStatus RUNNING.
-                    "STOPPED" => t["desiredStatus"] == "STOPPED",
+                    // PENDING and RUNNING tasks both have desiredStatus RUNNING; one being
+                    // drained shows STOPPED.
+                    "STOPPED" => t["desiredStatus"] == "STOPPED" || deactivating(t),
                     "PENDING" => t["desiredStatus"] == "RUNNING" && t["lastStatus"] == "PENDING",
-                    _ => t["desiredStatus"] == "RUNNING",
+                    _ => t["desiredStatus"] == "RUNNING" && !deactivating(t),
                 };
                 let td_family = str_of(t, "taskDefinitionArn")
                     .and_then(|a| a.rsplit('/').next())

@@ -461,6 +461,33 @@ fn rollout_waits_for_healthy_targets_and_for_draining() {
     );
     let old = &t.tasks("web")[0];
     assert_eq!(old["desiredStatus"], "RUNNING");
+    // The API shows it as ECS does: DEACTIVATING, on its way to STOPPED.
+    let shown = &t.ecs(
+        "DescribeTasks",
+        json!({"cluster": "c1", "tasks": [old["taskArn"]]}),
+    )["tasks"][0];
+    assert_eq!(
+        (
+            &shown["lastStatus"],
+            &shown["desiredStatus"],
+            &shown["stopCode"]
+        ),
+        (
+            &json!("DEACTIVATING"),
+            &json!("STOPPED"),
+            &json!("ServiceSchedulerInitiated")
+        )
+    );
+    let listed = |desired: &str| {
+        t.ecs(
+            "ListTasks",
+            json!({"cluster": "c1", "serviceName": "web", "desiredStatus": desired}),
+        )["taskArns"]
+            .as_array()
+            .unwrap()
+            .contains(&old["taskArn"])
+    };
+    assert!(listed("STOPPED") && !listed("RUNNING"));
     let events = t.events("web");
     let n = events.len();
     assert_eq!(
