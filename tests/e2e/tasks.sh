@@ -117,6 +117,21 @@ expect_eq "stop code" "UserInitiated" "$(field "$t" stopCode)"
 expect_eq "stop reason" "e2e says stop" "$(field "$t" stoppedReason)"
 waited=$(python3 -c "print(int($(field "$t" executionStoppedAt) - $(field "$t" stoppingAt) >= 2))")
 expect_eq "SIGKILL came no sooner than stopTimeout" "1" "$waited"
+# Containers stop in the reverse of their dependency order: the app (which waited for its
+# sidecar to start) gets SIGTERM first, and the sidecar only once the app has exited (the
+# app takes a moment to exit: stopped together, the sidecar would not see it done).
+awsb ecs register-task-definition --family stoporder --requires-compatibilities FARGATE --network-mode awsvpc --cpu 256 --memory 512 \
+  --volumes '[{"name":"s","host":{}}]' --container-definitions "[
+  {\"name\":\"sidecar\",\"image\":\"$IMAGE\",\"mountPoints\":[{\"sourceVolume\":\"s\",\"containerPath\":\"/s\"}],
+   \"command\":[\"sh\",\"-c\",\"trap '[ -f /s/app-done ] && echo sidecar-after-app || echo sidecar-before-app; exit 0' TERM; while true; do sleep 0.1; done\"],$(awslogs stoporder)},
+  {\"name\":\"app\",\"image\":\"$IMAGE\",\"dependsOn\":[{\"containerName\":\"sidecar\",\"condition\":\"START\"}],\"mountPoints\":[{\"sourceVolume\":\"s\",\"containerPath\":\"/s\"}],
+   \"command\":[\"sh\",\"-c\",\"trap 'sleep 0.5; touch /s/app-done; exit 0' TERM; while true; do sleep 0.1; done\"],$(awslogs stoporder)}]" >/dev/null
+t=$(run stoporder)
+awsb ecs wait tasks-running --cluster c1 --tasks "$t"
+awsb ecs stop-task --cluster c1 --task "$t" >/dev/null
+wait_stopped "$t"
+expect_eq "StopTask: the sidecar stopped after the app that depends on it" "sidecar-after-app" "$(logs_of /ecs/stoporder "p/sidecar/$t")"
+expect_eq "StopTask: both exited on SIGTERM" "0 0" "$(awsb ecs describe-tasks --cluster c1 --tasks "$t" --query 'tasks[0].containers[].exitCode' --output text | tr '\t' ' ')"
 
 # 7. The default seccomp profile and capabilities: mount, unshare and keyctl fail.
 register probe "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"/bin/probe | grep -E '^(keyctl|unshare_newns|mount|setns|ptrace_traceme|getpid)='; mount -t tmpfs none /mnt 2>/dev/null; echo mount-cmd=\$?; unshare -n true 2>/dev/null; echo unshare-cmd=\$?; grep CapEff /proc/self/status | tr -d '\\\\t'\"],$(awslogs probe)}]" >/dev/null

@@ -50,6 +50,8 @@ struct Ctr {
     bundle: PathBuf,
     cgroup: String,
     kill_at: Option<Instant>,
+    /// SIGTERM was sent (the task is stopping and nothing running depends on it).
+    stop_sent: bool,
     started: Option<Instant>,
     health_next: Option<Instant>,
     health_fails: u32,
@@ -162,6 +164,7 @@ pub fn run(dir: &Path, open_sink: &SinkOpener) -> i32 {
                 cgroup: format!("{}/{}", plan.cgroup, c.name),
                 plan: c.clone(),
                 kill_at: None,
+                stop_sent: false,
                 started: None,
                 health_next: None,
                 health_fails: 0,
@@ -594,23 +597,54 @@ impl Shim {
             self.task.stop_code = code.map(str::to_string);
             self.task.stopped_reason = reason;
         }
-        let now = Instant::now();
-        for i in 0..self.ctrs.len() {
-            match self.ctrs[i].st.status {
-                ContainerStatus::Pending => {
-                    self.ctrs[i].st.status = ContainerStatus::Stopped;
-                    self.ctrs[i].st.finished_at = Some(now_secs());
-                }
-                ContainerStatus::Running => {
-                    let id = self.ctrs[i].id.clone();
-                    self.runtime_cmd(&["kill", &id, "TERM"]);
-                    self.ctrs[i].kill_at =
-                        Some(now + Duration::from_secs(self.ctrs[i].plan.stop_timeout_secs));
-                }
-                ContainerStatus::Stopped => {}
+        for c in &mut self.ctrs {
+            if c.st.status == ContainerStatus::Pending {
+                c.st.status = ContainerStatus::Stopped;
+                c.st.finished_at = Some(now_secs());
             }
         }
+        self.stop_next();
         self.changed(true);
+    }
+
+    /// Of a stopping task, signal the running containers that no running container
+    /// depends on: dependencies stop in the reverse of their start order, as in ECS (an
+    /// app stops before the sidecar it waited for). Each gets SIGTERM, and SIGKILL after
+    /// its stopTimeout.
+    fn stop_next(&mut self) {
+        let depended_on = |s: &Self, i: usize| {
+            let name = &s.ctrs[i].plan.name;
+            s.ctrs.iter().enumerate().any(|(j, c)| {
+                j != i
+                    && c.st.status != ContainerStatus::Stopped
+                    && c.plan.depends_on.iter().any(|d| &d.container == name)
+            })
+        };
+        let waiting: Vec<usize> = (0..self.ctrs.len())
+            .filter(|&i| self.ctrs[i].st.status == ContainerStatus::Running)
+            .filter(|&i| !self.ctrs[i].stop_sent)
+            .collect();
+        let mut now_due: Vec<usize> = waiting
+            .iter()
+            .copied()
+            .filter(|&i| !depended_on(self, i))
+            .collect();
+        let signalled = self
+            .ctrs
+            .iter()
+            .any(|c| c.stop_sent && c.st.status != ContainerStatus::Stopped);
+        if now_due.is_empty() && !signalled {
+            // Only a dependency cycle leaves nothing to stop first: stop them all.
+            now_due = waiting;
+        }
+        let now = Instant::now();
+        for i in now_due {
+            let id = self.ctrs[i].id.clone();
+            self.runtime_cmd(&["kill", &id, "TERM"]);
+            self.ctrs[i].stop_sent = true;
+            self.ctrs[i].kill_at =
+                Some(now + Duration::from_secs(self.ctrs[i].plan.stop_timeout_secs));
+        }
     }
 
     fn on_exit(&mut self, i: usize, status: i32) {
@@ -643,7 +677,10 @@ impl Shim {
         }
         let essential = c.plan.essential;
         self.changed(true);
-        if essential {
+        if self.task.status == TaskStatus::Stopping {
+            // What depended on it may stop now.
+            self.stop_next();
+        } else if essential {
             self.begin_stop(
                 Some("EssentialContainerExited"),
                 Some("Essential container in task exited".into()),
