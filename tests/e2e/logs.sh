@@ -150,6 +150,29 @@ expect_eq "group deleted" "/ecs/web" "$(awsb logs describe-log-groups --query 'l
 expect_eq "its segment directories removed" "no" "$([ -d "$api_dir" ] && echo yes || echo no)"
 expect_error "deleted group" ResourceNotFoundException awsb logs delete-log-group --log-group-name /ecs/api
 
+# aws logs tail --follow (CLI v2: Debian's awscli package; PyPI's awscli is v1, without
+# tail) prints events as they are put, while it runs.
+AWS2=/usr/bin/aws
+if [ -x "$AWS2" ] && "$AWS2" --version 2>&1 | grep -q '^aws-cli/2\.'; then
+  awsb logs create-log-group --log-group-name /tail/web >/dev/null
+  awsb logs create-log-stream --log-group-name /tail/web --log-stream-name app/1 >/dev/null
+  put_now() { awsb logs put-log-events --log-group-name /tail/web --log-stream-name app/1 --log-events "timestamp=$(( $(date +%s%N) / 1000000 )),message=$1" >/dev/null; }
+  put_now "before the tail"
+  "$AWS2" --endpoint-url "$BERTH_URL" logs tail /tail/web --follow --since 10m --format short >"$WORK/tail.out" 2>"$WORK/tail.err" &
+  TAIL_PID=$!
+  if wait_for "tail to print the event put before it" 30 grep -q "before the tail" "$WORK/tail.out"; then
+    pass "logs tail: the events so far"
+  else fail "logs tail: the events so far ($(cat "$WORK/tail.err"))"; fi
+  put_now "while it follows"
+  if wait_for "tail --follow to print an event put later" 30 grep -q "while it follows" "$WORK/tail.out"; then
+    pass "logs tail --follow: an event put while it runs"
+  else fail "logs tail --follow: an event put while it runs ($(cat "$WORK/tail.err"))"; fi
+  kill "$TAIL_PID" 2>/dev/null; wait "$TAIL_PID" 2>/dev/null || true
+  awsb logs delete-log-group --log-group-name /tail/web
+else
+  fail "aws CLI v2 at $AWS2 (Debian's awscli package; scripts/setup installs it)"
+fi
+
 # Acknowledged events survive kill -9.
 awsb logs put-log-events --log-group-name "$G" --log-stream-name app/1 --log-events "timestamp=$now,message=last words" >/dev/null
 total=$(get | count)
