@@ -32,6 +32,9 @@ const MAX_HEADERS: usize = 128;
 const KEPT: usize = 8;
 /// How much to read at once while copying a body.
 const CHUNK: usize = 32 * 1024;
+/// How much room to read a head into (what a connection's buffers shrink back to after
+/// a large body, so that idle keep-alive connections stay small).
+const HEAD_CHUNK: usize = 8 * 1024;
 
 /// How a message's body ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,7 +73,7 @@ pub(crate) async fn serve(stream: TcpStream, buf: BytesMut, peer: SocketAddr, sl
     let mut c = Client {
         stream,
         buf,
-        out: Vec::with_capacity(8192),
+        out: Vec::with_capacity(HEAD_CHUNK),
         kept: Vec::new(),
         peer,
         peer_ip: peer.ip().to_string(),
@@ -78,9 +81,21 @@ pub(crate) async fn serve(stream: TcpStream, buf: BytesMut, peer: SocketAddr, sl
     loop {
         let view = slot.read().expect("lock").clone();
         match c.request(&view).await {
-            Ok(true) => {}
+            Ok(true) => {
+                shrink(&mut c.buf);
+                if c.out.capacity() > 4 * HEAD_CHUNK {
+                    c.out = Vec::with_capacity(HEAD_CHUNK);
+                }
+            }
             Ok(false) | Err(_) => return,
         }
+    }
+}
+
+/// An empty buffer that grew for a large body goes back to a head's size.
+fn shrink(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 2 * HEAD_CHUNK {
+        *buf = BytesMut::with_capacity(HEAD_CHUNK);
     }
 }
 
@@ -128,7 +143,7 @@ impl Client {
                     Err(_) => return self.refuse(StatusCode::BAD_REQUEST).await,
                 }
             }
-            self.buf.reserve(4096);
+            self.buf.reserve(HEAD_CHUNK);
             match timeout(view.idle_timeout(), self.stream.read_buf(&mut self.buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Ok(false),
@@ -371,6 +386,7 @@ impl Client {
         }
         if target_keep && up.buf.is_empty() {
             up.reused = true;
+            shrink(&mut up.buf);
             if self.kept.len() >= KEPT {
                 self.kept.remove(0);
             }
@@ -411,7 +427,7 @@ impl Client {
         Some(Upstream {
             addr,
             stream,
-            buf: BytesMut::with_capacity(8192),
+            buf: BytesMut::with_capacity(HEAD_CHUNK),
             reused: false,
         })
     }
@@ -655,7 +671,7 @@ async fn read_response_head<T>(
                 _ => return Err(HeadError::Broken),
             }
         }
-        up.buf.reserve(CHUNK);
+        up.buf.reserve(HEAD_CHUNK);
         match timeout(idle, up.stream.read_buf(&mut up.buf)).await {
             Err(_) => return Err(HeadError::Timeout),
             Ok(Ok(0)) | Ok(Err(_)) if up.buf.is_empty() => return Err(HeadError::Closed),
