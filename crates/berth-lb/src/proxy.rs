@@ -765,6 +765,44 @@ pub(crate) mod testing {
     use super::*;
     use crate::world::*;
 
+    /// A target that reads request heads and answers `reply` to each, then closes the
+    /// connection if `close`; it counts the connections it accepted.
+    pub async fn scripted_target(
+        reply: &'static [u8],
+        close: bool,
+    ) -> (SocketAddrV4, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            if s.write_all(reply).await.is_err() || close {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
     /// Serve a listener on 127.0.0.1 (an ephemeral port) whose one rule forwards round
     /// robin to `targets`, all healthy; its idle timeout is 60 s.
     pub async fn front(targets: &[SocketAddrV4]) -> SocketAddr {
@@ -832,46 +870,12 @@ pub(crate) mod testing {
 mod tests {
     use super::*;
 
-    /// A backend answering "ok" to every request on every connection; counts connections.
-    async fn backend() -> (SocketAddrV4, Arc<AtomicUsize>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
-            unreachable!()
-        };
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = l.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 1024];
-                    loop {
-                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            buf.drain(..end + 4);
-                            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                            if s.write_all(reply).await.is_err() {
-                                return;
-                            }
-                        }
-                        match s.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                });
-            }
-        });
-        (addr, accepted)
-    }
-
     #[tokio::test]
     async fn a_client_connection_keeps_one_connection_per_target() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (a, a_conns) = backend().await;
-        let (b, b_conns) = backend().await;
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (a, a_conns) = testing::scripted_target(ok, false).await;
+        let (b, b_conns) = testing::scripted_target(ok, false).await;
         let front_addr = testing::front(&[a, b]).await;
         // Six requests on one keep-alive connection, round robin over two targets.
         let mut c = tokio::net::TcpStream::connect(front_addr).await.unwrap();

@@ -2,7 +2,7 @@
 //! scripted bytes on either side of the load balancer.
 
 use super::*;
-use crate::proxy::testing::front;
+use crate::proxy::testing::{front, scripted_target};
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
@@ -92,34 +92,6 @@ async fn echo_target() -> SocketAddrV4 {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(s), svc)
                     .await;
-            });
-        }
-    });
-    addr
-}
-
-/// A target that reads a request head and answers `reply` to it, then closes the
-/// connection if `close`, on every connection.
-async fn scripted_target(reply: &'static [u8], close: bool) -> SocketAddrV4 {
-    let (l, addr) = listen().await;
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        if s.write_all(reply).await.is_err() || close {
-                            return;
-                        }
-                    }
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
             });
         }
     });
@@ -251,7 +223,8 @@ async fn an_http10_client_gets_a_chunked_body_decoded() {
 async fn kept_connections_the_target_closed_are_replaced() {
     // The target closes after each answer without saying so. A GET is sent again on a
     // new connection; a POST (not to be sent twice) checks the kept one first.
-    let target = scripted_target(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true).await;
+    let (target, _) =
+        scripted_target(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true).await;
     let front = front(&[target]).await;
     let mut c = client(front).await;
     for i in 0..6 {
@@ -272,7 +245,7 @@ async fn kept_connections_the_target_closed_are_replaced() {
 
 #[tokio::test]
 async fn a_body_that_ends_with_the_connection_ends_the_client_connection() {
-    let target = scripted_target(b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nhello", true).await;
+    let (target, _) = scripted_target(b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\nhello", true).await;
     let front = front(&[target]).await;
     let mut s = TcpStream::connect(front).await.unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
