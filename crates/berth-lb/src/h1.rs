@@ -79,8 +79,7 @@ pub(crate) async fn serve(stream: TcpStream, buf: BytesMut, peer: SocketAddr, sl
         peer_ip: peer.ip().to_string(),
     };
     loop {
-        let view = slot.read().expect("lock").clone();
-        match c.request(&view).await {
+        match c.request(slot).await {
             Ok(true) => {
                 shrink(&mut c.buf);
                 if c.out.capacity() > 4 * HEAD_CHUNK {
@@ -119,7 +118,11 @@ struct Refuse(StatusCode);
 
 impl Client {
     /// Read and answer one request. Ok(true): the connection goes on.
-    async fn request(&mut self, view: &ListenerView) -> io::Result<bool> {
+    async fn request(&mut self, slot: &Slot) -> io::Result<bool> {
+        let idle = slot.read().expect("lock").idle_timeout();
+        // What the listener serves when the head is complete (a keep-alive connection may
+        // wait long for its next request: the targets may have changed meanwhile).
+        let view;
         // A whole head, or the connection ends (idle, closed, or too large a head). The
         // head is parsed where it lies, and the head to forward written from it.
         let decided = loop {
@@ -130,7 +133,8 @@ impl Client {
                 match req.parse_with_uninit_headers(&self.buf, &mut hs) {
                     Ok(httparse::Status::Complete(n)) => {
                         self.out.clear();
-                        let d = prepare(&req, view, &self.peer, &self.peer_ip, &mut self.out);
+                        view = slot.read().expect("lock").clone();
+                        let d = prepare(&req, &view, &self.peer, &self.peer_ip, &mut self.out);
                         self.buf.advance(n);
                         break d;
                     }
@@ -144,7 +148,7 @@ impl Client {
                 }
             }
             self.buf.reserve(HEAD_CHUNK);
-            match timeout(view.idle_timeout(), self.stream.read_buf(&mut self.buf)).await {
+            match timeout(idle, self.stream.read_buf(&mut self.buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Ok(false),
             }
@@ -175,11 +179,14 @@ impl Client {
                     .await;
                     return Ok(past.is_ok());
                 }
+                if !keep && head.framing != Framing::Empty {
+                    self.linger().await;
+                }
                 Ok(keep)
             }
             Decision::Forward { backend, cookies } => {
                 let _inflight = backend.inflight();
-                self.forward(view, &head, backend.addr(), &cookies).await
+                self.forward(&view, &head, backend.addr(), &cookies).await
             }
         }
     }
