@@ -370,7 +370,8 @@ impl Client {
         }
         let mut rbody = Body::new(framing);
         if rbody.take(&mut up.buf, &mut self.out, decode).is_err() {
-            return Ok(false);
+            // A broken body before a byte went to the client: the target failed.
+            return self.fail(StatusCode::BAD_GATEWAY, head, &body).await;
         }
         self.stream.write_all(&self.out).await?;
         if !rbody.done() {

@@ -258,6 +258,22 @@ async fn a_body_that_ends_with_the_connection_ends_the_client_connection() {
 }
 
 #[tokio::test]
+async fn a_target_that_breaks_its_chunked_body_gets_502() {
+    let (target, _) = scripted_target(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        true,
+    )
+    .await;
+    let front = front(&[target]).await;
+    let mut s = TcpStream::connect(front).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_to_end(&mut s).await;
+    assert!(got.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{got}");
+}
+
+#[tokio::test]
 async fn bad_requests_get_400_and_the_connection_ends() {
     let front = front(&[echo_target().await]).await;
     for (req, status) in [
