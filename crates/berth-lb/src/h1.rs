@@ -470,24 +470,19 @@ fn prepare<'v>(
     for h in headers {
         let n = h.name;
         if n.eq_ignore_ascii_case("content-length") {
-            let v = std::str::from_utf8(h.value).map_err(|_| Refuse(StatusCode::BAD_REQUEST))?;
-            let v: u64 = v
-                .trim()
-                .parse()
-                .map_err(|_| Refuse(StatusCode::BAD_REQUEST))?;
+            let v = content_length(h.value).ok_or(Refuse(StatusCode::BAD_REQUEST))?;
             if length.is_some_and(|l| l != v) {
                 return Err(bad);
             }
             length = Some(v);
         } else if n.eq_ignore_ascii_case("transfer-encoding") {
             // Only chunked, last, is a framing a proxy can pass on.
-            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
-            if http10 || !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+            if http10 || !ends_chunked(h.value) {
                 return Err(Refuse(StatusCode::NOT_IMPLEMENTED));
             }
             chunked = true;
         } else if n.eq_ignore_ascii_case("connection") {
-            for t in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for t in tokens(h.value) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") {
@@ -575,20 +570,16 @@ fn prepare<'v>(
         let mut has_trace = false;
         for h in headers {
             let n = h.name;
-            if HOP_BY_HOP.iter().any(|x| n.eq_ignore_ascii_case(x))
+            if hop_by_hop(headers, n, connection_named)
                 || n.eq_ignore_ascii_case("expect")
                 || n.eq_ignore_ascii_case("x-forwarded-for")
                 || n.eq_ignore_ascii_case("x-forwarded-proto")
                 || n.eq_ignore_ascii_case("x-forwarded-port")
-                || (connection_named && named_by_connection(headers, n))
             {
                 continue;
             }
             has_trace |= n.eq_ignore_ascii_case("x-amzn-trace-id");
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(h.value);
-            out.extend_from_slice(b"\r\n");
+            write_header(out, h);
         }
         if host.is_none() {
             let _ = write!(out, "Host: {host_full}\r\n");
@@ -625,13 +616,39 @@ fn prepare<'v>(
     Ok((head, decision))
 }
 
-/// Whether a Connection header names header `name` (making it hop-by-hop).
-fn named_by_connection(headers: &[httparse::Header], name: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|b| *b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+/// The comma-separated elements of a header value, trimmed.
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether a Transfer-Encoding's last coding is chunked.
+fn ends_chunked(v: &[u8]) -> bool {
+    tokens(v)
+        .last()
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"))
+}
+
+fn content_length(v: &[u8]) -> Option<u64> {
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// Whether header `name` is hop-by-hop (RFC 9110 section 7.6.1): one of `HOP_BY_HOP`, or
+/// named by a Connection header (`named`: some Connection header names one).
+fn hop_by_hop(headers: &[httparse::Header], name: &str, named: bool) -> bool {
+    HOP_BY_HOP.iter().any(|x| name.eq_ignore_ascii_case(x))
+        || (named
+            && headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .flat_map(|h| tokens(h.value))
+                .any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+}
+
+fn write_header(out: &mut Vec<u8>, h: &httparse::Header) {
+    out.extend_from_slice(h.name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(h.value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Text formatted straight into a byte buffer.
@@ -720,16 +737,15 @@ fn response_head(r: &httparse::Response) -> Option<ResponseHead> {
     let mut close = http10;
     for h in r.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let v: u64 = std::str::from_utf8(h.value).ok()?.trim().parse().ok()?;
+            let v = content_length(h.value)?;
             if length.is_some_and(|l| l != v) {
                 return None;
             }
             length = Some(v);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
-            chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            chunked = ends_chunked(h.value);
         } else if h.name.eq_ignore_ascii_case("connection") {
-            for t in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            for t in tokens(h.value) {
                 if t.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if t.eq_ignore_ascii_case(b"keep-alive") && http10 {
@@ -778,9 +794,8 @@ fn write_response_head(
         .headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .flat_map(|h| h.value.split(|b| *b == b','))
+        .flat_map(|h| tokens(h.value))
         .any(|t| {
-            let t = t.trim_ascii();
             !t.is_empty()
                 && !t.eq_ignore_ascii_case(b"close")
                 && !t.eq_ignore_ascii_case(b"keep-alive")
@@ -788,17 +803,12 @@ fn write_response_head(
     for h in r.headers.iter() {
         let n = h.name;
         let switching = conn == Connection::Upgrade && n.eq_ignore_ascii_case("upgrade");
-        let hop = HOP_BY_HOP.iter().any(|x| n.eq_ignore_ascii_case(x))
-            || (connection_named && named_by_connection(r.headers, n));
-        if (hop && !switching)
+        if (hop_by_hop(r.headers, n, connection_named) && !switching)
             || (framing == Framing::Chunked && n.eq_ignore_ascii_case("content-length"))
         {
             continue;
         }
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
+        write_header(out, h);
     }
     if framing == Framing::Chunked && !decode {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
