@@ -68,6 +68,25 @@ ids=$(awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition hel
 wait_stopped $ids
 expect_eq "count 3: all exited 0" "0 0 0" "$(awsb ecs describe-tasks --cluster c1 --tasks $ids --query 'tasks[].containers[0].exitCode' --output text | tr '\t' ' ')"
 
+# 3b. environmentFiles: variables from .env objects in Berth's S3. `environment` wins
+#     over them, and an earlier file over a later one.
+awsb s3 mb s3://task-config >/dev/null
+printf '# settings\nFROM_FILE=one\nSHARED=file1\nTOLD=file\nURL=http://x/?a=b\n' >"$WORK/a.env"
+printf 'SHARED=file2\nSECOND=two\n' >"$WORK/b.env"
+awsb s3 cp "$WORK/a.env" s3://task-config/app/a.env >/dev/null
+awsb s3 cp "$WORK/b.env" s3://task-config/app/b.env >/dev/null
+register envfiles "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"command\":[\"sh\",\"-c\",\"echo \$FROM_FILE \$SHARED \$TOLD \$SECOND \$URL\"],
+  \"environment\":[{\"name\":\"TOLD\",\"value\":\"definition\"}],
+  \"environmentFiles\":[{\"value\":\"arn:aws:s3:::task-config/app/a.env\",\"type\":\"s3\"},{\"value\":\"arn:aws:s3:::task-config/app/b.env\",\"type\":\"s3\"}],$(awslogs envfiles)}]" >/dev/null
+t=$(run envfiles)
+wait_stopped "$t"
+expect_eq "environment files: values and precedence" "one file1 definition two http://x/?a=b" "$(logs_of /ecs/envfiles "p/app/$t")"
+# A missing file stops the task before it starts, with the ECS agent's reason.
+t=$(run envfiles --overrides '{"containerOverrides":[{"name":"app","environmentFiles":[{"value":"arn:aws:s3:::task-config/missing.env","type":"s3"}]}]}')
+wait_stopped "$t"
+expect_eq "missing environment file: stopped reason" "ResourceInitializationError: failed to download env files" "$(field "$t" stoppedReason | cut -d: -f1-2)"
+expect_eq "missing environment file: the key named" "1" "$(field "$t" stoppedReason | grep -c 'key missing.env from bucket task-config.*NoSuchKey')"
+
 # 4. A container that exceeds its memory limit is reported as killed for memory.
 register oom "[{\"name\":\"hog\",\"image\":\"$IMAGE\",\"memory\":16,\"command\":[\"sh\",\"-c\",\"exec dd if=/dev/zero of=/dev/null bs=64M count=1\"]}]" >/dev/null
 t=$(run oom)

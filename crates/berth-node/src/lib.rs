@@ -29,6 +29,10 @@ pub type LogStreams =
 pub type RegistryAuth =
     Arc<dyn Fn(&ImageRef, &str, &str) -> Option<(String, String)> + Send + Sync>;
 
+/// The bytes of an environment file, given the task's account and the file's S3 ARN, or
+/// why they cannot be read.
+pub type EnvFiles = Arc<dyn Fn(&str, &str) -> Result<Vec<u8>, String> + Send + Sync>;
+
 pub struct NodeConfig {
     /// One directory per task: plan, bundles, supervisor socket and state.
     pub tasks_dir: PathBuf,
@@ -56,6 +60,7 @@ pub struct Node {
     cfg: NodeConfig,
     log_streams: LogStreams,
     registry_auth: RegistryAuth,
+    env_files: EnvFiles,
     /// Task keys this node is running (launching, supervising or stopping).
     active: Mutex<HashSet<String>>,
     /// Task keys whose supervisor has been asked to stop.
@@ -94,6 +99,7 @@ impl Node {
         cfg: NodeConfig,
         log_streams: LogStreams,
         registry_auth: RegistryAuth,
+        env_files: EnvFiles,
     ) -> std::io::Result<Arc<Node>> {
         std::fs::create_dir_all(&cfg.tasks_dir)?;
         std::fs::create_dir_all(&cfg.runtime_root)?;
@@ -111,6 +117,7 @@ impl Node {
             cfg,
             log_streams,
             registry_auth,
+            env_files,
             active: Mutex::new(HashSet::new()),
             stop_sent: Mutex::new(HashSet::new()),
         }))
@@ -496,6 +503,39 @@ impl Node {
         .map_err(|e| format!("cannot record the task's ports: {e}"))
     }
 
+    /// The variables of a container's environment files (the override's list replaces
+    /// the definition's), read as the ECS agent reads them: an earlier file wins over a
+    /// later one, and `environment` (applied after these) wins over both.
+    fn env_file_vars(
+        &self,
+        account: &str,
+        def: &Value,
+        ov: &Value,
+    ) -> Result<Vec<(String, String)>, String> {
+        let files = ov["environmentFiles"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .or(def["environmentFiles"].as_array());
+        let mut out: Vec<(String, String)> = vec![];
+        for file in files.into_iter().flatten() {
+            let failed = |e: String| format!("ResourceInitializationError: failed to download env files: {e}");
+            if file["type"] != "s3" {
+                return Err(failed(format!(
+                    "environment file type {} is not supported (only s3)",
+                    file["type"]
+                )));
+            }
+            let bytes = (self.env_files)(account, file["value"].as_str().unwrap_or_default())
+                .map_err(failed)?;
+            for (k, v) in resolve::env_file(&bytes) {
+                if !out.iter().any(|(n, _)| *n == k) {
+                    out.push((k, v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The environment the in-task endpoints add to a container, as the ECS agent sets
     /// it; only tasks on Berth's bridge can reach them.
     fn endpoint_env(
@@ -872,15 +912,8 @@ impl Node {
                 .and_then(|a| a.iter().find(|o| o["name"] == name))
                 .cloned()
                 .unwrap_or(Value::Null);
-            if def["environmentFiles"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
-                || ov["environmentFiles"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty())
-            {
-                return Err("ResourceInitializationError: environmentFiles are read from S3, which Berth does not have yet".into());
-            }
+            let mut extra_env = extra_env;
+            extra_env.extend(self.env_file_vars(account, def, &ov)?);
             if def["secrets"].as_array().is_some_and(|a| !a.is_empty()) {
                 return Err("ResourceInitializationError: secrets come from Secrets Manager or SSM Parameter Store, which Berth does not have yet".into());
             }

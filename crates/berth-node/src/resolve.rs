@@ -70,6 +70,31 @@ pub fn env(def: &Value, ov: &Value, image: &Value, extra: &[(String, String)]) -
     out.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
+/// The variables of an environment file as the ECS agent reads one: `NAME=VALUE` lines,
+/// split at the first `=`, both sides non-empty and kept as written (quotes and spaces
+/// are part of the value); `#` comments and other lines are skipped; a later line wins.
+pub fn env_file(bytes: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: Vec<(String, String)> = vec![];
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k.is_empty() || v.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => out.push((k.to_string(), v.to_string())),
+        }
+    }
+    out
+}
+
 /// A file from the image, looked up in its layers from the top one down.
 fn image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
     layers
@@ -510,5 +535,19 @@ mod tests {
             l,
             vec![("RLIMIT_NOFILE".to_string(), 65535.min(max), 65535.min(max))]
         );
+    }
+
+    #[test]
+    fn env_files_read_as_the_agent_reads_them() {
+        let got = env_file(b"# comment\nA=1\nB= spaced \"q\"\r\nURL=http://x/?a=b\nEMPTY=\n=nokey\njunk\nA=2\n");
+        let want: Vec<(String, String)> = [
+            ("A", "2"),
+            ("B", " spaced \"q\""),
+            ("URL", "http://x/?a=b"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
     }
 }

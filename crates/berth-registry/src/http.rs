@@ -4,26 +4,15 @@
 use crate::blobs::CommitError;
 use crate::{Digest, Registry, RegistryError, Scope};
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Frame, Incoming, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
-pub type Body = BoxBody<Bytes, std::io::Error>;
-
-fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never| match never {}).boxed()
-}
-
-fn empty() -> Body {
-    full(Bytes::new())
-}
+pub use berth_http::Body;
+use berth_http::{empty, full, parse_range, FileBody};
 
 fn base() -> hyper::http::response::Builder {
     Response::builder().header("Docker-Distribution-API-Version", "registry/2.0")
@@ -323,23 +312,10 @@ async fn handle_inner(
                     if method == Method::HEAD {
                         return Ok(b.body(empty()).expect("response"));
                     }
-                    let mut f = tokio::fs::File::open(reg.blobs.path(&d))
+                    let f = FileBody::open(&reg.blobs.path(&d), start, len)
                         .await
                         .map_err(RegistryError::internal)?;
-                    if start > 0 {
-                        f.seek(std::io::SeekFrom::Start(start))
-                            .await
-                            .map_err(RegistryError::internal)?;
-                    }
-                    Ok(b.body(
-                        FileBody {
-                            file: f,
-                            remaining: len,
-                            buf: vec![0; 256 * 1024],
-                        }
-                        .boxed(),
-                    )
-                    .expect("response"))
+                    Ok(b.body(f.boxed()).expect("response"))
                 }
                 Method::DELETE => {
                     if !reg.remove_blob(&scope, name, &d)? {
@@ -663,25 +639,6 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     }
 }
 
-/// `bytes=START-END` or `bytes=START-` within `size`.
-fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = h.strip_prefix("bytes=")?;
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        (size.checked_sub(n)?, size.checked_sub(1)?)
-    } else {
-        let s: u64 = a.parse().ok()?;
-        let e: u64 = if b.is_empty() {
-            size.checked_sub(1)?
-        } else {
-            b.parse::<u64>().ok()?.min(size.checked_sub(1)?)
-        };
-        (s, e)
-    };
-    (start <= end && end < size).then_some((start, end))
-}
-
 /// `n` and `last` pagination with a Link header for the next page.
 fn paginate(
     mut items: Vec<String>,
@@ -705,68 +662,9 @@ fn paginate(
     }
 }
 
-/// A blob file streamed in chunks.
-struct FileBody {
-    file: tokio::fs::File,
-    remaining: u64,
-    buf: Vec<u8>,
-}
-
-impl hyper::body::Body for FileBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        let this = &mut *self;
-        let want = (this.buf.len() as u64).min(this.remaining) as usize;
-        let mut rb = ReadBuf::new(&mut this.buf[..want]);
-        match Pin::new(&mut this.file).poll_read(cx, &mut rb) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                if n == 0 {
-                    return Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "blob shorter than recorded",
-                    ))));
-                }
-                this.remaining -= n as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
-                    &this.buf[..n],
-                )))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=9-1", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-    }
     #[test]
     fn routes() {
         assert!(matches!(route("/v2/"), Some(Route::Base)));

@@ -37,6 +37,16 @@ pub struct Operation {
     pub output: Option<String>,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Where a REST protocol binds the operation (method and URI template).
+    #[serde(default)]
+    pub http: Option<HttpBinding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpBinding {
+    pub method: String,
+    pub request_uri: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,13 +2,12 @@
 //! secret and compare signatures.
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-};
+use aws_sigv4::http_request::{sign, SignableRequest, SignatureLocation, SigningSettings};
 use aws_sigv4::sign::v4;
 use berth_wire::sigv4::AuthHeader;
 use berth_wire::ApiError;
 use hyper::http::request::Parts;
+pub use aws_sigv4::http_request::SignableBody;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +25,7 @@ impl Auth {
     pub fn check(
         &self,
         parts: &Parts,
-        body: &[u8],
+        body: SignableBody<'_>,
         header: Option<&AuthHeader>,
         query: &HashMap<String, String>,
     ) -> Result<(), ApiError> {
@@ -168,7 +167,7 @@ impl Auth {
             if presigned {
                 SignableBody::UnsignedPayload
             } else {
-                SignableBody::Bytes(body)
+                body
             },
         )
         .map_err(|e| denied("IncompleteSignature", e.to_string()))?;

@@ -3,14 +3,15 @@
 //! region), checks the signature when auth is enforced, and hands the body to the wire
 //! layer. It knows no service by name.
 
-use crate::auth::Auth;
+use crate::auth::{Auth, SignableBody};
 use berth_wire::service::{handle_json, handle_query, json_error, query_error};
-use berth_wire::sigv4::{parse_authorization, parse_credential, CredentialScope};
+use berth_wire::sigv4::{parse_authorization, parse_credential, AuthHeader, CredentialScope};
 use berth_wire::{ApiError, RequestContext, Service, WireResponse};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::http::request::Parts;
 use hyper::{Request, Response};
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,6 +63,7 @@ impl Services {
 pub struct Edge {
     pub services: Services,
     pub registry: Arc<berth_registry::Registry>,
+    pub s3: Arc<berth_s3::S3>,
     pub auth: Auth,
     pub default_account: String,
 }
@@ -168,7 +170,99 @@ fn edge_error(e: &ApiError, request_id: &str) -> Response<Body> {
     )
 }
 
+/// Who signed a request, for which region and service (from the Authorization header or
+/// a presigned URL's query).
+struct Caller {
+    auth_header: Option<AuthHeader>,
+    query_params: HashMap<String, String>,
+    scope: Option<CredentialScope>,
+}
+
+impl Caller {
+    fn of(parts: &Parts) -> Caller {
+        let auth_header = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_authorization);
+        let query_params: HashMap<String, String> = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let scope = auth_header.as_ref().map(|a| a.scope.clone()).or_else(|| {
+            query_params
+                .get("X-Amz-Credential")
+                .and_then(|c| parse_credential(c))
+        });
+        Caller {
+            auth_header,
+            query_params,
+            scope,
+        }
+    }
+}
+
 impl Edge {
+    /// The account (a 12-digit access key id names one) and region of a request.
+    fn context(&self, scope: Option<&CredentialScope>, request_id: &str) -> RequestContext {
+        let region = scope
+            .map(|s| s.region.clone())
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        let account = scope
+            .map(|s| s.access_key.as_str())
+            .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string)
+            .unwrap_or_else(|| self.default_account.clone());
+        RequestContext {
+            account,
+            region,
+            request_id: request_id.to_string(),
+        }
+    }
+
+    /// An S3 request: its signature covers the payload hash the client declared
+    /// (`x-amz-content-sha256`), which S3 checks against the body as it arrives.
+    async fn s3(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        caller: Caller,
+        request_id: String,
+    ) -> Response<Body> {
+        let ctx = self.context(caller.scope.as_ref(), &request_id);
+        let head = parts.method == hyper::Method::HEAD;
+        if self.auth.enforce {
+            let payload = parts
+                .headers
+                .get("x-amz-content-sha256")
+                .and_then(|v| v.to_str().ok());
+            let presigned = caller.auth_header.is_none();
+            let checked = match payload {
+                None if !presigned => Err(berth_s3::S3Error::new(
+                    400,
+                    "InvalidRequest",
+                    "Missing required header for this request: x-amz-content-sha256",
+                )),
+                _ => self
+                    .auth
+                    .check(
+                        &parts,
+                        SignableBody::Precomputed(
+                            payload.unwrap_or("UNSIGNED-PAYLOAD").to_string(),
+                        ),
+                        caller.auth_header.as_ref(),
+                        &caller.query_params,
+                    )
+                    .map_err(|e| s3_auth_error(&e)),
+            };
+            if let Err(e) = checked {
+                return berth_s3::http::error_response(&e, &request_id, head);
+            }
+        }
+        berth_s3::http::handle(self.s3.clone(), parts, body, ctx).await
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         // The registry streams its bodies (layers can be large): it takes the request whole.
         if req.uri().path() == "/v2" || req.uri().path().starts_with("/v2/") {
@@ -185,6 +279,16 @@ impl Edge {
                 body.to_string().into_bytes(),
                 None,
             );
+        }
+        let caller = Caller::of(&parts);
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let target = header("x-amz-target");
+        // S3 streams object bodies and has its own protocol: it takes the request whole.
+        let s3_host = || header("host").and_then(|h| h.split(['.', ':']).next()) == Some("s3");
+        if caller.scope.as_ref().map(|s| s.service.as_str()) == Some("s3")
+            || (caller.scope.is_none() && target.is_none() && s3_host())
+        {
+            return self.s3(parts, body, caller, request_id).await;
         }
         let too_large = ApiError::new(
             413,
@@ -204,21 +308,11 @@ impl Edge {
             Ok(b) => b.to_bytes(),
             Err(_) => return edge_error(&too_large, &request_id),
         };
-
-        // Who signed, for which region and service.
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let auth_header = header("authorization").and_then(parse_authorization);
-        let query_params: HashMap<String, String> = parts
-            .uri
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
-        let scope: Option<CredentialScope> =
-            auth_header.as_ref().map(|a| a.scope.clone()).or_else(|| {
-                query_params
-                    .get("X-Amz-Credential")
-                    .and_then(|c| parse_credential(c))
-            });
+        let Caller {
+            auth_header,
+            query_params,
+            scope,
+        } = caller;
 
         let target = header("x-amz-target");
         let service = scope
@@ -250,28 +344,19 @@ impl Edge {
             return edge_error(&e, &request_id);
         };
 
-        let region = scope
-            .as_ref()
-            .map(|s| s.region.clone())
-            .unwrap_or_else(|| DEFAULT_REGION.to_string());
-        let account = scope
-            .as_ref()
-            .map(|s| s.access_key.as_str())
-            .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
-            .map(str::to_string)
-            .unwrap_or_else(|| self.default_account.clone());
-        let ctx = RequestContext {
-            account,
-            region,
-            request_id: request_id.clone(),
-        };
+        let ctx = self.context(scope.as_ref(), &request_id);
 
         let is_json = service.metadata().protocol == "json";
         let model = service.model();
 
         if let Err(e) = self
             .auth
-            .check(&parts, &body, auth_header.as_ref(), &query_params)
+            .check(
+                &parts,
+                SignableBody::Bytes(&body),
+                auth_header.as_ref(),
+                &query_params,
+            )
         {
             return wire(protocol_error(model, &e, &request_id), &request_id);
         }
@@ -319,4 +404,14 @@ impl Edge {
         }
         wire(response, &request_id)
     }
+}
+
+/// A refused signature in S3's words.
+fn s3_auth_error(e: &ApiError) -> berth_s3::S3Error {
+    let code = match e.code.as_str() {
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "UnrecognizedClientException" => "InvalidAccessKeyId",
+        _ => "AccessDenied",
+    };
+    berth_s3::S3Error::new(e.status, code, e.message.clone())
 }

@@ -315,6 +315,10 @@ async fn up(args: UpArgs) -> Result<(), String> {
         clock.clone(),
         data_dir.join("logs"),
     ));
+    let s3 = Arc::new(
+        berth_s3::S3::open(store.clone(), clock.clone(), &data_dir.join("s3"))
+            .map_err(|e| format!("cannot open the S3 object directory: {e}"))?,
+    );
     let ecs = Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone()));
     // Services: the scheduler keeps their tasks at the desired count.
     berth_ecs::spawn_scheduler(ecs.clone());
@@ -355,6 +359,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
         store.clone(),
         clock.clone(),
         logs.clone(),
+        s3.clone(),
     )?;
     let auth = auth::Auth {
         enforce: args.enforce_auth,
@@ -367,6 +372,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
     let edge = Arc::new(edge::Edge {
         services,
         registry,
+        s3,
         auth,
         default_account: args.account_id.clone(),
     });
@@ -395,6 +401,7 @@ fn start_node(
     store: Arc<dyn berth_store::Store>,
     clock: berth_wire::Clock,
     logs: Arc<berth_logs::Logs>,
+    s3: Arc<berth_s3::S3>,
 ) -> Result<Option<tokio::net::TcpListener>, String> {
     let runtime = if args.oci_runtime.as_os_str() == "auto" {
         find_program(std::path::Path::new("crun"))
@@ -433,6 +440,9 @@ fn start_node(
             logs.ensure_stream(account, region, group, stream, create)
                 .map_err(|e| format!("{}: {}", e.code, e.message))
         });
+    // Environment files come from Berth's S3, read as the task's account.
+    let env_files: berth_node::EnvFiles =
+        Arc::new(move |account, arn| s3.read_env_file(account, arn));
     // Berth's own registry wants an ECR token when auth is enforced; mint one.
     let secret = args.secret_access_key.clone();
     let registry_auth: berth_node::RegistryAuth = Arc::new(move |image, account, _region| {
@@ -483,6 +493,7 @@ fn start_node(
         },
         log_streams,
         registry_auth,
+        env_files,
     )
     .map_err(|e| format!("cannot prepare the task directory: {e}"))?;
     node.spawn();
