@@ -79,6 +79,28 @@ expect_error "rb of a bucket with objects" BucketNotEmpty awsb s3api delete-buck
 expect_eq "delete-objects" "pages/p1 pages/p2" "$(awsb s3api delete-objects --bucket photos --delete 'Objects=[{Key=pages/p1},{Key=pages/p2}]' --query 'Deleted[].Key' --output text | tr '\t' ' ')"
 expect_eq "what remains under pages/" "pages/p3 pages/p4 pages/p5" "$(awsb s3api list-objects-v2 --bucket photos --prefix pages/ --query 'Contents[].Key' --output text | tr '\t' ' ')"
 
+# 5b. Multipart: the CLI splits files of 8 MB and more into parts sent in parallel, and
+#     copies large objects part by part.
+awsb s3 mb s3://large >/dev/null
+head -c 20000000 /dev/urandom >"$WORK/big"
+awsb s3 cp "$WORK/big" s3://large/big >/dev/null
+expect_eq "multipart ETag: MD5 of the parts' MD5s, then the count" "3" "$(awsb s3api head-object --bucket large --key big --query ETag --output text | tr -d '"' | cut -d- -f2)"
+awsb s3 cp s3://large/big "$WORK/big.out" >/dev/null
+expect_eq "a 20 MB multipart upload comes back byte for byte" "$(sha256sum <"$WORK/big")" "$(sha256sum <"$WORK/big.out")"
+awsb s3 cp s3://large/big s3://large/big-copy >/dev/null
+awsb s3api get-object --bucket large --key big-copy "$WORK/copy.out" >/dev/null
+expect_eq "a multipart copy (UploadPartCopy) keeps the bytes" "$(sha256sum <"$WORK/big")" "$(sha256sum <"$WORK/copy.out")"
+up=$(awsb s3api create-multipart-upload --bucket large --key pending --query UploadId --output text)
+awsb s3api upload-part --bucket large --key pending --upload-id "$up" --part-number 1 --body "$WORK/hello.txt" >/dev/null
+expect_eq "list-multipart-uploads" "pending" "$(awsb s3api list-multipart-uploads --bucket large --query 'Uploads[].Key' --output text)"
+expect_eq "list-parts" "1 12" "$(awsb s3api list-parts --bucket large --key pending --upload-id "$up" --query 'Parts[].[PartNumber,Size]' --output text | tr '\t' ' ')"
+expect_error "part number out of range" InvalidArgument awsb s3api upload-part --bucket large --key pending --upload-id "$up" --part-number 10001 --body "$WORK/hello.txt"
+expect_error "completing with a part that was not uploaded" InvalidPart awsb s3api complete-multipart-upload --bucket large --key pending --upload-id "$up" --multipart-upload 'Parts=[{PartNumber=2,ETag="0"}]'
+awsb s3api abort-multipart-upload --bucket large --key pending --upload-id "$up"
+expect_error "an aborted upload is gone" NoSuchUpload awsb s3api list-parts --bucket large --key pending --upload-id "$up"
+expect_eq "pending never became an object" "big big-copy" "$(awsb s3api list-objects-v2 --bucket large --query 'Contents[].Key' --output text | tr '\t' ' ')"
+awsb s3 rb --force s3://large >/dev/null
+
 # 6. An acknowledged upload survives kill -9, and what the upload replaced is gone.
 echo "version 2" | awsb s3 cp - s3://photos/notes/hello.txt >/dev/null
 kill9_berth

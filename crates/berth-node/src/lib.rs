@@ -518,7 +518,9 @@ impl Node {
             .or(def["environmentFiles"].as_array());
         let mut out: Vec<(String, String)> = vec![];
         for file in files.into_iter().flatten() {
-            let failed = |e: String| format!("ResourceInitializationError: failed to download env files: {e}");
+            let failed = |e: String| {
+                format!("ResourceInitializationError: failed to download env files: {e}")
+            };
             if file["type"] != "s3" {
                 return Err(failed(format!(
                     "environment file type {} is not supported (only s3)",

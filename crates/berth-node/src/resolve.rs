@@ -539,15 +539,14 @@ mod tests {
 
     #[test]
     fn env_files_read_as_the_agent_reads_them() {
-        let got = env_file(b"# comment\nA=1\nB= spaced \"q\"\r\nURL=http://x/?a=b\nEMPTY=\n=nokey\njunk\nA=2\n");
-        let want: Vec<(String, String)> = [
-            ("A", "2"),
-            ("B", " spaced \"q\""),
-            ("URL", "http://x/?a=b"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let got = env_file(
+            b"# comment\nA=1\nB= spaced \"q\"\r\nURL=http://x/?a=b\nEMPTY=\n=nokey\njunk\nA=2\n",
+        );
+        let want: Vec<(String, String)> =
+            [("A", "2"), ("B", " spaced \"q\""), ("URL", "http://x/?a=b")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         assert_eq!(got, want);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod http;
 mod list;
+mod multipart;
 mod ops;
 mod xml;
 
@@ -53,7 +54,11 @@ impl S3Error {
         self
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        S3Error::new(500, "InternalError", format!("We encountered an internal error: {e}"))
+        S3Error::new(
+            500,
+            "InternalError",
+            format!("We encountered an internal error: {e}"),
+        )
     }
     pub fn no_such_bucket(bucket: &str) -> Self {
         S3Error::new(404, "NoSuchBucket", "The specified bucket does not exist")
@@ -94,6 +99,10 @@ fn store_failed(e: Option<StoreError>) -> S3Error {
     }
 }
 
+/// More writes for the transaction that installs an object (its plan answers the object
+/// it replaced).
+type AlsoInTxn<'a> = dyn Fn(&mut Plan<Option<Arc<Value>>>) -> Result<(), S3Error> + 'a;
+
 /// What is stored with an object besides its bytes.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectMeta {
@@ -133,8 +142,7 @@ pub fn valid_bucket_name(name: &str) -> bool {
     let b = name.as_bytes();
     let edge_ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|&c| edge_ok(c) || c == b'.' || c == b'-')
+        && b.iter().all(|&c| edge_ok(c) || c == b'.' || c == b'-')
         && edge_ok(b[0])
         && edge_ok(b[b.len() - 1])
         && !name.contains("..")
@@ -162,10 +170,9 @@ impl S3 {
         std::fs::create_dir_all(s3.objects_dir())?;
         let _ = std::fs::remove_dir_all(s3.tmp_dir());
         std::fs::create_dir_all(s3.tmp_dir())?;
-        let used: std::collections::HashSet<String> = s3
-            .store
-            .list("/s3/object/")
+        let used: std::collections::HashSet<String> = ["/s3/object/", "/s3/part/"]
             .iter()
+            .flat_map(|prefix| s3.store.list(prefix))
             .filter_map(|r| r.value["file"].as_str().map(str::to_string))
             .collect();
         let mut removed = 0;
@@ -219,10 +226,12 @@ impl S3 {
         location: Option<&str>,
     ) -> Result<(), S3Error> {
         if !valid_bucket_name(bucket) {
-            return Err(
-                S3Error::new(400, "InvalidBucketName", "The specified bucket is not valid.")
-                    .with("BucketName", bucket),
-            );
+            return Err(S3Error::new(
+                400,
+                "InvalidBucketName",
+                "The specified bucket is not valid.",
+            )
+            .with("BucketName", bucket));
         }
         // us-east-1 takes no constraint (or an empty one); every other region must name
         // itself, as AWS requires.
@@ -281,8 +290,9 @@ impl S3 {
         }
     }
 
+    /// DeleteBucket of an empty bucket; its unfinished multipart uploads go with it.
     pub fn delete_bucket(&self, account: &str, bucket: &str) -> Result<(), S3Error> {
-        commit(
+        let deleted = commit(
             self.store.as_ref(),
             || {
                 let rec = self.owned_bucket(account, bucket)?;
@@ -299,7 +309,11 @@ impl S3 {
                 Ok(plan)
             },
             store_failed,
-        )
+        );
+        if deleted.is_ok() {
+            self.abort_uploads_of(bucket);
+        }
+        deleted
     }
 
     /// The buckets `account` owns, by name.
@@ -331,7 +345,14 @@ impl S3 {
         meta: ObjectMeta,
     ) -> Result<Value, S3Error> {
         let etag = hex::encode(staged.md5);
-        let result = self.install(account, bucket, key, &staged.path, staged.size, etag, meta);
+        let result = self.install(
+            account,
+            bucket,
+            key,
+            (&staged.path, staged.size, etag),
+            meta,
+            &|_| Ok(()),
+        );
         let _ = std::fs::remove_file(&staged.path);
         result
     }
@@ -360,23 +381,30 @@ impl S3 {
             };
             let size = src["size"].as_u64().unwrap_or(0);
             let etag = src["etag"].as_str().unwrap_or_default().to_string();
-            let result = self.install(account, target.0, target.1, &link, size, etag, meta);
+            let result = self.install(
+                account,
+                target.0,
+                target.1,
+                (&link, size, etag),
+                meta,
+                &|_| Ok(()),
+            );
             let _ = std::fs::remove_file(&link);
             return result;
         }
         Err(S3Error::no_such_key(source.1))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Make the file `from` (of `size` bytes, with `etag`) the object `bucket/key`, in one
+    /// transaction with whatever `also` adds to it.
     fn install(
         &self,
         account: &str,
         bucket: &str,
         key: &str,
-        from: &Path,
-        size: u64,
-        etag: String,
+        (from, size, etag): (&Path, u64, String),
         meta: ObjectMeta,
+        also: &AlsoInTxn<'_>,
     ) -> Result<Value, S3Error> {
         self.owned_bucket(account, bucket)?;
         let file = uuid::Uuid::new_v4().to_string();
@@ -413,6 +441,7 @@ impl S3 {
                         plan.create(okey.clone(), value.clone());
                     }
                 }
+                also(&mut plan)?;
                 Ok(plan)
             },
             store_failed,
@@ -487,7 +516,9 @@ impl S3 {
         })?;
         self.read_object(account, bucket, key, 10 * 1024 * 1024)
             .map_err(|e| {
-                format!("unable to download env file with key {key} from bucket {bucket}, error: {e}")
+                format!(
+                    "unable to download env file with key {key} from bucket {bucket}, error: {e}"
+                )
             })
     }
 }

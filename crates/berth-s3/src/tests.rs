@@ -29,9 +29,18 @@ fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 fn operations_are_told_apart_by_their_bindings() {
     let none = |_: &str| false;
     let copy = |h: &str| h == "x-amz-copy-source";
-    assert_eq!(identify("GET", Target::Service, &q(&[]), none), Some("ListBuckets"));
-    assert_eq!(identify("PUT", Target::Bucket, &q(&[]), none), Some("CreateBucket"));
-    assert_eq!(identify("GET", Target::Bucket, &q(&[]), none), Some("ListObjects"));
+    assert_eq!(
+        identify("GET", Target::Service, &q(&[]), none),
+        Some("ListBuckets")
+    );
+    assert_eq!(
+        identify("PUT", Target::Bucket, &q(&[]), none),
+        Some("CreateBucket")
+    );
+    assert_eq!(
+        identify("GET", Target::Bucket, &q(&[]), none),
+        Some("ListObjects")
+    );
     assert_eq!(
         identify("GET", Target::Bucket, &q(&[("list-type", "2")]), none),
         Some("ListObjectsV2")
@@ -40,16 +49,31 @@ fn operations_are_told_apart_by_their_bindings() {
         identify("GET", Target::Bucket, &q(&[("acl", "")]), none),
         Some("GetBucketAcl")
     );
-    assert_eq!(identify("PUT", Target::Object, &q(&[]), none), Some("PutObject"));
-    assert_eq!(identify("PUT", Target::Object, &q(&[]), copy), Some("CopyObject"));
+    assert_eq!(
+        identify("PUT", Target::Object, &q(&[]), none),
+        Some("PutObject")
+    );
+    assert_eq!(
+        identify("PUT", Target::Object, &q(&[]), copy),
+        Some("CopyObject")
+    );
     let part = q(&[("partNumber", "1"), ("uploadId", "u")]);
-    assert_eq!(identify("PUT", Target::Object, &part, none), Some("UploadPart"));
-    assert_eq!(identify("PUT", Target::Object, &part, copy), Some("UploadPartCopy"));
+    assert_eq!(
+        identify("PUT", Target::Object, &part, none),
+        Some("UploadPart")
+    );
+    assert_eq!(
+        identify("PUT", Target::Object, &part, copy),
+        Some("UploadPartCopy")
+    );
     assert_eq!(
         identify("DELETE", Target::Object, &q(&[("uploadId", "u")]), none),
         Some("AbortMultipartUpload")
     );
-    assert_eq!(identify("DELETE", Target::Object, &q(&[]), none), Some("DeleteObject"));
+    assert_eq!(
+        identify("DELETE", Target::Object, &q(&[]), none),
+        Some("DeleteObject")
+    );
     assert_eq!(
         identify("POST", Target::Bucket, &q(&[("delete", "")]), none),
         Some("DeleteObjects")
@@ -119,24 +143,35 @@ fn objects_replace_whole_and_leave_no_files_behind() {
     let first = s3
         .put_object(a, "bkt", "k", staged(&s3, b"one"), ObjectMeta::default())
         .unwrap();
-    assert_eq!(first["etag"], hex::encode(<md5::Md5 as md5::Digest>::digest(b"one")));
+    assert_eq!(
+        first["etag"],
+        hex::encode(<md5::Md5 as md5::Digest>::digest(b"one"))
+    );
     s3.put_object(a, "bkt", "k", staged(&s3, b"two!"), ObjectMeta::default())
         .unwrap();
     assert_eq!(s3.read_object(a, "bkt", "k", 100).unwrap(), b"two!");
-    let files = || std::fs::read_dir(dir.path().join("s3/objects")).unwrap().count();
+    let files = || {
+        std::fs::read_dir(dir.path().join("s3/objects"))
+            .unwrap()
+            .count()
+    };
     assert_eq!(files(), 1, "the replaced object's file is removed");
     assert_eq!(
         s3.delete_bucket(a, "bkt").unwrap_err().code,
         "BucketNotEmpty"
     );
-    s3.copy_object(a, ("bkt", "k"), ("bkt", "copy"), None).unwrap();
+    s3.copy_object(a, ("bkt", "k"), ("bkt", "copy"), None)
+        .unwrap();
     assert_eq!(s3.read_object(a, "bkt", "copy", 100).unwrap(), b"two!");
     s3.delete_object(a, "bkt", "k").unwrap();
     s3.delete_object(a, "bkt", "k").unwrap();
     assert_eq!(s3.read_object(a, "bkt", "copy", 100).unwrap(), b"two!");
     s3.delete_object(a, "bkt", "copy").unwrap();
     assert_eq!(files(), 0);
-    assert!(std::fs::read_dir(dir.path().join("s3/tmp")).unwrap().next().is_none());
+    assert!(std::fs::read_dir(dir.path().join("s3/tmp"))
+        .unwrap()
+        .next()
+        .is_none());
     s3.delete_bucket(a, "bkt").unwrap();
     assert_eq!(s3.owned_bucket(a, "bkt").unwrap_err().code, "NoSuchBucket");
 }
@@ -148,15 +183,32 @@ fn reopening_removes_files_without_records() {
         let s3 = s3(dir.path());
         s3.create_bucket("000000000000", "us-east-1", "bkt", None)
             .unwrap();
-        s3.put_object("000000000000", "bkt", "k", staged(&s3, b"x"), ObjectMeta::default())
-            .unwrap();
+        s3.put_object(
+            "000000000000",
+            "bkt",
+            "k",
+            staged(&s3, b"x"),
+            ObjectMeta::default(),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("s3/objects/orphan"), b"left by a crash").unwrap();
         std::fs::write(s3.staging_path(), b"half an upload").unwrap();
     }
     let s3 = s3(dir.path());
-    assert_eq!(std::fs::read_dir(dir.path().join("s3/objects")).unwrap().count(), 1);
-    assert!(std::fs::read_dir(dir.path().join("s3/tmp")).unwrap().next().is_none());
-    assert_eq!(s3.read_object("000000000000", "bkt", "k", 10).unwrap(), b"x");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s3/objects"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert!(std::fs::read_dir(dir.path().join("s3/tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert_eq!(
+        s3.read_object("000000000000", "bkt", "k", 10).unwrap(),
+        b"x"
+    );
 }
 
 #[test]
@@ -170,7 +222,12 @@ fn listing_pages_and_rolls_up_common_prefixes() {
             .unwrap();
     }
     let store = s3.store.as_ref();
-    let keys = |l: &Listing| l.contents.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let keys = |l: &Listing| {
+        l.contents
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()
+    };
 
     let top = list_objects(store, "bkt", "", Some("/"), None, 1000);
     assert_eq!(keys(&top), ["a.txt", "z"]);
@@ -179,11 +236,17 @@ fn listing_pages_and_rolls_up_common_prefixes() {
 
     // Pages of two: a common prefix counts once and the next page skips what it covers.
     let p1 = list_objects(store, "bkt", "", Some("/"), None, 2);
-    assert_eq!((keys(&p1), p1.common_prefixes.clone()), (vec!["a.txt".into()], vec!["dir/".into()]));
+    assert_eq!(
+        (keys(&p1), p1.common_prefixes.clone()),
+        (vec!["a.txt".into()], vec!["dir/".into()])
+    );
     assert!(p1.truncated);
     let after = list::resume_after(p1.last.as_deref().unwrap(), "", Some("/"));
     let p2 = list_objects(store, "bkt", "", Some("/"), Some(&after), 2);
-    assert_eq!((keys(&p2), p2.common_prefixes.clone()), (vec!["z".into()], vec!["e/".into()]));
+    assert_eq!(
+        (keys(&p2), p2.common_prefixes.clone()),
+        (vec!["z".into()], vec!["e/".into()])
+    );
     assert!(!p2.truncated);
 
     // Inside a prefix, "dir/" itself is a key and paging after it does not skip dir/1.
@@ -196,7 +259,9 @@ fn listing_pages_and_rolls_up_common_prefixes() {
 
     let flat = list_objects(store, "bkt", "dir/", None, None, 1000);
     assert_eq!(keys(&flat), ["dir/", "dir/1", "dir/2", "dir/sub/3"]);
-    assert!(list_objects(store, "bkt", "", None, None, 0).contents.is_empty());
+    assert!(list_objects(store, "bkt", "", None, None, 0)
+        .contents
+        .is_empty());
 }
 
 #[test]
@@ -222,7 +287,10 @@ fn xml_bodies_parse_and_refuse_malformed_documents() {
     )
     .unwrap();
     assert_eq!(doc.name, "Delete");
-    let keys: Vec<_> = doc.all("Object").map(|o| o.child("Key").unwrap().text.clone()).collect();
+    let keys: Vec<_> = doc
+        .all("Object")
+        .map(|o| o.child("Key").unwrap().text.clone())
+        .collect();
     assert_eq!(keys, ["a&b", "c<d"]);
     assert!(xml::parse(b"<Delete><Object></Delete>").is_none());
     assert!(xml::parse(b"<a/><b/>").is_none());
@@ -230,4 +298,96 @@ fn xml_bodies_parse_and_refuse_malformed_documents() {
     let mut out = String::new();
     xml::escape("a<b>&\"'\u{1}", &mut out);
     assert_eq!(out, "a&lt;b&gt;&amp;&quot;&apos;&#x1;");
+}
+
+#[test]
+fn multipart_uploads_join_their_parts_in_order() {
+    use crate::multipart::{WantedPart, MIN_PART};
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = s3(dir.path());
+    let a = "000000000000";
+    s3.create_bucket(a, "us-east-1", "bkt", None).unwrap();
+    let id = s3
+        .create_upload(a, "bkt", "big", ObjectMeta::default(), None)
+        .unwrap();
+    let one = vec![1u8; MIN_PART as usize];
+    let p1 = s3
+        .put_part(a, "bkt", "big", &id, 1, staged(&s3, &one), None)
+        .unwrap();
+    // Part 2 uploaded twice: the second replaces the first.
+    s3.put_part(a, "bkt", "big", &id, 2, staged(&s3, b"old"), None)
+        .unwrap();
+    let p2 = s3
+        .put_part(a, "bkt", "big", &id, 2, staged(&s3, b"tail"), None)
+        .unwrap();
+    let want = |n: u32, p: &Value| WantedPart {
+        number: n,
+        etag: format!("\"{}\"", p["etag"].as_str().unwrap()),
+    };
+    let e = s3
+        .complete_upload(a, "bkt", "big", &id, &[want(2, &p2), want(1, &p1)])
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidPartOrder");
+    let e = s3
+        .complete_upload(a, "bkt", "big", &id, &[want(1, &p2)])
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidPart");
+    let obj = s3
+        .complete_upload(a, "bkt", "big", &id, &[want(1, &p1), want(2, &p2)])
+        .unwrap();
+    assert!(obj["etag"].as_str().unwrap().ends_with("-2"));
+    let body = s3.read_object(a, "bkt", "big", 2 * MIN_PART).unwrap();
+    assert_eq!(body.len() as u64, MIN_PART + 4);
+    assert_eq!(&body[body.len() - 4..], b"tail");
+    assert_eq!(
+        s3.upload(a, "bkt", "big", &id).unwrap_err().code,
+        "NoSuchUpload"
+    );
+    assert!(s3.parts(&id).is_empty());
+    // Only the object's own file is left.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s3/objects"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // A small part before another is refused; an aborted upload leaves nothing.
+    let id = s3
+        .create_upload(a, "bkt", "small", ObjectMeta::default(), None)
+        .unwrap();
+    let q1 = s3
+        .put_part(a, "bkt", "small", &id, 1, staged(&s3, b"x"), None)
+        .unwrap();
+    let q2 = s3
+        .put_part(a, "bkt", "small", &id, 2, staged(&s3, b"y"), None)
+        .unwrap();
+    let e = s3
+        .complete_upload(a, "bkt", "small", &id, &[want(1, &q1), want(2, &q2)])
+        .unwrap_err();
+    assert_eq!(e.code, "EntityTooSmall");
+    s3.abort_upload(a, "bkt", "small", &id).unwrap();
+    assert!(s3.parts(&id).is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s3/objects"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // Deleting a bucket drops its unfinished uploads.
+    let id = s3
+        .create_upload(a, "bkt", "left", ObjectMeta::default(), None)
+        .unwrap();
+    s3.put_part(a, "bkt", "left", &id, 1, staged(&s3, b"z"), None)
+        .unwrap();
+    s3.delete_object(a, "bkt", "big").unwrap();
+    s3.delete_bucket(a, "bkt").unwrap();
+    assert!(s3.parts(&id).is_empty());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("s3/objects"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

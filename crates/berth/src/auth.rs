@@ -2,12 +2,12 @@
 //! secret and compare signatures.
 
 use aws_credential_types::Credentials;
+pub use aws_sigv4::http_request::SignableBody;
 use aws_sigv4::http_request::{sign, SignableRequest, SignatureLocation, SigningSettings};
 use aws_sigv4::sign::v4;
 use berth_wire::sigv4::AuthHeader;
 use berth_wire::ApiError;
 use hyper::http::request::Parts;
-pub use aws_sigv4::http_request::SignableBody;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -349,15 +349,12 @@ impl Edge {
         let is_json = service.metadata().protocol == "json";
         let model = service.model();
 
-        if let Err(e) = self
-            .auth
-            .check(
-                &parts,
-                SignableBody::Bytes(&body),
-                auth_header.as_ref(),
-                &query_params,
-            )
-        {
+        if let Err(e) = self.auth.check(
+            &parts,
+            SignableBody::Bytes(&body),
+            auth_header.as_ref(),
+            &query_params,
+        ) {
             return wire(protocol_error(model, &e, &request_id), &request_id);
         }
 

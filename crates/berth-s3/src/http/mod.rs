@@ -3,6 +3,8 @@
 //! Object bodies stream to and from files; an operation Berth does not serve yet answers
 //! 501 NotImplemented naming it.
 
+mod multipart;
+
 use crate::list::{list_objects, resume_after};
 use crate::ops::{self, Target};
 use crate::xml::{self, Writer};
@@ -289,6 +291,19 @@ async fn serve(
                 .expect("response"))
         }
         "DeleteObjects" => delete_objects(s3, parts, body, account, &bucket).await,
+        "CreateMultipartUpload" => multipart::create(s3, parts, (account, &bucket, &key)).await,
+        "UploadPart" => {
+            multipart::upload_part(s3, parts, body, &query, (account, &bucket, &key)).await
+        }
+        "UploadPartCopy" => {
+            multipart::upload_part_copy(s3, parts, &query, (account, &bucket, &key)).await
+        }
+        "CompleteMultipartUpload" => {
+            multipart::complete(s3, parts, body, &query, (account, &bucket, &key)).await
+        }
+        "AbortMultipartUpload" => multipart::abort(s3, &query, (account, &bucket, &key)).await,
+        "ListParts" => multipart::list_parts(s3, &query, (account, &bucket, &key)),
+        "ListMultipartUploads" => multipart::list_uploads(s3, &query, account, &bucket),
         other => Err(not_implemented(other)),
     }
 }
@@ -306,9 +321,9 @@ async fn blocking<T: Send + 'static>(
 fn declared_sha256(parts: &Parts) -> Result<Option<[u8; 32]>, S3Error> {
     match header(parts, "x-amz-content-sha256") {
         None | Some("UNSIGNED-PAYLOAD") => Ok(None),
-        Some(v) if v.starts_with("STREAMING-") => Err(not_implemented(
-            "A streaming (aws-chunked) payload",
-        )),
+        Some(v) if v.starts_with("STREAMING-") => {
+            Err(not_implemented("A streaming (aws-chunked) payload"))
+        }
         Some(v) => {
             let mut out = [0u8; 32];
             hex::decode_to_slice(v, &mut out).map_err(|_| {
@@ -337,13 +352,7 @@ async fn read_xml_body(parts: &Parts, body: Incoming) -> Result<Bytes, S3Error> 
     let bytes = Limited::new(body, MAX_XML_BODY)
         .collect()
         .await
-        .map_err(|_| {
-            S3Error::new(
-                400,
-                "MaxMessageLengthExceeded",
-                "Your request was too big.",
-            )
-        })?
+        .map_err(|_| S3Error::new(400, "MaxMessageLengthExceeded", "Your request was too big."))?
         .to_bytes();
     if let Some(d) = declared {
         if sha2::Sha256::digest(&bytes)[..] != d[..] {
@@ -529,8 +538,9 @@ async fn receive(
     written.map_err(S3Error::internal)
 }
 
-/// The object metadata a PutObject or a replacing CopyObject sends in its headers.
-fn meta_from_headers(parts: &Parts) -> ObjectMeta {
+/// The object metadata a PutObject, CreateMultipartUpload or replacing CopyObject sends in
+/// its headers (user metadata within AWS's 2 KB).
+pub(crate) fn meta_from_headers(parts: &Parts) -> Result<ObjectMeta, S3Error> {
     let mut meta = ObjectMeta {
         content_type: header(parts, "content-type").map(str::to_string),
         ..Default::default()
@@ -547,7 +557,20 @@ fn meta_from_headers(parts: &Parts) -> ObjectMeta {
             }
         }
     }
-    meta
+    if meta
+        .user
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum::<usize>()
+        > 2048
+    {
+        return Err(S3Error::new(
+            400,
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size",
+        ));
+    }
+    Ok(meta)
 }
 
 async fn put_object(
@@ -559,6 +582,47 @@ async fn put_object(
     key: &str,
 ) -> Result<Response<Body>, S3Error> {
     s3.owned_bucket(account, bucket)?;
+    let mut meta = meta_from_headers(parts)?;
+    let (staged, verified) = receive_checked(s3, parts, body, MAX_OBJECT).await?;
+    meta.checksums.extend(verified.clone());
+    let (s3c, account, bucket, key) = (
+        s3.clone(),
+        account.to_string(),
+        bucket.to_string(),
+        key.to_string(),
+    );
+    let obj = blocking(move || s3c.put_object(&account, &bucket, &key, staged, meta)).await?;
+    Ok(
+        with_checksum(Response::builder().header("etag", etag(&obj)), verified)
+            .body(empty())
+            .expect("response"),
+    )
+}
+
+/// A verified checksum echoed back, as S3 answers an upload that sent one.
+pub(crate) fn with_checksum(
+    b: hyper::http::response::Builder,
+    verified: Option<(String, String)>,
+) -> hyper::http::response::Builder {
+    match verified {
+        Some((algorithm, value)) => b.header(
+            format!("x-amz-checksum-{}", algorithm.to_ascii_lowercase()),
+            value,
+        ),
+        None => b,
+    }
+}
+
+/// Receive an upload's body (at most `max` bytes, as its Content-Length says) into a
+/// staged file and check it against every digest the client declared (x-amz-content-sha256,
+/// Content-MD5, x-amz-checksum-*). Returns the staged bytes and the verified checksum;
+/// nothing is left behind when a check fails.
+pub(crate) async fn receive_checked(
+    s3: &S3,
+    parts: &Parts,
+    body: Incoming,
+    max: u64,
+) -> Result<(Staged, Option<(String, String)>), S3Error> {
     if header(parts, "content-encoding").is_some_and(|e| e.contains("aws-chunked")) {
         return Err(not_implemented("A streaming (aws-chunked) payload"));
     }
@@ -571,7 +635,7 @@ async fn put_object(
                 "You must provide the Content-Length HTTP header.",
             )
         })?;
-    if length > MAX_OBJECT {
+    if length > max {
         return Err(S3Error::new(
             400,
             "EntityTooLarge",
@@ -581,81 +645,50 @@ async fn put_object(
     let declared = declared_sha256(parts)?;
     let md5_header = content_md5(parts)?;
     let checksum = Checksum::from_headers(&parts.headers)?;
-    let meta_user_size: usize = parts
-        .headers
-        .iter()
-        .filter(|(n, _)| n.as_str().starts_with("x-amz-meta-"))
-        .map(|(n, v)| n.as_str().len() - "x-amz-meta-".len() + v.len())
-        .sum();
-    if meta_user_size > 2048 {
-        return Err(S3Error::new(
-            400,
-            "MetadataTooLarge",
-            "Your metadata headers exceed the maximum allowed metadata size",
-        ));
-    }
     let path = s3.staging_path();
     let want_crc = checksum.as_ref().is_some_and(|c| c.algorithm == "CRC32");
     let want_sha = declared.is_some() || checksum.as_ref().is_some_and(|c| c.algorithm == "SHA256");
-    let got = match receive(path.clone(), body, want_sha, want_crc).await {
-        Ok(g) => g,
-        Err(e) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-    };
-    let check = || -> Result<Option<(String, String)>, S3Error> {
-        if got.size != length {
-            return Err(S3Error::new(
-                400,
-                "IncompleteBody",
-                "You did not provide the number of bytes specified by the Content-Length HTTP header",
-            ));
-        }
-        if declared.is_some() && declared != got.sha256 {
-            return Err(sha256_mismatch());
-        }
-        if md5_header.is_some_and(|m| m != got.md5) {
-            return Err(bad_md5());
-        }
-        match &checksum {
-            Some(c) => {
-                let computed = c.encode(got.crc32, got.sha256.as_ref().map(|s| &s[..]));
-                c.check(computed.clone())?;
-                Ok(Some((c.algorithm.to_string(), computed.unwrap_or_default())))
+    let checked = match receive(path.clone(), body, want_sha, want_crc).await {
+        Ok(got) => (|| {
+            if got.size != length {
+                return Err(S3Error::new(
+                    400,
+                    "IncompleteBody",
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header",
+                ));
             }
-            None => Ok(None),
-        }
+            if declared.is_some() && declared != got.sha256 {
+                return Err(sha256_mismatch());
+            }
+            if md5_header.is_some_and(|m| m != got.md5) {
+                return Err(bad_md5());
+            }
+            let verified = match &checksum {
+                Some(c) => {
+                    let computed = c.encode(got.crc32, got.sha256.as_ref().map(|s| &s[..]));
+                    c.check(computed.clone())?;
+                    Some((c.algorithm.to_string(), computed.unwrap_or_default()))
+                }
+                None => None,
+            };
+            Ok((got, verified))
+        })(),
+        Err(e) => Err(e),
     };
-    let verified = match check() {
-        Ok(v) => v,
+    match checked {
+        Ok((got, verified)) => Ok((
+            Staged {
+                path,
+                size: got.size,
+                md5: got.md5,
+            },
+            verified,
+        )),
         Err(e) => {
             let _ = std::fs::remove_file(&path);
-            return Err(e);
+            Err(e)
         }
-    };
-    let mut meta = meta_from_headers(parts);
-    meta.checksums.extend(verified.clone());
-    let staged = Staged {
-        path,
-        size: got.size,
-        md5: got.md5,
-    };
-    let (s3c, account, bucket, key) = (
-        s3.clone(),
-        account.to_string(),
-        bucket.to_string(),
-        key.to_string(),
-    );
-    let obj = blocking(move || s3c.put_object(&account, &bucket, &key, staged, meta)).await?;
-    let mut b = Response::builder().header("etag", etag(&obj));
-    if let Some((algorithm, value)) = verified {
-        b = b.header(
-            format!("x-amz-checksum-{}", algorithm.to_ascii_lowercase()),
-            value,
-        );
     }
-    Ok(b.body(empty()).expect("response"))
 }
 
 fn etag(obj: &Value) -> String {
@@ -667,7 +700,9 @@ fn system_time(secs: f64) -> SystemTime {
 }
 
 fn whole_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The HTTP conditions of a read: Some(status) when one stops it (304 or 412).
@@ -741,7 +776,11 @@ async fn get_object(
             Some(r) => match parse_range(r, size) {
                 Some((s, e)) => (206, s, e - s + 1),
                 None => {
-                    let mut e = S3Error::new(416, "InvalidRange", "The requested range is not satisfiable");
+                    let mut e = S3Error::new(
+                        416,
+                        "InvalidRange",
+                        "The requested range is not satisfiable",
+                    );
                     e.resource.push(("ActualObjectSize", size.to_string()));
                     return Err(e);
                 }
@@ -749,9 +788,7 @@ async fn get_object(
         };
         b = b.status(status).header("content-length", len).header(
             "content-type",
-            obj["contentType"]
-                .as_str()
-                .unwrap_or("binary/octet-stream"),
+            obj["contentType"].as_str().unwrap_or("binary/octet-stream"),
         );
         if status == 206 {
             b = b.header(
@@ -802,6 +839,70 @@ async fn get_object(
     Err(S3Error::no_such_key(key))
 }
 
+/// The bucket and key `x-amz-copy-source` names (`bucket/key`, percent-encoded, maybe
+/// with a leading `/`; only the null version).
+fn copy_source(parts: &Parts) -> Result<(String, String), S3Error> {
+    let raw = header(parts, "x-amz-copy-source").unwrap_or_default();
+    let (source, version) = raw.split_once("?versionId=").unwrap_or((raw, ""));
+    if !version.is_empty() && version != "null" {
+        return Err(not_implemented("Copying an object version"));
+    }
+    let source = percent_decode(source.strip_prefix('/').unwrap_or(source));
+    source
+        .as_deref()
+        .and_then(|s| s.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .map(|(b, k)| (b.to_string(), k.to_string()))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            )
+        })
+}
+
+/// `len` bytes of the file `src` from `start`, staged (with their MD5) as a new body.
+async fn receive_into(
+    s3: &S3,
+    src: &std::path::Path,
+    start: u64,
+    len: u64,
+) -> Result<Staged, S3Error> {
+    let (src, path) = (src.to_path_buf(), s3.staging_path());
+    let staged = path.clone();
+    let copied = tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 16]> {
+        use std::io::{Read, Seek, Write};
+        let mut from = std::fs::File::open(src)?;
+        from.seek(std::io::SeekFrom::Start(start))?;
+        let mut from = from.take(len);
+        let mut out = std::fs::File::create(&path)?;
+        let mut md5 = md5::Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        out.sync_all()?;
+        Ok(md5.finalize().into())
+    })
+    .await
+    .map_err(S3Error::internal)?;
+    match copied {
+        Ok(md5) => Ok(Staged {
+            path: staged,
+            size: len,
+            md5,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            Err(S3Error::internal(e))
+        }
+    }
+}
+
 async fn copy_object(
     s3: &Arc<S3>,
     parts: &Parts,
@@ -814,26 +915,15 @@ async fn copy_object(
         .keys()
         .any(|h| h.as_str().starts_with("x-amz-copy-source-if-"))
     {
-        return Err(not_implemented("CopyObject with x-amz-copy-source-if-* conditions"));
-    }
-    let raw = header(parts, "x-amz-copy-source").unwrap_or_default();
-    let (source, version) = raw.split_once("?versionId=").unwrap_or((raw, ""));
-    if !version.is_empty() && version != "null" {
-        return Err(not_implemented("Copying an object version"));
-    }
-    let source = percent_decode(source.strip_prefix('/').unwrap_or(source));
-    let Some((src_bucket, src_key)) = source
-        .as_deref()
-        .and_then(|s| s.split_once('/'))
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-    else {
-        return Err(S3Error::invalid_argument(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        return Err(not_implemented(
+            "CopyObject with x-amz-copy-source-if-* conditions",
         ));
-    };
+    }
+    let (src_bucket, src_key) = copy_source(parts)?;
+    let (src_bucket, src_key) = (src_bucket.as_str(), src_key.as_str());
     let replace = match header(parts, "x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => None,
-        "REPLACE" => Some(meta_from_headers(parts)),
+        "REPLACE" => Some(meta_from_headers(parts)?),
         _ => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
     if replace.is_none() && src_bucket == bucket && src_key == key {
@@ -1034,7 +1124,9 @@ fn list(
     } else {
         get("marker").map(str::to_string)
     };
-    let after = marker.as_deref().map(|m| resume_after(m, prefix, delimiter));
+    let after = marker
+        .as_deref()
+        .map(|m| resume_after(m, prefix, delimiter));
     let page = list_objects(
         s3.store.as_ref(),
         bucket,
@@ -1109,8 +1201,14 @@ mod tests {
 
     #[test]
     fn hosts_name_buckets() {
-        assert_eq!(host_bucket("photos.localhost:4566").as_deref(), Some("photos"));
-        assert_eq!(host_bucket("my.photos.s3.localhost").as_deref(), Some("my.photos"));
+        assert_eq!(
+            host_bucket("photos.localhost:4566").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            host_bucket("my.photos.s3.localhost").as_deref(),
+            Some("my.photos")
+        );
         assert_eq!(
             host_bucket("photos.s3.eu-west-1.localhost:4566").as_deref(),
             Some("photos")
