@@ -40,6 +40,11 @@ impl Ecs {
     }
 }
 
+/// A reply written as JSON, read back as a document.
+fn from_json(body: Vec<u8>) -> ApiResult<Value> {
+    serde_json::from_slice(&body).map_err(|e| berth_wire::ApiError::internal(e.to_string()))
+}
+
 impl Service for Ecs {
     fn model(&self) -> &'static Model {
         model()
@@ -51,6 +56,19 @@ impl Service for Ecs {
 
     fn codes(&self) -> ValidationCodes {
         ValidationCodes::json("InvalidParameterException", "SerializationException")
+    }
+
+    fn call_json(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        input: &Value,
+    ) -> Option<ApiResult<Vec<u8>>> {
+        match operation {
+            "DescribeTaskDefinition" => Some(self.describe_task_definition(ctx, input)),
+            "ListTaskDefinitions" => Some(self.list_task_definitions(ctx, input)),
+            _ => None,
+        }
     }
 
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
@@ -65,8 +83,9 @@ impl Service for Ecs {
             "PutClusterCapacityProviders" => self.put_cluster_capacity_providers(ctx, i),
 
             "RegisterTaskDefinition" => self.register_task_definition(ctx, i),
-            "DescribeTaskDefinition" => self.describe_task_definition(ctx, i),
-            "ListTaskDefinitions" => self.list_task_definitions(ctx, i),
+            // Answered by `call_json`; here for callers that want the document.
+            "DescribeTaskDefinition" => from_json(self.describe_task_definition(ctx, i)?),
+            "ListTaskDefinitions" => from_json(self.list_task_definitions(ctx, i)?),
             "ListTaskDefinitionFamilies" => self.list_task_definition_families(ctx, i),
             "DeregisterTaskDefinition" => self.deregister_task_definition(ctx, i),
             "DeleteTaskDefinitions" => self.delete_task_definitions(ctx, i),

@@ -4,6 +4,7 @@
 use crate::common::*;
 use crate::Ecs;
 use berth_store::{Cond, Op, Record, StoreError};
+use berth_wire::json::{write_json, write_str};
 use berth_wire::page::{encode_token, page_params, paginate};
 use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Map, Value};
@@ -200,34 +201,51 @@ impl Ecs {
         ) > 0
     }
 
+    /// DescribeTaskDefinition, written straight from the stored record (the measured read
+    /// path: no copy of the document is built).
     pub(crate) fn describe_task_definition(
         &self,
         ctx: &RequestContext,
         input: &Value,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Vec<u8>> {
         let id = str_of(input, "taskDefinition").unwrap_or_default();
         let r = self
             .find_task_definition(ctx, id)
             .ok_or_else(|| client("Unable to describe task definition."))?;
-        // One copy of the stored record, moved (not re-serialized) into the reply.
-        let mut td = (*r.value).clone();
-        let tags = td
-            .as_object_mut()
-            .and_then(|o| o.remove("tags"))
-            .unwrap_or(json!([]));
-        let mut out = Map::new();
-        out.insert("taskDefinition".into(), td);
-        if include_has(input, "TAGS") {
-            out.insert("tags".into(), tags);
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(b"{\"taskDefinition\":{");
+        // The stored document but its tags, which go beside it when asked for.
+        let members = r.value.as_object().into_iter().flatten();
+        for (n, (k, v)) in members
+            .filter(|(k, v)| *k != "tags" && !v.is_null())
+            .enumerate()
+        {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_str(&mut out, k);
+            out.push(b':');
+            write_json(&mut out, v);
         }
-        Ok(Value::Object(out))
+        out.push(b'}');
+        if include_has(input, "TAGS") {
+            out.extend_from_slice(b",\"tags\":");
+            match r.value.get("tags") {
+                Some(t) if !t.is_null() => write_json(&mut out, t),
+                _ => out.extend_from_slice(b"[]"),
+            }
+        }
+        out.push(b'}');
+        Ok(out)
     }
 
+    /// ListTaskDefinitions, written straight from the scanned records (the measured read
+    /// path: no ARN is copied).
     pub(crate) fn list_task_definitions(
         &self,
         ctx: &RequestContext,
         input: &Value,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<Vec<u8>> {
         let status = str_of(input, "status").unwrap_or("ACTIVE");
         let desc = str_of(input, "sort") == Some("DESC");
         // familyPrefix names a whole family, as in ECS: scan just that family's revisions.
@@ -243,7 +261,9 @@ impl Ecs {
         if after.as_deref().is_some_and(|a| !a.starts_with(&scope)) {
             return Err(invalid("Invalid nextToken."));
         }
-        let mut arns = Vec::with_capacity(max);
+        let mut out = Vec::with_capacity(64 + max * 96);
+        out.extend_from_slice(b"{\"taskDefinitionArns\":[");
+        let mut listed = 0;
         let mut last_key = None;
         let taken = self
             .store
@@ -251,28 +271,31 @@ impl Ecs {
                 if !active && r.value["status"] != status {
                     return false;
                 }
-                if arns.len() < max {
-                    arns.push(if active {
-                        (*r.value).clone()
+                if listed < max {
+                    if listed > 0 {
+                        out.push(b',');
+                    }
+                    let arn = if active {
+                        &*r.value
                     } else {
-                        r.value["taskDefinitionArn"].clone()
-                    });
-                    last_key = Some(r.key.clone());
+                        &r.value["taskDefinitionArn"]
+                    };
+                    write_json(&mut out, arn);
+                    listed += 1;
+                    if listed == max {
+                        last_key = Some(r.key.clone());
+                    }
                 }
                 true
             });
+        out.push(b']');
         // One more than a page matched: there is a next page, after the last key returned.
-        let next_token = if taken > max {
-            last_key.map(|k| encode_token(&k))
-        } else {
-            None
-        };
-        let mut out = Map::new();
-        out.insert("taskDefinitionArns".into(), Value::Array(arns));
-        if let Some(t) = next_token {
-            out.insert("nextToken".into(), Value::String(t));
+        if let (true, Some(k)) = (taken > max, last_key) {
+            out.extend_from_slice(b",\"nextToken\":");
+            write_str(&mut out, &encode_token(&k));
         }
-        Ok(Value::Object(out))
+        out.push(b'}');
+        Ok(out)
     }
 
     pub(crate) fn list_task_definition_families(

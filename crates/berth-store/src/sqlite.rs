@@ -85,7 +85,12 @@ impl SqliteStore {
 fn prefix_end(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(c) = chars.pop() {
-        if let Some(next) = char::from_u32(c as u32 + 1) {
+        // The character after U+D7FF is U+E000 (the surrogates are not characters).
+        let next = match c {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(next) = next {
             chars.push(next);
             return Some(chars.into_iter().collect());
         }
@@ -183,8 +188,14 @@ impl Store for SqliteStore {
                 Some(a) if a >= prefix => Excluded(a.to_string()),
                 _ => Included(prefix.to_string()),
             };
-            for (k, r) in cache.records.range((lo, Unbounded)) {
-                if !k.starts_with(prefix) || !step(r) {
+            // Bounded on both sides, the range holds only the prefix's keys: no key is
+            // compared again while iterating.
+            let hi = prefix_end(prefix).map_or(Unbounded, Excluded);
+            if matches!((&lo, &hi), (Excluded(a), Excluded(h)) if a >= h) {
+                return 0;
+            }
+            for (_, r) in cache.records.range((lo, hi)) {
+                if !step(r) {
                     break;
                 }
             }
@@ -359,6 +370,14 @@ mod tests {
         }
         let keys: Vec<_> = s.list("/b/").into_iter().map(|r| r.key).collect();
         assert_eq!(keys, vec!["/b/1", "/b/2"]);
+    }
+
+    #[test]
+    fn prefix_ends_bound_exactly_the_prefixed_keys() {
+        assert_eq!(prefix_end("/a/").as_deref(), Some("/a0"));
+        assert_eq!(prefix_end("x\u{D7FF}").as_deref(), Some("x\u{E000}"));
+        assert_eq!(prefix_end("x\u{10FFFF}").as_deref(), Some("y"));
+        assert_eq!(prefix_end(""), None);
     }
 
     #[test]

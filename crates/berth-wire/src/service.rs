@@ -24,6 +24,17 @@ pub trait Service: Send + Sync {
     fn metadata(&self) -> &'static crate::model::Metadata;
     fn codes(&self) -> ValidationCodes;
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value>;
+    /// An awsJson operation answered straight as its JSON body, for hot read paths that
+    /// can write the reply from stored records without building a document first. The
+    /// body must hold no `null` members. None: the operation goes to `call`.
+    fn call_json(
+        &self,
+        _ctx: &RequestContext,
+        _operation: &str,
+        _input: &Value,
+    ) -> Option<ApiResult<Vec<u8>>> {
+        None
+    }
 }
 
 pub struct WireResponse {
@@ -68,20 +79,27 @@ pub fn handle_json(
         if let Some(shape) = op.input.as_deref() {
             validate(model, model.shape(shape), &input, svc.codes())?;
         }
-        svc.call(ctx, operation, input)
+        if let Some(body) = svc.call_json(ctx, operation, &input) {
+            return body;
+        }
+        Ok(to_json(&svc.call(ctx, operation, input)?))
     })();
     match result {
-        Ok(mut v) => WireResponse {
+        Ok(body) => WireResponse {
             status: 200,
             content_type: json_content_type(model),
-            body: {
-                strip_nulls(&mut v);
-                serde_json::to_vec(&v).expect("JSON values serialize")
-            },
+            body,
             error_code: None,
         },
         Err(e) => json_error(model, &e),
     }
+}
+
+/// A document as AWS sends it: JSON without `null` members.
+pub fn to_json(v: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    crate::json::write_json(&mut out, v);
+    out
 }
 
 /// AWS never sends `null` members: an absent value is omitted.

@@ -12,8 +12,15 @@ pub struct CredentialScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthHeader {
     pub scope: CredentialScope,
-    pub signed_headers: Vec<String>,
+    /// As sent: names separated by `;` (split only when a signature is checked).
+    signed_headers: String,
     pub signature: String,
+}
+
+impl AuthHeader {
+    pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
+        self.signed_headers.split(';')
+    }
 }
 
 /// `AKID/20260101/us-east-1/ecs/aws4_request`
@@ -42,7 +49,7 @@ pub fn parse_authorization(header: &str) -> Option<AuthHeader> {
         let (k, v) = part.trim().split_once('=')?;
         match k {
             "Credential" => cred = parse_credential(v),
-            "SignedHeaders" => signed = Some(v.split(';').map(str::to_string).collect()),
+            "SignedHeaders" => signed = Some(v.to_string()),
             "Signature" => sig = Some(v.to_string()),
             _ => {}
         }
@@ -63,7 +70,10 @@ mod tests {
         let a = parse_authorization(h).unwrap();
         assert_eq!(a.scope.region, "eu-west-1");
         assert_eq!(a.scope.service, "ecs");
-        assert_eq!(a.signed_headers, vec!["host", "x-amz-date"]);
+        assert_eq!(
+            a.signed_headers().collect::<Vec<_>>(),
+            ["host", "x-amz-date"]
+        );
         assert_eq!(a.signature, "abcd");
     }
     #[test]

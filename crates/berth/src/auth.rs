@@ -42,7 +42,7 @@ impl Auth {
                     .ok_or_else(|| denied("IncompleteSignature", "Missing X-Amz-Date header"))?;
                 (
                     h.scope.access_key.clone(),
-                    h.signed_headers.clone(),
+                    h.signed_headers().map(str::to_string).collect(),
                     h.signature.clone(),
                     date.to_string(),
                 )
@@ -53,7 +53,7 @@ impl Auth {
                     .and_then(|c| berth_wire::sigv4::parse_credential(c));
                 let cred = cred
                     .ok_or_else(|| denied("IncompleteSignature", "Malformed X-Amz-Credential"))?;
-                let signed = query
+                let signed: Vec<String> = query
                     .get("X-Amz-SignedHeaders")
                     .map(|s| s.split(';').map(str::to_string).collect())
                     .unwrap_or_default();

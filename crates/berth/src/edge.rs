@@ -175,7 +175,8 @@ fn edge_error(e: &ApiError, request_id: &str) -> Response<Body> {
 struct Caller {
     auth_header: Option<AuthHeader>,
     query_params: HashMap<String, String>,
-    scope: Option<CredentialScope>,
+    /// The scope of a presigned URL (a signed header carries its own).
+    presigned: Option<CredentialScope>,
 }
 
 impl Caller {
@@ -190,15 +191,23 @@ impl Caller {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        let scope = auth_header.as_ref().map(|a| a.scope.clone()).or_else(|| {
-            query_params
+        let presigned = match auth_header {
+            Some(_) => None,
+            None => query_params
                 .get("X-Amz-Credential")
-                .and_then(|c| parse_credential(c))
-        });
+                .and_then(|c| parse_credential(c)),
+        };
         Caller {
             auth_header,
             query_params,
-            scope,
+            presigned,
+        }
+    }
+
+    fn scope(&self) -> Option<&CredentialScope> {
+        match &self.auth_header {
+            Some(h) => Some(&h.scope),
+            None => self.presigned.as_ref(),
         }
     }
 }
@@ -230,7 +239,7 @@ impl Edge {
         caller: Caller,
         request_id: String,
     ) -> Response<Body> {
-        let ctx = self.context(caller.scope.as_ref(), &request_id);
+        let ctx = self.context(caller.scope(), &request_id);
         let head = parts.method == hyper::Method::HEAD;
         if self.auth.enforce {
             let payload = parts
@@ -285,8 +294,8 @@ impl Edge {
         let target = header("x-amz-target");
         // S3 streams object bodies and has its own protocol: it takes the request whole.
         let s3_host = || header("host").and_then(|h| h.split(['.', ':']).next()) == Some("s3");
-        if caller.scope.as_ref().map(|s| s.service.as_str()) == Some("s3")
-            || (caller.scope.is_none() && target.is_none() && s3_host())
+        if caller.scope().map(|s| s.service.as_str()) == Some("s3")
+            || (caller.scope().is_none() && target.is_none() && s3_host())
         {
             return self.s3(parts, body, caller, request_id).await;
         }
@@ -308,15 +317,8 @@ impl Edge {
             Ok(b) => b.to_bytes(),
             Err(_) => return edge_error(&too_large, &request_id),
         };
-        let Caller {
-            auth_header,
-            query_params,
-            scope,
-        } = caller;
-
-        let target = header("x-amz-target");
+        let scope = caller.scope();
         let service = scope
-            .as_ref()
             .and_then(|s| self.services.by_name(&s.service))
             .or_else(|| {
                 target
@@ -330,7 +332,6 @@ impl Edge {
             });
         let Some(service) = service else {
             let what = scope
-                .as_ref()
                 .map(|s| s.service.clone())
                 .or(target.map(str::to_string));
             let e = ApiError::new(
@@ -344,7 +345,7 @@ impl Edge {
             return edge_error(&e, &request_id);
         };
 
-        let ctx = self.context(scope.as_ref(), &request_id);
+        let ctx = self.context(scope, &request_id);
 
         let is_json = service.metadata().protocol == "json";
         let model = service.model();
@@ -352,8 +353,8 @@ impl Edge {
         if let Err(e) = self.auth.check(
             &parts,
             SignableBody::Bytes(&body),
-            auth_header.as_ref(),
-            &query_params,
+            caller.auth_header.as_ref(),
+            &caller.query_params,
         ) {
             return wire(protocol_error(model, &e, &request_id), &request_id);
         }
@@ -366,7 +367,7 @@ impl Edge {
                 .unwrap_or_default()
         } else {
             let mut p = berth_wire::query::parse_form(&body);
-            for (k, v) in &query_params {
+            for (k, v) in &caller.query_params {
                 p.entry(k.clone()).or_insert_with(|| v.clone());
             }
             let action = p.get("Action").cloned().unwrap_or_default();
