@@ -83,7 +83,7 @@ impl SqliteStore {
 
 /// The smallest string greater than every string starting with `prefix`, if any.
 fn prefix_end(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
+    let mut chars = prefix.to_string();
     while let Some(c) = chars.pop() {
         // The character after U+D7FF is U+E000 (the surrogates are not characters).
         let next = match c {
@@ -92,7 +92,7 @@ fn prefix_end(prefix: &str) -> Option<String> {
         };
         if let Some(next) = next {
             chars.push(next);
-            return Some(chars.into_iter().collect());
+            return Some(chars);
         }
     }
     None
@@ -168,33 +168,40 @@ impl Store for SqliteStore {
             }
             taken < limit
         };
-        if reverse {
-            let hi = match (after, prefix_end(prefix)) {
-                (Some(a), _) => Excluded(a.to_string()),
-                (None, Some(u)) => Excluded(u),
-                (None, None) => Unbounded,
+        // Bounds borrow their strings: a scan allocates only the prefix's end.
+        let end = prefix_end(prefix);
+        let prefix_hi = end.as_deref().map_or(Unbounded, Excluded);
+        let range = if reverse {
+            let hi = match after {
+                Some(a) => Excluded(a),
+                None => prefix_hi,
             };
-            for (_, r) in cache
-                .records
-                .range((Included(prefix.to_string()), hi))
-                .rev()
-            {
+            (Included(prefix), hi)
+        } else {
+            let lo = match after {
+                Some(a) if a >= prefix => Excluded(a),
+                _ => Included(prefix),
+            };
+            // Bounded on both sides, the range holds only the prefix's keys: no key is
+            // compared again while iterating.
+            (lo, prefix_hi)
+        };
+        let empty = match range {
+            (Included(a) | Excluded(a), Excluded(h)) => a > h || (a == h && !reverse),
+            _ => false,
+        };
+        if empty {
+            return 0;
+        }
+        let records = cache.records.range::<str, _>(range);
+        if reverse {
+            for (_, r) in records.rev() {
                 if !step(r) {
                     break;
                 }
             }
         } else {
-            let lo = match after {
-                Some(a) if a >= prefix => Excluded(a.to_string()),
-                _ => Included(prefix.to_string()),
-            };
-            // Bounded on both sides, the range holds only the prefix's keys: no key is
-            // compared again while iterating.
-            let hi = prefix_end(prefix).map_or(Unbounded, Excluded);
-            if matches!((&lo, &hi), (Excluded(a), Excluded(h)) if a >= h) {
-                return 0;
-            }
-            for (_, r) in cache.records.range((lo, hi)) {
+            for (_, r) in records {
                 if !step(r) {
                     break;
                 }

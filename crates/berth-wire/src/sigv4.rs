@@ -1,12 +1,51 @@
 //! SigV4 credential scopes: who signed a request, for which region and service.
 //! Signature verification lives at the edge (it needs the whole HTTP request).
 
+/// `AKID/DATE/REGION/SERVICE/aws4_request`, kept as one string (parsing a request's
+/// scope is on every request's path; one allocation, not four).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialScope {
-    pub access_key: String,
-    pub date: String,
-    pub region: String,
-    pub service: String,
+    raw: String,
+    /// Where the access key, date, region and service end in `raw`.
+    ends: [usize; 4],
+}
+
+impl CredentialScope {
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
+        &self.raw[start..self.ends[i]]
+    }
+    pub fn access_key(&self) -> &str {
+        self.part(0)
+    }
+    pub fn date(&self) -> &str {
+        self.part(1)
+    }
+    pub fn region(&self) -> &str {
+        self.part(2)
+    }
+    pub fn service(&self) -> &str {
+        self.part(3)
+    }
+}
+
+/// `AKID/20260101/us-east-1/ecs/aws4_request`
+pub fn parse_credential(s: &str) -> Option<CredentialScope> {
+    let mut ends = [0usize; 4];
+    let mut parts = s.split('/');
+    let mut at = 0;
+    for end in ends.iter_mut() {
+        at += parts.next()?.len();
+        *end = at;
+        at += 1;
+    }
+    if parts.next()? != "aws4_request" || parts.next().is_some() || ends[0] == 0 {
+        return None;
+    }
+    Some(CredentialScope {
+        raw: s[..ends[3]].to_string(),
+        ends,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,24 +60,6 @@ impl AuthHeader {
     pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
         self.signed_headers.split(';')
     }
-}
-
-/// `AKID/20260101/us-east-1/ecs/aws4_request`
-pub fn parse_credential(s: &str) -> Option<CredentialScope> {
-    let mut parts = s.split('/');
-    let access_key = parts.next()?.to_string();
-    let date = parts.next()?.to_string();
-    let region = parts.next()?.to_string();
-    let service = parts.next()?.to_string();
-    if parts.next()? != "aws4_request" || parts.next().is_some() || access_key.is_empty() {
-        return None;
-    }
-    Some(CredentialScope {
-        access_key,
-        date,
-        region,
-        service,
-    })
 }
 
 /// `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=a;b, Signature=hex`
@@ -68,8 +89,10 @@ mod tests {
     fn parses_header() {
         let h = "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/ecs/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcd";
         let a = parse_authorization(h).unwrap();
-        assert_eq!(a.scope.region, "eu-west-1");
-        assert_eq!(a.scope.service, "ecs");
+        assert_eq!(a.scope.access_key(), "AKID");
+        assert_eq!(a.scope.date(), "20260101");
+        assert_eq!(a.scope.region(), "eu-west-1");
+        assert_eq!(a.scope.service(), "ecs");
         assert_eq!(
             a.signed_headers().collect::<Vec<_>>(),
             ["host", "x-amz-date"]

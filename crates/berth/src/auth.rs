@@ -41,7 +41,7 @@ impl Auth {
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| denied("IncompleteSignature", "Missing X-Amz-Date header"))?;
                 (
-                    h.scope.access_key.clone(),
+                    h.scope.access_key().to_string(),
                     h.signed_headers().map(str::to_string).collect(),
                     h.signature.clone(),
                     date.to_string(),
@@ -59,7 +59,7 @@ impl Auth {
                     .unwrap_or_default();
                 let date = query.get("X-Amz-Date").cloned().unwrap_or_default();
                 (
-                    cred.access_key,
+                    cred.access_key().to_string(),
                     signed,
                     query["X-Amz-Signature"].clone(),
                     date,
@@ -109,8 +109,8 @@ impl Auth {
         }
         let params = v4::SigningParams::builder()
             .identity(&identity)
-            .region(&scope.region)
-            .name(&scope.service)
+            .region(scope.region())
+            .name(scope.service())
             .time(time)
             .settings(settings)
             .build()

@@ -109,25 +109,31 @@ pub async fn serve(
 
 fn respond(
     status: u16,
-    content_type: &str,
+    content_type: &'static str,
     request_id: &str,
     body: Vec<u8>,
     error_code: Option<&str>,
 ) -> Response<Body> {
-    let mut b = Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .header("x-amzn-requestid", request_id)
-        .header("x-amz-request-id", request_id);
-    if let Some(code) = error_code {
-        b = b.header("x-amzn-errortype", code);
-    }
-    b.body(
+    use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+    // Built directly (static names, reserved map): a reply's headers cost two allocations.
+    let mut r = Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})
             .boxed(),
-    )
-    .expect("valid response")
+    );
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.reserve(4);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        h.insert(HeaderName::from_static("x-amz-request-id"), id.clone());
+        h.insert(HeaderName::from_static("x-amzn-requestid"), id);
+    }
+    if let Some(code) = error_code.and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert(HeaderName::from_static("x-amzn-errortype"), code);
+    }
+    r
 }
 
 fn wire(w: WireResponse, request_id: &str) -> Response<Body> {
@@ -216,10 +222,10 @@ impl Edge {
     /// The account (a 12-digit access key id names one) and region of a request.
     fn context(&self, scope: Option<&CredentialScope>, request_id: &str) -> RequestContext {
         let region = scope
-            .map(|s| s.region.clone())
+            .map(|s| s.region().to_string())
             .unwrap_or_else(|| DEFAULT_REGION.to_string());
         let account = scope
-            .map(|s| s.access_key.as_str())
+            .map(|s| s.access_key())
             .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_string)
             .unwrap_or_else(|| self.default_account.clone());
@@ -294,7 +300,7 @@ impl Edge {
         let target = header("x-amz-target");
         // S3 streams object bodies and has its own protocol: it takes the request whole.
         let s3_host = || header("host").and_then(|h| h.split(['.', ':']).next()) == Some("s3");
-        if caller.scope().map(|s| s.service.as_str()) == Some("s3")
+        if caller.scope().map(|s| s.service()) == Some("s3")
             || (caller.scope().is_none() && target.is_none() && s3_host())
         {
             return self.s3(parts, body, caller, request_id).await;
@@ -319,7 +325,7 @@ impl Edge {
         };
         let scope = caller.scope();
         let service = scope
-            .and_then(|s| self.services.by_name(&s.service))
+            .and_then(|s| self.services.by_name(s.service()))
             .or_else(|| {
                 target
                     .and_then(|t| t.split_once('.'))
@@ -332,7 +338,7 @@ impl Edge {
             });
         let Some(service) = service else {
             let what = scope
-                .map(|s| s.service.clone())
+                .map(|s| s.service().to_string())
                 .or(target.map(str::to_string));
             let e = ApiError::new(
                 501,
