@@ -411,12 +411,6 @@ impl S3 {
         let path = self.objects_dir().join(&file);
         std::fs::rename(from, &path).map_err(S3Error::internal)?;
         sync_dir(&self.objects_dir()).map_err(S3Error::internal)?;
-        let pairs = |v: &[(String, String)]| -> Value {
-            v.iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        };
         let value = json!({
             "file": file,
             "size": size,
@@ -538,6 +532,14 @@ fn counted(bucket: &Value, delta: i64) -> Value {
     let n = v["objects"].as_i64().unwrap_or(0) + delta;
     v["objects"] = json!(n.max(0));
     v
+}
+
+/// Name-value pairs as a JSON object, as records keep them.
+fn pairs(v: &[(String, String)]) -> Value {
+    v.iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The metadata stored in an object record, for copying it.

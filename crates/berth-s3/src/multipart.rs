@@ -5,7 +5,7 @@
 //! transaction with the new object, cannot miss a part committed meanwhile: it reads
 //! again and decides again.
 
-use crate::{meta_of, store_failed, sync_dir, ObjectMeta, S3Error, Staged, S3};
+use crate::{meta_of, pairs, store_failed, sync_dir, ObjectMeta, S3Error, Staged, S3};
 use base64::Engine;
 use berth_store::{commit, Plan, Record};
 use md5::Digest;
@@ -63,12 +63,6 @@ impl S3 {
     ) -> Result<String, S3Error> {
         self.owned_bucket(account, bucket)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let pairs = |v: &[(String, String)]| -> Value {
-            v.iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        };
         let value = json!({
             "key": key,
             "account": account,

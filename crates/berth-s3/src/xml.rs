@@ -51,21 +51,8 @@ impl Writer {
     }
 }
 
-/// Text as XML character data. Control characters, which XML 1.0 cannot hold as such,
-/// become character references as S3 writes them.
-pub fn escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("&#x{:X};", c as u32)),
-            c => out.push(c),
-        }
-    }
-}
+/// Text as XML character data (the wire layer's escaping, shared with awsQuery).
+pub use berth_wire::query::escape;
 
 /// A parsed element: its local name, text and child elements.
 #[derive(Debug, Default)]

@@ -249,6 +249,8 @@ fn scalar(kind: ShapeKind, raw: &str, key: &str, code: &str) -> Result<Value, Ap
     })
 }
 
+/// Text as XML character data. Control characters but tab and newline become character
+/// references, as AWS writes them (a raw carriage return would not survive parsing).
 pub fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
@@ -256,6 +258,10 @@ pub fn escape(s: &str, out: &mut String) {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
+                out.push_str(&format!("&#x{:X};", c as u32))
+            }
             c => out.push(c),
         }
     }
