@@ -908,13 +908,12 @@ impl Node {
         let mut containers = vec![];
         for def in defs {
             let name = def["name"].as_str().unwrap_or_default();
-            let extra_env = self.endpoint_env(task, name, network.is_some(), &extra_env);
+            let mut extra_env = self.endpoint_env(task, name, network.is_some(), &extra_env);
             let ov = overrides["containerOverrides"]
                 .as_array()
                 .and_then(|a| a.iter().find(|o| o["name"] == name))
                 .cloned()
                 .unwrap_or(Value::Null);
-            let mut extra_env = extra_env;
             extra_env.extend(self.env_file_vars(account, def, &ov)?);
             if def["secrets"].as_array().is_some_and(|a| !a.is_empty()) {
                 return Err("ResourceInitializationError: secrets come from Secrets Manager or SSM Parameter Store, which Berth does not have yet".into());

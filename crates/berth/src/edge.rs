@@ -1,7 +1,8 @@
 //! The edge: one HTTP port for every API. It works out which service a request is for
 //! (SigV4 scope, then X-Amz-Target, then path, then Host), who is calling (account,
 //! region), checks the signature when auth is enforced, and hands the body to the wire
-//! layer. It knows no service by name.
+//! layer. It knows no service by name, but for the two that stream their bodies and take
+//! the request whole: the registry (`/v2/`) and S3.
 
 use crate::auth::{Auth, SignableBody};
 use berth_wire::service::{handle_json, handle_query, json_error, query_error};
