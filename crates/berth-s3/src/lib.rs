@@ -440,6 +440,17 @@ impl S3 {
             },
             store_failed,
         );
+        self.settle(committed, &path, value)
+    }
+
+    /// After a write that replaced a file-backed record (an object or a part): remove the
+    /// replaced record's file once committed, or the new file if nothing was.
+    fn settle(
+        &self,
+        committed: Result<Option<Arc<Value>>, S3Error>,
+        new_file: &Path,
+        value: Value,
+    ) -> Result<Value, S3Error> {
         match committed {
             Ok(old) => {
                 if let Some(old) = old {
@@ -448,7 +459,7 @@ impl S3 {
                 Ok(value)
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(new_file);
                 Err(e)
             }
         }

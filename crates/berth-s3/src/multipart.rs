@@ -146,18 +146,7 @@ impl S3 {
             },
             store_failed,
         );
-        match replaced {
-            Ok(old) => {
-                if let Some(old) = old {
-                    let _ = std::fs::remove_file(self.object_path(&old));
-                }
-                Ok(value)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(e)
-            }
-        }
+        self.settle(replaced, &path, value)
     }
 
     /// CompleteMultipartUpload: the named parts, in order, become the object; the upload
