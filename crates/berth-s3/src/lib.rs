@@ -407,10 +407,7 @@ impl S3 {
         also: &AlsoInTxn<'_>,
     ) -> Result<Value, S3Error> {
         self.owned_bucket(account, bucket)?;
-        let file = uuid::Uuid::new_v4().to_string();
-        let path = self.objects_dir().join(&file);
-        std::fs::rename(from, &path).map_err(S3Error::internal)?;
-        sync_dir(&self.objects_dir()).map_err(S3Error::internal)?;
+        let (file, path) = self.keep_file(from)?;
         let value = json!({
             "file": file,
             "size": size,
@@ -441,6 +438,17 @@ impl S3 {
             store_failed,
         );
         self.settle(committed, &path, value)
+    }
+
+    /// Move a staged file into the object directory under a new name, durably. Returns
+    /// the name (what a record stores) and the path.
+    fn keep_file(&self, from: &Path) -> Result<(String, PathBuf), S3Error> {
+        let file = uuid::Uuid::new_v4().to_string();
+        let path = self.objects_dir().join(&file);
+        std::fs::rename(from, &path)
+            .and_then(|()| sync_dir(&self.objects_dir()))
+            .map_err(S3Error::internal)?;
+        Ok((file, path))
     }
 
     /// After a write that replaced a file-backed record (an object or a part): remove the

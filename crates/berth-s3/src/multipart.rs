@@ -5,7 +5,7 @@
 //! transaction with the new object, cannot miss a part committed meanwhile: it reads
 //! again and decides again.
 
-use crate::{meta_of, pairs, store_failed, sync_dir, ObjectMeta, S3Error, Staged, S3};
+use crate::{meta_of, pairs, store_failed, ObjectMeta, S3Error, Staged, S3};
 use base64::Engine;
 use berth_store::{commit, Plan, Record};
 use md5::Digest;
@@ -112,15 +112,13 @@ impl S3 {
         staged: Staged,
         checksum: Option<(String, String)>,
     ) -> Result<Value, S3Error> {
-        let file = uuid::Uuid::new_v4().to_string();
-        let path = self.objects_dir().join(&file);
-        let moved = std::fs::rename(&staged.path, &path)
-            .and_then(|()| sync_dir(&self.objects_dir()))
-            .map_err(S3Error::internal);
-        if let Err(e) = moved {
-            let _ = std::fs::remove_file(&staged.path);
-            return Err(e);
-        }
+        let (file, path) = match self.keep_file(&staged.path) {
+            Ok(kept) => kept,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged.path);
+                return Err(e);
+            }
+        };
         let value = json!({
             "file": file,
             "size": staged.size,
