@@ -2,10 +2,12 @@
 """Registry-side speed, Berth against Debian's docker-registry (the reference
 distribution registry), in one run, alternating and taking medians.
 
-Measures, for pre-hashed 50 MiB blobs of fresh random bytes:
+Measures, for pre-hashed 50 MiB blobs of fresh random bytes, moved by a small Rust
+client (crates/berth/examples/registry_client.rs) that is not the bottleneck:
   - monolithic uploads (POST, then one PUT with the bytes) and chunked uploads
     (POST, PATCH x5, PUT);
-  - the same bytes written and fsynced to a file on the same disk (the limit);
+  - the same bytes written from memory and fsynced to a file on the same disk, by the
+    same client (the limit);
   - downloads (GET) of uploaded blobs;
   - 16 concurrent pulls of one 4-layer image (manifest and blobs), aggregate MB/s;
 and, with skopeo (the client users run), push and pull of a ~200 MiB 4-layer image.
@@ -13,7 +15,7 @@ and, with skopeo (the client users run), push and pull of a ~200 MiB 4-layer ima
 Usage: bench/registry.py BERTH_URL REGISTRY_URL WORKDIR [ROUNDS]
 Both servers must already run; BERTH_URL must accept ECR CreateRepository.
 """
-import hashlib, http.client, json, os, statistics, subprocess, sys, tempfile, threading, time, urllib.parse
+import hashlib, http.client, json, os, statistics, subprocess, sys, threading, time, urllib.parse
 
 MIB = 1024 * 1024
 BLOB = 50 * MIB
@@ -48,11 +50,6 @@ def fresh_blob():
     return data, "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def upload_path(h):
-    u = urllib.parse.urlparse(h["location"])
-    return u.path + ("?" + u.query if u.query else "")
-
-
 SHM = "/dev/shm/berth-bench-blob"
 
 
@@ -62,12 +59,16 @@ def settle():
     os.sync()
 
 
-def curl(args):
-    """Run curl; returns (seconds, stdout). curl, not Python, moves the bytes, so the
-    client is not the bottleneck."""
-    t = time.perf_counter()
-    p = subprocess.run(["curl", "-sS", "--fail-with-body"] + args, check=True, capture_output=True)
-    return time.perf_counter() - t, p.stdout
+CLIENT = os.environ.get("REGISTRY_CLIENT", "target/release/examples/registry_client")
+
+
+def client(args):
+    """Run the benchmark client (crates/berth/examples/registry_client.rs); returns the
+    seconds it timed. It loads its input before the clock starts and keeps one keep-alive
+    connection, so it is not the bottleneck (curl's --data-binary is: it takes longer to
+    send 50 MiB to a server that only reads than the disk takes to store them)."""
+    p = subprocess.run([CLIENT] + args, check=True, capture_output=True, text=True)
+    return float(p.stdout.strip())
 
 
 def upload_monolithic(url, repo, data, digest):
@@ -75,61 +76,33 @@ def upload_monolithic(url, repo, data, digest):
     with open(SHM, "wb") as f:
         f.write(data)
     settle()
-    t = time.perf_counter()
-    status, h, body = request(url, "POST", f"/v2/{repo}/blobs/uploads/")
-    assert status == 202, (url, status, body[:200])
-    loc = upload_path(h)
-    sep = "&" if "?" in loc else "?"
-    curl(["-X", "PUT", "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{SHM}",
-          "-o", "/dev/null", f"{url}{loc}{sep}digest={digest}"])
-    dt = time.perf_counter() - t
+    dt = client(["mono", url, repo, SHM, digest])
     os.remove(SHM)
     return dt
 
 
 def upload_chunked(url, repo, data, digest):
-    step = len(data) // CHUNKS
-    parts = []
-    for i in range(CHUNKS):
-        part = data[i * step:(i + 1) * step if i < CHUNKS - 1 else len(data)]
-        path = f"{SHM}.{i}"
-        with open(path, "wb") as f:
-            f.write(part)
-        parts.append((path, i * step, len(part)))
+    """POST, then CHUNKS PATCHes with Content-Range, then a PUT with the digest."""
+    with open(SHM, "wb") as f:
+        f.write(data)
     settle()
-    t = time.perf_counter()
-    status, h, body = request(url, "POST", f"/v2/{repo}/blobs/uploads/")
-    assert status == 202, (status, body)
-    loc = upload_path(h)
-    for path, start, n in parts:
-        _, out = curl(["-X", "PATCH", "-D", "-", "-o", "/dev/null", "-H", "Content-Type: application/octet-stream",
-                       "-H", f"Content-Range: {start}-{start + n - 1}", "--data-binary", f"@{path}", f"{url}{loc}"])
-        headers = dict(l.split(":", 1) for l in out.decode().splitlines() if ":" in l)
-        headers = {k.strip().lower(): v.strip() for k, v in headers.items()}
-        loc = upload_path(headers)
-    sep = "&" if "?" in loc else "?"
-    status, _, body = request(url, "PUT", f"{loc}{sep}digest={digest}")
-    dt = time.perf_counter() - t
-    assert status == 201, (status, body)
-    for path, _, _ in parts:
-        os.remove(path)
+    dt = client(["chunked", url, repo, SHM, digest, str(CHUNKS)])
+    os.remove(SHM)
     return dt
 
 
 def download(url, repo, digest):
-    dt, _ = curl(["-o", "/dev/null", f"{url}/v2/{repo}/blobs/{digest}"])
-    return dt
+    return client(["get", url, repo, digest])
 
 
 def write_fsync(workdir, data):
-    """The limit: the same bytes copied from memory to a file on the same disk and fsynced."""
+    """The limit: the same bytes written from memory to a file on the same disk and
+    fsynced, by the same client program."""
     with open(SHM, "wb") as f:
         f.write(data)
     path = os.path.join(workdir, "fsync-probe")
     settle()
-    t = time.perf_counter()
-    subprocess.run(["dd", f"if={SHM}", f"of={path}", "bs=4M", "conv=fsync", "status=none"], check=True)
-    dt = time.perf_counter() - t
+    dt = client(["fsync", SHM, path])
     os.remove(path)
     os.remove(SHM)
     return dt

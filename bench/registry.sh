@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ROUNDS="${1:-5}"
 command -v docker-registry >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry; }
 command -v skopeo >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo; }
-cargo build --release -p berth >/dev/null
+cargo build --release -p berth --bin berth --example registry_client >/dev/null
 # The disk under test is the one /work lives on, for both servers and the fsync probe.
 WORK="$(mktemp -d -p "${BENCH_DIR:-/work}" berth-bench.XXXXXX)"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
