@@ -517,12 +517,99 @@ fn finish_upload(
         .expect("response"))
 }
 
-/// How many bytes of a request body are gathered before a write: large writes, few hops.
-const WRITE_BATCH: usize = 1 << 20;
+/// How many bytes of a request body are gathered before they are written and handed to
+/// the hasher: a few of hyper's reads, so hashing starts early and hand-offs stay few.
+const BATCH: usize = 256 << 10;
+
+/// How many written bytes make the writer ask the kernel to start writing them back.
+const WRITEBACK_STEP: u64 = 1 << 20;
+
+/// Run blocking work (a page-cache write, a wait for the hasher) from async code without
+/// stalling the other connections on this worker: on a multi-thread runtime they move
+/// to another worker meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Where a body's bytes go: the upload's data file, written on the receiving thread, and
+/// the running hash, on a thread of its own. Hashing costs about as much CPU per byte as
+/// receiving and writing together, so the two halves run side by side; a third thread
+/// for writing measured slower on two cores (bench/registry.sh, BENCHMARKS.md).
+struct Sink {
+    file: std::fs::File,
+    written: u64,
+    synced: u64,
+    /// None once hashing stopped (no hash to continue, or the hasher is gone).
+    hash_tx: Option<std::sync::mpsc::SyncSender<Arc<Vec<Bytes>>>>,
+    hasher: Option<std::thread::JoinHandle<sha2::Sha256>>,
+}
+
+impl Sink {
+    fn new(file: std::fs::File, start: u64, hash: Option<sha2::Sha256>) -> Sink {
+        let (hash_tx, hasher) = match hash {
+            Some(mut h) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Bytes>>>(16);
+                let thread = std::thread::spawn(move || {
+                    for batch in rx {
+                        for buf in batch.iter() {
+                            sha2::Digest::update(&mut h, buf);
+                        }
+                    }
+                    h
+                });
+                (Some(tx), Some(thread))
+            }
+            None => (None, None),
+        };
+        Sink {
+            file,
+            written: start,
+            synced: start,
+            hash_tx,
+            hasher,
+        }
+    }
+
+    /// Hash and append one batch. On a write error the file's content is unknown, so
+    /// hashing stops and the error is returned.
+    fn push(&mut self, batch: Vec<Bytes>) -> std::io::Result<()> {
+        use std::io::Write;
+        let batch = Arc::new(batch);
+        blocking(|| {
+            if let Some(t) = &self.hash_tx {
+                if t.send(batch.clone()).is_err() {
+                    self.hash_tx = None;
+                }
+            }
+            for buf in batch.iter() {
+                if let Err(e) = self.file.write_all(buf) {
+                    self.hash_tx = None;
+                    return Err(e);
+                }
+                self.written += buf.len() as u64;
+            }
+            if self.written - self.synced >= WRITEBACK_STEP {
+                start_writeback(&self.file, self.synced, self.written - self.synced);
+                self.synced = self.written;
+            }
+            Ok(())
+        })
+    }
+
+    /// The file's new size, and the hash of everything in it when every byte was hashed.
+    fn finish(mut self) -> (u64, Option<sha2::Sha256>) {
+        let complete = self.hash_tx.take().is_some();
+        let hash = self.hasher.take().and_then(|t| blocking(|| t.join().ok()));
+        (self.written, hash.filter(|_| complete))
+    }
+}
 
 /// Stream a request body onto the end of upload `id`'s data file, hashing as it goes;
-/// returns the new size. Receiving runs ahead of writing: a blocking thread writes and
-/// hashes each batch while the next one arrives.
+/// returns the new size. Batches are the body's own frames, never copied.
 async fn append_body(
     reg: &Registry,
     id: &str,
@@ -534,61 +621,21 @@ async fn append_body(
         .open(path)
         .map_err(RegistryError::internal)?;
     let start = file.metadata().map_err(RegistryError::internal)?.len();
-    let hasher = reg.hashers.take(id, start);
-    // Writing (a kernel copy into the page cache) and hashing each take a core's worth
-    // of time per byte: they run on two threads, each fed the same batches.
-    // A batch is the body's own frames (no copy), handed over once it holds a megabyte.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(4);
-    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Bytes>>>(4);
-    let hashing = hasher.map(|mut h| {
-        std::thread::spawn(move || {
-            for batch in hash_rx {
-                for buf in batch.iter() {
-                    sha2::Digest::update(&mut h, buf);
-                }
-            }
-            h
-        })
-    });
-    let writer = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut file = file;
-        let mut written = start;
-        let mut hash_tx = Some(hash_tx);
-        while let Some(batch) = rx.blocking_recv() {
-            if let Some(t) = &hash_tx {
-                if t.send(batch.clone()).is_err() {
-                    hash_tx = None;
-                }
-            }
-            let batch_start = written;
-            for buf in batch.iter() {
-                if let Err(e) = file.write_all(buf) {
-                    // What reached the file is unknown: hash it again at commit.
-                    return (written, false, Some(e));
-                }
-                written += buf.len() as u64;
-            }
-            start_writeback(&file, batch_start, written - batch_start);
-        }
-        (written, hash_tx.is_some(), None)
-    });
+    let mut sink = Sink::new(file, start, reg.hashers.take(id, start));
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = 0;
     let mut failure = None;
+    let mut io_error = None;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {
                     pending_len += data.len();
                     pending.push(data);
-                    if pending_len >= WRITE_BATCH {
+                    if pending_len >= BATCH {
                         pending_len = 0;
-                        if tx
-                            .send(Arc::new(std::mem::take(&mut pending)))
-                            .await
-                            .is_err()
-                        {
+                        if let Err(e) = sink.push(std::mem::take(&mut pending)) {
+                            io_error = Some(e);
                             break;
                         }
                     }
@@ -605,14 +652,11 @@ async fn append_body(
         }
     }
     // Keep what arrived even if the body was cut short: the client may resume from it.
-    if !pending.is_empty() {
-        let _ = tx.send(Arc::new(pending)).await;
+    if io_error.is_none() && !pending.is_empty() {
+        io_error = sink.push(pending).err();
     }
-    drop(tx);
-    let (written, hashed_all, io_error) = writer.await.map_err(RegistryError::internal)?;
-    // The hasher's channel closed with the writer, so it finishes now.
-    let hasher = hashing.and_then(|t| t.join().ok());
-    if let (Some(h), true) = (hasher, hashed_all) {
+    let (written, hash) = sink.finish();
+    if let Some(h) = hash {
         reg.hashers.put(id, written, h);
     }
     if let Some(e) = io_error {

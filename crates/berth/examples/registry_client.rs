@@ -92,7 +92,13 @@ impl Conn {
         Reply { status, location }
     }
 
-    fn request(&mut self, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Reply {
         self.send(method, path, headers, body);
         self.reply()
     }
