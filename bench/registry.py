@@ -68,8 +68,8 @@ CLIENT = os.environ.get("REGISTRY_CLIENT", "target/release/examples/registry_cli
 def client(args):
     """Run the benchmark client (crates/berth/examples/registry_client.rs); returns the
     seconds it timed. It loads its input before the clock starts and keeps one keep-alive
-    connection, so it is not the bottleneck (curl's --data-binary is: it takes longer to
-    send 50 MiB to a server that only reads than the disk takes to store them)."""
+    connection, so it is not the bottleneck (curl's --data-binary is: sending 50 MiB to a
+    server that only reads takes it about as long as the disk takes to store them)."""
     p = subprocess.run([CLIENT] + args, check=True, capture_output=True, text=True)
     return float(p.stdout.strip())
 

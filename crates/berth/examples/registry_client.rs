@@ -1,8 +1,8 @@
 //! The registry benchmark's client: a plain HTTP/1.1 client on one keep-alive connection,
 //! with the blob already in memory, so the client is not what is measured. curl is:
-//! `curl --data-binary @50MiB` into a server that only reads takes about 70 ms here, more
-//! than writing and fsyncing the same bytes. `bench/registry.py` runs it against Berth and
-//! docker-registry alike, and measures the limit (write + fsync) with it too.
+//! `curl --data-binary @50MiB` into a server that only reads takes about 70 ms here, as
+//! long as writing and fsyncing the same bytes. `bench/registry.py` runs it against Berth
+//! and docker-registry alike, and measures the limit (write + fsync) with it too.
 //!
 //! Each mode loads its input first, then prints the seconds the timed part took:
 //!   registry_client mono    URL REPO FILE DIGEST         POST, then one PUT with every byte
