@@ -538,7 +538,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Where a body's bytes go: the upload's data file, written on the receiving thread, and
 /// the running hash, on a thread of its own. Hashing costs about as much CPU per byte as
 /// receiving and writing together, so the two halves run side by side; a third thread
-/// for writing measured slower on two cores (bench/registry.sh, BENCHMARKS.md).
+/// for writing measured slower on two cores (BENCHMARKS.md, Registry, session 7).
 struct Sink {
     file: std::fs::File,
     written: u64,
