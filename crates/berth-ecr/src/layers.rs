@@ -127,6 +127,7 @@ impl Ecr {
                 format!("Invalid layer digest: {digest}"),
             )
         })?;
+        let _writing = self.registry.writing_blobs();
         if self.registry.blob_in_repo(&scope, repo, &d).is_some() {
             let _ = self.registry.blobs.cancel_upload(id);
             return Err(ApiError::client(

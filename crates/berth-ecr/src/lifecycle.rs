@@ -1280,6 +1280,7 @@ mod tests {
             token_secret: "s".into(),
             require_auth: false,
             hashers: Default::default(),
+            blob_writes: Default::default(),
         });
         let ctx = RequestContext {
             account: "000000000000".into(),

@@ -3,16 +3,24 @@
 //! live on disk beside it, so an unfinished upload can resume after a restart.
 
 use crate::digest::{hash_file, Digest};
+use berth_http::Body;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// Where blobs live. The filesystem now; an S3-compatible store for the fleet.
+/// A future a blob store returns to async callers.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Where blobs live: the filesystem (`FsBlobs`), or an S3-compatible bucket
+/// (`berth-blobs-s3`). Upload sessions are always files on this host, so the HTTP layer
+/// can append to them and resume them after a restart.
 pub trait BlobStore: Send + Sync {
     /// Size of a stored blob.
     fn stat(&self, digest: &Digest) -> Option<u64>;
-    /// Path of a stored blob, for reading.
-    fn path(&self, digest: &Digest) -> PathBuf;
+    /// A stored blob's bytes, whole (manifests and configs: small).
+    fn read(&self, digest: &Digest) -> io::Result<Vec<u8>>;
+    /// A body streaming `len` bytes of a stored blob from `start`.
+    fn open(&self, digest: &Digest, start: u64, len: u64) -> BoxFuture<io::Result<Body>>;
     /// Store `bytes` under their digest (used for manifests).
     fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()>;
     /// Start an upload session; returns its id.
@@ -101,6 +109,35 @@ impl FsBlobs {
         Ok(b)
     }
 
+    /// Check upload `id`'s data against `digest` (`known`: its digest as hashed on the
+    /// way in, if it was); returns the data file and its size. On a mismatch the session
+    /// is discarded. Other stores keep their upload sessions here and use this too.
+    pub fn verified_upload(
+        &self,
+        id: &str,
+        digest: &Digest,
+        known: Option<Digest>,
+    ) -> Result<(PathBuf, u64), CommitError> {
+        let (data, _) = self.upload_path(id).ok_or(CommitError::UnknownUpload)?;
+        let actual = match known {
+            Some(k) if k.algorithm == digest.algorithm => k,
+            _ => hash_file(&data, digest.algorithm).map_err(CommitError::Io)?,
+        };
+        if &actual != digest {
+            self.discard_upload(id);
+            return Err(CommitError::DigestMismatch { actual });
+        }
+        let size = fs::metadata(&data).map_err(CommitError::Io)?.len();
+        Ok((data, size))
+    }
+
+    /// Remove what is left of upload `id` (after its commit, or a failed one).
+    pub fn discard_upload(&self, id: &str) {
+        if is_upload_id(id) {
+            let _ = fs::remove_dir_all(self.root.join("uploads").join(id));
+        }
+    }
+
     fn quarantine_path(&self, d: &Digest) -> PathBuf {
         self.root
             .join("gc")
@@ -138,8 +175,16 @@ impl BlobStore for FsBlobs {
         fs::metadata(self.blob_path(digest)).ok().map(|m| m.len())
     }
 
-    fn path(&self, digest: &Digest) -> PathBuf {
-        self.blob_path(digest)
+    fn read(&self, digest: &Digest) -> io::Result<Vec<u8>> {
+        fs::read(self.blob_path(digest))
+    }
+
+    fn open(&self, digest: &Digest, start: u64, len: u64) -> BoxFuture<io::Result<Body>> {
+        let path = self.blob_path(digest);
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            Ok(berth_http::FileBody::open(&path, start, len).await?.boxed())
+        })
     }
 
     fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> io::Result<()> {
@@ -178,24 +223,14 @@ impl BlobStore for FsBlobs {
         digest: &Digest,
         known: Option<Digest>,
     ) -> Result<u64, CommitError> {
-        let (data, _) = self.upload_path(id).ok_or(CommitError::UnknownUpload)?;
-        let actual = match known {
-            Some(k) if k.algorithm == digest.algorithm => k,
-            _ => hash_file(&data, digest.algorithm).map_err(CommitError::Io)?,
-        };
-        let dir = data.parent().expect("upload dir").to_path_buf();
-        if &actual != digest {
-            let _ = fs::remove_dir_all(&dir);
-            return Err(CommitError::DigestMismatch { actual });
-        }
-        let size = fs::metadata(&data).map_err(CommitError::Io)?.len();
+        let (data, size) = self.verified_upload(id, digest, known)?;
         if self.stat(digest).is_none() || self.touch(digest).is_err() {
             File::open(&data)
                 .and_then(|f| f.sync_all())
                 .map_err(CommitError::Io)?;
             self.install(&data, digest).map_err(CommitError::Io)?;
         }
-        let _ = fs::remove_dir_all(&dir);
+        self.discard_upload(id);
         Ok(size)
     }
 

@@ -93,7 +93,7 @@ fn live_set(reg: &Registry, records: &[Record], cache: &mut HashMap<String, Vec<
         };
         let refs = cache.entry(digest.to_string()).or_insert_with(|| {
             Digest::parse(digest)
-                .and_then(|d| std::fs::read(reg.blobs.path(&d)).ok())
+                .and_then(|d| reg.blobs.read(&d).ok())
                 .map(|b| references(&b))
                 .unwrap_or_default()
         });
@@ -202,7 +202,9 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
         return Ok(report);
     }
     // ...then check again: images or memberships that appeared meanwhile, or a write or
-    // reuse that reached the file before it moved, put it back.
+    // reuse that reached the file before it moved, put it back. No write that makes a
+    // blob live runs from here to the last deletion.
+    let _no_writes = reg.blob_writes.write().unwrap_or_else(|e| e.into_inner());
     let records = reg.store.list("/");
     let live = live_set(reg, &records, &mut cache);
     let member_digests = members(&records);
@@ -307,6 +309,7 @@ mod tests {
             token_secret: "s".into(),
             require_auth: false,
             hashers: Default::default(),
+            blob_writes: Default::default(),
         });
         let scope = Scope {
             account: "000000000000".into(),

@@ -2,7 +2,7 @@
 //! uploads, cross-repository mounts), manifests, tags, the catalog and referrers.
 
 use crate::blobs::CommitError;
-use crate::{Digest, Registry, RegistryError, Scope};
+use crate::{blocking, Digest, Registry, RegistryError, Scope};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use berth_http::Body;
-use berth_http::{empty, full, parse_range, FileBody};
+use berth_http::{empty, full, parse_range};
 
 fn base() -> hyper::http::response::Builder {
     Response::builder().header("Docker-Distribution-API-Version", "registry/2.0")
@@ -312,10 +312,12 @@ async fn handle_inner(
                     if method == Method::HEAD {
                         return Ok(b.body(empty()).expect("response"));
                     }
-                    let f = FileBody::open(&reg.blobs.path(&d), start, len)
+                    let body = reg
+                        .blobs
+                        .open(&d, start, len)
                         .await
                         .map_err(RegistryError::internal)?;
-                    Ok(b.body(f.boxed()).expect("response"))
+                    Ok(b.body(body).expect("response"))
                 }
                 Method::DELETE => {
                     if !reg.remove_blob(&scope, name, &d)? {
@@ -339,6 +341,7 @@ async fn handle_inner(
             if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
                 let d = parse_digest(mount)?;
                 if crate::valid_repository_name(from) {
+                    let _writing = reg.writing_blobs();
                     if let Some(size) = reg.blob_in_repo(&scope, from, &d) {
                         reg.add_blob(&scope, name, &d, size)?;
                         return Ok(base()
@@ -489,6 +492,7 @@ fn finish_upload(
         .and_then(|(p, _)| std::fs::metadata(p).ok())
         .map(|m| m.len());
     let known = len.and_then(|len| reg.hashers.finish(id, len));
+    let _writing = reg.writing_blobs();
     let size = match reg.blobs.commit_upload(id, d, known) {
         Ok(s) => s,
         Err(CommitError::UnknownUpload) => {
@@ -523,17 +527,6 @@ const BATCH: usize = 256 << 10;
 
 /// How many written bytes make the writer ask the kernel to start writing them back.
 const WRITEBACK_STEP: u64 = 1 << 20;
-
-/// Run blocking work (a page-cache write, a wait for the hasher) from async code without
-/// stalling the other connections on this worker: on a multi-thread runtime they move
-/// to another worker meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
 
 /// Where a body's bytes go: the upload's data file, written on the receiving thread, and
 /// the running hash, on a thread of its own. Hashing costs about as much CPU per byte as
@@ -621,6 +614,9 @@ async fn append_body(
         .open(path)
         .map_err(RegistryError::internal)?;
     let start = file.metadata().map_err(RegistryError::internal)?.len();
+    if let Some(len) = hyper::body::Body::size_hint(&body).exact() {
+        reserve(&file, start, len);
+    }
     let mut sink = Sink::new(file, start, reg.hashers.take(id, start));
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = 0;
@@ -665,6 +661,26 @@ async fn append_body(
     match failure {
         Some(e) => Err(e),
         None => Ok(written),
+    }
+}
+
+/// Allocate disk blocks for `len` bytes the body announced, without changing the file's
+/// size (which stays the count of bytes received), so the writes that follow fill blocks
+/// already allocated instead of reserving them page by page. Advisory: on a filesystem
+/// without fallocate, or a short body, nothing is lost.
+fn reserve(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: a valid open descriptor; KEEP_SIZE only allocates blocks past the end.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        );
     }
 }
 

@@ -13,6 +13,17 @@ mod manifest;
 pub mod token;
 
 pub use blobs::{BlobStore, FsBlobs};
+
+/// Run blocking work (a page-cache write, a wait for another thread, a request to a
+/// remote blob store) from async code without stalling the other connections on this
+/// worker: on a multi-thread runtime they move to another worker meanwhile.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
 pub use digest::Digest;
 pub use manifest::MANIFEST_MEDIA_TYPES;
 
@@ -129,6 +140,11 @@ pub struct Registry {
     pub require_auth: bool,
     /// Running digests of uploads in progress.
     pub hashers: hashing::UploadHashers,
+    /// Read-held by every write that makes a blob live (an upload's commit with its
+    /// membership, a mount, a manifest put); write-held by the garbage collector from its
+    /// final check to its deletions, so neither interleaves with the other. The
+    /// filesystem store's rename-aside closes that race by itself; a bucket has no rename.
+    pub blob_writes: std::sync::RwLock<()>,
 }
 
 fn prefix(scope: &Scope) -> String {
@@ -136,6 +152,11 @@ fn prefix(scope: &Scope) -> String {
 }
 
 impl Registry {
+    /// Hold while writing a blob and recording who may read it (see `blob_writes`).
+    pub fn writing_blobs(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.blob_writes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn repo_key(scope: &Scope, repo: &str) -> String {
         format!("{}/repo/{repo}", prefix(scope))
     }
@@ -262,7 +283,7 @@ impl Registry {
             let Some(d) = i.record["imageDigest"].as_str().and_then(Digest::parse) else {
                 continue;
             };
-            let Ok(bytes) = std::fs::read(self.blobs.path(&d)) else {
+            let Ok(bytes) = self.blobs.read(&d) else {
                 continue;
             };
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -307,7 +328,7 @@ impl Registry {
             .store
             .get(&Self::image_key(scope, repo, &digest.to_string()))
             .ok_or_else(unknown)?;
-        let bytes = std::fs::read(self.blobs.path(&digest)).map_err(RegistryError::internal)?;
+        let bytes = self.blobs.read(&digest).map_err(RegistryError::internal)?;
         let media = img.value["imageManifestMediaType"]
             .as_str()
             .unwrap_or_default()
@@ -327,9 +348,11 @@ impl Registry {
         bytes: &[u8],
     ) -> Result<(Digest, Option<String>), RegistryError> {
         for _ in 0..8 {
-            if let Some(done) =
+            let attempt = {
+                let _writing = self.writing_blobs();
                 self.put_manifest_once(scope, repo, reference, content_type, bytes)?
-            {
+            };
+            if let Some(done) = attempt {
                 return Ok(done);
             }
         }
@@ -572,7 +595,7 @@ impl Registry {
             let Some(dd) = Digest::parse(digest) else {
                 continue;
             };
-            let bytes = std::fs::read(self.blobs.path(&dd)).unwrap_or_default();
+            let bytes = self.blobs.read(&dd).unwrap_or_default();
             let m: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let mut desc = json!({
                 "mediaType": img.value["imageManifestMediaType"],
@@ -673,6 +696,7 @@ mod tests {
             token_secret: "s".into(),
             require_auth: false,
             hashers: Default::default(),
+            blob_writes: Default::default(),
         }
     }
 

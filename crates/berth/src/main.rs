@@ -74,6 +74,15 @@ pub struct UpArgs {
     /// lifecycle policy expires them (0: at once).
     #[arg(long, env = "BERTH_REGISTRY_GC_GRACE", default_value_t = 3600)]
     registry_gc_grace: u64,
+    /// Where registry blobs live: `local` (DATA_DIR/registry) or `s3://BUCKET[/PREFIX]`, an
+    /// S3-compatible bucket several hosts can share (credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, region from AWS_REGION). Upload sessions stay on this host.
+    #[arg(long, env = "BERTH_REGISTRY_STORE", default_value = "local")]
+    registry_store: String,
+    /// The S3-compatible endpoint for an `s3://` registry store (another Berth, MinIO...);
+    /// AWS's own when not given.
+    #[arg(long, env = "BERTH_REGISTRY_S3_ENDPOINT")]
+    registry_s3_endpoint: Option<String>,
     /// Extra CA certificates (PEM) trusted when pulling images from HTTPS registries.
     #[arg(long, env = "BERTH_REGISTRY_CA")]
     registry_ca: Option<PathBuf>,
@@ -300,11 +309,10 @@ async fn up(args: UpArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let blobs = berth_registry::FsBlobs::open(&data_dir.join("registry"))
-        .map_err(|e| format!("cannot open the blob store in {}: {e}", data_dir.display()))?;
+    let blobs = open_blob_store(&args, &data_dir.join("registry"))?;
     let registry = Arc::new(berth_registry::Registry {
         store: store.clone(),
-        blobs: Arc::new(blobs),
+        blobs,
         clock: clock.clone(),
         default_account: args.account_id.clone(),
         registry_host: args
@@ -314,6 +322,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
         token_secret: args.secret_access_key.clone(),
         require_auth: args.enforce_auth,
         hashers: Default::default(),
+        blob_writes: Default::default(),
     });
     let logs = Arc::new(berth_logs::Logs::new(
         store.clone(),
@@ -666,6 +675,41 @@ async fn register_instances(
             Err(_) => return,
         }
     }
+}
+
+/// The registry's blob store as `--registry-store` says.
+fn open_blob_store(
+    args: &UpArgs,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn berth_registry::BlobStore>, String> {
+    if args.registry_store == "local" {
+        let blobs = berth_registry::FsBlobs::open(dir)
+            .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;
+        return Ok(Arc::new(blobs));
+    }
+    let (bucket, prefix) =
+        berth_blobs_s3::S3Location::parse_url(&args.registry_store).ok_or_else(|| {
+            format!(
+                "--registry-store {}: expected local or s3://BUCKET[/PREFIX]",
+                args.registry_store
+            )
+        })?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let key = |k: &str| env(k).ok_or_else(|| format!("--registry-store s3://... needs {k}"));
+    let at = berth_blobs_s3::S3Location {
+        bucket,
+        prefix,
+        endpoint: args.registry_s3_endpoint.clone(),
+        region: env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into()),
+        access_key_id: key("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: key("AWS_SECRET_ACCESS_KEY")?,
+    };
+    let blobs = berth_blobs_s3::S3Blobs::open(&at, &dir.join("staging"))
+        .map_err(|e| format!("cannot open the registry's blob store: {e}"))?;
+    tracing::info!(store = %args.registry_store, "registry blobs in an S3 bucket");
+    Ok(Arc::new(blobs))
 }
 
 /// How long an unfinished registry upload may wait for its next part.
