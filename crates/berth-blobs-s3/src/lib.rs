@@ -24,7 +24,9 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
-use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use std::collections::HashSet;
 use std::future::Future;
 use std::io::{self, Read};
@@ -33,8 +35,8 @@ use std::sync::{Arc, Mutex};
 
 /// Uploads above this size go to the bucket as a multipart upload of parts this large.
 const PART: usize = 16 << 20;
-/// Parts in flight at once during a multipart upload.
-const PARTS_IN_FLIGHT: usize = 4;
+/// Parts in flight at once during a multipart upload (each is held in memory).
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// Where the bucket is and how to reach it.
 #[derive(Debug, Clone)]
@@ -84,7 +86,14 @@ impl S3Blobs {
             .with_region(&at.region)
             .with_access_key_id(&at.access_key_id)
             .with_secret_access_key(&at.secret_access_key)
-            .with_http_connector(connector::Connector);
+            .with_http_connector(connector::Connector)
+            // A registry request waits for these: give up in seconds, not object_store's
+            // default of minutes, so an unreachable bucket fails a push (or the start).
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(15),
+                ..Default::default()
+            });
         if let Some(e) = &at.endpoint {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
         }

@@ -614,9 +614,6 @@ async fn append_body(
         .open(path)
         .map_err(RegistryError::internal)?;
     let start = file.metadata().map_err(RegistryError::internal)?.len();
-    if let Some(len) = hyper::body::Body::size_hint(&body).exact() {
-        reserve(&file, start, len);
-    }
     let mut sink = Sink::new(file, start, reg.hashers.take(id, start));
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = 0;
@@ -661,26 +658,6 @@ async fn append_body(
     match failure {
         Some(e) => Err(e),
         None => Ok(written),
-    }
-}
-
-/// Allocate disk blocks for `len` bytes the body announced, without changing the file's
-/// size (which stays the count of bytes received), so the writes that follow fill blocks
-/// already allocated instead of reserving them page by page. Advisory: on a filesystem
-/// without fallocate, or a short body, nothing is lost.
-fn reserve(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    if len == 0 {
-        return;
-    }
-    // SAFETY: a valid open descriptor; KEEP_SIZE only allocates blocks past the end.
-    unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_KEEP_SIZE,
-            offset as libc::off_t,
-            len as libc::off_t,
-        );
     }
 }
 
