@@ -19,9 +19,9 @@ storage:
   delete: {enabled: true}
 http: {addr: 127.0.0.1:$RP}
 YML
-# Start from an empty page cache: with 12 GB of it left by earlier work (a CI run), the
-# same Berth took 96 ms per 50 MiB upload instead of 62 ms while write+fsync held at 45 ms
-# (BENCHMARKS.md, Registry, session 7). Needs root; skipped otherwise.
+# Start from an empty page cache, so runs start alike: after a CI run had left 12 GB of
+# it, the same Berth took 96 ms per 50 MiB upload instead of 62 ms while write+fsync held
+# at 45 ms (BENCHMARKS.md, Registry, session 7). Needs root; skipped otherwise.
 if [ -w /proc/sys/vm/drop_caches ]; then sync; echo 3 > /proc/sys/vm/drop_caches; fi
 target/release/berth up --listen "127.0.0.1:$BP" --data-dir "$WORK/berth-data" --log warn >"$WORK/berth.log" 2>&1 &
 BPID=$!
