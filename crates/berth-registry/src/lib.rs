@@ -13,6 +13,13 @@ mod manifest;
 pub mod token;
 
 pub use blobs::{BlobStore, FsBlobs};
+pub use digest::Digest;
+pub use manifest::MANIFEST_MEDIA_TYPES;
+
+use berth_store::{Cond, Op, Record, Store, StoreError};
+use berth_wire::Clock;
+use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// Run blocking work (a page-cache write, a wait for another thread, a request to a
 /// remote blob store) from async code without stalling the other connections on this
@@ -24,13 +31,6 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
         _ => f(),
     }
 }
-pub use digest::Digest;
-pub use manifest::MANIFEST_MEDIA_TYPES;
-
-use berth_store::{Cond, Op, Record, Store, StoreError};
-use berth_wire::Clock;
-use serde_json::{json, Value};
-use std::sync::Arc;
 
 /// Largest manifest accepted (distribution's own limit).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
