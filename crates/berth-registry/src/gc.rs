@@ -554,16 +554,30 @@ mod tests {
         let c = f.upload("app", b"config");
         let l = f.upload("app", b"layer");
         let m = f.manifest(&c, &[&l]);
-        // The collection runs after put_manifest has checked its blobs, before it commits.
+        // A collection starts after put_manifest has checked its blobs, before it commits.
+        // Its first phase removes the memberships the push relies on; its second (file
+        // removal) waits for the push, which holds `blob_writes`.
         let reg = f.reg.clone();
+        let layer_key = Registry::member_key(&f.scope, "app", &l.to_string());
+        let collector = Arc::new(Mutex::new(None));
+        let started = collector.clone();
         *f.store.hook.lock().unwrap() = Some((
             is_image_put,
             Box::new(move || {
-                assert_eq!(
-                    collect(&reg, 0.0).unwrap().blobs_removed.len(),
-                    3,
-                    "config, layer and the manifest's bytes"
-                );
+                let mut events = reg.store.watch();
+                let r = reg.clone();
+                *started.lock().unwrap() =
+                    Some(std::thread::spawn(move || collect(&r, 0.0).unwrap()));
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match events.blocking_recv() {
+                        Ok(e) if e.key == layer_key && e.kind == berth_store::EventKind::Delete => {
+                            break
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => panic!("store closed"),
+                    }
+                }
             }),
         ));
         let e = f
@@ -573,6 +587,12 @@ mod tests {
         assert_eq!(
             e.code, "MANIFEST_BLOB_UNKNOWN",
             "the push retried and found its blobs gone"
+        );
+        let report = collector.lock().unwrap().take().unwrap().join().unwrap();
+        assert_eq!(
+            report.blobs_removed.len(),
+            3,
+            "config, layer and the manifest's bytes"
         );
         assert!(
             f.reg.images(&f.scope, "app").is_empty(),
