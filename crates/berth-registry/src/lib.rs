@@ -12,6 +12,7 @@ pub mod http;
 mod manifest;
 pub mod token;
 
+pub use berth_http::blocking;
 pub use blobs::{BlobStore, FsBlobs};
 pub use digest::Digest;
 pub use manifest::MANIFEST_MEDIA_TYPES;
@@ -20,17 +21,6 @@ use berth_store::{Cond, Op, Record, Store, StoreError};
 use berth_wire::Clock;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// Run blocking work (a page-cache write, a wait for another thread, a request to a
-/// remote blob store) from async code without stalling the other connections on this
-/// worker: on a multi-thread runtime they move to another worker meanwhile.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
 
 /// Largest manifest accepted (distribution's own limit).
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
