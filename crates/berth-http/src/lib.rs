@@ -53,8 +53,8 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 const FILE_CHUNK: usize = 1 << 20;
 
 /// `len` bytes of a file from `start`, streamed in chunks. Each chunk is read straight
-/// into the buffer hyper sends (no staging buffer, no copy into the frame), which halves
-/// the CPU a download costs beside the kernel's copies.
+/// into the buffer hyper sends: no staging buffer and no copy into the frame, two
+/// user-space copies a byte fewer than through tokio's file.
 pub struct FileBody {
     file: std::fs::File,
     offset: u64,
