@@ -142,7 +142,7 @@ impl S3Blobs {
         self.runtime().spawn(async move {
             let _ = tx.send(f.await);
         });
-        berth_registry::blocking(|| rx.recv().expect("the store's runtime ran the request"))
+        berth_http::blocking(|| rx.recv().expect("the store's runtime ran the request"))
     }
 
     fn head(&self, d: &Digest) -> io::Result<object_store::ObjectMeta> {

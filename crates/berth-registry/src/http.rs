@@ -2,7 +2,7 @@
 //! uploads, cross-repository mounts), manifests, tags, the catalog and referrers.
 
 use crate::blobs::CommitError;
-use crate::{blocking, Digest, Registry, RegistryError, Scope};
+use crate::{Digest, Registry, RegistryError, Scope};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use berth_http::Body;
-use berth_http::{empty, full, parse_range};
+use berth_http::{blocking, empty, full, parse_range};
 
 fn base() -> hyper::http::response::Builder {
     Response::builder().header("Docker-Distribution-API-Version", "registry/2.0")

@@ -12,7 +12,6 @@ pub mod http;
 mod manifest;
 pub mod token;
 
-pub use berth_http::blocking;
 pub use blobs::{BlobStore, FsBlobs};
 pub use digest::Digest;
 pub use manifest::MANIFEST_MEDIA_TYPES;
