@@ -546,14 +546,18 @@ impl Sink {
         let (hash_tx, hasher) = match hash {
             Some(mut h) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Bytes>>>(16);
-                let thread = std::thread::spawn(move || {
-                    for batch in rx {
-                        for buf in batch.iter() {
-                            sha2::Digest::update(&mut h, buf);
+                let thread = std::thread::Builder::new()
+                    .name("blob-hasher".into())
+                    .spawn(move || {
+                        favour_this_thread();
+                        for batch in rx {
+                            for buf in batch.iter() {
+                                sha2::Digest::update(&mut h, buf);
+                            }
                         }
-                    }
-                    h
-                });
+                        h
+                    })
+                    .expect("spawn the hashing thread");
                 (Some(tx), Some(thread))
             }
             None => (None, None),
@@ -658,6 +662,22 @@ async fn append_body(
     match failure {
         Some(e) => Err(e),
         None => Ok(written),
+    }
+}
+
+/// Raise the calling thread's scheduling priority (nice -10), where Berth may.
+///
+/// An upload is acknowledged only once its last byte is hashed, and SHA-256 costs about as
+/// much CPU as receiving and writing together, so the hashing thread is the upload's
+/// critical path. At equal priority the receiving side and the client, which wake often,
+/// take turns on its core and it finishes several milliseconds after the last byte
+/// arrives. Favoured, it keeps pace: 10% less time per 50 MiB on two cores, for a little
+/// more latency to other requests during pushes (BENCHMARKS.md, Registry, session 8).
+/// Without the privilege (CAP_SYS_NICE) the call fails and nothing changes.
+fn favour_this_thread() {
+    // SAFETY: plain syscalls on the calling thread's own id.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, -10);
     }
 }
 

@@ -9,6 +9,8 @@
 //!   registry_client chunked URL REPO FILE DIGEST PARTS   POST, PARTS x PATCH, then PUT
 //!   registry_client get     URL REPO DIGEST              GET, the body read and dropped
 //!   registry_client fsync   FILE OUT                     write FILE's bytes to OUT, fsync
+//!
+//! With CLIENT_CPU set, it also prints (to stderr) the CPU time the timed part used.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -122,14 +124,33 @@ fn expect(r: &Reply, status: u16, what: &str) {
     assert_eq!(r.status, status, "{what} answered {}", r.status);
 }
 
+/// CPU time (user, system) this process has used so far.
+fn cpu() -> (std::time::Duration, std::time::Duration) {
+    // SAFETY: getrusage fills the struct it is given.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let d = |t: libc::timeval| {
+        std::time::Duration::from_micros(t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64)
+    };
+    (d(u.ru_utime), d(u.ru_stime))
+}
+
 fn main() {
+    let cpu_before = std::cell::Cell::new(None);
+    let start = || {
+        cpu_before.set(Some(cpu()));
+        Instant::now()
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str).expect("missing argument");
     let octet = ("Content-Type", "application/octet-stream".to_string());
     let seconds = match arg(0) {
         "mono" => {
             let data = std::fs::read(arg(3)).expect("read blob");
-            let t = Instant::now();
+            let t = start();
             let mut c = Conn::open(arg(1));
             let r = c.request("POST", &format!("/v2/{}/blobs/uploads/", arg(2)), &[], &[]);
             expect(&r, 202, "POST");
@@ -141,7 +162,7 @@ fn main() {
             let data = std::fs::read(arg(3)).expect("read blob");
             let parts: usize = arg(5).parse().expect("PARTS");
             let step = data.len().div_ceil(parts);
-            let t = Instant::now();
+            let t = start();
             let mut c = Conn::open(arg(1));
             let mut r = c.request("POST", &format!("/v2/{}/blobs/uploads/", arg(2)), &[], &[]);
             expect(&r, 202, "POST");
@@ -157,7 +178,7 @@ fn main() {
             t.elapsed()
         }
         "get" => {
-            let t = Instant::now();
+            let t = start();
             let mut c = Conn::open(arg(1));
             let r = c.request("GET", &format!("/v2/{}/blobs/{}", arg(2), arg(3)), &[], &[]);
             expect(&r, 200, "GET");
@@ -165,7 +186,7 @@ fn main() {
         }
         "fsync" => {
             let data = std::fs::read(arg(1)).expect("read input");
-            let t = Instant::now();
+            let t = start();
             let mut f = std::fs::File::create(arg(2)).expect("create output");
             f.write_all(&data).expect("write");
             f.sync_all().expect("fsync");
@@ -173,5 +194,9 @@ fn main() {
         }
         other => panic!("unknown mode {other}"),
     };
+    if let (Some((u0, s0)), Some(_)) = (cpu_before.get(), std::env::var_os("CLIENT_CPU")) {
+        let (u1, s1) = cpu();
+        eprintln!("client cpu: user {:?}, system {:?}", u1 - u0, s1 - s0);
+    }
     println!("{:.6}", seconds.as_secs_f64());
 }
