@@ -1,5 +1,8 @@
 //! HTTP pieces shared by the handlers that stream their bodies (the registry's `/v2/` and
-//! S3): one boxed body type, a file streamed as a body, and `Range` headers.
+//! S3): one boxed body type, a file streamed as a body, and `Range` headers; and, in
+//! [`tls`], TLS for Berth's outgoing clients.
+
+pub mod tls;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;

@@ -9,14 +9,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// How a registry is spoken to.
@@ -74,58 +71,12 @@ fn is_localhost_subdomain(host: &str) -> bool {
 
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Empty<Bytes>>;
 
-/// The client for registries, token services and blob storage: HTTP/1.1, plain or TLS
-/// (rustls with the ring provider) as each URL says, certificates verified against the
-/// system's roots plus those in `extra_ca` (PEM).
+/// The client for registries, token services and blob storage: HTTP/1.1, plain or TLS as
+/// each URL says, certificates verified against the system's roots plus those in
+/// `extra_ca` (PEM); `*.localhost` names resolve here (see `Resolver`).
 pub(crate) fn client(extra_ca: Option<&Path>) -> io::Result<HttpClient> {
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(io::Error::other)?
-    .with_root_certificates(roots(extra_ca)?)
-    .with_no_client_auth();
-    let mut http = HttpConnector::new_with_resolver(Resolver);
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let https = berth_http::tls::https(HttpConnector::new_with_resolver(Resolver), extra_ca)?;
     Ok(Client::builder(hyper_util::rt::TokioExecutor::new()).build(https))
-}
-
-/// The system's CA certificates (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else where OpenSSL keeps
-/// them, /etc/ssl/certs on Debian) and every certificate in `extra_ca`.
-fn roots(extra_ca: Option<&Path>) -> io::Result<rustls::RootCertStore> {
-    let mut roots = rustls::RootCertStore::empty();
-    let system = rustls_native_certs::load_native_certs();
-    for e in &system.errors {
-        tracing::warn!(error = %e, "cannot read some of the system's CA certificates");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(system.certs);
-    tracing::debug!(added, ignored, "system CA certificates");
-    if let Some(path) = extra_ca {
-        let bad = |e: &dyn std::fmt::Display| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("CA certificates {}: {e}", path.display()),
-            )
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(&e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(&e))?;
-        if certs.is_empty() {
-            return Err(bad(&"no PEM certificate in the file"));
-        }
-        for c in certs {
-            roots.add(c).map_err(|e| bad(&e))?;
-        }
-    } else if added == 0 {
-        tracing::warn!("no CA certificates found on this system: pulls from HTTPS registries will fail verification");
-    }
-    Ok(roots)
 }
 
 /// Name resolution for the client: `*.localhost` is 127.0.0.1, every other name goes to
@@ -293,17 +244,5 @@ mod tests {
             resolve_location(base, "other").as_deref(),
             Some("https://reg.example:5000/v2/app/blobs/other")
         );
-    }
-
-    #[test]
-    fn extra_ca_must_hold_certificates() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.pem");
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-        let e = roots(Some(&empty)).unwrap_err();
-        assert!(e.to_string().contains("no PEM certificate"), "{e}");
-        let missing = dir.path().join("missing.pem");
-        let e = roots(Some(&missing)).unwrap_err();
-        assert!(e.to_string().contains("missing.pem"), "{e}");
     }
 }
