@@ -10,7 +10,8 @@
 //!   the "written or reused" time garbage collection reads.
 //! - Garbage collection cannot rename in a bucket. Setting a blob aside only marks it
 //!   here; the collector's final check (a HEAD for its LastModified) and the deletion run
-//!   while `Registry::blob_writes` keeps every write that makes a blob live out.
+//!   while `Registry::blob_writes` keeps every write that makes a blob live out, a batch
+//!   of blobs at a time, so pushes wait for one batch's requests, not all of them.
 //!
 //! object_store's requests run on a small runtime of this store's own, so the
 //! registry's synchronous calls can wait for them from any thread.
@@ -355,26 +356,19 @@ impl BlobStore for S3Blobs {
         Ok(())
     }
 
-    fn quarantined(&self) -> Vec<(Digest, f64)> {
-        let aside: Vec<Digest> = self
-            .aside
-            .lock()
-            .expect("aside lock")
-            .iter()
-            .cloned()
-            .collect();
-        aside
-            .into_iter()
-            .filter_map(|d| match self.head(&d) {
-                Ok(m) => Some((d, m.last_modified.timestamp_millis() as f64 / 1000.0)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.unmark(&d);
-                    None
-                }
-                // Unknown: count it as just written, so this collection keeps it.
-                Err(_) => Some((d, f64::INFINITY)),
-            })
-            .collect()
+    fn quarantined_at(&self, digest: &Digest) -> Option<f64> {
+        if !self.aside.lock().expect("aside lock").contains(digest) {
+            return None;
+        }
+        match self.head(digest) {
+            Ok(m) => Some(m.last_modified.timestamp_millis() as f64 / 1000.0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.unmark(digest);
+                None
+            }
+            // Unknown: count it as just written, so this collection keeps it.
+            Err(_) => Some(f64::INFINITY),
+        }
     }
 
     fn restore(&self, digest: &Digest) -> io::Result<()> {

@@ -47,8 +47,8 @@ pub trait BlobStore: Send + Sync {
     /// Move a blob aside so it can no longer be read. `restore` puts it back (unless the
     /// same bytes were stored again meanwhile); `purge` removes it for good.
     fn quarantine(&self, digest: &Digest) -> io::Result<()>;
-    /// Blobs set aside, with the write or reuse time they carried along.
-    fn quarantined(&self) -> Vec<(Digest, f64)>;
+    /// The write or reuse time a blob set aside carried along; None when it is not aside.
+    fn quarantined_at(&self, digest: &Digest) -> Option<f64>;
     fn restore(&self, digest: &Digest) -> io::Result<()>;
     fn purge(&self, digest: &Digest) -> io::Result<()>;
 }
@@ -284,18 +284,15 @@ impl BlobStore for FsBlobs {
         out
     }
 
-    fn quarantined(&self) -> Vec<(Digest, f64)> {
-        let Ok(dir) = fs::read_dir(self.root.join("gc")) else {
-            return vec![];
-        };
-        dir.flatten()
-            .filter_map(|f| {
-                Some((
-                    Digest::parse(&f.file_name().to_string_lossy().replacen('-', ":", 1))?,
-                    modified(&f)?,
-                ))
-            })
-            .collect()
+    fn quarantined_at(&self, digest: &Digest) -> Option<f64> {
+        let t = fs::metadata(self.quarantine_path(digest))
+            .and_then(|m| m.modified())
+            .ok()?;
+        Some(
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        )
     }
 
     fn quarantine(&self, digest: &Digest) -> io::Result<()> {

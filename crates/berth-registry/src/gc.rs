@@ -129,6 +129,11 @@ fn apply(reg: &Registry, guarded: Vec<(Cond, Op)>) -> Result<usize, RegistryErro
     Ok(n)
 }
 
+/// How many blobs set aside are checked and removed under one hold of
+/// `Registry::blob_writes`: few enough that a push waits briefly, many enough that the
+/// live set is not recomputed for every blob.
+const FINAL_CHECK_BATCH: usize = 32;
+
 /// Collect garbage once: mark, then after `grace_secs` (by the registry's clock) remove,
 /// unreferenced memberships; remove blob files nothing keeps alive. A grace of 0 removes
 /// at once whatever no manifest references, even the blobs of a push in progress.
@@ -203,23 +208,40 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
     }
     // ...then check again: images or memberships that appeared meanwhile, or a write or
     // reuse that reached the file before it moved, put it back. No write that makes a
-    // blob live runs from here to the last deletion.
-    let _no_writes = reg.blob_writes.write().unwrap_or_else(|e| e.into_inner());
-    let records = reg.store.list("/");
-    let live = live_set(reg, &records, &mut cache);
-    let member_digests = members(&records);
-    let written: HashMap<Digest, f64> = reg.blobs.quarantined().into_iter().collect();
-    for d in aside {
-        let s = d.to_string();
-        if live.anywhere.contains(&s)
-            || member_digests.contains(&s)
-            || written.get(&d).is_some_and(|w| recent(*w))
-        {
-            reg.blobs.restore(&d).map_err(RegistryError::internal)?;
-        } else {
-            reg.blobs.purge(&d).map_err(RegistryError::internal)?;
-            report.blobs_removed.push(d);
+    // blob live runs between a batch's check and its last deletion; between batches,
+    // pushes go on (a bucket's checks and deletions are requests, many of them).
+    let mut failure = None;
+    for batch in aside.chunks(FINAL_CHECK_BATCH) {
+        let _no_writes = reg.blob_writes.write().unwrap_or_else(|e| e.into_inner());
+        let records = reg.store.list("/");
+        let live = live_set(reg, &records, &mut cache);
+        let member_digests = members(&records);
+        for d in batch {
+            if failure.is_some() {
+                // Stopped: what is still aside goes back, so nothing unreferenced-but-
+                // unchecked is lost and nothing stays unreadable.
+                let _ = reg.blobs.restore(d);
+                continue;
+            }
+            let s = d.to_string();
+            let keep = live.anywhere.contains(&s)
+                || member_digests.contains(&s)
+                || reg.blobs.quarantined_at(d).is_some_and(recent);
+            let done = if keep {
+                reg.blobs.restore(d)
+            } else {
+                reg.blobs
+                    .purge(d)
+                    .map(|()| report.blobs_removed.push(d.clone()))
+            };
+            if let Err(e) = done {
+                let _ = reg.blobs.restore(d);
+                failure = Some(e);
+            }
         }
+    }
+    if let Some(e) = failure {
+        return Err(RegistryError::internal(e));
     }
     if !report.blobs_removed.is_empty() || report.memberships_removed > 0 {
         tracing::info!(
@@ -648,8 +670,8 @@ mod tests {
             )
             .unwrap();
         f.reg.blobs.quarantine(&l).unwrap();
-        let written: HashMap<Digest, f64> = f.reg.blobs.quarantined().into_iter().collect();
-        assert!(f.reg.clock.now() - written[&l] < 5.0);
+        let written = f.reg.blobs.quarantined_at(&l).unwrap();
+        assert!(f.reg.clock.now() - written < 5.0);
         f.reg.blobs.restore(&l).unwrap();
         assert!(f.on_disk(&l));
         assert!(
@@ -659,6 +681,24 @@ mod tests {
                 .is_empty(),
             "written just now"
         );
+    }
+
+    #[test]
+    fn blobs_are_checked_and_removed_in_batches_and_none_is_missed() {
+        let f = fixture();
+        f.repo("app");
+        let (_, c, l) = f.push("app", "v1", b"config", &[b"layer"]);
+        let n = 2 * FINAL_CHECK_BATCH + 1;
+        let loose: Vec<Digest> = (0..n)
+            .map(|i| f.upload("app", format!("loose {i}").as_bytes()))
+            .collect();
+        let r = collect(&f.reg, 0.0).unwrap();
+        assert_eq!(r.blobs_removed.len(), n, "{r:?}");
+        assert!(loose.iter().all(|d| !f.on_disk(d)));
+        assert!(f.on_disk(&c) && f.on_disk(&l[0]), "the image's blobs stay");
+        assert!(loose
+            .iter()
+            .all(|d| f.reg.blobs.quarantined_at(d).is_none()));
     }
 
     #[test]
@@ -698,7 +738,7 @@ mod tests {
         }
         let b = FsBlobs::open(dir.path()).unwrap();
         assert_eq!(b.stat(&d), Some(5));
-        assert!(b.quarantined().is_empty());
+        assert_eq!(b.quarantined_at(&d), None);
     }
 
     #[test]
