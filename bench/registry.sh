@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Berth's registry against Debian's docker-registry, side by side in one run.
-# Usage: bench/registry.sh [ROUNDS]   (default 5). Prints MB/s per server and the ratios.
+# Usage: [SKOPEO_ROUNDS=N] bench/registry.sh [ROUNDS]   (defaults 5 and 5). Prints MB/s per
+# server and the ratios, and the skopeo push and pull times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-5}"
