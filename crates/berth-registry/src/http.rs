@@ -546,7 +546,7 @@ impl Sink {
         let (hash_tx, hasher) = match hash {
             Some(mut h) => {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<Bytes>>>(16);
-                let thread = std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name("blob-hasher".into())
                     .spawn(move || {
                         favour_this_thread();
@@ -556,9 +556,15 @@ impl Sink {
                             }
                         }
                         h
-                    })
-                    .expect("spawn the hashing thread");
-                (Some(tx), Some(thread))
+                    });
+                match spawned {
+                    Ok(thread) => (Some(tx), Some(thread)),
+                    // The commit then reads the file back to hash it: slower, still right.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no thread to hash an upload as it arrives");
+                        (None, None)
+                    }
+                }
             }
             None => (None, None),
         };
