@@ -212,7 +212,7 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
     // pushes go on (a bucket's checks and deletions are requests, many of them).
     let mut failure = None;
     for batch in aside.chunks(FINAL_CHECK_BATCH) {
-        let _no_writes = reg.blob_writes.write().unwrap_or_else(|e| e.into_inner());
+        let no_writes = reg.blob_writes.write();
         let records = reg.store.list("/");
         let live = live_set(reg, &records, &mut cache);
         let member_digests = members(&records);
@@ -239,6 +239,8 @@ pub fn collect(reg: &Registry, grace_secs: f64) -> Result<GcReport, RegistryErro
                 failure = Some(e);
             }
         }
+        // Fair: the writes that queued up during this batch go before the next one.
+        parking_lot::RwLockWriteGuard::unlock_fair(no_writes);
     }
     if let Some(e) = failure {
         return Err(RegistryError::internal(e));

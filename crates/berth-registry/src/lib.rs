@@ -133,7 +133,9 @@ pub struct Registry {
     /// membership, a mount, a manifest put); write-held by the garbage collector from its
     /// final check to its deletions, so neither interleaves with the other. The
     /// filesystem store's rename-aside closes that race by itself; a bucket has no rename.
-    pub blob_writes: std::sync::RwLock<()>,
+    /// parking_lot's, because its fair unlock hands the lock to the writes waiting when
+    /// the collector lets go between batches (std's lets the collector take it back).
+    pub blob_writes: parking_lot::RwLock<()>,
 }
 
 fn prefix(scope: &Scope) -> String {
@@ -142,8 +144,8 @@ fn prefix(scope: &Scope) -> String {
 
 impl Registry {
     /// Hold while writing a blob and recording who may read it (see `blob_writes`).
-    pub fn writing_blobs(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.blob_writes.read().unwrap_or_else(|e| e.into_inner())
+    pub fn writing_blobs(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.blob_writes.read()
     }
 
     pub fn repo_key(scope: &Scope, repo: &str) -> String {
