@@ -200,6 +200,12 @@ async fn put_file(store: &AmazonS3, key: &Key, path: &Path, size: u64) -> io::Re
     Ok(())
 }
 
+/// An object's LastModified in seconds since the epoch: when its bytes were last written
+/// or reused (every write of a blob is a PUT).
+fn written_at(m: &object_store::ObjectMeta) -> f64 {
+    m.last_modified.timestamp_millis() as f64 / 1000.0
+}
+
 /// A response body fed by the task that reads the object.
 struct ChannelBody(tokio::sync::mpsc::Receiver<io::Result<Bytes>>);
 
@@ -343,7 +349,7 @@ impl BlobStore for S3Blobs {
                 let hex = parts.next()?;
                 let algorithm = parts.next()?;
                 let d = Digest::parse(&format!("{}:{}", algorithm.as_ref(), hex.as_ref()))?;
-                Some((d, m.last_modified.timestamp_millis() as f64 / 1000.0))
+                Some((d, written_at(&m)))
             })
             .collect()
     }
@@ -361,7 +367,7 @@ impl BlobStore for S3Blobs {
             return None;
         }
         match self.head(digest) {
-            Ok(m) => Some(m.last_modified.timestamp_millis() as f64 / 1000.0),
+            Ok(m) => Some(written_at(&m)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.unmark(digest);
                 None

@@ -68,9 +68,9 @@ fn is_upload_id(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok()
 }
 
-/// A directory entry's modification time in seconds since the epoch.
-fn modified(e: &fs::DirEntry) -> Option<f64> {
-    let t = e.metadata().and_then(|m| m.modified()).ok()?;
+/// A file's modification time in seconds since the epoch.
+fn modified(m: io::Result<fs::Metadata>) -> Option<f64> {
+    let t = m.and_then(|m| m.modified()).ok()?;
     Some(
         t.duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -274,7 +274,7 @@ impl BlobStore for FsBlobs {
                 for f in files.flatten() {
                     if let (Some(d), Some(t)) = (
                         Digest::parse(&format!("{alg}:{}", f.file_name().to_string_lossy())),
-                        modified(&f),
+                        modified(f.metadata()),
                     ) {
                         out.push((d, t));
                     }
@@ -285,14 +285,7 @@ impl BlobStore for FsBlobs {
     }
 
     fn quarantined_at(&self, digest: &Digest) -> Option<f64> {
-        let t = fs::metadata(self.quarantine_path(digest))
-            .and_then(|m| m.modified())
-            .ok()?;
-        Some(
-            t.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
-        )
+        modified(fs::metadata(self.quarantine_path(digest)))
     }
 
     fn quarantine(&self, digest: &Digest) -> io::Result<()> {
