@@ -1,11 +1,13 @@
 //! berth-wire: the AWS protocols every Berth service speaks. It knows nothing about any
 //! particular service beyond the models it is handed.
 
+pub mod cbor;
 pub mod error;
 pub mod json;
 pub mod model;
 pub mod page;
 pub mod query;
+pub mod rest;
 pub mod service;
 pub mod sigv4;
 pub mod time;
@@ -13,7 +15,7 @@ pub mod validate;
 
 pub use error::{ApiError, ApiResult};
 pub use model::Model;
-pub use service::{RequestContext, Service, WireResponse};
+pub use service::{Protocol, RequestContext, Service, WireResponse};
 pub use time::Clock;
 pub use validate::ValidationCodes;
 

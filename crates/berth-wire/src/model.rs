@@ -27,6 +27,25 @@ pub struct Metadata {
     pub json_version: Option<String>,
     #[serde(default)]
     pub xml_namespace: Option<String>,
+    /// Every protocol the service accepts, in the model's order of preference (CloudWatch:
+    /// smithy-rpc-v2-cbor, json, query). Empty in older models: then just `protocol`.
+    #[serde(default)]
+    pub protocols: Vec<String>,
+    /// Present when a JSON or CBOR service keeps its awsQuery error codes: errors then
+    /// carry them in the `x-amzn-query-error` header.
+    #[serde(default)]
+    pub aws_query_compatible: Option<serde_json::Value>,
+}
+
+impl Metadata {
+    /// Whether the service accepts requests in this protocol.
+    pub fn speaks(&self, protocol: &str) -> bool {
+        if self.protocols.is_empty() {
+            self.protocol == protocol
+        } else {
+            self.protocols.iter().any(|p| p == protocol)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +66,9 @@ pub struct Operation {
 pub struct HttpBinding {
     pub method: String,
     pub request_uri: String,
+    /// A REST operation's success status (200 when absent).
+    #[serde(default)]
+    pub response_code: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +93,28 @@ pub struct Shape {
     pub key: Option<Member>,
     #[serde(default)]
     pub value: Option<Member>,
+    /// On an error shape: its status and, for awsQuery-compatible services, its query code.
+    #[serde(default)]
+    pub error: Option<ErrorTrait>,
+    /// A REST structure's member that is the whole body.
+    #[serde(default)]
+    pub payload: Option<String>,
+    #[serde(default, rename = "timestampFormat")]
+    pub timestamp_format: Option<String>,
+    /// A structure of which exactly one member is set.
+    #[serde(default)]
+    pub union: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorTrait {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub http_status_code: Option<u16>,
+    #[serde(default)]
+    pub sender_fault: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -99,8 +143,14 @@ pub struct Member {
     pub query_name: Option<String>,
     #[serde(default)]
     pub flattened: bool,
+    /// Where a REST protocol binds it: `uri`, `querystring`, `header`, `headers`.
     #[serde(default)]
     pub location: Option<String>,
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// A string member holding JSON (sent base64-encoded in headers).
+    #[serde(default)]
+    pub jsonvalue: bool,
 }
 
 /// A service's model, parsed on first use. Routing needs only the metadata, which is

@@ -43,6 +43,90 @@ pub struct WireResponse {
     pub body: Vec<u8>,
     /// The AWS error code, for logs and the x-amzn-ErrorType header.
     pub error_code: Option<String>,
+    /// Headers the protocol adds (rest-json's bound members, `smithy-protocol`,
+    /// `x-amzn-query-error`).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The protocols a request can arrive in. A model lists those its service accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Json,
+    Query,
+    Ec2,
+    RestJson,
+    RpcV2Cbor,
+}
+
+impl Protocol {
+    /// The name botocore's models use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Json => "json",
+            Protocol::Query => "query",
+            Protocol::Ec2 => "ec2",
+            Protocol::RestJson => "rest-json",
+            Protocol::RpcV2Cbor => "smithy-rpc-v2-cbor",
+        }
+    }
+    /// The protocol a service answers in when the request does not say (its first).
+    pub fn preferred(model: &Model) -> Protocol {
+        let first = model
+            .metadata
+            .protocols
+            .first()
+            .unwrap_or(&model.metadata.protocol);
+        match first.as_str() {
+            "json" => Protocol::Json,
+            "ec2" => Protocol::Ec2,
+            "rest-json" => Protocol::RestJson,
+            "smithy-rpc-v2-cbor" => Protocol::RpcV2Cbor,
+            _ => Protocol::Query,
+        }
+    }
+}
+
+/// An error in the envelope of the protocol the client spoke.
+pub fn protocol_error(
+    model: &Model,
+    protocol: Protocol,
+    e: &ApiError,
+    request_id: &str,
+) -> WireResponse {
+    match protocol {
+        Protocol::Json => json_error(model, e),
+        Protocol::Query | Protocol::Ec2 => query_error(model, e, request_id),
+        Protocol::RestJson => {
+            let r = crate::rest::error(model, e);
+            WireResponse {
+                status: r.status,
+                content_type: "application/json",
+                body: r.body,
+                error_code: Some(e.code.clone()),
+                headers: query_compatible(model, e).into_iter().collect(),
+            }
+        }
+        Protocol::RpcV2Cbor => cbor_error(model, e),
+    }
+}
+
+/// awsQuery-compatible services (SQS, CloudWatch) keep their query error codes in a
+/// header, `Code;Sender`, which SDKs prefer to `__type`. The code is the error shape's
+/// `awsQueryError` code when the model gives one.
+fn query_compatible(model: &Model, e: &ApiError) -> Option<(String, String)> {
+    model.metadata.aws_query_compatible.as_ref()?;
+    let code = model
+        .shapes
+        .get(&e.code)
+        .and_then(|s| s.error.as_ref())
+        .and_then(|t| t.code.clone())
+        .unwrap_or_else(|| e.code.clone());
+    let fault = if e.is_server_fault() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    Some(("x-amzn-query-error".to_string(), format!("{code};{fault}")))
 }
 
 pub fn service_label(model: &Model) -> &str {
@@ -90,6 +174,7 @@ pub fn handle_json(
             content_type: json_content_type(model),
             body,
             error_code: None,
+            headers: vec![],
         },
         Err(e) => json_error(model, &e),
     }
@@ -129,6 +214,7 @@ pub fn json_error(model: &Model, e: &ApiError) -> WireResponse {
         content_type: json_content_type(model),
         body: serde_json::to_vec(&body).expect("JSON values serialize"),
         error_code: Some(e.code.clone()),
+        headers: query_compatible(model, e).into_iter().collect(),
     }
 }
 
@@ -217,6 +303,7 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
                 content_type: "text/xml",
                 body: out.into_bytes(),
                 error_code: None,
+                headers: vec![],
             }
         }
         Err(e) => query_error(model, &e, &ctx.request_id),
@@ -247,5 +334,127 @@ pub fn query_error(model: &Model, e: &ApiError, request_id: &str) -> WireRespons
         content_type: "text/xml",
         body: body.into_bytes(),
         error_code: Some(e.code.clone()),
+        headers: vec![],
+    }
+}
+
+/// smithy-rpc-v2-cbor: `POST /service/{Service}/operation/{Operation}`, a CBOR body.
+pub fn handle_cbor(
+    svc: &dyn Service,
+    ctx: &RequestContext,
+    operation: &str,
+    body: &[u8],
+) -> WireResponse {
+    let model = svc.model();
+    let result = (|| {
+        let op = model
+            .operations
+            .get(operation)
+            .ok_or_else(|| ApiError::unknown_operation(operation))?;
+        let input = if body.is_empty() {
+            Value::Object(Default::default())
+        } else {
+            crate::cbor::decode(body).map_err(|e| {
+                ApiError::client(
+                    svc.codes().serialization,
+                    format!("Malformed CBOR request body: {e}"),
+                )
+            })?
+        };
+        if let Some(shape) = op.input.as_deref() {
+            validate(model, model.shape(shape), &input, svc.codes())?;
+        }
+        let out = svc.call(ctx, operation, input)?;
+        Ok(crate::cbor::encode(
+            model,
+            model.output_shape(operation),
+            &out,
+        ))
+    })();
+    match result {
+        Ok(body) => WireResponse {
+            status: 200,
+            content_type: "application/cbor",
+            body,
+            error_code: None,
+            headers: vec![("smithy-protocol".into(), "rpc-v2-cbor".into())],
+        },
+        Err(e) => cbor_error(model, &e),
+    }
+}
+
+fn cbor_error(model: &Model, e: &ApiError) -> WireResponse {
+    let mut headers = vec![("smithy-protocol".to_string(), "rpc-v2-cbor".to_string())];
+    headers.extend(query_compatible(model, e));
+    WireResponse {
+        status: e.status,
+        content_type: "application/cbor",
+        body: crate::cbor::encode_error(&e.code, &e.message),
+        error_code: Some(e.code.clone()),
+        headers,
+    }
+}
+
+/// rest-json: the operation was matched from the method and URI (`rest::Router`).
+pub fn handle_rest_json(
+    svc: &dyn Service,
+    ctx: &RequestContext,
+    operation: &str,
+    req: &crate::rest::RestRequest,
+) -> WireResponse {
+    let model = svc.model();
+    let result = (|| {
+        let input = match model.input_shape(operation) {
+            Some(shape) => {
+                let doc = crate::rest::decode(model, shape, req, svc.codes().serialization)?;
+                validate(model, shape, &doc, svc.codes())?;
+                doc
+            }
+            None => Value::Object(Default::default()),
+        };
+        let out = svc.call(ctx, operation, input)?;
+        Ok(crate::rest::encode(model, operation, &out))
+    })();
+    match result {
+        Ok(r) => WireResponse {
+            status: r.status,
+            content_type: "application/json",
+            body: r.body,
+            error_code: None,
+            headers: r.headers,
+        },
+        Err(e) => protocol_error(model, Protocol::RestJson, &e, &ctx.request_id),
+    }
+}
+
+/// A service Berth does not serve yet, for a model it ships: requests are decoded and
+/// validated like any other, then answered NotImplemented naming the operation, in the
+/// protocol the client spoke (so SDKs show a clear error, not a parse failure).
+pub struct Unserved {
+    model: &'static crate::model::LazyModel,
+    codes: ValidationCodes,
+}
+
+impl Unserved {
+    pub const fn new(model: &'static crate::model::LazyModel, codes: ValidationCodes) -> Self {
+        Unserved { model, codes }
+    }
+}
+
+impl Service for Unserved {
+    fn model(&self) -> &'static Model {
+        self.model.get()
+    }
+    fn metadata(&self) -> &'static crate::model::Metadata {
+        self.model.metadata()
+    }
+    fn codes(&self) -> ValidationCodes {
+        self.codes
+    }
+    fn call(&self, _ctx: &RequestContext, operation: &str, _input: Value) -> ApiResult<Value> {
+        Err(ApiError::not_implemented(
+            service_label(self.model()),
+            operation,
+        ))
     }
 }

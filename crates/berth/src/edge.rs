@@ -5,9 +5,11 @@
 //! the request whole: the registry (`/v2/`) and S3.
 
 use crate::auth::{Auth, SignableBody};
-use berth_wire::service::{handle_json, handle_query, json_error, query_error};
+use berth_wire::service::{
+    handle_cbor, handle_json, handle_query, handle_rest_json, json_error, protocol_error,
+};
 use berth_wire::sigv4::{parse_authorization, parse_credential, AuthHeader, CredentialScope};
-use berth_wire::{ApiError, RequestContext, Service, WireResponse};
+use berth_wire::{ApiError, Protocol, RequestContext, Service, WireResponse};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -26,6 +28,8 @@ const DEFAULT_REGION: &str = "us-east-1";
 
 pub struct Services {
     all: Vec<Arc<dyn Service>>,
+    /// rest-json services' operation routers, built on first use.
+    routers: Vec<std::sync::OnceLock<berth_wire::rest::Router>>,
     by_signing_name: HashMap<String, usize>,
     by_target_prefix: HashMap<String, usize>,
 }
@@ -48,6 +52,7 @@ impl Services {
             }
         }
         Services {
+            routers: all.iter().map(|_| Default::default()).collect(),
             all,
             by_signing_name,
             by_target_prefix,
@@ -58,6 +63,14 @@ impl Services {
     }
     fn by_target(&self, prefix: &str) -> Option<&Arc<dyn Service>> {
         self.by_target_prefix.get(prefix).map(|&i| &self.all[i])
+    }
+    fn router(&self, service: &Arc<dyn Service>) -> &berth_wire::rest::Router {
+        let i = self
+            .all
+            .iter()
+            .position(|s| std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(service)))
+            .expect("the service is registered");
+        self.routers[i].get_or_init(|| berth_wire::rest::Router::new(service.model()))
     }
 }
 
@@ -138,13 +151,22 @@ fn respond(
 }
 
 fn wire(w: WireResponse, request_id: &str) -> Response<Body> {
-    respond(
+    let mut r = respond(
         w.status,
         w.content_type,
         request_id,
         w.body,
         w.error_code.as_deref(),
-    )
+    );
+    for (k, v) in w.headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 /// Operations that only read state, by AWS's naming. (EC2's describes may create an
@@ -153,15 +175,6 @@ fn reads_only(op: &str) -> bool {
     ["Describe", "List", "Get", "BatchGet", "BatchCheck"]
         .iter()
         .any(|p| op.starts_with(p))
-}
-
-/// An error in the envelope of the service's protocol.
-fn protocol_error(model: &berth_wire::Model, e: &ApiError, request_id: &str) -> WireResponse {
-    if model.metadata.protocol == "json" {
-        json_error(model, e)
-    } else {
-        query_error(model, e, request_id)
-    }
 }
 
 /// A plain JSON error for requests we could not attribute to any service.
@@ -333,6 +346,9 @@ impl Edge {
                     .and_then(|(p, _)| self.services.by_target(p))
             })
             .or_else(|| {
+                cbor_operation(parts.uri.path()).and_then(|(s, _)| self.services.by_target(s))
+            })
+            .or_else(|| {
                 let host = header("host")?;
                 let first = host.split(['.', ':']).next()?;
                 self.services.by_name(first)
@@ -353,9 +369,22 @@ impl Edge {
         };
 
         let ctx = self.context(scope, &request_id);
-
-        let is_json = service.metadata().protocol == "json";
         let model = service.model();
+        let meta = service.metadata();
+
+        // The protocol the client speaks, from the request's form; the model says which
+        // its service accepts (CloudWatch: CBOR, JSON and query).
+        let protocol = if header("smithy-protocol") == Some("rpc-v2-cbor") {
+            Protocol::RpcV2Cbor
+        } else if target.is_some() {
+            Protocol::Json
+        } else if meta.speaks("rest-json") {
+            Protocol::RestJson
+        } else if meta.protocol == "ec2" {
+            Protocol::Ec2
+        } else {
+            Protocol::Query
+        };
 
         if let Err(e) = self.auth.check(
             &parts,
@@ -363,36 +392,115 @@ impl Edge {
             caller.auth_header.as_ref(),
             &caller.query_params,
         ) {
-            return wire(protocol_error(model, &e, &request_id), &request_id);
+            let answer_in = if meta.speaks(protocol.name()) {
+                protocol
+            } else {
+                Protocol::preferred(model)
+            };
+            return wire(
+                protocol_error(model, answer_in, &e, &request_id),
+                &request_id,
+            );
+        }
+        if !meta.speaks(protocol.name()) {
+            let e = ApiError::client(
+                "UnknownOperationException",
+                if meta.speaks("json") {
+                    "Missing or malformed X-Amz-Target header"
+                } else {
+                    "The request is not in a protocol this service accepts"
+                },
+            );
+            return wire(
+                protocol_error(model, Protocol::preferred(model), &e, &request_id),
+                &request_id,
+            );
         }
 
-        let mut params = None;
-        let op: String = if is_json {
-            target
-                .and_then(|t| t.split_once('.'))
-                .map(|(_, op)| op.to_string())
-                .unwrap_or_default()
-        } else {
-            let mut p = berth_wire::query::parse_form(&body);
-            for (k, v) in &caller.query_params {
-                p.entry(k.clone()).or_insert_with(|| v.clone());
+        let call = match protocol {
+            Protocol::Json => Call::Json(
+                target
+                    .and_then(|t| t.split_once('.'))
+                    .map(|(_, op)| op.to_string())
+                    .unwrap_or_default(),
+            ),
+            Protocol::RpcV2Cbor => match cbor_operation(parts.uri.path()) {
+                Some((_, op)) => Call::Cbor(op.to_string()),
+                None => Call::Cbor(String::new()),
+            },
+            Protocol::RestJson => {
+                let query: Vec<(String, String)> = parts
+                    .uri
+                    .query()
+                    .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                    .unwrap_or_default();
+                let router = self.services.router(service);
+                match router.find(parts.method.as_str(), parts.uri.path(), &query) {
+                    Some(m) => Call::Rest {
+                        operation: m.operation.to_string(),
+                        labels: m.labels,
+                        query,
+                        headers: parts
+                            .headers
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                            })
+                            .collect(),
+                    },
+                    None => {
+                        let e = ApiError::new(
+                            404,
+                            "UnknownOperationException",
+                            format!(
+                                "No {} operation is bound to {} {}",
+                                meta.endpoint_prefix,
+                                parts.method,
+                                parts.uri.path()
+                            ),
+                        );
+                        return wire(
+                            protocol_error(model, protocol, &e, &request_id),
+                            &request_id,
+                        );
+                    }
+                }
             }
-            let action = p.get("Action").cloned().unwrap_or_default();
-            params = Some(p);
-            action
+            Protocol::Query | Protocol::Ec2 => {
+                let mut p = berth_wire::query::parse_form(&body);
+                for (k, v) in &caller.query_params {
+                    p.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                Call::Query(p)
+            }
         };
-        let reads = reads_only(&op);
+        let reads = reads_only(call.operation());
         let service = service.clone();
-        let call = move || match params {
-            None if op.is_empty() => json_error(
+        let call = move || match call {
+            Call::Json(op) if op.is_empty() => json_error(
                 model,
                 &ApiError::client(
                     "UnknownOperationException",
                     "Missing or malformed X-Amz-Target header",
                 ),
             ),
-            None => handle_json(service.as_ref(), &ctx, &op, &body),
-            Some(params) => handle_query(service.as_ref(), &ctx, &params),
+            Call::Json(op) => handle_json(service.as_ref(), &ctx, &op, &body),
+            Call::Cbor(op) => handle_cbor(service.as_ref(), &ctx, &op, &body),
+            Call::Query(params) => handle_query(service.as_ref(), &ctx, &params),
+            Call::Rest {
+                operation,
+                labels,
+                query,
+                headers,
+            } => {
+                let req = berth_wire::rest::RestRequest {
+                    labels: &labels,
+                    query: &query,
+                    headers: &headers,
+                    body: &body,
+                };
+                handle_rest_json(service.as_ref(), &ctx, &operation, &req)
+            }
         };
         // Reads touch only memory: answer them on this worker. Writes wait for a durable
         // commit (an fsync): run them on the blocking pool so workers stay free for reads.
@@ -401,7 +509,12 @@ impl Edge {
         } else {
             match tokio::task::spawn_blocking(call).await {
                 Ok(r) => r,
-                Err(e) => protocol_error(model, &ApiError::internal(e.to_string()), &request_id),
+                Err(e) => protocol_error(
+                    model,
+                    protocol,
+                    &ApiError::internal(e.to_string()),
+                    &request_id,
+                ),
             }
         };
         if response.status >= 500 {
@@ -409,6 +522,36 @@ impl Edge {
         }
         wire(response, &request_id)
     }
+}
+
+/// A request's operation, with what its protocol handler needs.
+enum Call {
+    Json(String),
+    Cbor(String),
+    Query(berth_wire::query::Params),
+    Rest {
+        operation: String,
+        labels: HashMap<String, String>,
+        query: Vec<(String, String)>,
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl Call {
+    fn operation(&self) -> &str {
+        match self {
+            Call::Json(op) | Call::Cbor(op) => op,
+            Call::Query(p) => p.get("Action").map(String::as_str).unwrap_or_default(),
+            Call::Rest { operation, .. } => operation,
+        }
+    }
+}
+
+/// smithy-rpc-v2-cbor's path: `/service/{ServiceName}/operation/{Operation}`.
+fn cbor_operation(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/service/")?;
+    let (service, op) = rest.split_once("/operation/")?;
+    (!service.is_empty() && !op.is_empty() && !op.contains('/')).then_some((service, op))
 }
 
 /// A refused signature in S3's words.

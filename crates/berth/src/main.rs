@@ -3,6 +3,7 @@
 mod auth;
 mod edge;
 mod instance;
+mod unserved;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -353,13 +354,15 @@ async fn up(args: UpArgs) -> Result<(), String> {
             id,
         ));
     }
-    let services = edge::Services::new(vec![
+    let mut services: Vec<Arc<dyn berth_wire::Service>> = vec![
         ecs.clone(),
         Arc::new(berth_ec2::Ec2::new(store.clone(), clock.clone())),
         Arc::new(berth_elbv2::Elbv2::new(store.clone(), clock.clone()).publishing(args.publish_lb)),
         Arc::new(berth_ecr::Ecr::new(registry.clone())),
         logs.clone(),
-    ]);
+    ];
+    services.extend(unserved::all());
+    let services = edge::Services::new(services);
     // Lifecycle policies and registry garbage collection.
     let lifecycle = berth_ecr::lifecycle::ControllerOptions {
         gc_grace_secs: args.registry_gc_grace as f64,
