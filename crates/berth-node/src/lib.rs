@@ -11,7 +11,8 @@ pub mod endpoints;
 pub mod resolve;
 
 use berth_image::{ImageRef, Puller};
-use berth_net::{ipam, HostNetwork, TaskNetwork};
+use berth_leases::ipam;
+use berth_net::{HostNetwork, TaskNetwork};
 use berth_runtime::{client, ContainerPlan, Request, TaskPlan, TaskState, TaskStatus};
 use berth_store::{Cond, Op, Store, StoreError};
 use berth_wire::Clock;
@@ -363,7 +364,7 @@ impl Node {
         let details = json!([
             {"name": "subnetId", "value": lease.subnet_id},
             {"name": "networkInterfaceId", "value": format!("eni-{}", &k.id[..17.min(k.id.len())])},
-            {"name": "macAddress", "value": ipam::mac_string(ipam::mac_for(lease.ip))},
+            {"name": "macAddress", "value": berth_net::task::mac_string(berth_net::task::mac_for(lease.ip))},
             {"name": "privateDnsName", "value": private_dns_name(lease.ip, k.region)},
             {"name": "privateIPv4Address", "value": ip},
         ]);
@@ -455,11 +456,11 @@ impl Node {
         for (i, m) in mappings.iter().enumerate() {
             let host_port = match m.host_port.or_else(|| earlier(m)) {
                 Some(p) => {
-                    berth_net::ports::claim(self.store.as_ref(), &m.protocol, p, arn).map(|()| p)
+                    berth_leases::ports::claim(self.store.as_ref(), &m.protocol, p, arn).map(|()| p)
                 }
                 None => {
                     let hint = k.id.bytes().map(usize::from).sum::<usize>() * 7 + i;
-                    berth_net::ports::dynamic(self.store.as_ref(), &m.protocol, hint, arn)
+                    berth_leases::ports::dynamic(self.store.as_ref(), &m.protocol, hint, arn)
                 }
             }?;
             host.map_port(k.id, &m.protocol, host_port, ip, m.container_port)
@@ -482,7 +483,7 @@ impl Node {
         let mut out: HashMap<String, Vec<Value>> = HashMap::new();
         for m in port_mappings(td) {
             let port = m.host_port.unwrap_or(m.container_port);
-            berth_net::ports::claim(self.store.as_ref(), &m.protocol, port, arn)?;
+            berth_leases::ports::claim(self.store.as_ref(), &m.protocol, port, arn)?;
             out.entry(m.container.clone()).or_default().push(json!({
                 "bindIP": "0.0.0.0",
                 "containerPort": m.container_port,
@@ -598,7 +599,7 @@ impl Node {
                 }
             }
         }
-        berth_net::ports::release_all(self.store.as_ref(), arn);
+        berth_leases::ports::release_all(self.store.as_ref(), arn);
     }
 
     /// Free the leases whose task is gone or stopped (a crash between leasing and
@@ -617,7 +618,7 @@ impl Node {
                 }
             }
         }
-        for r in self.store.list(berth_net::ports::PORTS) {
+        for r in self.store.list(berth_leases::ports::PORTS) {
             // Published load balancer listeners' ports are the ELBv2 API's.
             let Some(arn) = r.value["owner"]
                 .as_str()
@@ -625,11 +626,11 @@ impl Node {
             else {
                 continue;
             };
-            let live = berth_net::ports::owner_task_key(arn)
+            let live = berth_leases::owner_task_key(arn)
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|t| !is_final(&t.value));
             if !live {
-                berth_net::ports::release_all(self.store.as_ref(), arn);
+                berth_leases::ports::release_all(self.store.as_ref(), arn);
             }
         }
         for (ip, owner) in ipam::leases(self.store.as_ref()) {
@@ -637,7 +638,7 @@ impl Node {
             let Some(arn) = owner.as_str().filter(|o| o.starts_with("arn:aws:ecs:")) else {
                 continue;
             };
-            let live = berth_net::ports::owner_task_key(arn)
+            let live = berth_leases::owner_task_key(arn)
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|r| !is_final(&r.value) && r.value["_berth"]["ip"] == ip.to_string());
             if !live {
