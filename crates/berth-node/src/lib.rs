@@ -10,12 +10,13 @@
 //! `adopt` (what a previous run left), `launch` (a task's start, step by step),
 //! `network` (its address and ports), `pull` (its images), `bundle` (its bundles and
 //! plan), `supervise` (its supervisor), `status` (the task record and ECS's lastStatus
-//! order).
+//! order); `host` is the host's bring-up and undoing for `berth up` and `berth down`.
 
 mod adopt;
 mod bundle;
 pub mod dns;
 pub mod endpoints;
+pub mod host;
 mod launch;
 mod network;
 mod pull;
