@@ -202,7 +202,7 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
     }
     // Addresses tasks hold (berth-net's leases) are not available.
     let mut leased: std::collections::HashMap<String, i64> = Default::default();
-    for l in scope.store.list(berth_net::ipam::LEASES) {
+    for l in scope.store.list(berth_leases::ipam::LEASES) {
         if let Some(id) = l.value["subnetId"].as_str() {
             *leased.entry(id.to_string()).or_default() += 1;
         }
@@ -419,12 +419,12 @@ mod tests {
         let first = all["Subnets"][0].clone();
         let id = first["SubnetId"].as_str().unwrap().to_string();
         let cidr = berth_net::Cidr::parse(first["CidrBlock"].as_str().unwrap()).unwrap();
-        let c = berth_net::ipam::Candidate {
+        let c = berth_leases::ipam::Candidate {
             subnet_id: id.clone(),
             cidr,
         };
         for owner in ["t1", "t2"] {
-            berth_net::ipam::allocate(&st, std::slice::from_ref(&c), 0, owner).unwrap();
+            berth_leases::ipam::allocate(&st, std::slice::from_ref(&c), 0, owner).unwrap();
         }
         let one = describe(&s, &json!({"SubnetIds": [id]})).unwrap();
         assert_eq!(one["Subnets"][0]["AvailableIpAddressCount"], 4089);

@@ -214,7 +214,7 @@ fn lease_addresses(
     zones: &mut [Value],
     keep: &[(String, Value)],
 ) -> ApiResult<Vec<std::net::Ipv4Addr>> {
-    use berth_net::ipam;
+    use berth_leases::ipam;
     let mut leased = vec![];
     for z in zones.iter_mut() {
         let subnet = str_of(z, "SubnetId").to_string();
@@ -283,7 +283,7 @@ fn internal_subnet(id: &str) -> ApiError {
 
 fn release_addresses(s: &Scope, arn: &str, ips: &[std::net::Ipv4Addr]) {
     for ip in ips {
-        berth_net::ipam::release(s.store, *ip, arn);
+        berth_leases::ipam::release(s.store, *ip, arn);
     }
 }
 
@@ -468,7 +468,7 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
         plan.delete(&rec);
         Ok(plan)
     })
-    .inspect(|_| berth_net::ipam::release_owner(s.store, arn))
+    .inspect(|_| berth_leases::ipam::release_owner(s.store, arn))
 }
 
 // ---- attributes ----------------------------------------------------------------------------
@@ -767,9 +767,9 @@ pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
     match &out {
         Ok(_) => {
             let now = crate::api::addresses(&json!({"AvailabilityZones": zones}));
-            for (ip, owner) in berth_net::ipam::leases(s.store) {
+            for (ip, owner) in berth_leases::ipam::leases(s.store) {
                 if owner == arn && !now.contains(&ip) {
-                    berth_net::ipam::release(s.store, ip, arn);
+                    berth_leases::ipam::release(s.store, ip, arn);
                 }
             }
         }

@@ -356,7 +356,7 @@ fn lease_published_port<T>(
     };
     let port16 = u16::try_from(port).unwrap_or(0);
     for proto in published_protocols(protocol) {
-        let key = berth_net::ports::port_key(proto, port16);
+        let key = berth_leases::ports::port_key(proto, port16);
         match s.store.get(&key) {
             Some(r) if r.value["owner"] == listener_arn => continue,
             Some(r) => {
@@ -385,7 +385,7 @@ fn lease_published_port<T>(
 fn release_published_ports<T>(s: &Scope, listener: &Value, plan: &mut Plan<T>) {
     let port = u16::try_from(listener["Port"].as_i64().unwrap_or(0)).unwrap_or(0);
     for proto in published_protocols(str_of(listener, "Protocol")) {
-        if let Some(r) = s.store.get(&berth_net::ports::port_key(proto, port)) {
+        if let Some(r) = s.store.get(&berth_leases::ports::port_key(proto, port)) {
             if r.value["owner"] == listener["ListenerArn"] {
                 plan.delete(&r);
             }

@@ -1163,7 +1163,7 @@ fn load_balancers_lease_an_address_in_each_subnet() {
     let t = T::new();
     let st = t.store.as_ref();
     let owned = |arn: &str| -> Vec<String> {
-        let mut v: Vec<String> = berth_net::ipam::leases(st)
+        let mut v: Vec<String> = berth_leases::ipam::leases(st)
             .into_iter()
             .filter(|(_, o)| o == arn)
             .map(|(ip, _)| ip.to_string())
@@ -1183,13 +1183,13 @@ fn load_balancers_lease_an_address_in_each_subnet() {
     assert_eq!(shown.len(), 2);
     assert_eq!(owned(&alb), shown, "what it shows is what it holds");
     // Repeating the create returns the same load balancer and leases nothing more.
-    let n = berth_net::ipam::leases(st).len();
+    let n = berth_leases::ipam::leases(st).len();
     let sub = t.subnets();
     t.ok(
         "CreateLoadBalancer",
         json!({"Name": "web", "Subnets": [sub[0], sub[1]]}),
     );
-    assert_eq!(berth_net::ipam::leases(st).len(), n);
+    assert_eq!(berth_leases::ipam::leases(st).len(), n);
     // SetSubnets keeps the kept subnet's address and frees the dropped one's.
     let kept = t.ok("DescribeLoadBalancers", json!({"LoadBalancerArns": [alb]}))["LoadBalancers"]
         [0]["AvailabilityZones"]
@@ -1250,7 +1250,7 @@ fn published_listeners_lease_their_host_ports() {
     let p3 = busy.local_addr().unwrap().port();
     let lease = |p: u16| {
         t.store
-            .get(&berth_net::ports::port_key("tcp", p))
+            .get(&berth_leases::ports::port_key("tcp", p))
             .map(|r| r.value["owner"].as_str().unwrap_or("").to_string())
     };
     let (a, b) = (t.alb("one"), t.alb("two"));

@@ -135,8 +135,8 @@ fn tg_protocol(tg: &Value) -> String {
 /// cannot reach the host's loopback), else the host's loopback.
 fn host_port_target(store: &dyn Store, protocol: &str, port: u16) -> SocketAddrV4 {
     let direct = || -> Option<SocketAddrV4> {
-        let lease = store.get(&berth_net::ports::port_key(protocol, port))?;
-        let key = berth_net::ports::owner_task_key(lease.value["owner"].as_str()?)?;
+        let lease = store.get(&berth_leases::ports::port_key(protocol, port))?;
+        let key = berth_leases::owner_task_key(lease.value["owner"].as_str()?)?;
         let task = store.get(&key)?;
         let ip: Ipv4Addr = task.value["_berth"]["ip"].as_str()?.parse().ok()?;
         let container_port = task.value["containers"]

@@ -2,7 +2,6 @@
 //! joins Berth's bridge and whose other end is the task's `eth0`, with the task's address
 //! and a default route via its subnet's gateway.
 
-use crate::ipam::mac_for;
 use crate::netlink::{self, Netlink};
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -21,6 +20,20 @@ pub struct TaskNetwork {
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
+}
+
+/// A locally administered MAC address made from the IPv4 address, so an address that
+/// comes back to a new task keeps its MAC and no neighbour cache goes stale.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
+}
+
+pub fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// What must be opened in the host's namespace before the supervisor leaves it.
@@ -77,4 +90,15 @@ pub fn detach_inside() -> io::Result<()> {
 /// died).
 pub fn detach_host(host_link: &str) -> io::Result<()> {
     Netlink::open()?.delete_link(host_link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_follow_addresses() {
+        let ip: Ipv4Addr = "172.31.0.4".parse().unwrap();
+        assert_eq!(mac_string(mac_for(ip)), "0a:58:ac:1f:00:04");
+    }
 }

@@ -167,11 +167,14 @@ fn main() -> std::process::ExitCode {
                 }
             };
             println!("{msg}");
-            if let Err(e) = stop_tasks(&dir) {
+            let mut report = |said: Result<String, String>| match said {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("berth: {e}"),
+            };
+            if let Err(e) = berth_node::host::tear_down(&dir, &mut report) {
                 eprintln!("berth: {e}");
                 return std::process::ExitCode::FAILURE;
             }
-            undo_host_changes(&dir);
             std::process::ExitCode::SUCCESS
         }
         Command::Up(args) => {
@@ -198,62 +201,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Where `berth up` notes that it mounted the hugetlb controller, so `berth down` undoes it.
-const HUGETLB_MARKER: &str = "host-change-hugetlb-mount";
-
-/// `berth down`, last part: undo the host changes Berth made.
-fn undo_host_changes(data_dir: &std::path::Path) {
-    let marker = data_dir.join(HUGETLB_MARKER);
-    if marker.exists() {
-        match berth_runtime::sys::remove_hugetlb_v1() {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&marker);
-            }
-            Err(e) => eprintln!("berth: cannot unmount /sys/fs/cgroup/hugetlb: {e}"),
-        }
-    }
-    for said in berth_net::host::tear_down() {
-        println!("{said}");
-    }
-}
-
-/// `berth down`, after the server: ask every task's supervisor to stop its task (each
-/// takes up to its containers' stopTimeout), and wait until all are gone. The next start
-/// records the tasks as STOPPED.
-fn stop_tasks(data_dir: &std::path::Path) -> Result<(), String> {
-    let tasks = data_dir.join("tasks");
-    let n = berth_node::Node::stop_all(&tasks);
-    if n == 0 {
-        return Ok(());
-    }
-    println!("stopping {n} task(s)");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(150);
-    loop {
-        let left = std::fs::read_dir(&tasks)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| berth_runtime::client::alive(&e.path()))
-            .count();
-        if left == 0 {
-            break;
-        }
-        if std::time::Instant::now() > until {
-            return Err(format!("{left} task(s) did not stop within 150s"));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    // The parent cgroups runc made for Berth's containers, now empty.
-    for c in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-    {
-        let _ = std::fs::remove_dir(c.path().join("berth"));
-    }
-    Ok(())
-}
-
 /// The supervisor's sink for a container's output: its awslogs stream.
 fn open_log_sink(dir: &std::path::Path) -> std::io::Result<Box<dyn berth_runtime::shim::LineSink>> {
     struct Sink(berth_logs::segments::StreamAppender);
@@ -270,25 +217,6 @@ fn open_log_sink(dir: &std::path::Path) -> std::io::Result<Box<dyn berth_runtime
     Ok(Box::new(Sink(berth_logs::segments::StreamAppender::open(
         dir,
     )?)))
-}
-
-/// A runtime named without a path is looked up on PATH.
-fn find_program(p: &std::path::Path) -> Result<PathBuf, String> {
-    if p.components().count() > 1 {
-        return Ok(p.to_path_buf());
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|v| std::env::split_paths(&v).collect::<Vec<_>>())
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(p))
-        .find(|c| c.is_file())
-        .ok_or_else(|| {
-            format!(
-                "the OCI runtime {} is not installed (apt install crun, or runc)",
-                p.display()
-            )
-        })
 }
 
 async fn up(args: UpArgs) -> Result<(), String> {
@@ -402,13 +330,6 @@ async fn up(args: UpArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Listen on the task endpoints' address on the bridge.
-fn bridge_listener(port: u16) -> std::io::Result<tokio::net::TcpListener> {
-    let l = std::net::TcpListener::bind((berth_node::endpoints::ENDPOINT_IP, port))?;
-    l.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(l)
-}
-
 /// The local agent: runs the tasks placed on this host. Returns the listener on the
 /// bridge where tasks reach Berth's API, when there is a bridge.
 fn start_node(
@@ -420,34 +341,8 @@ fn start_node(
     logs: Arc<berth_logs::Logs>,
     s3: Arc<berth_s3::S3>,
 ) -> Result<Option<tokio::net::TcpListener>, String> {
-    let runtime = if args.oci_runtime.as_os_str() == "auto" {
-        find_program(std::path::Path::new("crun"))
-            .or_else(|_| find_program(std::path::Path::new("runc")))?
-    } else {
-        find_program(&args.oci_runtime)?
-    };
-    if runtime.file_name().is_some_and(|n| n == "crun") {
-        match berth_runtime::sys::ensure_hugetlb_v1() {
-            Ok(true) => {
-                let _ = std::fs::write(data_dir.join(HUGETLB_MARKER), "");
-                tracing::info!("mounted the hugetlb cgroup controller at /sys/fs/cgroup/hugetlb (crun needs it on hybrid cgroup hosts; berth down removes it)");
-            }
-            Ok(false) => {}
-            Err(e) => return Err(format!("crun needs the hugetlb cgroup controller mounted at /sys/fs/cgroup/hugetlb and it could not be mounted: {e} (or use --oci-runtime runc)")),
-        }
-    }
-    tracing::info!(runtime = %runtime.display(), "tasks run with this OCI runtime");
-    if args.cgroup_favordynmods {
-        match berth_runtime::sys::favor_dynmods() {
-            Ok(Some(at)) => {
-                tracing::info!(mount = %at, "turned on cgroup favordynmods (host-wide, until reboot on recent kernels; --cgroup-favordynmods false leaves it off): moving a container into its cgroup no longer waits for an RCU grace period")
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "could not turn on cgroup favordynmods; container starts wait for an RCU grace period")
-            }
-        }
-    }
+    let runtime =
+        berth_node::host::set_up_runtime(data_dir, &args.oci_runtime, args.cgroup_favordynmods)?;
     let content = berth_image::ContentStore::open(&data_dir.join("images"))
         .map_err(|e| format!("cannot open the image store: {e}"))?;
     let options = berth_image::PullerOptions {
@@ -489,7 +384,15 @@ fn start_node(
             berth_registry::token::issue(&secret, account, now + 3600.0),
         ))
     });
-    let net = task_network(args, &store, port);
+    // Load balancers' DNS names, kept by the data plane, answered by the tasks' resolver.
+    let lb_names = berth_lb::Names::default();
+    let names = lb_names.clone();
+    let lookup: berth_node::dns::Lookup = Arc::new(move |n| berth_lb::resolve(&names, n));
+    let credentials = berth_node::endpoints::TaskCredentials {
+        access_key_id: args.access_key_id.clone(),
+        secret_access_key: args.secret_access_key.clone(),
+    };
+    let net = berth_node::host::set_up_network(&store, credentials, port, lookup);
     // The load balancers' data plane: their addresses, listeners, health checks, draining.
     let instance_id = local_instance_id(data_dir)
         .map_err(|e| format!("cannot keep this host's instance id: {e}"))?;
@@ -499,7 +402,7 @@ fn start_node(
             host: net.host.as_ref().ok().cloned(),
             publish: args.publish_lb,
             instance_id: Some(instance_id),
-            names: net.lb_names.clone(),
+            names: lb_names,
             threads: args.lb_threads.map(usize::from),
         },
     )
@@ -526,87 +429,6 @@ fn start_node(
     .map_err(|e| format!("cannot prepare the task directory: {e}"))?;
     node.spawn();
     Ok(net.edge_listener)
-}
-
-/// What `berth up` made of task networking on this host.
-struct TaskNetworkSetup {
-    /// The host's side, or why there is none (awsvpc and bridge tasks then fail with it).
-    host: Result<Arc<berth_net::HostNetwork>, String>,
-    /// Berth's API where tasks reach it, to be served by the edge.
-    edge_listener: Option<tokio::net::TcpListener>,
-    endpoint_url: Option<String>,
-    resolver: Option<std::net::Ipv4Addr>,
-    /// Load balancers' DNS names, kept by the data plane, answered by the resolver.
-    lb_names: berth_lb::Names,
-}
-
-/// The bridge and Berth's chains, then at 169.254.170.2 on the bridge: the in-task
-/// endpoints (:80), the tasks' resolver (:53) and a listener for the API (the edge's
-/// port). A host where the bridge cannot be made still runs Berth; one where the address
-/// is taken (another berth on this host) runs tasks without the endpoints.
-fn task_network(args: &UpArgs, store: &Arc<dyn berth_store::Store>, port: u16) -> TaskNetworkSetup {
-    let mut setup = TaskNetworkSetup {
-        host: Err(String::new()),
-        edge_listener: None,
-        endpoint_url: None,
-        resolver: None,
-        lb_names: Default::default(),
-    };
-    let host = match berth_net::HostNetwork::set_up() {
-        Ok((host, said)) => {
-            for s in said {
-                tracing::info!("host network: {s} (berth down removes it)");
-            }
-            host
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "task networking is not available; awsvpc and bridge tasks will fail");
-            setup.host = Err(e.to_string());
-            return setup;
-        }
-    };
-    let ip = berth_node::endpoints::ENDPOINT_IP;
-    match host
-        .add_bridge_address(ip)
-        .and_then(|()| Ok((bridge_listener(80)?, bridge_listener(port)?)))
-    {
-        Ok((metadata, api)) => {
-            let endpoints = berth_node::endpoints::Endpoints::new(
-                store.clone(),
-                berth_node::endpoints::TaskCredentials {
-                    access_key_id: args.access_key_id.clone(),
-                    secret_access_key: args.secret_access_key.clone(),
-                },
-            );
-            tokio::spawn(endpoints.serve(metadata));
-            let dns = std::net::UdpSocket::bind((ip, 53)).and_then(|s| {
-                s.set_nonblocking(true)?;
-                tokio::net::UdpSocket::from_std(s)
-            });
-            match dns {
-                Ok(sock) => {
-                    let names = setup.lb_names.clone();
-                    let lookup: berth_node::dns::Lookup =
-                        Arc::new(move |n| berth_lb::resolve(&names, n));
-                    tokio::spawn(berth_node::dns::serve(sock, ip, lookup));
-                    setup.resolver = Some(ip);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot serve DNS for tasks on {ip}:53; tasks use the host's resolvers")
-                }
-            }
-            setup.edge_listener = Some(api);
-            setup.endpoint_url = Some(format!("http://{ip}:{port}"));
-            tracing::info!(
-                "task endpoints on http://{ip}/, the API for tasks on http://{ip}:{port}/"
-            );
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot serve the task endpoints on {ip}; tasks run without them")
-        }
-    }
-    setup.host = Ok(Arc::new(host));
-    setup
 }
 
 /// This host's EC2-style instance id, made once and kept in the data directory so a

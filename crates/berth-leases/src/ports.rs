@@ -14,16 +14,6 @@ pub fn port_key(protocol: &str, port: u16) -> String {
     format!("{PORTS}{protocol}/{port:05}")
 }
 
-/// The store key of the task a lease owner names (`arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID`,
-/// the owner of task leases).
-pub fn owner_task_key(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let (region, account, res) = (parts.get(3)?, parts.get(4)?, parts.get(5)?);
-    let mut r = res.splitn(3, '/');
-    let (kind, cluster, id) = (r.next()?, r.next()?, r.next()?);
-    (kind == "task").then(|| format!("/{account}/{region}/ecs/task/{cluster}/{id}"))
-}
-
 /// Whether something on the host already listens on this port (any address).
 fn in_use_on_host(protocol: &str, port: u16) -> bool {
     if protocol == "udp" {

@@ -3,7 +3,7 @@
 //! VPCs have the same ranges (they share Berth's one bridge). Created with a condition
 //! that the key is absent: concurrent allocations cannot both win.
 
-use crate::cidr::Cidr;
+use berth_net::Cidr;
 use berth_store::{Cond, Op, Store, StoreError};
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
@@ -161,20 +161,6 @@ pub fn leases(store: &dyn Store) -> Vec<(Ipv4Addr, Value)> {
         .collect()
 }
 
-/// A locally administered MAC address made from the IPv4 address, so an address that
-/// comes back to a new task keeps its MAC and no neighbour cache goes stale.
-pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
-    let o = ip.octets();
-    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
-}
-
-pub fn mac_string(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,11 +249,5 @@ mod tests {
         ips.dedup();
         assert_eq!(ips.len(), 11, "eleven tasks, eleven distinct addresses");
         assert!(allocate(st.as_ref(), &subs, 0, "t11").is_err());
-    }
-
-    #[test]
-    fn macs_follow_addresses() {
-        let ip: Ipv4Addr = "172.31.0.4".parse().unwrap();
-        assert_eq!(mac_string(mac_for(ip)), "0a:58:ac:1f:00:04");
     }
 }

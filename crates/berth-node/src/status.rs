@@ -1,0 +1,278 @@
+//! The task record as the node writes it: compare-and-swap updates, and the supervisor's
+//! state mirrored through ECS's lastStatus order (tasks that never ran are finished at
+//! once).
+
+use crate::Node;
+use berth_runtime::{TaskState, TaskStatus};
+use berth_store::{Cond, Op, StoreError};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl Node {
+    /// Change a task record with `f` (which says whether it changed anything), retrying
+    /// when an API call wrote the record in between.
+    pub(crate) fn update(
+        &self,
+        key: &str,
+        mut f: impl FnMut(&mut Value) -> bool,
+    ) -> Result<Value, StoreError> {
+        loop {
+            let Some(r) = self.store.get(key) else {
+                return Err(StoreError::Conflict(key.to_string()));
+            };
+            let mut v = (*r.value).clone();
+            if !f(&mut v) {
+                return Ok(v);
+            }
+            v["version"] = json!(v["version"].as_i64().unwrap_or(1) + 1);
+            match self.store.txn(
+                &[Cond::Revision(key.to_string(), r.revision)],
+                vec![Op::Put(key.to_string(), v.clone())],
+            ) {
+                Ok(_) => return Ok(v),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) async fn update_async(
+        self: &Arc<Self>,
+        key: &str,
+        f: impl FnMut(&mut Value) -> bool + Send + 'static,
+    ) -> Option<Value> {
+        let node = self.clone();
+        let key = key.to_string();
+        match tokio::task::spawn_blocking(move || node.update(&key, f)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot record task state");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Record the supervisor's state in the task, stepping through ECS's intermediate
+    /// states (ACTIVATING, DEACTIVATING, DEPROVISIONING for awsvpc tasks) in order.
+    pub(crate) async fn mirror(self: &Arc<Self>, key: &str, st: &TaskState, awsvpc: bool) {
+        let target = match st.status {
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Running => "RUNNING",
+            TaskStatus::Stopping => "STOPPING",
+            TaskStatus::Stopped => "STOPPED",
+        };
+        let current = self
+            .store
+            .get(key)
+            .and_then(|r| r.value["lastStatus"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        for step in steps(&current, target, awsvpc, st.started_at.is_some()) {
+            let st = st.clone();
+            let now = self.clock.now();
+            self.update_async(key, move |t| apply(t, &st, step, now))
+                .await;
+        }
+    }
+}
+
+/// The lastStatus values to write, in order, to go from `from` to `to`.
+/// `ran`: the task's containers started, so it passes through RUNNING even when it was
+/// already over by the time the node heard of it.
+fn steps(from: &str, to: &'static str, awsvpc: bool, ran: bool) -> Vec<&'static str> {
+    const ORDER: [&str; 8] = [
+        "PROVISIONING",
+        "PENDING",
+        "ACTIVATING",
+        "RUNNING",
+        "DEACTIVATING",
+        "STOPPING",
+        "DEPROVISIONING",
+        "STOPPED",
+    ];
+    let pos = |s: &str| ORDER.iter().position(|x| *x == s);
+    let (Some(a), Some(b)) = (pos(from), pos(to)) else {
+        return vec![to];
+    };
+    if b < a {
+        return vec![];
+    }
+    if b == a {
+        return vec![to]; // same status, new details (container states, health)
+    }
+    ORDER[a + 1..=b]
+        .iter()
+        .copied()
+        .filter(|s| awsvpc || !matches!(*s, "ACTIVATING" | "DEACTIVATING" | "DEPROVISIONING"))
+        // A task that never ran does not pass through RUNNING on its way to STOPPED.
+        .filter(|s| ran || !matches!(*s, "ACTIVATING" | "RUNNING"))
+        .collect()
+}
+
+/// Set the task's lastStatus to `step` with the supervisor's details.
+fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
+    let before = t.clone();
+    t["lastStatus"] = json!(step);
+    let by_name: HashMap<&str, &berth_runtime::ContainerState> =
+        st.containers.iter().map(|c| (c.name.as_str(), c)).collect();
+    let task_id = t["taskArn"]
+        .as_str()
+        .and_then(|a| a.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let mut health = vec![];
+    for c in t["containers"].as_array_mut().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        let Some(s) = by_name.get(name.as_str()) else {
+            continue;
+        };
+        c["lastStatus"] = json!(match s.status {
+            berth_runtime::ContainerStatus::Pending => "PENDING",
+            berth_runtime::ContainerStatus::Running => "RUNNING",
+            berth_runtime::ContainerStatus::Stopped => "STOPPED",
+        });
+        if s.started_at.is_some() {
+            c["runtimeId"] = json!(format!("{task_id}-{name}"));
+        }
+        if let Some(code) = s.exit_code {
+            c["exitCode"] = json!(code);
+        }
+        if let Some(r) = &s.reason {
+            c["reason"] = json!(r);
+        }
+        let h = match s.health {
+            berth_runtime::Health::Unknown => "UNKNOWN",
+            berth_runtime::Health::Healthy => "HEALTHY",
+            berth_runtime::Health::Unhealthy => "UNHEALTHY",
+        };
+        c["healthStatus"] = json!(h);
+        health.push((name, h));
+    }
+    // The task is as healthy as its checked containers (ECS looks at essential ones).
+    let checked: Vec<&str> = health
+        .iter()
+        .map(|(_, h)| *h)
+        .filter(|h| *h != "UNKNOWN")
+        .collect();
+    t["healthStatus"] = json!(if checked.contains(&"UNHEALTHY") {
+        "UNHEALTHY"
+    } else if !checked.is_empty() && checked.len() == health.len() {
+        "HEALTHY"
+    } else {
+        "UNKNOWN"
+    });
+    if let (None, Some(at)) = (t.get("startedAt"), st.started_at) {
+        t["startedAt"] = json!(at);
+    }
+    match step {
+        "RUNNING" if t["connectivity"] != "CONNECTED" => {
+            t["connectivity"] = json!("CONNECTED");
+            t["connectivityAt"] = json!(now);
+        }
+        "DEACTIVATING" | "STOPPING" | "DEPROVISIONING" | "STOPPED" => {
+            t["desiredStatus"] = json!("STOPPED");
+            if t.get("stoppingAt").is_none() {
+                t["stoppingAt"] = json!(st.stopping_at.unwrap_or(now));
+            }
+            if t.get("stopCode").is_none() {
+                if let Some(c) = &st.stop_code {
+                    t["stopCode"] = json!(c);
+                }
+            }
+            if t.get("stoppedReason").is_none() {
+                if let Some(r) = &st.stopped_reason {
+                    t["stoppedReason"] = json!(r);
+                }
+            }
+            set_attachment_status(
+                t,
+                match step {
+                    "DEACTIVATING" | "STOPPING" => "ATTACHED",
+                    "DEPROVISIONING" => "DETACHING",
+                    _ => "DELETED",
+                },
+            );
+            if step == "STOPPED" {
+                t["stoppedAt"] = json!(now);
+                t["executionStoppedAt"] = json!(st.execution_stopped_at.unwrap_or(now));
+                t["connectivity"] = json!("DISCONNECTED");
+                for c in t["containers"].as_array_mut().into_iter().flatten() {
+                    c["lastStatus"] = json!("STOPPED");
+                }
+            }
+        }
+        _ => {}
+    }
+    *t != before
+}
+
+/// Mark a task STOPPED that never ran.
+pub(crate) fn finish(t: &mut Value, code: &str, reason: &str) {
+    t["lastStatus"] = json!("STOPPED");
+    t["desiredStatus"] = json!("STOPPED");
+    if t.get("stopCode").is_none() {
+        t["stopCode"] = json!(code);
+    }
+    if t.get("stoppedReason").is_none() && !reason.is_empty() {
+        t["stoppedReason"] = json!(reason);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as f64 / 1000.0)
+        .unwrap_or(0.0);
+    for f in ["stoppingAt", "stoppedAt", "executionStoppedAt"] {
+        if t.get(f).is_none() {
+            t[f] = json!(now);
+        }
+    }
+    t["connectivity"] = json!("DISCONNECTED");
+    for c in t["containers"].as_array_mut().into_iter().flatten() {
+        c["lastStatus"] = json!("STOPPED");
+    }
+    set_attachment_status(t, "DELETED");
+}
+
+/// The status of a task's network interface attachment, once it has one.
+fn set_attachment_status(t: &mut Value, status: &str) {
+    for a in t["attachments"].as_array_mut().into_iter().flatten() {
+        if a["type"] == "ElasticNetworkInterface"
+            && a["details"].as_array().is_some_and(|d| !d.is_empty())
+        {
+            a["status"] = json!(status);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_ecs_order() {
+        assert_eq!(steps("PENDING", "RUNNING", false, true), ["RUNNING"]);
+        assert_eq!(
+            steps("PENDING", "RUNNING", true, true),
+            ["ACTIVATING", "RUNNING"]
+        );
+        assert_eq!(
+            steps("RUNNING", "STOPPED", true, true),
+            ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
+        );
+        assert_eq!(
+            steps("RUNNING", "STOPPED", false, true),
+            ["STOPPING", "STOPPED"]
+        );
+        // Never started: no RUNNING on the way down.
+        assert_eq!(
+            steps("PENDING", "STOPPED", false, false),
+            ["STOPPING", "STOPPED"]
+        );
+        // Over before the node heard: it still ran.
+        assert_eq!(
+            steps("PENDING", "STOPPED", false, true),
+            ["RUNNING", "STOPPING", "STOPPED"]
+        );
+        assert!(steps("STOPPED", "RUNNING", false, true).is_empty());
+    }
+}
