@@ -22,6 +22,10 @@ impl Clock {
     pub fn advance_ms(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
     }
+    /// How far this clock has been moved ahead of the real one.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
 }
 
 /// `2026-11-26T07:13:26.000Z`

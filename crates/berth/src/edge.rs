@@ -80,6 +80,8 @@ pub struct Edge {
     pub s3: Arc<berth_s3::S3>,
     pub auth: Auth,
     pub default_account: String,
+    /// With `--test-clock`: the clock `/_berth/clock` reads and advances.
+    pub test_clock: Option<berth_wire::Clock>,
 }
 
 pub async fn serve(
@@ -250,6 +252,63 @@ impl Edge {
         }
     }
 
+    /// `/_berth/clock` with `--test-clock`: GET reads Berth's clock, POST
+    /// `{"advance":"15m"}` moves it forward (ms, s, m, h or d).
+    async fn clock_request(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        request_id: &str,
+    ) -> Response<Body> {
+        let Some(clock) = &self.test_clock else {
+            let e = ApiError::new(
+                404,
+                "NotFound",
+                "The test clock is off: start berth with --test-clock to read and move its time",
+            );
+            return edge_error(&e, request_id);
+        };
+        if parts.method == hyper::Method::POST {
+            let body = match Limited::new(body, 4096).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    let e =
+                        ApiError::client("InvalidRequest", "The body must be at most 4096 bytes");
+                    return edge_error(&e, request_id);
+                }
+            };
+            let advance = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("advance")?.as_str().map(str::to_string));
+            match advance.as_deref().map(parse_duration_ms) {
+                Some(Some(ms)) if ms > 0 => clock.advance_ms(ms),
+                _ => {
+                    let e = ApiError::client(
+                        "InvalidRequest",
+                        "Expected {\"advance\": DURATION}, a positive duration such as \"90s\", \"15m\", \"2h\" or \"7d\" (time only moves forward)",
+                    );
+                    return edge_error(&e, request_id);
+                }
+            }
+        } else if parts.method != hyper::Method::GET {
+            let e = ApiError::new(405, "MethodNotAllowed", "Use GET or POST");
+            return edge_error(&e, request_id);
+        }
+        let now = clock.now();
+        let body = serde_json::json!({
+            "now": now,
+            "iso8601": berth_wire::time::format_iso8601(now),
+            "offsetMs": clock.offset_ms(),
+        });
+        respond(
+            200,
+            "application/json",
+            request_id,
+            body.to_string().into_bytes(),
+            None,
+        )
+    }
+
     /// An S3 request: its signature covers the payload hash the client declared
     /// (`x-amz-content-sha256`), which S3 checks against the body as it arrives.
     async fn s3(
@@ -308,6 +367,9 @@ impl Edge {
                 body.to_string().into_bytes(),
                 None,
             );
+        }
+        if parts.uri.path() == "/_berth/clock" {
+            return self.clock_request(&parts, body, &request_id).await;
         }
         let caller = Caller::of(&parts);
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -545,6 +607,23 @@ impl Call {
             Call::Rest { operation, .. } => operation,
         }
     }
+}
+
+/// `90s`, `15m`, `2h`, `7d`, `500ms` in milliseconds.
+fn parse_duration_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// smithy-rpc-v2-cbor's path: `/service/{ServiceName}/operation/{Operation}`.

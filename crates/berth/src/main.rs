@@ -95,6 +95,12 @@ pub struct UpArgs {
         value_delimiter = ','
     )]
     insecure_registries: Vec<String>,
+    /// Let tests read and move Berth's clock over HTTP (`GET /_berth/clock`,
+    /// `POST /_berth/clock {"advance":"15m"}`), so schedules, cooldowns, expiries and
+    /// retention are tested without waiting. Never for production: anyone who can reach
+    /// the port can move time forward. SigV4 checks keep the real clock.
+    #[arg(long, env = "BERTH_TEST_CLOCK", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    test_clock: bool,
     /// The OCI runtime that creates containers: crun or runc, by name (looked up on PATH)
     /// or path. `auto` takes crun when installed (it starts containers faster, see
     /// BENCHMARKS.md), else runc.
@@ -320,7 +326,11 @@ async fn up(args: UpArgs) -> Result<(), String> {
         s3,
         auth,
         default_account: args.account_id.clone(),
+        test_clock: args.test_clock.then(|| clock.clone()),
     });
+    if args.test_clock {
+        tracing::warn!("the test clock is on (--test-clock): any client of this port can move Berth's time forward");
+    }
     if let Some(l) = bridge_listener {
         // Tasks reach the API here (their AWS_ENDPOINT_URL); it ends with the process.
         tokio::spawn(edge::serve(edge.clone(), l, std::future::pending()));
