@@ -6,6 +6,7 @@
 //! record in memory for reads and in SQLite (WAL, synchronous=FULL) for durability; a
 //! PostgreSQL backend can implement the same trait.
 
+pub mod migrate;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -3,6 +3,7 @@
 mod auth;
 mod edge;
 mod instance;
+mod schema;
 mod unserved;
 
 use clap::{Parser, Subcommand};
@@ -239,6 +240,12 @@ async fn up(args: UpArgs) -> Result<(), String> {
     let store =
         berth_store::SqliteStore::open(&data_dir.join("state.db")).map_err(|e| e.to_string())?;
     let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    match berth_store::migrate::migrate(store.as_ref(), &schema::migrations())? {
+        (from, to) if from != to => {
+            tracing::info!(from, to, "migrated the stored records' schema")
+        }
+        _ => {}
+    }
     let clock = berth_wire::Clock::default();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
