@@ -10,13 +10,16 @@ use serde_json::json;
 /// Where the schema version lives: outside every account's keys.
 pub const SCHEMA_KEY: &str = "/_berth/schema";
 
+/// A step's writes and the conditions they depend on.
+pub type StepWrites = Result<(Vec<Cond>, Vec<Op>), String>;
+
 /// One step: from `to - 1` to `to`.
 pub struct Migration {
     pub to: u32,
     pub what: &'static str,
     /// Reads the store and returns the writes that bring it to `to` (with the
     /// conditions they depend on); the runner adds the version bump to the same commit.
-    pub plan: fn(&dyn Store) -> Result<(Vec<Cond>, Vec<Op>), String>,
+    pub plan: fn(&dyn Store) -> StepWrites,
 }
 
 /// The version a store is at: 0 for a data directory from before versions.
@@ -78,7 +81,7 @@ mod tests {
         (d, s)
     }
 
-    fn rename_kind(store: &dyn Store) -> Result<(Vec<Cond>, Vec<Op>), String> {
+    fn rename_kind(store: &dyn Store) -> StepWrites {
         let mut conds = vec![];
         let mut ops = vec![];
         for r in store.list("/a/old/") {
@@ -89,7 +92,7 @@ mod tests {
         Ok((conds, ops))
     }
 
-    fn fail(_: &dyn Store) -> Result<(Vec<Cond>, Vec<Op>), String> {
+    fn fail(_: &dyn Store) -> StepWrites {
         Err("no".into())
     }
 
