@@ -3,6 +3,7 @@
 
 pub mod cbor;
 pub mod error;
+pub mod iam;
 pub mod json;
 pub mod model;
 pub mod page;
