@@ -12,7 +12,7 @@ tar -C "$BERTH_DATA" -xzf "$(dirname "$0")/../fixtures/datadir-v0.tar.gz"
 start_berth
 trap 'stop_berth; "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null 2>&1 || true' EXIT
 
-expect_eq "the schema was migrated from 0 to 1, once" "1" "$(grep -c 'migrated the stored records' "$BERTH_DATA/berth.log")"
+expect_eq "the schema was migrated (to 2), once" "1" "$(grep -c 'migrated the stored records' "$BERTH_DATA/berth.log")"
 expect_eq "cluster and its tags" "ACTIVE core" "$(awsb ecs describe-clusters --clusters legacy --include TAGS --query 'clusters[0].[status,tags[0].value]' --output text | tr '\t' ' ')"
 expect_eq "task definitions" "once:1 web:1 web:2" "$(awsb ecs list-task-definitions --query 'taskDefinitionArns' --output text | tr '\t' '\n' | sed 's:.*/::' | sort | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "an inactive revision stays inactive" "INACTIVE" "$(awsb ecs describe-task-definition --task-definition gone:1 --query 'taskDefinition.status' --output text)"

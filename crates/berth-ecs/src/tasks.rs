@@ -600,7 +600,11 @@ impl Ecs {
             "healthStatus": "UNKNOWN",
             // What the node needs beyond the ECS shape lives under a Berth-only key
             // that DescribeTasks never returns.
-            "_berth": {"networkConfiguration": input.get("networkConfiguration"), "subnets": subnets},
+            "_berth": {
+                "networkConfiguration": input.get("networkConfiguration"),
+                "subnets": subnets,
+                "definition": berth_model::ecs::launch_definition(td),
+            },
         })
     }
 

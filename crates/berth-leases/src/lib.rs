@@ -8,12 +8,9 @@ pub mod ports;
 
 /// The store key of the task a lease owner names (`arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID`,
 /// the owner of task leases).
+/// ECS's codec in berth-model does the work: this crate knows no ECS key layout.
 pub fn owner_task_key(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let (region, account, res) = (parts.get(3)?, parts.get(4)?, parts.get(5)?);
-    let mut r = res.splitn(3, '/');
-    let (kind, cluster, id) = (r.next()?, r.next()?, r.next()?);
-    (kind == "task").then(|| format!("/{account}/{region}/ecs/task/{cluster}/{id}"))
+    berth_model::ecs::TaskId::parse_arn(arn).map(|t| t.key())
 }
 
 #[cfg(test)]

@@ -189,18 +189,8 @@ impl Endpoints {
     }
 
     fn task_definition(&self, task: &Value) -> Value {
-        let arn = task["taskDefinitionArn"].as_str().unwrap_or_default();
-        let key = arn.split_once(":task-definition/").and_then(|(head, fr)| {
-            let mut h = head.split(':');
-            let (region, account) = (h.nth(3)?, h.next()?);
-            let (family, rev) = fr.rsplit_once(':')?;
-            Some(format!(
-                "/{account}/{region}/ecs/taskdef/{family}/{:010}",
-                rev.parse::<u64>().ok()?
-            ))
-        });
-        key.and_then(|k| self.store.get(&k))
-            .map(|r| (*r.value).clone())
+        berth_model::ecs::TaskPrivate::of(task)
+            .definition
             .unwrap_or(Value::Null)
     }
 

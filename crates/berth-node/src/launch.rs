@@ -44,22 +44,11 @@ impl Node {
             k.id.to_string(),
         );
         let task = self.store.get(key).ok_or("task record vanished")?.value;
-        let td_arn = task["taskDefinitionArn"].as_str().unwrap_or_default();
-        let (family, rev) = td_arn
-            .rsplit('/')
-            .next()
-            .and_then(|fr| fr.rsplit_once(':'))
-            .ok_or("task definition ARN is malformed")?;
-        let rev: u64 = rev
-            .parse()
-            .map_err(|_| "task definition revision is malformed")?;
-        let td = self
-            .store
-            .get(&format!(
-                "/{account}/{region}/ecs/taskdef/{family}/{rev:010}"
-            ))
-            .ok_or("the task definition no longer exists")?
-            .value;
+        // The definition as it was at RunTask, kept in the task record: a definition
+        // deregistered or deleted since cannot strand the task.
+        let td = berth_model::ecs::TaskPrivate::of(&task)
+            .definition
+            .ok_or("the task record holds no task definition")?;
         let defs: Vec<Value> = td["containerDefinitions"]
             .as_array()
             .cloned()

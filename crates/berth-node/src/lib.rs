@@ -80,28 +80,13 @@ pub struct Node {
     stop_sent: Mutex<HashSet<String>>,
 }
 
-/// `/{account}/{region}/ecs/task/{cluster}/{id}`, taken apart.
-struct TaskKey<'a> {
-    account: &'a str,
-    region: &'a str,
-    id: &'a str,
-}
-
-fn parse_key(key: &str) -> Option<TaskKey<'_>> {
-    let parts: Vec<&str> = key.split('/').collect();
-    // ["", account, region, "ecs", "task", cluster, id]
-    if parts.len() != 7 || parts[3] != "ecs" || parts[4] != "task" {
-        return None;
-    }
-    Some(TaskKey {
-        account: parts[1],
-        region: parts[2],
-        id: parts[6],
-    })
+/// `/{account}/{region}/ecs/task/{cluster}/{id}`, taken apart (berth-model's codec).
+fn parse_key(key: &str) -> Option<berth_model::ecs::TaskId> {
+    berth_model::ecs::TaskId::parse_key(key)
 }
 
 fn is_final(task: &Value) -> bool {
-    task["lastStatus"] == "STOPPED"
+    berth_model::ecs::is_stopped(task)
 }
 
 impl Node {

@@ -109,7 +109,7 @@ impl Node {
             {"name": "subnetId", "value": lease.subnet_id},
             {"name": "networkInterfaceId", "value": format!("eni-{}", &k.id[..17.min(k.id.len())])},
             {"name": "macAddress", "value": berth_net::task::mac_string(berth_net::task::mac_for(lease.ip))},
-            {"name": "privateDnsName", "value": private_dns_name(lease.ip, k.region)},
+            {"name": "privateDnsName", "value": private_dns_name(lease.ip, &k.region)},
             {"name": "privateIPv4Address", "value": ip},
         ]);
         let role = task["overrides"]["taskRoleArn"]
@@ -154,7 +154,7 @@ impl Node {
         .map_err(|e| format!("cannot record the task's network interface: {e}"))?;
         Ok(TaskNetwork {
             bridge: berth_net::BRIDGE.to_string(),
-            host_link: berth_net::host::host_link(k.id),
+            host_link: berth_net::host::host_link(&k.id),
             ip: lease.ip,
             prefix_len: lease.cidr.len,
             gateway: lease.cidr.gateway(),
@@ -207,7 +207,7 @@ impl Node {
                     berth_leases::ports::dynamic(self.store.as_ref(), &m.protocol, hint, arn)
                 }
             }?;
-            host.map_port(k.id, &m.protocol, host_port, ip, m.container_port)
+            host.map_port(&k.id, &m.protocol, host_port, ip, m.container_port)
                 .map_err(|e| {
                     format!("ResourceInitializationError: cannot map port {host_port}: {e}")
                 })?;
@@ -262,7 +262,7 @@ impl Node {
         }
         if r.value["_berth"]["portsMapped"] == true {
             if let Some(k) = parse_key(key) {
-                if let Err(e) = berth_net::host::unmap_ports(k.id) {
+                if let Err(e) = berth_net::host::unmap_ports(&k.id) {
                     tracing::warn!(task = %key, error = %e, "cannot remove the task's port mappings");
                 }
             }
