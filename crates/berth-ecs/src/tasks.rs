@@ -562,7 +562,7 @@ impl Ecs {
             .unwrap_or(Value::Null);
         let awsvpc = td["networkMode"] == "awsvpc";
         // The subnets' ranges, so the node can lease an address without asking EC2.
-        let subnets: Vec<Value> = input
+        let subnets: Vec<berth_model::ecs::TaskSubnet> = input
             .pointer("/networkConfiguration/awsvpcConfiguration/subnets")
             .and_then(Value::as_array)
             .into_iter()
@@ -571,7 +571,11 @@ impl Ecs {
             .filter_map(|id| {
                 berth_ec2::subnet_info(self.store.as_ref(), &ctx.account, &ctx.region, id)
             })
-            .map(|s| json!({"subnetId": s.subnet_id, "cidrBlock": s.cidr_block, "availabilityZone": s.availability_zone}))
+            .map(|s| berth_model::ecs::TaskSubnet {
+                subnet_id: s.subnet_id,
+                cidr_block: s.cidr_block,
+                availability_zone: s.availability_zone,
+            })
             .collect();
         json!({
             "taskArn": task_arn,

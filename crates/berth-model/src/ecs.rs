@@ -179,9 +179,10 @@ pub struct TaskPrivate {
     /// RunTask's networkConfiguration, as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_configuration: Option<Value>,
-    /// The awsvpc subnets the task may take its address from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnets: Option<Value>,
+    /// The awsvpc subnets the task may take its address from, with their ranges, so the
+    /// node leases an address without asking EC2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<TaskSubnet>,
     /// The task definition as it was when the task was started: the node launches from
     /// it, so deregistering or deleting the definition never strands a task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +208,14 @@ pub struct TaskPrivate {
     pub ports_mapped: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSubnet {
+    pub subnet_id: String,
+    pub cidr_block: String,
+    pub availability_zone: String,
 }
 
 impl TaskPrivate {
@@ -290,15 +299,18 @@ mod tests {
 
     #[test]
     fn the_private_section_keeps_what_it_does_not_know() {
-        let mut t = json!({"_berth": {"ip": "10.0.0.5", "portsMapped": true, "targets": [1], "drain": {"reason": "r"}}});
+        let mut t = json!({"_berth": {"ip": "10.0.0.5", "portsMapped": true, "targets": [1], "drain": {"reason": "r"},
+            "subnets": [{"subnetId": "subnet-1", "cidrBlock": "172.31.0.0/20", "availabilityZone": "us-east-1a"}]}});
         let mut p = TaskPrivate::of(&t);
         assert_eq!(p.ip.as_deref(), Some("10.0.0.5"));
         assert!(p.ports_mapped);
+        assert_eq!(p.subnets[0].cidr_block, "172.31.0.0/20");
         p.endpoint_token = Some("tok".into());
         p.store_in(&mut t);
         assert_eq!(
             t["_berth"],
-            json!({"ip": "10.0.0.5", "portsMapped": true, "targets": [1], "drain": {"reason": "r"}, "endpointToken": "tok"})
+            json!({"ip": "10.0.0.5", "portsMapped": true, "targets": [1], "drain": {"reason": "r"}, "endpointToken": "tok",
+                "subnets": [{"subnetId": "subnet-1", "cidrBlock": "172.31.0.0/20", "availabilityZone": "us-east-1a"}]})
         );
         assert_eq!(TaskPrivate::of(&json!({})), TaskPrivate::default());
     }

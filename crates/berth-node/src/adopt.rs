@@ -80,7 +80,10 @@ impl Node {
             };
             let live = berth_leases::owner_task_key(arn)
                 .and_then(|k| self.store.get(&k))
-                .is_some_and(|r| !is_final(&r.value) && r.value["_berth"]["ip"] == ip.to_string());
+                .is_some_and(|r| {
+                    !is_final(&r.value)
+                        && berth_model::ecs::TaskPrivate::of(&r.value).ip == Some(ip.to_string())
+                });
             if !live {
                 tracing::info!(%ip, task = arn, "freeing the address of a task that no longer runs");
                 ipam::release(self.store.as_ref(), ip, arn);

@@ -211,7 +211,8 @@ impl Node {
             return env;
         }
         let at = endpoints::ENDPOINT_IP;
-        if let Some(token) = task["_berth"]["endpointToken"].as_str() {
+        let private = berth_model::ecs::TaskPrivate::of(task);
+        if let Some(token) = private.endpoint_token.as_deref() {
             env.push((
                 "ECS_CONTAINER_METADATA_URI_V4".into(),
                 format!("http://{at}/v4/{token}-{container}"),
@@ -221,7 +222,7 @@ impl Node {
                 format!("http://{at}/v3/{token}-{container}"),
             ));
         }
-        if let Some(id) = task["_berth"]["credentialsId"].as_str() {
+        if let Some(id) = private.credentials_id.as_deref() {
             env.push((
                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".into(),
                 format!("/v2/credentials/{id}"),

@@ -5,6 +5,7 @@
 //! `/v2/credentials/<id>`), and a task with an address of its own must also be the one
 //! asking: a request from any other source address is answered as if the id did not exist.
 
+use berth_model::ecs::{TaskId, TaskPrivate};
 use berth_store::Store;
 use berth_wire::service::strip_nulls;
 use bytes::Bytes;
@@ -56,6 +57,24 @@ fn iso(v: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Which of a task's random ids a path carries.
+#[derive(Clone, Copy)]
+enum PathId {
+    /// `/v4/{endpointToken}-{container}` (and v3).
+    Metadata,
+    /// `/v2/credentials/{credentialsId}`.
+    Credentials,
+}
+
+impl PathId {
+    fn of(self, p: &TaskPrivate) -> Option<&str> {
+        match self {
+            PathId::Metadata => p.endpoint_token.as_deref(),
+            PathId::Credentials => p.credentials_id.as_deref(),
+        }
+    }
+}
+
 impl Endpoints {
     pub fn new(store: Arc<dyn Store>, credentials: TaskCredentials) -> Arc<Endpoints> {
         Arc::new(Endpoints {
@@ -95,16 +114,15 @@ impl Endpoints {
     }
 
     /// The task a token belongs to, if `peer` may ask for it.
-    fn task_for(&self, id: &str, field: &str, peer: IpAddr) -> Option<Value> {
+    fn task_for(&self, id: &str, kind: PathId, peer: IpAddr) -> Option<Value> {
         let known = self.ids.lock().expect("lock").get(id).cloned();
         let key = match known {
             Some(k) => k,
             None => {
-                let found = self
-                    .store
-                    .list("/")
-                    .into_iter()
-                    .find(|r| r.key.contains("/ecs/task/") && r.value["_berth"][field] == id)?;
+                let found = self.store.list("/").into_iter().find(|r| {
+                    TaskId::parse_key(&r.key).is_some()
+                        && kind.of(&TaskPrivate::of(&r.value)) == Some(id)
+                })?;
                 self.ids
                     .lock()
                     .expect("lock")
@@ -113,11 +131,12 @@ impl Endpoints {
             }
         };
         let task = (*self.store.get(&key)?.value).clone();
-        if task["_berth"][field] != id {
+        let private = TaskPrivate::of(&task);
+        if kind.of(&private) != Some(id) {
             return None;
         }
         // A task with an address of its own is the only one that may ask.
-        if let Some(own) = task["_berth"]["ip"].as_str() {
+        if let Some(own) = private.ip.as_deref() {
             if own.parse::<IpAddr>().ok() != Some(peer) {
                 return None;
             }
@@ -135,7 +154,7 @@ impl Endpoints {
         let path = req.uri().path().trim_end_matches('/');
         let parts: Vec<&str> = path.split('/').skip(1).collect();
         match parts.as_slice() {
-            ["v2", "credentials", id] => match self.task_for(id, "credentialsId", peer) {
+            ["v2", "credentials", id] => match self.task_for(id, PathId::Credentials, peer) {
                 Some(task) => self.credentials(&task),
                 None => not_found("credentials"),
             },
@@ -143,7 +162,7 @@ impl Endpoints {
                 let Some((token, container)) = id.split_once('-') else {
                     return not_found("metadata");
                 };
-                let Some(task) = self.task_for(token, "endpointToken", peer) else {
+                let Some(task) = self.task_for(token, PathId::Metadata, peer) else {
                     return not_found("metadata");
                 };
                 let v4 = *v == "v4";
@@ -179,10 +198,10 @@ impl Endpoints {
         reply(
             StatusCode::OK,
             json!({
-                "RoleArn": task["_berth"]["taskRoleArn"],
+                "RoleArn": TaskPrivate::of(task).task_role_arn,
                 "AccessKeyId": self.credentials.access_key_id,
                 "SecretAccessKey": self.credentials.secret_access_key,
-                "Token": format!("berth-task-{}", task["_berth"]["credentialsId"].as_str().unwrap_or_default()),
+                "Token": format!("berth-task-{}", TaskPrivate::of(task).credentials_id.unwrap_or_default()),
                 "Expiration": berth_wire::time::format_iso8601(expires.floor()),
             }),
         )
@@ -224,7 +243,7 @@ impl Endpoints {
             "LaunchType": task["launchType"],
             "Containers": containers,
         });
-        if let Some(mode) = task["_berth"]["networkMode"].as_str() {
+        if let Some(mode) = TaskPrivate::of(task).network_mode.as_deref() {
             doc["TaskNetworkConfiguration"] = json!({"NetworkMode": mode});
         }
         if with_tags {
@@ -308,7 +327,8 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
         doc["LogDriver"] = log["logDriver"].clone();
         doc["LogOptions"] = log["options"].clone();
     }
-    if let Some(ip) = task["_berth"]["ip"].as_str() {
+    let private = TaskPrivate::of(task);
+    if let Some(ip) = private.ip.as_deref() {
         let details: HashMap<&str, &Value> = task["attachments"]
             .as_array()
             .into_iter()
@@ -317,7 +337,7 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
             .filter_map(|d| Some((d["name"].as_str()?, &d["value"])))
             .collect();
         let mut net = json!({
-            "NetworkMode": task["_berth"]["networkMode"].as_str().unwrap_or("awsvpc"),
+            "NetworkMode": private.network_mode.as_deref().unwrap_or("awsvpc"),
             "IPv4Addresses": [ip],
             "AttachmentIndex": 0,
         });
@@ -332,7 +352,7 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
                 .cloned()
                 .cloned()
                 .unwrap_or(Value::Null);
-            if let Some(cidr) = task["_berth"]["cidr"].as_str() {
+            if let Some(cidr) = private.cidr.as_deref() {
                 net["IPv4SubnetCIDRBlock"] = json!(cidr);
                 if let Some(c) = berth_net::Cidr::parse(cidr) {
                     net["SubnetGatewayIpv4Address"] = json!(format!("{}/{}", c.gateway(), c.len));

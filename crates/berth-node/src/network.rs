@@ -4,6 +4,7 @@
 
 use crate::{parse_key, Node};
 use berth_leases::ipam;
+use berth_model::ecs::TaskPrivate;
 use berth_net::{HostNetwork, TaskNetwork};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -53,23 +54,22 @@ impl Node {
                 String::new(),
             )]
         } else {
-            task["_berth"]["subnets"]
-                .as_array()
+            TaskPrivate::of(task)
+                .subnets
                 .into_iter()
-                .flatten()
                 .filter_map(|s| {
                     Some((
                         ipam::Candidate {
-                            subnet_id: s["subnetId"].as_str()?.to_string(),
-                            cidr: berth_net::Cidr::parse(s["cidrBlock"].as_str()?)?,
+                            subnet_id: s.subnet_id,
+                            cidr: berth_net::Cidr::parse(&s.cidr_block)?,
                         },
-                        s["availabilityZone"].as_str()?.to_string(),
+                        s.availability_zone,
                     ))
                 })
                 .collect()
         };
-        let held = task["_berth"]["ip"]
-            .as_str()
+        let held = TaskPrivate::of(task)
+            .ip
             .and_then(|ip| ip.parse().ok())
             .and_then(|ip| ipam::lease_of(self.store.as_ref(), ip, &arn));
         let lease = match held {
@@ -84,7 +84,9 @@ impl Node {
                 // Recorded at once, so a failure from here on gives it back.
                 let ip = lease.ip.to_string();
                 self.update(key, |t| {
-                    t["_berth"]["ip"] = json!(ip);
+                    let mut p = TaskPrivate::of(t);
+                    p.ip = Some(ip.clone());
+                    p.store_in(t);
                     true
                 })
                 .map_err(|e| format!("cannot record the task's address: {e}"))?;
@@ -117,16 +119,18 @@ impl Node {
             .or(td["taskRoleArn"].as_str())
             .map(str::to_string);
         self.update(key, |t| {
-            t["_berth"]["cidr"] = json!(lease.cidr.to_string());
-            t["_berth"]["networkMode"] = json!(mode);
+            let mut p = TaskPrivate::of(t);
+            p.cidr = Some(lease.cidr.to_string());
+            p.network_mode = Some(mode.to_string());
             // The ids in the task's endpoint paths: random, and only ever given to it.
-            if t["_berth"]["endpointToken"].is_null() {
-                t["_berth"]["endpointToken"] = json!(uuid::Uuid::new_v4().simple().to_string());
+            if p.endpoint_token.is_none() {
+                p.endpoint_token = Some(uuid::Uuid::new_v4().simple().to_string());
             }
-            if let (Some(r), true) = (&role, t["_berth"]["credentialsId"].is_null()) {
-                t["_berth"]["credentialsId"] = json!(uuid::Uuid::new_v4().to_string());
-                t["_berth"]["taskRoleArn"] = json!(r);
+            if let (Some(r), None) = (&role, &p.credentials_id) {
+                p.credentials_id = Some(uuid::Uuid::new_v4().to_string());
+                p.task_role_arn = Some(r.clone());
             }
+            p.store_in(t);
             if mode == "awsvpc" {
                 if let Some(z) = &zone {
                     t["availabilityZone"] = json!(z);
@@ -178,7 +182,9 @@ impl Node {
             return Ok(HashMap::new());
         }
         self.update(key, |t| {
-            t["_berth"]["portsMapped"] = json!(true);
+            let mut p = TaskPrivate::of(t);
+            p.ports_mapped = true;
+            p.store_in(t);
             true
         })
         .map_err(|e| format!("cannot record the task's ports: {e}"))?;
@@ -236,7 +242,9 @@ impl Node {
             }));
         }
         self.update(key, |t| {
-            t["_berth"]["networkMode"] = json!("host");
+            let mut p = TaskPrivate::of(t);
+            p.network_mode = Some("host".into());
+            p.store_in(t);
             for c in t["containers"].as_array_mut().into_iter().flatten() {
                 if let Some(b) = c["name"].as_str().and_then(|n| out.get(n)) {
                     c["networkBindings"] = json!(b);
@@ -254,13 +262,11 @@ impl Node {
         let Some(arn) = r.value["taskArn"].as_str() else {
             return;
         };
-        if let Some(ip) = r.value["_berth"]["ip"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-        {
+        let private = TaskPrivate::of(&r.value);
+        if let Some(ip) = private.ip.as_deref().and_then(|s| s.parse().ok()) {
             ipam::release(self.store.as_ref(), ip, arn);
         }
-        if r.value["_berth"]["portsMapped"] == true {
+        if private.ports_mapped {
             if let Some(k) = parse_key(key) {
                 if let Err(e) = berth_net::host::unmap_ports(&k.id) {
                     tracing::warn!(task = %key, error = %e, "cannot remove the task's port mappings");

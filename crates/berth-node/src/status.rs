@@ -3,6 +3,7 @@
 //! once).
 
 use crate::Node;
+use berth_model::ecs::{DesiredStatus, LastStatus};
 use berth_runtime::{TaskState, TaskStatus};
 use berth_store::{Cond, Op, StoreError};
 use serde_json::{json, Value};
@@ -58,17 +59,13 @@ impl Node {
     /// states (ACTIVATING, DEACTIVATING, DEPROVISIONING for awsvpc tasks) in order.
     pub(crate) async fn mirror(self: &Arc<Self>, key: &str, st: &TaskState, awsvpc: bool) {
         let target = match st.status {
-            TaskStatus::Pending => "PENDING",
-            TaskStatus::Running => "RUNNING",
-            TaskStatus::Stopping => "STOPPING",
-            TaskStatus::Stopped => "STOPPED",
+            TaskStatus::Pending => LastStatus::Pending,
+            TaskStatus::Running => LastStatus::Running,
+            TaskStatus::Stopping => LastStatus::Stopping,
+            TaskStatus::Stopped => LastStatus::Stopped,
         };
-        let current = self
-            .store
-            .get(key)
-            .and_then(|r| r.value["lastStatus"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        for step in steps(&current, target, awsvpc, st.started_at.is_some()) {
+        let current = self.store.get(key).and_then(|r| LastStatus::of(&r.value));
+        for step in steps(current, target, awsvpc, st.started_at.is_some()) {
             let st = st.clone();
             let now = self.clock.now();
             self.update_async(key, move |t| apply(t, &st, step, now))
@@ -77,41 +74,41 @@ impl Node {
     }
 }
 
-/// The lastStatus values to write, in order, to go from `from` to `to`.
-/// `ran`: the task's containers started, so it passes through RUNNING even when it was
-/// already over by the time the node heard of it.
-fn steps(from: &str, to: &'static str, awsvpc: bool, ran: bool) -> Vec<&'static str> {
-    const ORDER: [&str; 8] = [
-        "PROVISIONING",
-        "PENDING",
-        "ACTIVATING",
-        "RUNNING",
-        "DEACTIVATING",
-        "STOPPING",
-        "DEPROVISIONING",
-        "STOPPED",
+/// The lastStatus values to write, in order, to go from `from` to `to` (LastStatus's
+/// order is ECS's). `ran`: the task's containers started, so it passes through RUNNING
+/// even when it was already over by the time the node heard of it.
+fn steps(from: Option<LastStatus>, to: LastStatus, awsvpc: bool, ran: bool) -> Vec<LastStatus> {
+    use LastStatus::*;
+    const ORDER: [LastStatus; 8] = [
+        Provisioning,
+        Pending,
+        Activating,
+        Running,
+        Deactivating,
+        Stopping,
+        Deprovisioning,
+        Stopped,
     ];
-    let pos = |s: &str| ORDER.iter().position(|x| *x == s);
-    let (Some(a), Some(b)) = (pos(from), pos(to)) else {
+    let Some(from) = from else {
         return vec![to];
     };
-    if b < a {
+    if to < from {
         return vec![];
     }
-    if b == a {
+    if to == from {
         return vec![to]; // same status, new details (container states, health)
     }
-    ORDER[a + 1..=b]
-        .iter()
-        .copied()
-        .filter(|s| awsvpc || !matches!(*s, "ACTIVATING" | "DEACTIVATING" | "DEPROVISIONING"))
+    ORDER
+        .into_iter()
+        .filter(|s| *s > from && *s <= to)
+        .filter(|s| awsvpc || !matches!(s, Activating | Deactivating | Deprovisioning))
         // A task that never ran does not pass through RUNNING on its way to STOPPED.
-        .filter(|s| ran || !matches!(*s, "ACTIVATING" | "RUNNING"))
+        .filter(|s| ran || !matches!(s, Activating | Running))
         .collect()
 }
 
 /// Set the task's lastStatus to `step` with the supervisor's details.
-fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
+fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
     let before = t.clone();
     t["lastStatus"] = json!(step);
     let by_name: HashMap<&str, &berth_runtime::ContainerState> =
@@ -165,13 +162,14 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
     if let (None, Some(at)) = (t.get("startedAt"), st.started_at) {
         t["startedAt"] = json!(at);
     }
+    use LastStatus::*;
     match step {
-        "RUNNING" if t["connectivity"] != "CONNECTED" => {
+        Running if t["connectivity"] != "CONNECTED" => {
             t["connectivity"] = json!("CONNECTED");
             t["connectivityAt"] = json!(now);
         }
-        "DEACTIVATING" | "STOPPING" | "DEPROVISIONING" | "STOPPED" => {
-            t["desiredStatus"] = json!("STOPPED");
+        Deactivating | Stopping | Deprovisioning | Stopped => {
+            t["desiredStatus"] = json!(DesiredStatus::Stopped);
             if t.get("stoppingAt").is_none() {
                 t["stoppingAt"] = json!(st.stopping_at.unwrap_or(now));
             }
@@ -188,12 +186,12 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
             set_attachment_status(
                 t,
                 match step {
-                    "DEACTIVATING" | "STOPPING" => "ATTACHED",
-                    "DEPROVISIONING" => "DETACHING",
+                    Deactivating | Stopping => "ATTACHED",
+                    Deprovisioning => "DETACHING",
                     _ => "DELETED",
                 },
             );
-            if step == "STOPPED" {
+            if step == Stopped {
                 t["stoppedAt"] = json!(now);
                 t["executionStoppedAt"] = json!(st.execution_stopped_at.unwrap_or(now));
                 t["connectivity"] = json!("DISCONNECTED");
@@ -209,8 +207,8 @@ fn apply(t: &mut Value, st: &TaskState, step: &str, now: f64) -> bool {
 
 /// Mark a task STOPPED that never ran.
 pub(crate) fn finish(t: &mut Value, code: &str, reason: &str) {
-    t["lastStatus"] = json!("STOPPED");
-    t["desiredStatus"] = json!("STOPPED");
+    t["lastStatus"] = json!(LastStatus::Stopped);
+    t["desiredStatus"] = json!(DesiredStatus::Stopped);
     if t.get("stopCode").is_none() {
         t["stopCode"] = json!(code);
     }
@@ -250,29 +248,32 @@ mod tests {
 
     #[test]
     fn steps_follow_ecs_order() {
-        assert_eq!(steps("PENDING", "RUNNING", false, true), ["RUNNING"]);
+        use LastStatus::*;
+        assert_eq!(steps(Some(Pending), Running, false, true), [Running]);
         assert_eq!(
-            steps("PENDING", "RUNNING", true, true),
-            ["ACTIVATING", "RUNNING"]
+            steps(Some(Pending), Running, true, true),
+            [Activating, Running]
         );
         assert_eq!(
-            steps("RUNNING", "STOPPED", true, true),
-            ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"]
+            steps(Some(Running), Stopped, true, true),
+            [Deactivating, Stopping, Deprovisioning, Stopped]
         );
         assert_eq!(
-            steps("RUNNING", "STOPPED", false, true),
-            ["STOPPING", "STOPPED"]
+            steps(Some(Running), Stopped, false, true),
+            [Stopping, Stopped]
         );
         // Never started: no RUNNING on the way down.
         assert_eq!(
-            steps("PENDING", "STOPPED", false, false),
-            ["STOPPING", "STOPPED"]
+            steps(Some(Pending), Stopped, false, false),
+            [Stopping, Stopped]
         );
         // Over before the node heard: it still ran.
         assert_eq!(
-            steps("PENDING", "STOPPED", false, true),
-            ["RUNNING", "STOPPING", "STOPPED"]
+            steps(Some(Pending), Stopped, false, true),
+            [Running, Stopping, Stopped]
         );
-        assert!(steps("STOPPED", "RUNNING", false, true).is_empty());
+        assert!(steps(Some(Stopped), Running, false, true).is_empty());
+        // A record without a status ECS knows: straight to the target.
+        assert_eq!(steps(None, Running, true, true), [Running]);
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::status::finish;
 use crate::{is_final, parse_key, Node};
+use berth_model::ecs::LastStatus;
 use std::sync::Arc;
 
 impl Node {
@@ -64,8 +65,11 @@ impl Node {
             return;
         }
         // A launch that a restart cut short before the plan (PENDING: pulling) starts over.
-        let launchable =
-            task["lastStatus"] == "PROVISIONING" || (at_start && task["lastStatus"] == "PENDING");
+        let launchable = match LastStatus::of(&task) {
+            Some(LastStatus::Provisioning) => true,
+            Some(LastStatus::Pending) => at_start,
+            _ => false,
+        };
         if !launchable {
             if at_start {
                 // Past the plan but no task directory: nothing runs any more; say so.
