@@ -65,7 +65,7 @@ impl Node {
             return;
         }
         // A launch that a restart cut short before the plan (PENDING: pulling) starts over.
-        let launchable = match LastStatus::of(&task) {
+        let launchable = match LastStatus::of(task) {
             Some(LastStatus::Provisioning) => true,
             Some(LastStatus::Pending) => at_start,
             _ => false,
