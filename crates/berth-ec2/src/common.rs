@@ -133,15 +133,13 @@ pub fn store_err(e: StoreError) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-pub use berth_store::Plan;
+pub use berth_toolkit::Plan;
 
-/// Run `attempt` until its transaction commits (berth_store::commit), with the API's
-/// errors.
+/// Run `attempt` until its transaction commits (berth_toolkit::commit), with EC2's error.
 pub fn commit<T>(store: &dyn Store, attempt: impl FnMut() -> ApiResult<Plan<T>>) -> ApiResult<T> {
-    berth_store::commit(store, attempt, |e| match e {
-        Some(e) => store_err(e),
-        None => ApiError::internal("too many concurrent changes to the same resources; try again"),
-    })
+    let busy =
+        || ApiError::internal("too many concurrent changes to the same resources; try again");
+    berth_toolkit::commit(store, busy, attempt)
 }
 
 /// Put `value` back at `rec`'s key on condition it is unchanged: used to make a parent

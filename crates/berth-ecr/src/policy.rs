@@ -164,7 +164,8 @@ impl Ecr {
         f: impl Fn(&[Value]) -> Vec<Value>,
     ) -> ApiResult<Value> {
         let arn = str_of(input, "resourceArn").unwrap_or_default();
-        for _ in 0..16 {
+        let busy = || server_err("The repository is being modified concurrently; try again.");
+        berth_toolkit::commit(self.registry.store.as_ref(), busy, || {
             let r = self.repo_by_arn(ctx, arn)?;
             let mut repo = (*r.value).clone();
             let tags = f(repo
@@ -179,18 +180,10 @@ impl Ecr {
                 ));
             }
             repo["tags"] = Value::Array(tags);
-            match self.registry.store.txn(
-                &[Cond::Revision(r.key.clone(), r.revision)],
-                vec![Op::Put(r.key.clone(), repo)],
-            ) {
-                Ok(_) => return Ok(json!({})),
-                Err(berth_store::StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(server_err(e)),
-            }
-        }
-        Err(server_err(
-            "The repository is being modified concurrently; try again.",
-        ))
+            let mut plan = berth_toolkit::Plan::new(json!({}));
+            plan.put(&r, repo);
+            Ok(plan)
+        })
     }
 
     pub(crate) fn list_tags_for_resource(

@@ -266,24 +266,15 @@ impl Ecs {
         input: &Value,
         f: impl Fn(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
-        for _ in 0..16 {
+        let busy = || busy("The cluster is being modified concurrently; try again.");
+        berth_toolkit::commit(self.store.as_ref(), busy, || {
             let r = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
             let mut c = (*r.value).clone();
             f(&mut c)?;
-            match self.store.txn(
-                &[Cond::Revision(r.key.clone(), r.revision)],
-                vec![Op::Put(r.key.clone(), c.clone())],
-            ) {
-                Ok(_) => return Ok(json!({"cluster": render(&c, true, true, true, true)})),
-                Err(berth_store::StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(ApiError::new(
-            500,
-            "ServerException",
-            "The cluster is being modified concurrently; try again.",
-        ))
+            let mut plan = Plan::new(json!({"cluster": render(&c, true, true, true, true)}));
+            plan.put(&r, c);
+            Ok(plan)
+        })
     }
 
     pub(crate) fn update_cluster(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {

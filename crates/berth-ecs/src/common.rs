@@ -19,6 +19,13 @@ pub fn cluster_not_found() -> ApiError {
     ApiError::client("ClusterNotFoundException", "Cluster not found.")
 }
 
+pub use berth_toolkit::Plan;
+
+/// What ECS answers when writers keep conflicting over a record (berth_toolkit::commit).
+pub fn busy(message: &'static str) -> ApiError {
+    ApiError::new(500, "ServerException", message)
+}
+
 /// Store failures are the server's fault, never the caller's.
 pub fn store_err(e: StoreError) -> ApiError {
     ApiError::new(500, "ServerException", e.to_string())

@@ -10,7 +10,7 @@
 
 use crate::common::*;
 use crate::Ecs;
-use berth_store::{Cond, Op, Record, StoreError};
+use berth_store::{Cond, Op, Record};
 use berth_wire::page::paginate;
 use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Value};
@@ -19,8 +19,6 @@ use std::sync::Arc;
 
 /// The ports ECS reserves on every instance (SSH, Docker, the agent's introspection).
 pub(crate) const DEFAULT_PORTS: [&str; 5] = ["22", "2376", "2375", "51678", "51679"];
-
-const RETRIES: usize = 16;
 
 fn busy() -> ApiError {
     ApiError::new(
@@ -801,7 +799,7 @@ impl Ecs {
 
         if let Some(existing) = str_of(input, "containerInstanceArn") {
             // Re-registration (the agent restarting): same ARN, fresh resources and versions.
-            for _ in 0..RETRIES {
+            berth_toolkit::commit(self.store.as_ref(), busy, || {
                 let r = instance_id(ctx, existing)
                     .and_then(|id| {
                         self.store
@@ -837,20 +835,14 @@ impl Ecs {
                 }
                 v["agentConnected"] = json!(true);
                 v["version"] = json!(v["version"].as_i64().unwrap_or(1) + 1);
-                match self.store.txn(
-                    &[Cond::Revision(r.key.clone(), r.revision)],
-                    vec![Op::Put(r.key.clone(), v)],
-                ) {
-                    Ok(_) => {}
-                    Err(StoreError::Conflict(_)) => continue,
-                    Err(e) => return Err(store_err(e)),
-                }
-                let h = self
-                    .find_host(ctx, &cluster_name, existing)
-                    .ok_or_else(busy)?;
-                return Ok(json!({"containerInstance": self.render_instance(&h, true, false)}));
-            }
-            return Err(busy());
+                let mut plan = Plan::new(());
+                plan.put(&r, v);
+                Ok(plan)
+            })?;
+            let h = self
+                .find_host(ctx, &cluster_name, existing)
+                .ok_or_else(busy)?;
+            return Ok(json!({"containerInstance": self.render_instance(&h, true, false)}));
         }
 
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -899,12 +891,12 @@ impl Ecs {
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         let id = str_of(input, "containerInstance").unwrap_or_default();
         let force = input.get("force").and_then(Value::as_bool).unwrap_or(false);
-        for _ in 0..RETRIES {
+        berth_toolkit::commit(self.store.as_ref(), busy, || {
             let h = self
                 .find_host(ctx, cluster_name, id)
                 .ok_or_else(|| invalid("The referenced container instance was not found."))?;
             if h.status == "INACTIVE" {
-                return Ok(json!({"containerInstance": self.render_instance(&h, false, false)}));
+                return Ok(Plan::new(())); // already deregistered: answered as it is
             }
             // Tasks keep running when forced: ECS orphans them, it does not stop them.
             if h.tasks > 0 && !force {
@@ -913,18 +905,12 @@ impl Ecs {
             let mut v = h.bumped();
             v["status"] = json!("INACTIVE");
             v["agentConnected"] = json!(false);
-            match self.store.txn(
-                &[Cond::Revision(h.record.key.clone(), h.record.revision)],
-                vec![Op::Put(h.record.key.clone(), v)],
-            ) {
-                Ok(_) => {}
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-            let h = self.find_host(ctx, cluster_name, id).ok_or_else(busy)?;
-            return Ok(json!({"containerInstance": self.render_instance(&h, false, false)}));
-        }
-        Err(busy())
+            let mut plan = Plan::new(());
+            plan.put(&h.record, v);
+            Ok(plan)
+        })?;
+        let h = self.find_host(ctx, cluster_name, id).ok_or_else(busy)?;
+        Ok(json!({"containerInstance": self.render_instance(&h, false, false)}))
     }
 
     pub(crate) fn describe_container_instances(
@@ -1006,7 +992,7 @@ impl Ecs {
                 "containerInstances must list between 1 and 10 container instances.",
             ));
         }
-        for _ in 0..RETRIES {
+        let (chosen, failures) = berth_toolkit::commit(self.store.as_ref(), busy, || {
             let hosts = self.hosts(ctx, cluster_name);
             let mut failures = vec![];
             let mut chosen: Vec<String> = vec![];
@@ -1032,22 +1018,19 @@ impl Ecs {
                     }
                 }
             }
-            if !ops.is_empty() {
-                match self.store.txn(&conds, ops) {
-                    Ok(_) => {}
-                    Err(StoreError::Conflict(_)) => continue,
-                    Err(e) => return Err(store_err(e)),
-                }
-            }
-            let hosts = self.hosts(ctx, cluster_name);
-            let out: Vec<Value> = chosen
-                .iter()
-                .filter_map(|id| hosts.iter().find(|h| &h.id == id))
-                .map(|h| self.render_instance(h, false, false))
-                .collect();
-            return Ok(json!({"containerInstances": out, "failures": failures}));
-        }
-        Err(busy())
+            Ok(Plan {
+                conds,
+                ops,
+                result: (chosen, failures),
+            })
+        })?;
+        let hosts = self.hosts(ctx, cluster_name);
+        let out: Vec<Value> = chosen
+            .iter()
+            .filter_map(|id| hosts.iter().find(|h| &h.id == id))
+            .map(|h| self.render_instance(h, false, false))
+            .collect();
+        Ok(json!({"containerInstances": out, "failures": failures}))
     }
 
     /// Register this host as a container instance of `cluster` (a name or ARN), as the ECS

@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use crate::Ecs;
-use berth_store::{Cond, Op, Record};
+use berth_store::Record;
 use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Value};
 
@@ -78,7 +78,8 @@ impl Ecs {
         f: impl Fn(&[Value]) -> Vec<Value>,
     ) -> ApiResult<Value> {
         let resource = str_of(input, "resourceArn").unwrap_or_default();
-        for _ in 0..16 {
+        let busy = || busy("The resource is being modified concurrently; try again.");
+        berth_toolkit::commit(self.store.as_ref(), busy, || {
             let r = self.resource_record(ctx, resource)?;
             let mut v = (*r.value).clone();
             let tags = f(arr_of(&v, "tags"));
@@ -86,20 +87,10 @@ impl Ecs {
                 return Err(invalid("The number of tags exceeds the limit of 50."));
             }
             v["tags"] = Value::Array(tags);
-            match self.store.txn(
-                &[Cond::Revision(r.key.clone(), r.revision)],
-                vec![Op::Put(r.key.clone(), v)],
-            ) {
-                Ok(_) => return Ok(json!({})),
-                Err(berth_store::StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(ApiError::new(
-            500,
-            "ServerException",
-            "The resource is being modified concurrently; try again.",
-        ))
+            let mut plan = Plan::new(json!({}));
+            plan.put(&r, v);
+            Ok(plan)
+        })
     }
 
     pub(crate) fn list_tags_for_resource(

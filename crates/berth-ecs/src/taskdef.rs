@@ -3,10 +3,10 @@
 
 use crate::common::*;
 use crate::Ecs;
-use berth_store::{Cond, Op, Record, StoreError};
+use berth_store::{Cond, Op, Record};
 use berth_wire::json::{write_json, write_str};
 use berth_wire::page::{encode_token, page_params, paginate};
-use berth_wire::{ApiError, ApiResult, RequestContext};
+use berth_wire::{ApiResult, RequestContext};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 
@@ -110,7 +110,8 @@ impl Ecs {
 
         // Allocate the next revision: the family record counts revisions ever registered,
         // so a revision number is never reused, even after deletion.
-        for _ in 0..32 {
+        let busy = || busy("Too many concurrent registrations for this family; try again.");
+        berth_toolkit::commit(self.store.as_ref(), busy, || {
             let fk = family_key(ctx, family);
             let fam = self.store.get(&fk);
             let revision = fam
@@ -128,9 +129,9 @@ impl Ecs {
             td["registeredAt"] = json!(self.clock.now());
             let mut record = td.clone();
             record["tags"] = json!(arr_of(input, "tags"));
-            match self.store.txn(
-                &[cond],
-                vec![
+            Ok(Plan {
+                conds: vec![cond],
+                ops: vec![
                     Op::Put(fk, json!({"family": family, "latest": revision})),
                     Op::Put(td_key(ctx, family, revision), record),
                     Op::Put(
@@ -138,17 +139,9 @@ impl Ecs {
                         td["taskDefinitionArn"].clone(),
                     ),
                 ],
-            ) {
-                Ok(_) => return Ok(json!({"taskDefinition": td, "tags": arr_of(input, "tags")})),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(ApiError::new(
-            500,
-            "ServerException",
-            "Too many concurrent registrations for this family; try again.",
-        ))
+                result: json!({"taskDefinition": td, "tags": arr_of(input, "tags")}),
+            })
+        })
     }
 
     /// Resolve `family`, `family:revision` or an ARN to a stored task definition.

@@ -420,7 +420,10 @@ impl Ecs {
         targets: Targets,
     ) -> ApiResult<Value> {
         let cluster_name = str_of(cluster, "clusterName").unwrap_or_default();
-        for _ in 0..16 {
+        let busy = || {
+            busy("The cluster's container instances are being modified concurrently; try again.")
+        };
+        berth_toolkit::commit(self.store.as_ref(), busy, || {
             let mut hosts = self.hosts(ctx, cluster_name);
             let mut failures = vec![];
             let mut tasks = vec![];
@@ -484,7 +487,7 @@ impl Ecs {
                 }
             }
             if tasks.is_empty() {
-                return Ok(json!({"tasks": [], "failures": failures}));
+                return Ok(Plan::new(json!({"tasks": [], "failures": failures})));
             }
             let mut conds = vec![];
             let mut ops = vec![];
@@ -500,17 +503,12 @@ impl Ecs {
                 conds.push(Cond::Revision(h.record.key.clone(), h.record.revision));
                 ops.push(Op::Put(h.record.key.clone(), h.bumped()));
             }
-            match self.store.txn(&conds, ops) {
-                Ok(_) => return Ok(answer(&tasks, failures)),
-                Err(berth_store::StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
-        Err(ApiError::new(
-            500,
-            "ServerException",
-            "The cluster's container instances are being modified concurrently; try again.",
-        ))
+            Ok(Plan {
+                conds,
+                ops,
+                result: answer(&tasks, failures),
+            })
+        })
     }
 
     /// A new task record as RunTask answers it: PROVISIONING, desired RUNNING.

@@ -47,19 +47,21 @@ impl Logs {
         f: impl Fn(&mut Value) -> ApiResult<()>,
     ) -> ApiResult<Value> {
         let k = group_key(&ctx.account, &ctx.region, name);
-        loop {
+        let busy = || {
+            ApiError::new(
+                500,
+                "ServiceUnavailableException",
+                "The log group is being modified concurrently; try again.",
+            )
+        };
+        berth_toolkit::commit(self.store.as_ref(), busy, || {
             let r = self.store.get(&k).ok_or_else(group_not_found)?;
             let mut v = (*r.value).clone();
             f(&mut v)?;
-            match self.store.txn(
-                &[Cond::Revision(k.clone(), r.revision)],
-                vec![Op::Put(k.clone(), v.clone())],
-            ) {
-                Ok(_) => return Ok(v),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_err(e)),
-            }
-        }
+            let mut plan = berth_toolkit::Plan::new(v.clone());
+            plan.put(&r, v);
+            Ok(plan)
+        })
     }
 
     pub(crate) fn create_log_group(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
