@@ -5,3 +5,4 @@
 //! reader. Events Berth emits use AWS's envelope, defined here once.
 
 pub mod event;
+pub mod elbv2;
