@@ -90,7 +90,11 @@ pub struct LoadBalancer {
     pub scheme: Option<String>,
     #[serde(rename = "AvailabilityZones", default)]
     pub availability_zones: Vec<AvailabilityZone>,
-    #[serde(rename = "SecurityGroups", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SecurityGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub security_groups: Option<Vec<String>>,
     /// CanonicalHostedZoneId, CreatedTime, State, IpAddressType, ...
     #[serde(flatten)]
@@ -154,12 +158,24 @@ pub struct TargetGroup {
     pub port: Option<i64>,
     #[serde(rename = "VpcId", default, skip_serializing_if = "Option::is_none")]
     pub vpc_id: Option<String>,
-    #[serde(rename = "HealthCheckProtocol", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HealthCheckProtocol",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_protocol: Option<String>,
     /// A port number or `traffic-port`.
-    #[serde(rename = "HealthCheckPort", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HealthCheckPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_port: Option<String>,
-    #[serde(rename = "HealthCheckPath", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "HealthCheckPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub health_check_path: Option<String>,
     #[serde(
         rename = "HealthCheckIntervalSeconds",
@@ -247,19 +263,35 @@ pub struct Target {
     pub id: String,
     #[serde(rename = "Port")]
     pub port: i64,
-    #[serde(rename = "AvailabilityZone", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "AvailabilityZone",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub availability_zone: Option<String>,
     #[serde(rename = "State")]
     pub state: TargetHealthState,
     #[serde(rename = "Reason", default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(rename = "Description", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
     /// When deregistration began (seconds since the epoch); set while draining.
-    #[serde(rename = "DrainingSince", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "DrainingSince",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub draining_since: Option<f64>,
     /// Kept as stored (an integer or not), so a rewrite leaves it unchanged.
-    #[serde(rename = "DrainSeconds", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "DrainSeconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub drain_seconds: Option<serde_json::Number>,
     #[serde(flatten)]
     pub extra: Extra,

@@ -4,5 +4,5 @@
 //! Records keep fields they do not know (`extra`), so a newer record survives an older
 //! reader. Events Berth emits use AWS's envelope, defined here once.
 
-pub mod event;
 pub mod elbv2;
+pub mod event;

@@ -31,7 +31,10 @@ pub fn tg_arn(region: &str, account: &str, name: &str, id: &str) -> String {
 
 /// A listener's ARN from its load balancer's.
 pub fn listener_arn(lb_arn: &str, id: &str) -> String {
-    format!("{}/{id}", lb_arn.replacen(":loadbalancer/", ":listener/", 1))
+    format!(
+        "{}/{id}",
+        lb_arn.replacen(":loadbalancer/", ":listener/", 1)
+    )
 }
 
 /// The prefix (without the trailing `/`) of the ARNs of a listener's rules.
@@ -51,9 +54,18 @@ pub fn id_of(arn: &str) -> &str {
 /// What an ELBv2 ARN names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arn {
-    Lb { name: String, id: String },
-    Tg { name: String, id: String },
-    Listener { lb_id: String, id: String },
+    Lb {
+        name: String,
+        id: String,
+    },
+    Tg {
+        name: String,
+        id: String,
+    },
+    Listener {
+        lb_id: String,
+        id: String,
+    },
     Rule {
         lb_id: String,
         listener_id: String,
@@ -137,6 +149,9 @@ mod tests {
         let tg = tg_arn("us-east-1", "000000000000", "g", lb_id);
         assert_eq!(id_of(&tg), lb_id);
         assert!(matches!(parse(&tg), Some(Arn::Tg { .. })));
-        assert_eq!(parse("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/g/xyz"), None);
+        assert_eq!(
+            parse("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/g/xyz"),
+            None
+        );
     }
 }

@@ -61,10 +61,20 @@ pub fn targets_key(account: &str, region: &str, tg_id: &str) -> String {
     key(account, region, Kind::Targets, tg_id)
 }
 pub fn listener_key(account: &str, region: &str, lb_id: &str, listener_id: &str) -> String {
-    key(account, region, Kind::Listener, &format!("{lb_id}/{listener_id}"))
+    key(
+        account,
+        region,
+        Kind::Listener,
+        &format!("{lb_id}/{listener_id}"),
+    )
 }
 pub fn rule_key(account: &str, region: &str, listener_id: &str, rule_id: &str) -> String {
-    key(account, region, Kind::Rule, &format!("{listener_id}/{rule_id}"))
+    key(
+        account,
+        region,
+        Kind::Rule,
+        &format!("{listener_id}/{rule_id}"),
+    )
 }
 
 /// A parsed ELBv2 key.
@@ -126,7 +136,10 @@ mod tests {
         let k = rule_key("000000000000", "us-east-1", "aaaa", "bbbb");
         assert_eq!(k, "/000000000000/us-east-1/elbv2/rule/aaaa/bbbb");
         let p = parse(&k).unwrap();
-        assert_eq!((p.kind, p.parent_id(), p.own_id()), (Kind::Rule, "aaaa", "bbbb"));
+        assert_eq!(
+            (p.kind, p.parent_id(), p.own_id()),
+            (Kind::Rule, "aaaa", "bbbb")
+        );
         assert_eq!(
             scope_prefix_of(&k).as_deref(),
             Some("/000000000000/us-east-1/elbv2/")

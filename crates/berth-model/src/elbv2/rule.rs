@@ -175,9 +175,17 @@ pub struct RedirectConfig {
 pub struct FixedResponseConfig {
     #[serde(rename = "StatusCode")]
     pub status_code: String,
-    #[serde(rename = "ContentType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ContentType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content_type: Option<String>,
-    #[serde(rename = "MessageBody", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "MessageBody",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub message_body: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -196,7 +204,11 @@ pub enum Action {
             skip_serializing_if = "Option::is_none"
         )]
         target_group_arn: Option<String>,
-        #[serde(rename = "ForwardConfig", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "ForwardConfig",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         config: Option<ForwardConfig>,
         #[serde(rename = "Order", default, skip_serializing_if = "Option::is_none")]
         order: Option<i64>,

@@ -36,7 +36,9 @@ fn rule_records_keep_their_layout() {
 
 #[test]
 fn unknown_fields_survive_and_unknown_conditions_do_not_parse() {
-    round_trip::<Condition>(json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/"], "New": 1}, "Later": true}));
+    round_trip::<Condition>(
+        json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/"], "New": 1}, "Later": true}),
+    );
     round_trip::<Action>(json!({"Type": "forward", "Later": [1], "ForwardConfig": {
         "TargetGroups": [{"TargetGroupArn": "tg", "Weight": 2, "Other": "x"}]}}));
     assert!(from_value::<Condition>(&json!({"Field": "x-new", "XConfig": {}})).is_err());
@@ -55,7 +57,10 @@ fn other_records_keep_their_layout() {
             "IpAddressType": "ipv4", "SecurityGroups": ["sg-1"]},
         "Tags": [], "Attributes": {"idle_timeout.timeout_seconds": "60"},
     }));
-    assert_eq!(lb.load_balancer.addresses(), vec![std::net::Ipv4Addr::new(10, 0, 0, 4)]);
+    assert_eq!(
+        lb.load_balancer.addresses(),
+        vec![std::net::Ipv4Addr::new(10, 0, 0, 4)]
+    );
     assert_eq!(lb.load_balancer.lb_type, LbType::Network);
     let tg: TgRecord = round_trip(json!({
         "TargetGroup": {"TargetGroupArn": "a", "TargetGroupName": "n", "Protocol": "HTTP",
