@@ -102,7 +102,7 @@ mod tests {
             serde_json::json!({"lastStatus": "RUNNING"}),
         );
         events.publish(e.clone());
-        assert_eq!(a.0.lock().unwrap().as_slice(), [e.clone()]);
+        assert_eq!(a.0.lock().unwrap().as_slice(), std::slice::from_ref(&e));
         assert_eq!(b.0.lock().unwrap().len(), 1);
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["detail-type"], "ECS Task State Change");
