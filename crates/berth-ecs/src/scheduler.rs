@@ -86,7 +86,7 @@ pub(crate) fn wakes_scheduler(key: &str) -> bool {
     key.contains("/ecs/service/")
         || key.contains("/ecs/task/")
         || key.contains("/ecs/container-instance/")
-        || key.contains("/elbv2/targets/")
+        || berth_model::elbv2::key::is_targets_key(key)
 }
 
 /// `/{account}/{region}/ecs/service/{cluster}/{name}`, taken apart.

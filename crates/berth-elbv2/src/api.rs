@@ -8,7 +8,7 @@ use berth_wire::ApiResult;
 use serde_json::{json, Value};
 
 /// The store key prefix of every ELBv2 record kind, as the data plane filters events.
-pub const KEY_MARK: &str = "/elbv2/";
+pub const KEY_MARK: &str = berth_model::elbv2::key::MARK;
 
 /// A target group as a user of it sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

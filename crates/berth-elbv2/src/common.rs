@@ -16,16 +16,19 @@
 //! - `rule/{listener id}/{rule id}`: `{"Rule": <shape>, "Tags"}`. The listener's record is
 //!   the lock for its rules' priorities.
 
-use berth_store::{Record, Store, StoreError};
+use berth_store::{Record, Store};
 use berth_wire::page::{paginate, Page};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
 
-pub const LB: &str = "lb";
-pub const TG: &str = "tg";
-pub const TARGETS: &str = "targets";
-pub const LISTENER: &str = "listener";
-pub const RULE: &str = "rule";
+pub use berth_model::elbv2::arn::{parse as parse_arn, Arn};
+use berth_model::elbv2::key;
+
+pub const LB: key::Kind = key::Kind::Lb;
+pub const TG: key::Kind = key::Kind::Tg;
+pub const TARGETS: key::Kind = key::Kind::Targets;
+pub const LISTENER: key::Kind = key::Kind::Listener;
+pub const RULE: key::Kind = key::Kind::Rule;
 
 /// One account in one region.
 #[derive(Clone, Copy)]
@@ -50,81 +53,21 @@ impl<'a> Scope<'a> {
         }
     }
     /// `/{account}/{region}/elbv2/{kind}/{id}`
-    pub fn key(&self, kind: &str, id: &str) -> String {
-        format!("/{}/{}/elbv2/{kind}/{id}", self.account, self.region)
+    pub fn key(&self, kind: key::Kind, id: &str) -> String {
+        key::key(self.account, self.region, kind, id)
     }
-    pub fn get(&self, kind: &str, id: &str) -> Option<Record> {
+    pub fn get(&self, kind: key::Kind, id: &str) -> Option<Record> {
         self.store.get(&self.key(kind, id))
     }
     /// Records of `kind` whose id starts with `prefix`, in key order.
-    pub fn list(&self, kind: &str, prefix: &str) -> Vec<Record> {
+    pub fn list(&self, kind: key::Kind, prefix: &str) -> Vec<Record> {
         self.store.list(&self.key(kind, prefix))
-    }
-    pub fn arn(&self, resource: &str) -> String {
-        format!(
-            "arn:aws:elasticloadbalancing:{}:{}:{resource}",
-            self.region, self.account
-        )
     }
 }
 
 /// 16 random lowercase hex digits: the id in every ELBv2 ARN.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
-}
-
-/// What an ELBv2 ARN names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arn {
-    /// `loadbalancer/{app|net}/NAME/ID`
-    Lb { name: String, id: String },
-    /// `targetgroup/NAME/ID`
-    Tg { name: String, id: String },
-    /// `listener/{app|net}/NAME/LBID/ID`
-    Listener { lb_id: String, id: String },
-    /// `listener-rule/{app|net}/NAME/LBID/LISTENERID/ID`
-    Rule {
-        lb_id: String,
-        listener_id: String,
-        id: String,
-    },
-}
-
-/// Parse an ELBv2 ARN. `None` if it is not one (malformed). Callers look the record up by
-/// the ids and compare its full ARN, so an ARN of another account or region names nothing.
-pub fn parse_arn(arn: &str) -> Option<Arn> {
-    let rest = arn.strip_prefix("arn:aws:elasticloadbalancing:")?;
-    let mut parts = rest.splitn(3, ':');
-    let (region, account, resource) = (parts.next()?, parts.next()?, parts.next()?);
-    if region.is_empty() || account.is_empty() {
-        return None;
-    }
-    let seg: Vec<&str> = resource.split('/').collect();
-    let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let kind = |s: &str| s == "app" || s == "net";
-    let a = match seg.as_slice() {
-        ["loadbalancer", k, name, id] if kind(k) && hex(id) && !name.is_empty() => Arn::Lb {
-            name: name.to_string(),
-            id: id.to_string(),
-        },
-        ["targetgroup", name, id] if hex(id) && !name.is_empty() => Arn::Tg {
-            name: name.to_string(),
-            id: id.to_string(),
-        },
-        ["listener", k, _, lb, id] if kind(k) && hex(lb) && hex(id) => Arn::Listener {
-            lb_id: lb.to_string(),
-            id: id.to_string(),
-        },
-        ["listener-rule", k, _, lb, l, id] if kind(k) && hex(lb) && hex(l) && hex(id) => {
-            Arn::Rule {
-                lb_id: lb.to_string(),
-                listener_id: l.to_string(),
-                id: id.to_string(),
-            }
-        }
-        _ => return None,
-    };
-    Some(a)
 }
 
 // ---- errors -------------------------------------------------------------------------------
@@ -163,10 +106,6 @@ pub fn not_supported(what: impl std::fmt::Display) -> ApiError {
 }
 pub fn bad_arn(arn: &str, what: &str) -> ApiError {
     validation(format!("'{arn}' is not a valid {what} ARN"))
-}
-
-pub fn store_err(e: StoreError) -> ApiError {
-    ApiError::internal(e.to_string())
 }
 
 // ---- values -------------------------------------------------------------------------------
@@ -263,15 +202,13 @@ pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiR
 
 // ---- writes -------------------------------------------------------------------------------
 
-pub use berth_store::Plan;
+pub use berth_toolkit::Plan;
 
-/// Run `attempt` until its transaction commits (berth_store::commit), with the API's
-/// errors.
+/// Run `attempt` until its transaction commits (berth_toolkit::commit), with ELBv2's error.
 pub fn commit<T>(store: &dyn Store, attempt: impl FnMut() -> ApiResult<Plan<T>>) -> ApiResult<T> {
-    berth_store::commit(store, attempt, |e| match e {
-        Some(e) => store_err(e),
-        None => ApiError::internal("too many concurrent changes to the same resources; try again"),
-    })
+    let busy =
+        || ApiError::internal("too many concurrent changes to the same resources; try again");
+    berth_toolkit::commit(store, busy, attempt)
 }
 
 #[cfg(test)]

@@ -20,19 +20,7 @@ pub fn get(s: &Scope, arn: &str) -> ApiResult<Record> {
     }
 }
 
-/// `app` or `net`, as ARNs write a load balancer's type.
-pub fn type_tag(lb_type: &str) -> &'static str {
-    if lb_type == "network" {
-        "net"
-    } else {
-        "app"
-    }
-}
-
-/// The 16-hex id at the end of a load balancer ARN.
-pub fn id_of(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or("")
-}
+pub use berth_model::elbv2::arn::id_of;
 
 fn hosted_zone(region: &str, lb_type: &str) -> &'static str {
     // AWS's published hosted zone ids per region (application, network).
@@ -333,7 +321,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     let tags = request_tags(input)?;
 
     let id = new_id();
-    let arn = s.arn(&format!("loadbalancer/{}/{name}/{id}", type_tag(lb_type)));
+    let arn = berth_model::elbv2::arn::lb_arn(s.region, s.account, lb_type, name, &id);
     let digits = u64::from_str_radix(&id[..15], 16).unwrap_or(0) % 10_000_000_000;
     let internal = if scheme == "internal" {
         "internal-"

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use crate::tg::{self, is_http, Usage};
+use berth_model::elbv2 as model;
 use berth_store::Record;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -19,17 +20,14 @@ pub fn get(s: &Scope, arn: &str) -> ApiResult<Record> {
     }
 }
 
-/// The target groups `actions` forward to.
+/// The target groups `actions` (stored or checked actions) forward to.
 pub fn forward_tgs(actions: &Value) -> Vec<String> {
     let mut out: Vec<String> = vec![];
     for a in actions.as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        if a["Type"] != "forward" {
+        let Ok(a) = model::from_value::<model::Action>(a) else {
             continue;
-        }
-        match a["ForwardConfig"]["TargetGroups"].as_array() {
-            Some(list) => out.extend(list.iter().map(|t| str_of(t, "TargetGroupArn").to_string())),
-            None => out.extend(opt_str(a, "TargetGroupArn").map(str::to_string)),
-        }
+        };
+        out.extend(a.forward_groups().into_iter().map(|(g, _)| g.to_string()));
     }
     out.sort();
     out.dedup();
@@ -406,12 +404,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     check_protocol(&lb, protocol, input)?;
     let actions = check_actions(s, &lb, protocol, &input["DefaultActions"])?;
     let tags = request_tags(input)?;
-    let (lb_name, lb_id) = (str_of(&lb, "LoadBalancerName"), crate::lb::id_of(lb_arn));
+    let lb_id = crate::lb::id_of(lb_arn);
     let id = new_id();
-    let arn = s.arn(&format!(
-        "listener/{}/{lb_name}/{lb_id}/{id}",
-        crate::lb::type_tag(str_of(&lb, "Type"))
-    ));
+    let arn = berth_model::elbv2::arn::listener_arn(lb_arn, &id);
     let listener = json!({
         "ListenerArn": arn, "LoadBalancerArn": lb_arn, "Port": port, "Protocol": protocol,
         "DefaultActions": actions,

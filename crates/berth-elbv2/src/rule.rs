@@ -5,6 +5,11 @@
 use crate::common::*;
 use crate::listener::{self, check_actions, forward_tgs};
 use crate::tg::{self, Usage};
+use berth_model::elbv2::{
+    self as model,
+    rule::{HttpHeaderConfig, KeyValue, QueryStringConfig, Values},
+    Condition, Extra,
+};
 use berth_store::Record;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -54,7 +59,7 @@ pub fn get(s: &Scope, arn: &str) -> ApiResult<RuleRef> {
 
 /// `arn:...:listener-rule/app/NAME/LBID/LISTENERID`, the prefix of a listener's rule ARNs.
 fn default_rule_prefix(listener: &Value) -> String {
-    str_of(&listener["Listener"], "ListenerArn").replacen(":listener/", ":listener-rule/", 1)
+    berth_model::elbv2::arn::rule_arn_prefix(str_of(&listener["Listener"], "ListenerArn"))
 }
 
 /// The model's `Rule` for a listener's default rule.
@@ -227,7 +232,11 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 }
                 wildcards += count_wild(&values);
                 total += values.len();
-                json!({"Field": field, "Values": values, "HostHeaderConfig": {"Values": values}})
+                Condition::HostHeader {
+                    legacy: Some(values.clone()),
+                    config: Values::new(values),
+                    extra: Extra::new(),
+                }
             }
             "path-pattern" => {
                 check_strings(
@@ -238,7 +247,11 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 )?;
                 wildcards += count_wild(&values);
                 total += values.len();
-                json!({"Field": field, "Values": values, "PathPatternConfig": {"Values": values}})
+                Condition::PathPattern {
+                    legacy: Some(values.clone()),
+                    config: Values::new(values),
+                    extra: Extra::new(),
+                }
             }
             "http-header" => {
                 let cfg = cfg.expect("config checked above");
@@ -257,7 +270,14 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 check_strings(field, &values, |c| !c.is_control(), 128)?;
                 wildcards += count_wild(&values);
                 total += values.len();
-                json!({"Field": field, "HttpHeaderConfig": {"HttpHeaderName": name, "Values": values}})
+                Condition::HttpHeader {
+                    config: HttpHeaderConfig {
+                        name: name.to_string(),
+                        values,
+                        extra: Extra::new(),
+                    },
+                    extra: Extra::new(),
+                }
             }
             "http-request-method" => {
                 check_strings(
@@ -267,7 +287,10 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                     40,
                 )?;
                 total += values.len();
-                json!({"Field": field, "HttpRequestMethodConfig": {"Values": values}})
+                Condition::HttpRequestMethod {
+                    config: Values::new(values),
+                    extra: Extra::new(),
+                }
             }
             "query-string" => {
                 let pairs = cfg.expect("config checked above")["Values"]
@@ -288,17 +311,25 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                         ));
                     }
                     let mut strs = vec![v.to_string()];
-                    let mut n = json!({"Value": v});
-                    if let Some(k) = opt_str(p, "Key") {
-                        strs.push(k.to_string());
-                        n["Key"] = json!(k);
-                    }
+                    let key = opt_str(p, "Key").map(str::to_string);
+                    strs.extend(key.clone());
+                    let n = KeyValue {
+                        key,
+                        value: v.to_string(),
+                        extra: Extra::new(),
+                    };
                     check_strings(field, &strs, |c| !c.is_control() && c != ' ', 128)?;
                     wildcards += count_wild(&strs);
                     norm.push(n);
                 }
                 total += pairs.len();
-                json!({"Field": field, "QueryStringConfig": {"Values": norm}})
+                Condition::QueryString {
+                    config: QueryStringConfig {
+                        values: norm,
+                        extra: Extra::new(),
+                    },
+                    extra: Extra::new(),
+                }
             }
             _ => {
                 if cfg.is_some_and(|c| c.get("IpAddressType").is_some()) {
@@ -317,7 +348,10 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                     )));
                 }
                 total += values.len();
-                json!({"Field": field, "SourceIpConfig": {"Values": values}})
+                Condition::SourceIp {
+                    config: Values::new(values),
+                    extra: Extra::new(),
+                }
             }
         };
         out.push(n);
@@ -332,7 +366,7 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
             "A rule can only have '{MAX_WILDCARDS}' wildcards"
         )));
     }
-    Ok(Value::Array(out))
+    Ok(model::to_value(&out))
 }
 
 // ---- operations ----------------------------------------------------------------------------

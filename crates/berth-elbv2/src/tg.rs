@@ -237,7 +237,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     let hc = health_check(protocol, version.as_deref(), target_type, input)?;
     let tags = request_tags(input)?;
 
-    let arn = s.arn(&format!("targetgroup/{name}/{}", new_id()));
+    let arn = berth_model::elbv2::arn::tg_arn(s.region, s.account, name, &new_id());
     let mut tg = json!({
         "TargetGroupArn": arn,
         "TargetGroupName": name,

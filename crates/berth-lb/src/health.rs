@@ -6,6 +6,7 @@
 //! compare-and-swap), which is what DescribeTargetHealth and the ALB read.
 
 use crate::world::{HealthCheck, Tg};
+use berth_model::elbv2::TargetHealthState;
 use berth_store::Store;
 use serde_json::json;
 use std::collections::HashMap;
@@ -99,29 +100,30 @@ pub fn write_state(
     reason: Option<&str>,
     description: Option<&str>,
 ) {
+    let Ok(state) = serde_json::from_value::<TargetHealthState>(json!(state)) else {
+        return;
+    };
     crate::update_targets(store, key, "record a target's health", |ts| {
         let Some(t) = ts
             .iter_mut()
-            .find(|t| t["Id"] == id && t["Port"] == i64::from(port))
+            .find(|t| t.id == id && t.port == i64::from(port))
         else {
             return false;
         };
-        if t["State"] == "draining"
-            || (t["State"] == state && t.get("Reason").and_then(|r| r.as_str()) == reason)
+        if t.state == TargetHealthState::Draining
+            || (t.state == state && t.reason.as_deref() == reason)
         {
             return false;
         }
-        t["State"] = json!(state);
+        t.state = state;
         match (reason, description) {
             (Some(r), Some(d)) => {
-                t["Reason"] = json!(r);
-                t["Description"] = json!(d);
+                t.reason = Some(r.to_string());
+                t.description = Some(d.to_string());
             }
             _ => {
-                if let Some(o) = t.as_object_mut() {
-                    o.remove("Reason");
-                    o.remove("Description");
-                }
+                t.reason = None;
+                t.description = None;
             }
         }
         true

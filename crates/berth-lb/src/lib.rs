@@ -14,6 +14,7 @@ pub mod rules;
 pub mod workers;
 pub mod world;
 
+use berth_model::elbv2::TargetHealthState;
 use berth_store::{Cond, Op, Store};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -285,9 +286,7 @@ impl State {
 
 /// `/{account}/{region}/elbv2/` of an ELBv2 record's key.
 fn prefix_of(key: &str) -> Option<String> {
-    let at = key.find(berth_elbv2::api::KEY_MARK)?;
-    let head = &key[..at];
-    (head.matches('/').count() == 2).then(|| format!("{head}{}", berth_elbv2::api::KEY_MARK))
+    berth_model::elbv2::key::scope_prefix_of(key)
 }
 
 /// Take drained targets out of a targets record (still draining when removed).
@@ -295,10 +294,10 @@ fn remove_targets(store: &dyn Store, key: &str, done: &[(&str, u16)]) {
     update_targets(store, key, "remove drained targets", |ts| {
         let before = ts.len();
         ts.retain(|t| {
-            !(t["State"] == "draining"
+            !(t.state == TargetHealthState::Draining
                 && done
                     .iter()
-                    .any(|(id, port)| t["Id"] == *id && t["Port"] == i64::from(*port)))
+                    .any(|(id, port)| t.id == *id && t.port == i64::from(*port)))
         });
         ts.len() != before
     });
@@ -310,17 +309,22 @@ pub(crate) fn update_targets(
     store: &dyn Store,
     key: &str,
     what: &str,
-    mut change: impl FnMut(&mut Vec<serde_json::Value>) -> bool,
+    mut change: impl FnMut(&mut Vec<berth_model::elbv2::Target>) -> bool,
 ) {
     for _ in 0..20 {
         let Some(rec) = store.get(key) else { return };
-        let mut v = (*rec.value).clone();
-        let Some(ts) = v["Targets"].as_array_mut() else {
-            return;
-        };
-        if !change(ts) {
+        let mut t: berth_model::elbv2::TargetsRecord =
+            match berth_model::elbv2::from_value(&rec.value) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "cannot {what}: unreadable targets record");
+                    return;
+                }
+            };
+        if !change(&mut t.targets) {
             return;
         }
+        let v = berth_model::elbv2::to_value(&t);
         match store.txn(
             &[Cond::Revision(key.to_string(), rec.revision)],
             vec![Op::Put(key.to_string(), v)],

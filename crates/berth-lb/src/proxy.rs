@@ -55,7 +55,7 @@ enum ActionView {
         /// Group stickiness (AWSALBTG), for this many seconds.
         sticky_secs: Option<u64>,
     },
-    Redirect(serde_json::Value),
+    Redirect(berth_model::elbv2::rule::RedirectConfig),
     Fixed {
         status: StatusCode,
         content_type: Option<String>,
@@ -713,12 +713,16 @@ impl Canned {
 
 /// A redirect action: each part of RedirectConfig with #{protocol}, #{host}, #{port},
 /// #{path} and #{query} replaced by the request's.
-fn redirect(cfg: &serde_json::Value, facts: &RequestFacts, port: u16) -> Canned {
+fn redirect(
+    cfg: &berth_model::elbv2::rule::RedirectConfig,
+    facts: &RequestFacts,
+    port: u16,
+) -> Canned {
     let query = facts.query.unwrap_or("");
     let port_s = port.to_string();
-    let fill = |field: &str, default: &str| -> String {
-        cfg[field]
-            .as_str()
+    let fill = |field: &Option<String>, default: &str| -> String {
+        field
+            .as_deref()
             .unwrap_or(default)
             .replace("#{protocol}", "http")
             .replace("#{host}", facts.host)
@@ -726,14 +730,14 @@ fn redirect(cfg: &serde_json::Value, facts: &RequestFacts, port: u16) -> Canned 
             .replace("#{path}", facts.path.trim_start_matches('/'))
             .replace("#{query}", query)
     };
-    let proto = fill("Protocol", "#{protocol}").to_ascii_lowercase();
-    let to_host = fill("Host", "#{host}");
-    let to_port = fill("Port", "#{port}");
-    let mut to_path = fill("Path", "/#{path}");
+    let proto = fill(&cfg.protocol, "#{protocol}").to_ascii_lowercase();
+    let to_host = fill(&cfg.host, "#{host}");
+    let to_port = fill(&cfg.port, "#{port}");
+    let mut to_path = fill(&cfg.path, "/#{path}");
     if !to_path.starts_with('/') {
         to_path.insert(0, '/');
     }
-    let to_query = fill("Query", "#{query}");
+    let to_query = fill(&cfg.query, "#{query}");
     let default_port =
         (proto == "http" && to_port == "80") || (proto == "https" && to_port == "443");
     let mut loc = format!("{proto}://{to_host}");
@@ -746,7 +750,7 @@ fn redirect(cfg: &serde_json::Value, facts: &RequestFacts, port: u16) -> Canned 
         loc.push('?');
         loc.push_str(&to_query);
     }
-    let status = if cfg["StatusCode"] == "HTTP_301" {
+    let status = if cfg.status_code.as_deref() == Some("HTTP_301") {
         StatusCode::MOVED_PERMANENTLY
     } else {
         StatusCode::FOUND

@@ -3,7 +3,7 @@
 //! matches decides, and the default rule matches everything. Patterns take `*` (any run of
 //! characters) and `?` (one character); paths compare case-sensitively, the rest not.
 
-use serde_json::Value;
+use berth_model::elbv2 as model;
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +25,7 @@ pub enum Action {
         groups: Vec<(String, u32)>,
         sticky_secs: Option<u64>,
     },
-    /// RedirectConfig as the model has it.
-    Redirect(Value),
+    Redirect(model::rule::RedirectConfig),
     FixedResponse {
         status: u16,
         content_type: Option<String>,
@@ -34,51 +33,36 @@ pub enum Action {
     },
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+/// Why a stored rule cannot be served as it is (the whole rule is then left out).
+pub type Unservable = String;
 
 impl Condition {
-    /// A condition of a rule record (the API stores them with their *Config filled in).
-    pub fn from_model(c: &Value) -> Option<Condition> {
-        let field = c["Field"].as_str()?;
-        Some(match field {
-            "path-pattern" => Condition::Path(strings(&c["PathPatternConfig"]["Values"])),
-            "host-header" => Condition::Host(strings(&c["HostHeaderConfig"]["Values"])),
-            "http-header" => Condition::Header(
-                c["HttpHeaderConfig"]["HttpHeaderName"]
-                    .as_str()?
-                    .to_ascii_lowercase(),
-                strings(&c["HttpHeaderConfig"]["Values"]),
-            ),
-            "http-request-method" => {
-                Condition::Method(strings(&c["HttpRequestMethodConfig"]["Values"]))
+    /// A stored condition, compiled. Exhaustive: a condition the model gains must be
+    /// handled here, or this does not compile.
+    pub fn from_model(c: &model::Condition) -> Result<Condition, Unservable> {
+        Ok(match c {
+            model::Condition::PathPattern { config, .. } => Condition::Path(config.values.clone()),
+            model::Condition::HostHeader { config, .. } => Condition::Host(config.values.clone()),
+            model::Condition::HttpHeader { config, .. } => {
+                Condition::Header(config.name.to_ascii_lowercase(), config.values.clone())
             }
-            "query-string" => Condition::Query(
-                c["QueryStringConfig"]["Values"]
-                    .as_array()?
+            model::Condition::HttpRequestMethod { config, .. } => {
+                Condition::Method(config.values.clone())
+            }
+            model::Condition::QueryString { config, .. } => Condition::Query(
+                config
+                    .values
                     .iter()
-                    .map(|kv| {
-                        (
-                            kv["Key"].as_str().map(str::to_string),
-                            kv["Value"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
+                    .map(|kv| (kv.key.clone(), kv.value.clone()))
                     .collect(),
             ),
-            "source-ip" => Condition::SourceIp(
-                strings(&c["SourceIpConfig"]["Values"])
+            model::Condition::SourceIp { config, .. } => Condition::SourceIp(
+                config
+                    .values
                     .iter()
                     .filter_map(|s| berth_net::Cidr::parse(s))
                     .collect(),
             ),
-            _ => return None,
         })
     }
 
@@ -111,43 +95,41 @@ impl Condition {
 }
 
 impl Action {
-    /// The action a rule takes: the one with the lowest Order among the terminal ones.
-    pub fn from_model(actions: &Value) -> Option<Action> {
-        let mut list: Vec<&Value> = actions.as_array()?.iter().collect();
-        list.sort_by_key(|a| a["Order"].as_i64().unwrap_or(i64::MAX));
-        list.into_iter().find_map(|a| match a["Type"].as_str()? {
-            "forward" => {
-                let groups: Vec<(String, u32)> = match a["ForwardConfig"]["TargetGroups"].as_array()
-                {
-                    Some(g) => g
-                        .iter()
-                        .filter_map(|g| {
-                            Some((
-                                g["TargetGroupArn"].as_str()?.to_string(),
-                                g["Weight"].as_u64().unwrap_or(1) as u32,
-                            ))
-                        })
-                        .collect(),
-                    None => vec![(a["TargetGroupArn"].as_str()?.to_string(), 1)],
-                };
-                let st = &a["ForwardConfig"]["TargetGroupStickinessConfig"];
-                let sticky_secs = (st["Enabled"] == true && groups.len() > 1)
-                    .then(|| st["DurationSeconds"].as_u64().unwrap_or(3600));
-                Some(Action::Forward {
+    /// The action a rule takes: the one with the lowest Order (the API stores one).
+    pub fn from_model(actions: &[model::Action]) -> Result<Action, Unservable> {
+        let a = actions
+            .iter()
+            .min_by_key(|a| a.order().unwrap_or(i64::MAX))
+            .ok_or("a rule without actions")?;
+        Ok(match a {
+            model::Action::Forward { config, .. } => {
+                let groups: Vec<(String, u32)> = a
+                    .forward_groups()
+                    .into_iter()
+                    .map(|(g, w)| (g.to_string(), w))
+                    .collect();
+                if groups.is_empty() {
+                    return Err("a forward action without target groups".into());
+                }
+                let sticky_secs = config
+                    .as_ref()
+                    .and_then(|c| c.stickiness.as_ref())
+                    .filter(|st| st.enabled && groups.len() > 1)
+                    .map(|st| st.duration_seconds.unwrap_or(3600));
+                Action::Forward {
                     groups,
                     sticky_secs,
-                })
+                }
             }
-            "redirect" => Some(Action::Redirect(a["RedirectConfig"].clone())),
-            "fixed-response" => {
-                let c = &a["FixedResponseConfig"];
-                Some(Action::FixedResponse {
-                    status: c["StatusCode"].as_str()?.parse().ok()?,
-                    content_type: c["ContentType"].as_str().map(str::to_string),
-                    body: c["MessageBody"].as_str().unwrap_or("").to_string(),
-                })
-            }
-            _ => None,
+            model::Action::Redirect { config, .. } => Action::Redirect(config.clone()),
+            model::Action::FixedResponse { config, .. } => Action::FixedResponse {
+                status: config
+                    .status_code
+                    .parse()
+                    .map_err(|_| format!("fixed-response status {:?}", config.status_code))?,
+                content_type: config.content_type.clone(),
+                body: config.message_body.clone().unwrap_or_default(),
+            },
         })
     }
 }
@@ -224,7 +206,7 @@ pub fn wildcard(pattern: &str, text: &str, ignore_case: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn wildcards() {
@@ -255,7 +237,11 @@ mod tests {
             headers: Headers::Map(&headers),
             source: "10.1.2.3".parse().unwrap(),
         };
-        let c = |v: Value| Condition::from_model(&v).unwrap().matches(&r);
+        let c = |v: Value| {
+            Condition::from_model(&model::from_value(&v).unwrap())
+                .unwrap()
+                .matches(&r)
+        };
         assert!(c(
             json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/img/*", "/api/*"]}})
         ));
@@ -287,11 +273,12 @@ mod tests {
 
     #[test]
     fn the_first_terminal_action_by_order() {
-        let a = Action::from_model(&json!([
+        let a = Action::from_model(&model::from_value::<Vec<model::Action>>(&json!([
             {"Type": "fixed-response", "Order": 2, "FixedResponseConfig": {"StatusCode": "404"}},
             {"Type": "forward", "Order": 1, "ForwardConfig": {"TargetGroups": [
                 {"TargetGroupArn": "a", "Weight": 3}, {"TargetGroupArn": "b", "Weight": 1}]}},
         ]))
+        .unwrap())
         .unwrap();
         assert_eq!(
             a,

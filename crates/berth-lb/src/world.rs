@@ -4,6 +4,7 @@
 //! balancer), so the proxy only ever sees a consistent snapshot.
 
 use crate::rules::{Action, Condition};
+use berth_model::elbv2::{self as model, arn, key, key::Kind};
 use berth_store::Store;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -102,14 +103,6 @@ pub struct Local {
     pub instance_id: Option<String>,
 }
 
-fn s<'v>(v: &'v Value, k: &str) -> &'v str {
-    v.get(k).and_then(Value::as_str).unwrap_or("")
-}
-
-fn attr<'v>(rec: &'v Value, k: &str) -> Option<&'v str> {
-    rec["Attributes"].get(k).and_then(Value::as_str)
-}
-
 /// HTTP codes like "200", "200,202" or "200-299".
 pub fn parse_codes(m: &str) -> Vec<(u16, u16)> {
     m.split(',')
@@ -123,10 +116,21 @@ pub fn parse_codes(m: &str) -> Vec<(u16, u16)> {
         .collect()
 }
 
-fn tg_protocol(tg: &Value) -> String {
-    match s(tg, "Protocol") {
-        "UDP" => "udp".into(),
+fn tg_protocol(tg: &model::TargetGroup) -> String {
+    match tg.protocol.as_deref() {
+        Some("UDP") => "udp".into(),
         _ => "tcp".into(),
+    }
+}
+
+/// A stored record as its type; one that does not parse is logged and left out whole.
+fn typed<T: serde::de::DeserializeOwned>(key: &str, v: &Value) -> Option<T> {
+    match model::from_value(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "unreadable ELBv2 record left out");
+            None
+        }
     }
 }
 
@@ -136,9 +140,12 @@ fn tg_protocol(tg: &Value) -> String {
 fn host_port_target(store: &dyn Store, protocol: &str, port: u16) -> SocketAddrV4 {
     let direct = || -> Option<SocketAddrV4> {
         let lease = store.get(&berth_leases::ports::port_key(protocol, port))?;
-        let key = berth_leases::owner_task_key(lease.value["owner"].as_str()?)?;
-        let task = store.get(&key)?;
-        let ip: Ipv4Addr = task.value["_berth"]["ip"].as_str()?.parse().ok()?;
+        let task = berth_model::ecs::TaskId::parse_arn(lease.value["owner"].as_str()?)?;
+        let task = store.get(&task.key())?;
+        let ip: Ipv4Addr = berth_model::ecs::TaskPrivate::of(&task.value)
+            .ip?
+            .parse()
+            .ok()?;
         let container_port = task.value["containers"]
             .as_array()?
             .iter()
@@ -161,58 +168,67 @@ pub fn load(store: &dyn Store, prefixes: &BTreeSet<String>, local: &Local) -> Wo
 
 fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
     // Targets by group id (the record key's last part).
-    let mut targets: HashMap<String, (String, Value)> = HashMap::new();
-    for r in store.list(&format!("{prefix}targets/")) {
-        let id = r.key.rsplit('/').next().unwrap_or("").to_string();
-        targets.insert(id, (r.key.clone(), (*r.value).clone()));
+    let mut targets: HashMap<String, (String, Vec<model::Target>)> = HashMap::new();
+    for r in store.list(&key::kind_prefix(prefix, Kind::Targets)) {
+        let Some(k) = key::parse(&r.key) else {
+            continue;
+        };
+        let Some(t) = typed::<model::TargetsRecord>(&r.key, &r.value) else {
+            continue;
+        };
+        targets.insert(k.own_id().to_string(), (r.key.clone(), t.targets));
     }
-    for r in store.list(&format!("{prefix}tg/")) {
-        let tg = &r.value["TargetGroup"];
-        let arn = s(tg, "TargetGroupArn").to_string();
-        let gid = arn.rsplit('/').next().unwrap_or("").to_string();
-        let (targets_key, tv) = targets
-            .remove(&gid)
-            .unwrap_or_else(|| (format!("{prefix}targets/{gid}"), Value::Null));
-        let in_use = berth_elbv2::api::record_in_use(&r.value);
-        let port = |v: &Value| v.as_i64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-        let list = tv["Targets"].as_array().cloned().unwrap_or_default();
+    for r in store.list(&key::kind_prefix(prefix, Kind::Tg)) {
+        let Some(rec) = typed::<model::TgRecord>(&r.key, &r.value) else {
+            continue;
+        };
+        let tg = &rec.target_group;
+        let arn = tg.arn.clone();
+        let gid = arn::id_of(&arn).to_string();
+        let (targets_key, list) = targets.remove(&gid).unwrap_or_else(|| {
+            (
+                format!("{}{gid}", key::kind_prefix(prefix, Kind::Targets)),
+                vec![],
+            )
+        });
+        let port = |p: i64| u16::try_from(p).unwrap_or(0);
         let targets: Vec<Target> = list
             .iter()
             .map(|t| {
-                let id = s(t, "Id").to_string();
-                let p = port(&t["Port"]);
-                let addr = match id.parse::<Ipv4Addr>() {
+                let p = port(t.port);
+                let addr = match t.id.parse::<Ipv4Addr>() {
                     Ok(ip) => Some(SocketAddrV4::new(ip, p)),
-                    Err(_) if local.instance_id.as_deref() == Some(id.as_str()) => {
+                    Err(_) if local.instance_id.as_deref() == Some(t.id.as_str()) => {
                         Some(host_port_target(store, &tg_protocol(tg), p))
                     }
                     Err(_) => None,
                 };
-                let drain_deadline = t["DrainingSince"]
-                    .as_f64()
-                    .map(|since| since + t["DrainSeconds"].as_f64().unwrap_or(300.0));
                 Target {
                     addr,
-                    id,
+                    id: t.id.clone(),
                     port: p,
-                    state: s(t, "State").to_string(),
-                    drain_deadline,
+                    state: t.state.as_str().to_string(),
+                    drain_deadline: t.drain_deadline(),
                 }
             })
             .collect();
-        let hc_port = match s(tg, "HealthCheckPort") {
-            "traffic-port" | "" => None,
-            p => p.parse().ok(),
+        let hc_port = match tg.health_check_port.as_deref() {
+            Some("traffic-port") | Some("") | None => None,
+            Some(p) => p.parse().ok(),
         };
-        let matcher = tg["Matcher"]["HttpCode"].as_str().unwrap_or("200");
-        let sticky_secs = (attr(&r.value, "stickiness.enabled") == Some("true")
-            && attr(&r.value, "stickiness.type").unwrap_or("lb_cookie") == "lb_cookie")
+        let matcher = tg
+            .matcher
+            .as_ref()
+            .and_then(|m| m.http_code.as_deref())
+            .unwrap_or("200");
+        let sticky_secs = (rec.attr("stickiness.enabled") == Some("true")
+            && rec.attr("stickiness.type").unwrap_or("lb_cookie") == "lb_cookie")
             .then(|| {
-                attr(&r.value, "stickiness.lb_cookie.duration_seconds")
+                rec.attr("stickiness.lb_cookie.duration_seconds")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(86400)
             });
-        let algorithm = match attr(&r.value, "load_balancing.algorithm.type") {
+        let algorithm = match rec.attr("load_balancing.algorithm.type") {
             Some("least_outstanding_requests") => Algorithm::LeastOutstanding,
             _ => Algorithm::RoundRobin,
         };
@@ -221,18 +237,18 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
             Tg {
                 arn,
                 targets_key,
-                protocol: s(tg, "Protocol").to_string(),
-                in_use,
+                protocol: tg.protocol.clone().unwrap_or_default(),
+                in_use: rec.in_use(),
                 algorithm,
                 sticky_secs,
                 health: HealthCheck {
-                    protocol: s(tg, "HealthCheckProtocol").to_string(),
+                    protocol: tg.health_check_protocol.clone().unwrap_or_default(),
                     port: hc_port,
-                    path: tg["HealthCheckPath"].as_str().unwrap_or("/").to_string(),
-                    interval_secs: tg["HealthCheckIntervalSeconds"].as_u64().unwrap_or(30),
-                    timeout_secs: tg["HealthCheckTimeoutSeconds"].as_u64().unwrap_or(5),
-                    healthy_threshold: tg["HealthyThresholdCount"].as_u64().unwrap_or(5) as u32,
-                    unhealthy_threshold: tg["UnhealthyThresholdCount"].as_u64().unwrap_or(2) as u32,
+                    path: tg.health_check_path.clone().unwrap_or_else(|| "/".into()),
+                    interval_secs: tg.health_check_interval_seconds.unwrap_or(30),
+                    timeout_secs: tg.health_check_timeout_seconds.unwrap_or(5),
+                    healthy_threshold: tg.healthy_threshold_count.unwrap_or(5),
+                    unhealthy_threshold: tg.unhealthy_threshold_count.unwrap_or(2),
                     codes: parse_codes(matcher),
                 },
                 targets,
@@ -240,75 +256,100 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
         );
     }
     // Listeners and rules by the ids in their keys.
-    let mut rules: HashMap<String, Vec<Value>> = HashMap::new();
-    for r in store.list(&format!("{prefix}rule/")) {
-        let listener_id = r.key[prefix.len() + 5..]
-            .split('/')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        rules
-            .entry(listener_id)
-            .or_default()
-            .push(r.value["Rule"].clone());
+    let mut rules: HashMap<String, Vec<model::Rule>> = HashMap::new();
+    let mut broken: std::collections::HashSet<String> = Default::default();
+    for r in store.list(&key::kind_prefix(prefix, Kind::Rule)) {
+        let Some(k) = key::parse(&r.key) else {
+            continue;
+        };
+        let listener_id = k.parent_id().to_string();
+        match typed::<model::RuleRecord>(&r.key, &r.value) {
+            Some(rec) => rules.entry(listener_id).or_default().push(rec.rule),
+            // Its priority is unknown: the rules after it cannot be placed either.
+            None => {
+                broken.insert(listener_id);
+            }
+        }
     }
     let mut listeners: HashMap<String, Vec<Listener>> = HashMap::new();
-    for r in store.list(&format!("{prefix}listener/")) {
-        let l = &r.value["Listener"];
-        let arn = s(l, "ListenerArn").to_string();
-        let lid = arn.rsplit('/').next().unwrap_or("").to_string();
+    for r in store.list(&key::kind_prefix(prefix, Kind::Listener)) {
+        let Some(rec) = typed::<model::ListenerRecord>(&r.key, &r.value) else {
+            continue;
+        };
+        let l = rec.listener;
+        let lid = arn::id_of(&l.arn).to_string();
+        if broken.contains(&lid) {
+            tracing::warn!(listener = %l.arn, "listener left out: one of its rules is unreadable");
+            continue;
+        }
         let mut rs = rules.remove(&lid).unwrap_or_default();
         // Numeric priorities first, in order; "default" last.
-        rs.sort_by_key(|r| s(r, "Priority").parse::<u32>().unwrap_or(u32::MAX));
+        rs.sort_by_key(model::Rule::order_key);
         let mut out = vec![];
         for rule in &rs {
-            let conditions = rule["Conditions"]
-                .as_array()
-                .map(|c| c.iter().filter_map(Condition::from_model).collect())
-                .unwrap_or_default();
-            if let Some(action) = Action::from_model(&rule["Actions"]) {
-                out.push(Rule { conditions, action });
+            match compile(&rule.conditions, &rule.actions) {
+                Ok(rule) => out.push(rule),
+                Err(e) => tracing::warn!(rule = %rule.arn, error = %e, "rule left out"),
             }
         }
         // A listener whose default rule record is missing still has its default actions.
-        if rs.iter().all(|r| s(r, "Priority") != "default") {
-            if let Some(action) = Action::from_model(&l["DefaultActions"]) {
-                out.push(Rule {
-                    conditions: vec![],
-                    action,
-                });
+        if rs.iter().all(|r| r.priority != "default") {
+            match compile(&[], &l.default_actions) {
+                Ok(rule) => out.push(rule),
+                Err(e) => tracing::warn!(listener = %l.arn, error = %e, "default rule left out"),
             }
         }
-        let lb_arn = s(l, "LoadBalancerArn").to_string();
-        listeners.entry(lb_arn).or_default().push(Listener {
-            arn,
-            port: l["Port"].as_u64().unwrap_or(0) as u16,
-            protocol: s(l, "Protocol").to_string(),
-            rules: out,
-        });
+        listeners
+            .entry(l.load_balancer_arn.clone())
+            .or_default()
+            .push(Listener {
+                port: u16::try_from(l.port).unwrap_or(0),
+                protocol: l.protocol,
+                rules: out,
+                arn: l.arn,
+            });
     }
-    for r in store.list(&format!("{prefix}lb/")) {
-        let lb = &r.value["LoadBalancer"];
-        let arn = s(lb, "LoadBalancerArn").to_string();
-        let ips = berth_elbv2::api::addresses(lb);
-        let mut parts = prefix.trim_matches('/').split('/');
-        let (account, region) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let vpc_cidr = berth_elbv2::api::vpc_cidr(store, account, region, s(lb, "VpcId"))
-            .and_then(|c| berth_net::Cidr::parse(&c));
+    for r in store.list(&key::kind_prefix(prefix, Kind::Lb)) {
+        let Some(rec) = typed::<model::LbRecord>(&r.key, &r.value) else {
+            continue;
+        };
+        let lb = &rec.load_balancer;
+        let Some(k) = key::parse(&r.key) else {
+            continue;
+        };
+        let vpc_cidr = berth_elbv2::api::vpc_cidr(
+            store,
+            k.account,
+            k.region,
+            lb.vpc_id.as_deref().unwrap_or(""),
+        )
+        .and_then(|c| berth_net::Cidr::parse(&c));
         w.lbs.push(Lb {
-            dns_name: s(lb, "DNSName").to_ascii_lowercase(),
-            lb_type: if s(lb, "Type") == "network" {
-                LbType::Network
-            } else {
-                LbType::Application
+            dns_name: lb.dns_name.to_ascii_lowercase(),
+            lb_type: match lb.lb_type {
+                model::LbType::Network => LbType::Network,
+                model::LbType::Application | model::LbType::Gateway => LbType::Application,
             },
-            ips,
+            ips: lb.addresses(),
             vpc_cidr,
-            idle_timeout_secs: attr(&r.value, "idle_timeout.timeout_seconds")
+            idle_timeout_secs: rec
+                .attr("idle_timeout.timeout_seconds")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(60),
-            listeners: listeners.remove(&arn).unwrap_or_default(),
-            arn,
+            listeners: listeners.remove(&lb.arn).unwrap_or_default(),
+            arn: lb.arn.clone(),
         });
     }
+}
+
+/// A rule's conditions and actions, compiled; any condition or action the data plane
+/// cannot serve leaves the whole rule out (dropping a condition would widen it).
+fn compile(conditions: &[model::Condition], actions: &[model::Action]) -> Result<Rule, String> {
+    Ok(Rule {
+        conditions: conditions
+            .iter()
+            .map(Condition::from_model)
+            .collect::<Result<_, _>>()?,
+        action: Action::from_model(actions)?,
+    })
 }

@@ -5,4 +5,5 @@
 //! reader. Events Berth emits use AWS's envelope, defined here once.
 
 pub mod ecs;
+pub mod elbv2;
 pub mod event;

@@ -66,7 +66,8 @@ impl Node {
             else {
                 continue;
             };
-            let live = berth_leases::owner_task_key(arn)
+            let live = berth_model::ecs::TaskId::parse_arn(arn)
+                .map(|t| t.key())
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|t| !is_final(&t.value));
             if !live {
@@ -78,7 +79,8 @@ impl Node {
             let Some(arn) = owner.as_str().filter(|o| o.starts_with("arn:aws:ecs:")) else {
                 continue;
             };
-            let live = berth_leases::owner_task_key(arn)
+            let live = berth_model::ecs::TaskId::parse_arn(arn)
+                .map(|t| t.key())
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|r| {
                     !is_final(&r.value)
