@@ -133,18 +133,17 @@ pub enum LastStatus {
 }
 
 impl LastStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LastStatus::Provisioning => "PROVISIONING",
-            LastStatus::Pending => "PENDING",
-            LastStatus::Activating => "ACTIVATING",
-            LastStatus::Running => "RUNNING",
-            LastStatus::Deactivating => "DEACTIVATING",
-            LastStatus::Stopping => "STOPPING",
-            LastStatus::Deprovisioning => "DEPROVISIONING",
-            LastStatus::Stopped => "STOPPED",
-        }
-    }
+    /// Every status, in ECS's order.
+    pub const ALL: [LastStatus; 8] = [
+        LastStatus::Provisioning,
+        LastStatus::Pending,
+        LastStatus::Activating,
+        LastStatus::Running,
+        LastStatus::Deactivating,
+        LastStatus::Stopping,
+        LastStatus::Deprovisioning,
+        LastStatus::Stopped,
+    ];
 
     /// A task record's lastStatus (None: absent or not one ECS knows).
     pub fn of(task: &Value) -> Option<LastStatus> {

@@ -79,16 +79,6 @@ impl Node {
 /// even when it was already over by the time the node heard of it.
 fn steps(from: Option<LastStatus>, to: LastStatus, awsvpc: bool, ran: bool) -> Vec<LastStatus> {
     use LastStatus::*;
-    const ORDER: [LastStatus; 8] = [
-        Provisioning,
-        Pending,
-        Activating,
-        Running,
-        Deactivating,
-        Stopping,
-        Deprovisioning,
-        Stopped,
-    ];
     let Some(from) = from else {
         return vec![to];
     };
@@ -98,7 +88,7 @@ fn steps(from: Option<LastStatus>, to: LastStatus, awsvpc: bool, ran: bool) -> V
     if to == from {
         return vec![to]; // same status, new details (container states, health)
     }
-    ORDER
+    LastStatus::ALL
         .into_iter()
         .filter(|s| *s > from && *s <= to)
         .filter(|s| awsvpc || !matches!(s, Activating | Deactivating | Deprovisioning))

@@ -146,23 +146,13 @@ pub fn handle_json(
 ) -> WireResponse {
     let model = svc.model();
     let result = (|| {
-        let op = model
-            .operations
-            .get(operation)
-            .ok_or_else(|| ApiError::unknown_operation(operation))?;
-        let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_slice(body).map_err(|e| {
-                ApiError::client(
-                    svc.codes().serialization,
-                    format!("Malformed JSON request body: {e}"),
-                )
-            })?
-        };
-        if let Some(shape) = op.input.as_deref() {
-            validate(model, model.shape(shape), &input, svc.codes())?;
-        }
+        let input = validated_input(svc, operation, "JSON", || {
+            if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(serde_json::from_slice(body).map_err(|e| e.to_string()))
+            }
+        })?;
         if let Some(body) = svc.call_json(ctx, operation, &input) {
             return body;
         }
@@ -178,6 +168,35 @@ pub fn handle_json(
         },
         Err(e) => json_error(model, &e),
     }
+}
+
+/// The input document of an RPC protocol's `operation`: `decode` gives the body's
+/// document (None: an empty body, an empty document), which is then validated.
+fn validated_input(
+    svc: &dyn Service,
+    operation: &str,
+    format: &str,
+    decode: impl FnOnce() -> Option<Result<Value, String>>,
+) -> ApiResult<Value> {
+    let model = svc.model();
+    let op = model
+        .operations
+        .get(operation)
+        .ok_or_else(|| ApiError::unknown_operation(operation))?;
+    let input = match decode() {
+        None => Value::Object(Default::default()),
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            return Err(ApiError::client(
+                svc.codes().serialization,
+                format!("Malformed {format} request body: {e}"),
+            ))
+        }
+    };
+    if let Some(shape) = op.input.as_deref() {
+        validate(model, model.shape(shape), &input, svc.codes())?;
+    }
+    Ok(input)
 }
 
 /// A document as AWS sends it: JSON without `null` members.
@@ -347,23 +366,9 @@ pub fn handle_cbor(
 ) -> WireResponse {
     let model = svc.model();
     let result = (|| {
-        let op = model
-            .operations
-            .get(operation)
-            .ok_or_else(|| ApiError::unknown_operation(operation))?;
-        let input = if body.is_empty() {
-            Value::Object(Default::default())
-        } else {
-            crate::cbor::decode(body).map_err(|e| {
-                ApiError::client(
-                    svc.codes().serialization,
-                    format!("Malformed CBOR request body: {e}"),
-                )
-            })?
-        };
-        if let Some(shape) = op.input.as_deref() {
-            validate(model, model.shape(shape), &input, svc.codes())?;
-        }
+        let input = validated_input(svc, operation, "CBOR", || {
+            (!body.is_empty()).then(|| crate::cbor::decode(body))
+        })?;
         let out = svc.call(ctx, operation, input)?;
         Ok(crate::cbor::encode(
             model,
