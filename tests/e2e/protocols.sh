@@ -55,4 +55,16 @@ expect_error "cloudwatch over JSON (the CLI's choice)" NotImplemented awsb cloud
 # And the older services are unchanged.
 expect_eq "ecs still answers" "[]" "$(awsb ecs list-clusters --query clusterArns --output json | tr -d ' \n')"
 curl -fsS "$BERTH_URL/_berth/health" >/dev/null && pass "the server is still up" || fail "the server is still up"
+stop_berth
+
+# With --enforce-auth the signature is checked over what each protocol signs: the
+# rest-json path and query, the CBOR body.
+BERTH_DATA="$(mktemp -d)"; BERTH_PORT=""
+start_berth --enforce-auth --access-key-id AKIDPROTO --secret-access-key protosecret
+CBOR="python3 $(dirname "$0")/fixtures/cbor_client.py $BERTH_URL"
+signed() { env AWS_ACCESS_KEY_ID=AKIDPROTO AWS_SECRET_ACCESS_KEY="$1" "${@:2}"; }
+expect_error "rest-json, signed: reaches the service" NotImplemented signed protosecret aws --endpoint-url "$BERTH_URL" scheduler get-schedule --name n --group-name g
+expect_error "rest-json, wrong secret: refused" InvalidSignatureException signed nope aws --endpoint-url "$BERTH_URL" scheduler get-schedule --name n --group-name g
+expect_eq "cbor, signed: reaches the service" "501 NotImplemented" "$(signed protosecret $CBOR list | cut -d' ' -f1,2)"
+expect_eq "cbor, wrong secret: refused in CBOR" "InvalidSignatureException" "$(signed nope $CBOR list | cut -d' ' -f2)"
 finish
