@@ -209,6 +209,15 @@ pub struct TaskPrivate {
     pub extra: Map<String, Value>,
 }
 
+/// The task's random ids that the in-task endpoints' paths carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateId {
+    /// `/v4/{endpointToken}-{container}` (and v3).
+    EndpointToken,
+    /// `/v2/credentials/{credentialsId}`.
+    CredentialsId,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSubnet {
@@ -223,6 +232,16 @@ impl TaskPrivate {
         task.get("_berth")
             .and_then(|p| serde_json::from_value(p.clone()).ok())
             .unwrap_or_default()
+    }
+
+    /// One string field of a task record's private section, borrowed: for scans over
+    /// many tasks, which should not copy each one's whole section (its task definition).
+    pub fn str_in(task: &Value, field: PrivateId) -> Option<&str> {
+        let name = match field {
+            PrivateId::EndpointToken => "endpointToken",
+            PrivateId::CredentialsId => "credentialsId",
+        };
+        task.get("_berth")?.get(name)?.as_str()
     }
 
     /// Write it back into the task record.
@@ -312,5 +331,10 @@ mod tests {
                 "subnets": [{"subnetId": "subnet-1", "cidrBlock": "172.31.0.0/20", "availabilityZone": "us-east-1a"}]})
         );
         assert_eq!(TaskPrivate::of(&json!({})), TaskPrivate::default());
+        assert_eq!(
+            TaskPrivate::str_in(&t, PrivateId::EndpointToken),
+            Some("tok")
+        );
+        assert_eq!(TaskPrivate::str_in(&t, PrivateId::CredentialsId), None);
     }
 }

@@ -5,7 +5,7 @@
 //! `/v2/credentials/<id>`), and a task with an address of its own must also be the one
 //! asking: a request from any other source address is answered as if the id did not exist.
 
-use berth_model::ecs::{TaskId, TaskPrivate};
+use berth_model::ecs::{PrivateId, TaskId, TaskPrivate};
 use berth_store::Store;
 use berth_wire::service::strip_nulls;
 use bytes::Bytes;
@@ -57,24 +57,6 @@ fn iso(v: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Which of a task's random ids a path carries.
-#[derive(Clone, Copy)]
-enum PathId {
-    /// `/v4/{endpointToken}-{container}` (and v3).
-    Metadata,
-    /// `/v2/credentials/{credentialsId}`.
-    Credentials,
-}
-
-impl PathId {
-    fn of(self, p: &TaskPrivate) -> Option<&str> {
-        match self {
-            PathId::Metadata => p.endpoint_token.as_deref(),
-            PathId::Credentials => p.credentials_id.as_deref(),
-        }
-    }
-}
-
 impl Endpoints {
     pub fn new(store: Arc<dyn Store>, credentials: TaskCredentials) -> Arc<Endpoints> {
         Arc::new(Endpoints {
@@ -114,14 +96,14 @@ impl Endpoints {
     }
 
     /// The task a token belongs to, if `peer` may ask for it.
-    fn task_for(&self, id: &str, kind: PathId, peer: IpAddr) -> Option<Value> {
+    fn task_for(&self, id: &str, kind: PrivateId, peer: IpAddr) -> Option<Value> {
         let known = self.ids.lock().expect("lock").get(id).cloned();
         let key = match known {
             Some(k) => k,
             None => {
                 let found = self.store.list("/").into_iter().find(|r| {
                     TaskId::parse_key(&r.key).is_some()
-                        && kind.of(&TaskPrivate::of(&r.value)) == Some(id)
+                        && TaskPrivate::str_in(&r.value, kind) == Some(id)
                 })?;
                 self.ids
                     .lock()
@@ -131,12 +113,11 @@ impl Endpoints {
             }
         };
         let task = (*self.store.get(&key)?.value).clone();
-        let private = TaskPrivate::of(&task);
-        if kind.of(&private) != Some(id) {
+        if TaskPrivate::str_in(&task, kind) != Some(id) {
             return None;
         }
         // A task with an address of its own is the only one that may ask.
-        if let Some(own) = private.ip.as_deref() {
+        if let Some(own) = TaskPrivate::of(&task).ip {
             if own.parse::<IpAddr>().ok() != Some(peer) {
                 return None;
             }
@@ -154,7 +135,7 @@ impl Endpoints {
         let path = req.uri().path().trim_end_matches('/');
         let parts: Vec<&str> = path.split('/').skip(1).collect();
         match parts.as_slice() {
-            ["v2", "credentials", id] => match self.task_for(id, PathId::Credentials, peer) {
+            ["v2", "credentials", id] => match self.task_for(id, PrivateId::CredentialsId, peer) {
                 Some(task) => self.credentials(&task),
                 None => not_found("credentials"),
             },
@@ -162,7 +143,7 @@ impl Endpoints {
                 let Some((token, container)) = id.split_once('-') else {
                     return not_found("metadata");
                 };
-                let Some(task) = self.task_for(token, PathId::Metadata, peer) else {
+                let Some(task) = self.task_for(token, PrivateId::EndpointToken, peer) else {
                     return not_found("metadata");
                 };
                 let v4 = *v == "v4";
@@ -195,13 +176,14 @@ impl Endpoints {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0)
             + 6.0 * 3600.0;
+        let private = TaskPrivate::of(task);
         reply(
             StatusCode::OK,
             json!({
-                "RoleArn": TaskPrivate::of(task).task_role_arn,
+                "RoleArn": private.task_role_arn,
                 "AccessKeyId": self.credentials.access_key_id,
                 "SecretAccessKey": self.credentials.secret_access_key,
-                "Token": format!("berth-task-{}", TaskPrivate::of(task).credentials_id.unwrap_or_default()),
+                "Token": format!("berth-task-{}", private.credentials_id.unwrap_or_default()),
                 "Expiration": berth_wire::time::format_iso8601(expires.floor()),
             }),
         )

@@ -45,6 +45,8 @@ impl Node {
         })?;
         let k = parse_key(key).expect("task key");
         let arn = task["taskArn"].as_str().unwrap_or_default().to_string();
+        let private = TaskPrivate::of(task);
+        let held_ip = private.ip.clone();
         let subnets: Vec<(ipam::Candidate, String)> = if mode == "bridge" {
             vec![(
                 ipam::Candidate {
@@ -54,7 +56,7 @@ impl Node {
                 String::new(),
             )]
         } else {
-            TaskPrivate::of(task)
+            private
                 .subnets
                 .into_iter()
                 .filter_map(|s| {
@@ -68,8 +70,7 @@ impl Node {
                 })
                 .collect()
         };
-        let held = TaskPrivate::of(task)
-            .ip
+        let held = held_ip
             .and_then(|ip| ip.parse().ok())
             .and_then(|ip| ipam::lease_of(self.store.as_ref(), ip, &arn));
         let lease = match held {
