@@ -569,6 +569,15 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
                 "Fargate compatible task definitions do not support privileged containers.",
             ));
         }
+        // Fargate tasks have no swap; maxSwap and swappiness are for EC2 container instances.
+        let linux = c.get("linuxParameters");
+        for f in ["maxSwap", "swappiness"] {
+            if fargate && linux.and_then(|l| l.get(f)).is_some() {
+                return Err(client(format!(
+                    "Fargate compatible task definitions do not support '{f}' in linuxParameters."
+                )));
+            }
+        }
         if fargate && (c.get("links").is_some()) {
             return Err(client(
                 "Fargate compatible task definitions do not support links.",

@@ -65,6 +65,8 @@ impl Node {
             ("AWS_REGION".to_string(), region.to_string()),
         ];
         let mut containers = vec![];
+        let task_cgroup = self.cfg.cgroups.task(task_id);
+        let mut swap = false;
         for def in defs {
             let name = def["name"].as_str().unwrap_or_default();
             let mut extra_env = self.endpoint_env(task, name, network.is_some(), &extra_env);
@@ -97,7 +99,8 @@ impl Node {
             .map_err(|e| format!("CannotStartContainerError: {e}"))?;
             let bundle = dir.join("containers").join(name);
             std::fs::create_dir_all(bundle.join("rootfs")).map_err(io)?;
-            spec.cgroups_path = format!("/berth/{task_id}/{name}");
+            spec.cgroups_path = format!("{task_cgroup}/{name}");
+            swap |= spec.max_swap.is_some_and(|s| s > 0);
             spec.netns = (!host_network).then(|| dir.join("netns"));
             spec.etc_hosts = hosts.clone();
             spec.etc_hostname = hostname_file.clone();
@@ -153,9 +156,10 @@ impl Node {
             task_id: task_id.to_string(),
             runtime: self.cfg.runtime.clone(),
             runtime_root: self.cfg.runtime_root.clone(),
-            cgroup: format!("/berth/{task_id}"),
+            cgroup: task_cgroup,
             cpu_quota_us: cpu.map(|c| c * 100_000 / 1024),
             memory_limit: memory.map(|m| m * 1024 * 1024),
+            swap,
             network: network.cloned(),
             host_network,
             containers,

@@ -6,6 +6,7 @@
 //! asking: a request from any other source address is answered as if the id did not exist.
 
 use berth_model::ecs::{PrivateId, TaskId, TaskPrivate};
+use berth_runtime::cgroup;
 use berth_store::Store;
 use berth_wire::service::strip_nulls;
 use bytes::Bytes;
@@ -30,6 +31,8 @@ pub struct TaskCredentials {
 pub struct Endpoints {
     store: Arc<dyn Store>,
     credentials: TaskCredentials,
+    /// Where the tasks' cgroups are, for their stats.
+    cgroups: cgroup::TaskRoot,
     /// Endpoint token or credentials id to the task's store key, learned from the records.
     ids: Mutex<HashMap<String, String>>,
 }
@@ -58,10 +61,15 @@ fn iso(v: &Value) -> Value {
 }
 
 impl Endpoints {
-    pub fn new(store: Arc<dyn Store>, credentials: TaskCredentials) -> Arc<Endpoints> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        credentials: TaskCredentials,
+        cgroups: cgroup::TaskRoot,
+    ) -> Arc<Endpoints> {
         Arc::new(Endpoints {
             store,
             credentials,
+            cgroups,
             ids: Mutex::new(HashMap::new()),
         })
     }
@@ -154,12 +162,12 @@ impl Endpoints {
                     },
                     ["task"] => reply(StatusCode::OK, self.task(&task, v4, false)),
                     ["taskWithTags"] if v4 => reply(StatusCode::OK, self.task(&task, v4, true)),
-                    ["stats"] => reply(StatusCode::OK, stats(&task, container)),
+                    ["stats"] => reply(StatusCode::OK, stats(&self.cgroups, &task, container)),
                     ["task", "stats"] => {
                         let mut all = Map::new();
                         for c in task["containers"].as_array().into_iter().flatten() {
                             let name = c["name"].as_str().unwrap_or_default();
-                            all.insert(docker_id(&task, name), stats(&task, name));
+                            all.insert(docker_id(&task, name), stats(&self.cgroups, &task, name));
                         }
                         reply(StatusCode::OK, Value::Object(all))
                     }
@@ -347,37 +355,81 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
     Some(doc)
 }
 
-/// A container's resource use in the shape of Docker's stats, from its cgroups (v1).
-fn stats(task: &Value, name: &str) -> Value {
+/// A container's resource use in the shape of Docker's stats on a host of the same cgroup
+/// layout (v1 and v2 differ in `memory_stats`: v2 has no `max_usage` and names
+/// `memory_stats.stats` as the kernel's memory.stat does).
+fn stats(cgroups: &cgroup::TaskRoot, task: &Value, name: &str) -> Value {
     let id = task["taskArn"]
         .as_str()
         .and_then(|a| a.rsplit('/').next())
         .unwrap_or_default();
-    let read = |ctl: &str, file: &str| -> Option<u64> {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/berth/{id}/{name}/{file}"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
+    let u = cgroup::usage(&format!("{}/{name}", cgroups.task(id)));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let io: Vec<Value> = u
+        .io_bytes
+        .iter()
+        .map(|(major, minor, op, value)| json!({"major": major, "minor": minor, "op": op, "value": value}))
+        .collect();
     json!({
         "read": berth_wire::time::format_iso8601(now),
         "name": name,
         "id": docker_id(task, name),
         "num_procs": 0,
+        "pids_stats": {"current": u.pids},
+        "blkio_stats": {"io_service_bytes_recursive": io},
         "memory_stats": {
-            "usage": read("memory", "memory.usage_in_bytes"),
-            "max_usage": read("memory", "memory.max_usage_in_bytes"),
-            "limit": read("memory", "memory.limit_in_bytes"),
+            "usage": u.memory_usage,
+            "max_usage": u.memory_max_usage,
+            // Docker reports the host's memory for a container without a limit.
+            "limit": u.memory_limit.or_else(host_memory),
+            "stats": u.memory_stat,
         },
         "cpu_stats": {
-            "cpu_usage": {"total_usage": read("cpuacct", "cpuacct.usage")},
+            "cpu_usage": {
+                "total_usage": u.cpu_total_ns,
+                "usage_in_kernelmode": u.cpu_system_ns,
+                "usage_in_usermode": u.cpu_user_ns,
+            },
+            "system_cpu_usage": system_cpu_ns(),
             "online_cpus": cpus,
+            "throttling_data": {
+                "periods": u.cpu_periods,
+                "throttled_periods": u.cpu_throttled_periods,
+                "throttled_time": u.cpu_throttled_ns,
+            },
         },
     })
+}
+
+/// The host's memory in bytes (/proc/meminfo MemTotal).
+fn host_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// The host's CPU time in nanoseconds since boot, all CPUs and states (Docker's
+/// `system_cpu_usage`, which clients divide by to get a container's share).
+fn system_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: u64 = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Some(ticks * (1_000_000_000 / 100))
 }

@@ -6,22 +6,43 @@
 
 use crate::{dns, endpoints, Node};
 use berth_net::HostNetwork;
+use berth_runtime::cgroup;
 use berth_store::Store;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What `berth up` set up for running tasks on this host.
+pub struct TaskRuntime {
+    /// The OCI runtime binary.
+    pub program: PathBuf,
+    /// Where tasks' cgroups go.
+    pub cgroups: cgroup::TaskRoot,
+}
+
 /// `berth up`: the OCI runtime tasks run with (`auto`: crun when installed, else runc; or
-/// a name looked up on PATH, or a path), and the cgroup setup it needs on this host.
+/// a name looked up on PATH, or a path), and this host's cgroups made ready for tasks,
+/// or why they cannot be (then Berth does not start: a task must never fail later for a
+/// reason of the host's).
 pub fn set_up_runtime(
     data_dir: &Path,
     oci_runtime: &Path,
     favordynmods: bool,
-) -> Result<PathBuf, String> {
+) -> Result<TaskRuntime, String> {
     let runtime = if oci_runtime.as_os_str() == "auto" {
         find_program(Path::new("crun")).or_else(|_| find_program(Path::new("runc")))?
     } else {
         find_program(oci_runtime)?
     };
+    let cgroups = cgroup::prepare()?;
+    tracing::info!(layout = %cgroups.layout, tasks = %cgroups.path, "cgroups");
+    let record = serde_json::to_vec(&cgroups).map_err(|e| e.to_string())?;
+    std::fs::write(data_dir.join(CGROUPS_RECORD), record).map_err(|e| {
+        format!(
+            "cannot write {}: {e}",
+            data_dir.join(CGROUPS_RECORD).display()
+        )
+    })?;
+    remove_orphan_cgroups(&cgroups, &data_dir.join("tasks"));
     if runtime.file_name().is_some_and(|n| n == "crun") {
         mount_hugetlb_for_crun(data_dir)?;
     }
@@ -29,7 +50,10 @@ pub fn set_up_runtime(
     if favordynmods {
         turn_on_favordynmods();
     }
-    Ok(runtime)
+    Ok(TaskRuntime {
+        program: runtime,
+        cgroups,
+    })
 }
 
 /// A runtime named without a path is looked up on PATH.
@@ -69,6 +93,7 @@ pub struct TaskNetworkSetup {
 pub fn set_up_network(
     store: &Arc<dyn Store>,
     credentials: endpoints::TaskCredentials,
+    cgroups: cgroup::TaskRoot,
     port: u16,
     lookup: dns::Lookup,
 ) -> TaskNetworkSetup {
@@ -97,7 +122,7 @@ pub fn set_up_network(
         .and_then(|()| Ok((bridge_listener(80)?, bridge_listener(port)?)))
     {
         Ok((metadata, api)) => {
-            let endpoints = endpoints::Endpoints::new(store.clone(), credentials);
+            let endpoints = endpoints::Endpoints::new(store.clone(), credentials, cgroups);
             tokio::spawn(endpoints.serve(metadata));
             let dns = std::net::UdpSocket::bind((ip, 53)).and_then(|s| {
                 s.set_nonblocking(true)?;
@@ -173,11 +198,11 @@ fn stop_tasks(
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    remove_leftover_cgroups();
     Ok(())
 }
 
 fn undo_host_changes(data_dir: &Path, report: &mut dyn FnMut(Result<String, String>)) {
+    remove_cgroups(data_dir, report);
     unmount_hugetlb(data_dir, report);
     for said in berth_net::host::tear_down() {
         report(Ok(said));
@@ -217,14 +242,48 @@ fn turn_on_favordynmods() {
     }
 }
 
-/// The parent cgroups runc made for Berth's containers, empty once their tasks are gone.
-fn remove_leftover_cgroups() {
-    for c in std::fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-    {
-        let _ = std::fs::remove_dir(c.path().join("berth"));
+/// Where `berth up` records the cgroup subtree it prepared, for `berth down` (which may run
+/// in another cgroup, so cannot work it out again).
+const CGROUPS_RECORD: &str = "host-cgroups.json";
+
+/// Task cgroups left by a previous run whose supervisor is gone (Berth and the supervisor
+/// killed together, or the host's processes killed): nothing will clean them up.
+fn remove_orphan_cgroups(root: &cgroup::TaskRoot, tasks_dir: &Path) {
+    for id in cgroup::task_cgroups(root) {
+        if berth_runtime::client::alive(&tasks_dir.join(&id)) {
+            continue;
+        }
+        match cgroup::remove(&root.task(&id)) {
+            Ok(()) => tracing::info!(task = %id, "removed the cgroup of a task no supervisor runs"),
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "cannot remove a leftover task cgroup")
+            }
+        }
+    }
+}
+
+/// Once every task is gone: the task cgroups left and their parent.
+fn remove_cgroups(data_dir: &Path, report: &mut dyn FnMut(Result<String, String>)) {
+    let record = data_dir.join(CGROUPS_RECORD);
+    let root: cgroup::TaskRoot = match std::fs::read(&record) {
+        Ok(b) => match serde_json::from_slice(&b) {
+            Ok(r) => r,
+            Err(e) => return report(Err(format!("cannot read {}: {e}", record.display()))),
+        },
+        // A data directory from before the record: v1's fixed place.
+        Err(_) => cgroup::TaskRoot {
+            layout: cgroup::layout(),
+            path: "/berth".into(),
+        },
+    };
+    match cgroup::remove_root(&root) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&record);
+        }
+        Err(e) => report(Err(format!(
+            "cannot remove the cgroups of Berth's tasks ({}): {e}",
+            root.path
+        ))),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct NodeConfig {
     /// The OCI runtime (runc) and its state directory.
     pub runtime: PathBuf,
     pub runtime_root: PathBuf,
+    /// Where tasks' cgroups go on this host (`host::set_up_runtime` made it ready).
+    pub cgroups: berth_runtime::cgroup::TaskRoot,
     /// The host's side of task networking, or why this host has none (awsvpc tasks then
     /// fail with that reason).
     pub network: Result<Arc<HostNetwork>, String>,

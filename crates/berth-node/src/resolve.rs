@@ -285,6 +285,11 @@ pub fn container_spec(
         cpu_shares: Some(cpu.max(2)),
         memory_limit: mib(&ov["memory"]).or(mib(&def["memory"])),
         memory_reservation: mib(&ov["memoryReservation"]).or(mib(&def["memoryReservation"])),
+        // Swap beyond the container's memory (EC2 only; registration refuses it for Fargate).
+        max_swap: mib(&def["linuxParameters"]["maxSwap"]).filter(|_| !fargate),
+        swappiness: def["linuxParameters"]["swappiness"]
+            .as_u64()
+            .filter(|_| !fargate && def["linuxParameters"]["maxSwap"].is_i64()),
         ..Default::default()
     })
 }

@@ -4,6 +4,7 @@
 //! OCI runtime and reports their state. This crate knows nothing of ECS or the store.
 
 pub mod bpf;
+pub mod cgroup;
 pub mod client;
 pub mod plan;
 pub mod shim;

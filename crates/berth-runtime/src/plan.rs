@@ -15,13 +15,17 @@ pub struct TaskPlan {
     /// The runtime's state directory (`--root`), Berth's own so other users of runc
     /// never see Berth's containers.
     pub runtime_root: PathBuf,
-    /// cgroup path of the task, relative to each controller's mount (`/berth/<task>`);
-    /// containers sit below it.
+    /// cgroup path of the task, below the unified hierarchy's root (v2) or each
+    /// controller's mount (v1), as `cgroup::TaskRoot::task` names it; containers sit below.
     pub cgroup: String,
     /// Task-level CPU limit as a CFS quota per 100 ms period (task `cpu` units / 1024 vCPU).
     pub cpu_quota_us: Option<i64>,
     /// Task-level memory limit in bytes.
     pub memory_limit: Option<i64>,
+    /// Some container's definition asks for swap (`maxSwap`): the task's cgroup then
+    /// does not forbid it. Without, tasks have no swap, as on Fargate.
+    #[serde(default)]
+    pub swap: bool,
     /// awsvpc: the task's address on Berth's bridge. Without it the task's namespace has
     /// loopback only.
     #[serde(default)]

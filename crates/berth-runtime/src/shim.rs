@@ -10,7 +10,7 @@
 //! made by the node and handed over as fd 3) that speaks `plan::Request`.
 
 use crate::plan::*;
-use crate::sys;
+use crate::{cgroup, sys};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -278,7 +278,7 @@ impl Shim {
             if let (Some(h), Some(n)) = (host_side, &self.plan.network) {
                 berth_net::task::attach(h, n)?;
             }
-            sys::create_task_cgroup(&self.plan.cgroup, self.plan.memory_limit)?;
+            cgroup::create_task(&self.plan.cgroup, self.plan.memory_limit, self.plan.swap)?;
             Ok(())
         })();
         if let Err(e) = prepared {
@@ -294,7 +294,7 @@ impl Shim {
             self.durable = true;
             return;
         }
-        self.task_ooms = sys::oom_kills(&self.plan.cgroup);
+        self.task_ooms = cgroup::oom_kills(&self.plan.cgroup);
         self.evaluate();
     }
 
@@ -387,7 +387,7 @@ impl Shim {
         if !self.quota_applied && self.ctrs.iter().any(|c| c.st.started_at.is_some()) {
             self.quota_applied = true;
             if let Some(q) = self.plan.cpu_quota_us {
-                if let Err(e) = sys::set_cpu_quota(&self.plan.cgroup, q) {
+                if let Err(e) = cgroup::set_cpu_quota(&self.plan.cgroup, q) {
                     eprintln!("berth shim: cannot set the task's CPU quota: {e}");
                 }
             }
@@ -655,8 +655,8 @@ impl Shim {
         };
         let killed = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
         self.drain_outputs(i);
-        let own_ooms = sys::oom_kills(&self.ctrs[i].cgroup);
-        let task_ooms = sys::oom_kills(&self.plan.cgroup);
+        let own_ooms = cgroup::oom_kills(&self.ctrs[i].cgroup);
+        let task_ooms = cgroup::oom_kills(&self.plan.cgroup);
         let oom = own_ooms > 0 || (killed && task_ooms > self.task_ooms);
         self.task_ooms = task_ooms;
         let id = self.ctrs[i].id.clone();
@@ -992,7 +992,7 @@ impl Shim {
         for c in &self.ctrs {
             let _ = sys::unmount(&c.bundle.join("rootfs"));
         }
-        if let Err(e) = sys::remove_cgroup(&self.plan.cgroup) {
+        if let Err(e) = cgroup::remove(&self.plan.cgroup) {
             eprintln!("berth shim: cannot remove cgroup {}: {e}", self.plan.cgroup);
         }
         if self.plan.network.is_some() {
@@ -1153,7 +1153,7 @@ pub fn clean_up_after(dir: &Path, plan: &TaskPlan) {
             .status();
         let _ = sys::unmount(&dir.join("containers").join(&c.name).join("rootfs"));
     }
-    let _ = sys::remove_cgroup(&plan.cgroup);
+    let _ = cgroup::remove(&plan.cgroup);
     if let Some(n) = &plan.network {
         let _ = berth_net::task::detach_host(&n.host_link);
     }

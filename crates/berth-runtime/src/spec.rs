@@ -42,6 +42,11 @@ pub struct ContainerSpec {
     pub cpu_shares: Option<u64>,
     pub memory_limit: Option<i64>,
     pub memory_reservation: Option<i64>,
+    /// Swap the container may use beyond `memory_limit`, in bytes (ECS `maxSwap`); None
+    /// or 0: none.
+    pub max_swap: Option<i64>,
+    /// The kernel's swappiness for the container (ECS `swappiness`, with `maxSwap`).
+    pub swappiness: Option<u64>,
     /// Files bind-mounted at /etc/hosts, /etc/hostname and /etc/resolv.conf.
     pub etc_hosts: PathBuf,
     pub etc_hostname: PathBuf,
@@ -190,13 +195,19 @@ pub fn build(c: &ContainerSpec) -> Spec {
         cpu.set_shares(c.cpu_shares);
         res.set_cpu(Some(cpu));
     }
-    if c.memory_limit.is_some() || c.memory_reservation.is_some() {
+    if c.memory_limit.is_some() || c.memory_reservation.is_some() || c.swappiness.is_some() {
         let mut mem = LinuxMemory::default();
         mem.set_limit(c.memory_limit);
         mem.set_reservation(c.memory_reservation);
         if let Some(l) = c.memory_limit {
-            // No swap beyond the limit, as ECS sets it (memory-swap equal to memory).
-            mem.set_swap(Some(l));
+            // The OCI runtimes take memory plus swap (v1 memsw; v2 memory.swap.max is the
+            // difference), as Docker's --memory-swap: no swap unless maxSwap asks.
+            mem.set_swap(Some(l + c.max_swap.unwrap_or(0)));
+        }
+        // cgroup v2 has no per-cgroup swappiness (Docker drops it there too; listed in
+        // docs/compatibility.md).
+        if !matches!(crate::cgroup::layout(), crate::cgroup::Layout::V2) {
+            mem.set_swappiness(c.swappiness);
         }
         res.set_memory(Some(mem));
     }

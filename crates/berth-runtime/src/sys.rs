@@ -1,6 +1,7 @@
 //! The host-side pieces of a task that the OCI runtime does not make: the overlay root
-//! filesystem of each container, the task's network namespace, and the task's cgroup
-//! (the parent of its containers' cgroups, which carries the task-level limits).
+//! filesystem of each container and the task's network namespace, and the host-wide
+//! cgroup mount options crun and container starts need (the cgroups themselves are
+//! `cgroup`'s).
 
 use std::ffi::CString;
 use std::io;
@@ -113,103 +114,6 @@ fn loopback_up() -> io::Result<()> {
     })();
     unsafe { libc::close(fd) };
     r
-}
-
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// The cgroup hierarchies this host mounts (the v1 controllers and, in hybrid mode, the
-/// unified v2 one, where runc makes a cgroup too).
-fn controllers() -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(CGROUP_ROOT) else {
-        return vec![];
-    };
-    rd.filter_map(Result::ok)
-        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-        .map(|e| e.path())
-        .collect()
-}
-
-fn under(controller: &str, cgroup: &str) -> PathBuf {
-    Path::new(CGROUP_ROOT)
-        .join(controller)
-        .join(cgroup.trim_start_matches('/'))
-}
-
-/// Create the task's cgroup with its memory limit, which the containers below it share.
-/// The CPU quota comes later (`set_cpu_quota`), once the containers have started.
-pub fn create_task_cgroup(cgroup: &str, memory: Option<i64>) -> io::Result<()> {
-    let cpu = under("cpu", cgroup);
-    let mem = under("memory", cgroup);
-    std::fs::create_dir_all(&cpu)?;
-    std::fs::create_dir_all(&mem)?;
-    if let Some(m) = memory {
-        std::fs::write(mem.join("memory.limit_in_bytes"), m.to_string())?;
-        // Without swap beyond the limit, as Fargate has none.
-        let _ = std::fs::write(mem.join("memory.memsw.limit_in_bytes"), m.to_string());
-    }
-    Ok(())
-}
-
-/// Limit the task's CPU to `quota_us` per 100 ms period (CFS bandwidth).
-pub fn set_cpu_quota(cgroup: &str, quota_us: i64) -> io::Result<()> {
-    let cpu = under("cpu", cgroup);
-    std::fs::write(cpu.join("cpu.cfs_period_us"), "100000")?;
-    std::fs::write(cpu.join("cpu.cfs_quota_us"), quota_us.to_string())
-}
-
-/// How many times the kernel's OOM killer has killed a process in this cgroup.
-pub fn oom_kills(cgroup: &str) -> u64 {
-    std::fs::read_to_string(under("memory", cgroup).join("memory.oom_control"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("oom_kill "))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Remove the task's cgroup (and anything left below it) from every controller.
-/// Processes still inside keep a cgroup busy; those are killed first.
-pub fn remove_cgroup(cgroup: &str) -> io::Result<()> {
-    let mut first_err = None;
-    for c in controllers() {
-        let dir = c.join(cgroup.trim_start_matches('/'));
-        if !dir.exists() {
-            continue;
-        }
-        if let Err(e) = remove_tree(&dir) {
-            first_err.get_or_insert(e);
-        }
-    }
-    first_err.map_or(Ok(()), Err)
-}
-
-fn remove_tree(dir: &Path) -> io::Result<()> {
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.filter_map(Result::ok) {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path())?;
-            }
-        }
-    }
-    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-    // A cgroup whose last process was just killed stays busy for a moment.
-    for _ in 0..200 {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    std::fs::remove_dir(dir)
 }
 
 /// Whether this host lets a process raise `resource` to `value`: the host's hard limit.

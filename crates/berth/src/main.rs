@@ -409,7 +409,13 @@ fn start_node(
         access_key_id: args.access_key_id.clone(),
         secret_access_key: args.secret_access_key.clone(),
     };
-    let net = berth_node::host::set_up_network(&store, credentials, port, lookup);
+    let net = berth_node::host::set_up_network(
+        &store,
+        credentials,
+        runtime.cgroups.clone(),
+        port,
+        lookup,
+    );
     // The load balancers' data plane: their addresses, listeners, health checks, draining.
     let instance_id = local_instance_id(data_dir)
         .map_err(|e| format!("cannot keep this host's instance id: {e}"))?;
@@ -432,8 +438,9 @@ fn start_node(
         berth_node::NodeConfig {
             tasks_dir: data_dir.join("tasks"),
             exe: PathBuf::from("/proc/self/exe"),
-            runtime,
+            runtime: runtime.program,
             runtime_root: data_dir.join("oci-state"),
+            cgroups: runtime.cgroups,
             network: net.host,
             endpoint_url: net.endpoint_url,
             bridge_cidr: args.bridge_cidr,
