@@ -8,6 +8,7 @@ pub mod filter;
 mod groups;
 pub mod segments;
 mod streams;
+pub mod types;
 
 use berth_store::{Cond, Op, Store, StoreError};
 use berth_wire::model::LazyModel;
@@ -124,7 +125,7 @@ impl Logs {
             self.events
                 .delete_group(account, region, group)
                 .map_err(io_err)?;
-            let record = groups::new_group_record(group, self.now_ms(), None, &Value::Null);
+            let record = groups::new_group_record(group, self.now_ms(), None);
             match self.store.create(&gk, record) {
                 Ok(_) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(store_err(e)),
@@ -213,31 +214,29 @@ impl Service for Logs {
     }
 
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
-        let i = &input;
-        match operation {
-            "CreateLogGroup" => self.create_log_group(ctx, i),
-            "DeleteLogGroup" => self.delete_log_group(ctx, i),
-            "DescribeLogGroups" => self.describe_log_groups(ctx, i),
-            "PutRetentionPolicy" => self.put_retention_policy(ctx, i),
-            "DeleteRetentionPolicy" => self.delete_retention_policy(ctx, i),
+        use types::op;
+        berth_wire::dispatch!(operation, input, self.codes(), op {
+            CreateLogGroup => |i| self.create_log_group(ctx, i),
+            DeleteLogGroup => |i| self.delete_log_group(ctx, i),
+            DescribeLogGroups => |i| self.describe_log_groups(ctx, i),
+            PutRetentionPolicy => |i| self.put_retention_policy(ctx, i),
+            DeleteRetentionPolicy => |i| self.delete_retention_policy(ctx, i),
 
-            "TagResource" => self.tag_resource(ctx, i),
-            "UntagResource" => self.untag_resource(ctx, i),
-            "ListTagsForResource" => self.list_tags_for_resource(ctx, i),
-            "TagLogGroup" => self.tag_log_group(ctx, i),
-            "UntagLogGroup" => self.untag_log_group(ctx, i),
-            "ListTagsLogGroup" => self.list_tags_log_group(ctx, i),
+            TagResource => |i| self.tag_resource(ctx, i),
+            UntagResource => |i| self.untag_resource(ctx, i),
+            ListTagsForResource => |i| self.list_tags_for_resource(ctx, i),
+            TagLogGroup => |i| self.tag_log_group(ctx, i),
+            UntagLogGroup => |i| self.untag_log_group(ctx, i),
+            ListTagsLogGroup => |i| self.list_tags_log_group(ctx, i),
 
-            "CreateLogStream" => self.create_log_stream(ctx, i),
-            "DeleteLogStream" => self.delete_log_stream(ctx, i),
-            "DescribeLogStreams" => self.describe_log_streams(ctx, i),
+            CreateLogStream => |i| self.create_log_stream(ctx, i),
+            DeleteLogStream => |i| self.delete_log_stream(ctx, i),
+            DescribeLogStreams => |i| self.describe_log_streams(ctx, i),
 
-            "PutLogEvents" => self.put_log_events(ctx, i),
-            "GetLogEvents" => self.get_log_events(ctx, i),
-            "FilterLogEvents" => self.filter_log_events(ctx, i),
-
-            _ => Err(ApiError::not_implemented("logs", operation)),
-        }
+            PutLogEvents => |i| self.put_log_events(ctx, i),
+            GetLogEvents => |i| self.get_log_events(ctx, i),
+            FilterLogEvents => |i| self.filter_log_events(ctx, i),
+        } else Err(ApiError::not_implemented("logs", operation)))
     }
 }
 

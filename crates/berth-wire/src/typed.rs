@@ -77,6 +77,28 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A service's `call` over its generated operations: each operation's name comes from its
+/// marker type, and its handler must take and return that operation's types.
+///
+/// ```ignore
+/// berth_wire::dispatch!(operation, input, self.codes(), op {
+///     CreateLogGroup => |i| self.create_log_group(ctx, i),
+/// } else Err(ApiError::not_implemented("logs", operation)))
+/// ```
+#[macro_export]
+macro_rules! dispatch {
+    ($operation:expr, $input:expr, $codes:expr, $ops:ident {
+        $($op:ident => $handler:expr),* $(,)?
+    } else $fallback:expr) => {
+        match $operation {
+            $(o if o == <$ops::$op as $crate::typed::Operation>::NAME => {
+                $crate::typed::call::<$ops::$op>($codes, $input, $handler)
+            })*
+            _ => $fallback,
+        }
+    };
+}
+
 /// Serialize and Deserialize for a generated enum, through its `as_str` and `from_wire`:
 /// the wire value is the model's, and only the model's values deserialize.
 #[macro_export]
