@@ -8,7 +8,13 @@ pub mod filter;
 mod groups;
 pub mod segments;
 mod streams;
+/// Every operation's input and output, generated from the model by `tools/gen-types.py`.
+/// `compile_fail.rs` (tests/compile_fail/logs_types.sh) shows a handler cannot read a
+/// member the model lacks, nor take a required member as an Option, nor leave one out.
 pub mod types;
+
+#[cfg(feature = "compile-fail-typed")]
+mod compile_fail;
 
 use berth_store::{Cond, Op, Store, StoreError};
 use berth_wire::model::LazyModel;
@@ -307,6 +313,55 @@ mod tests {
                 assert!(e.status < 500 || e.code == "NotImplemented", "{op}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn types_follow_the_model() {
+        use types::*;
+        // Required members are plain fields, optional ones Options (compile_fail.rs
+        // shows the other side).
+        let typed = CreateLogGroupRequest {
+            deletion_protection_enabled: None,
+            kms_key_id: None,
+            log_group_class: Some(LogGroupClass::InfrequentAccess),
+            log_group_name: "g".to_string(),
+            tags: None,
+        };
+        let name: &String = &typed.log_group_name;
+        let class: Option<LogGroupClass> = typed.log_group_class;
+        assert_eq!(
+            (name.as_str(), class.map(LogGroupClass::as_str)),
+            ("g", Some("INFREQUENT_ACCESS"))
+        );
+        // A member the model lacks passes validation (JSON services' validator skips
+        // unknown members) and is refused by the type: a 400 naming it, nothing written.
+        let f = fixture();
+        let e = f.err(
+            "CreateLogGroup",
+            json!({"logGroupName": "g", "logGroupNmae": "typo"}),
+        );
+        assert_eq!((e.status, e.code.as_str()), (400, "SerializationException"));
+        assert!(e.message.contains("logGroupNmae"), "{}", e.message);
+        assert!(f.ok("DescribeLogGroups", json!({}))["logGroups"] == json!([]));
+        // Also inside nested structures.
+        f.ok("CreateLogGroup", json!({"logGroupName": "g"}));
+        f.ok(
+            "CreateLogStream",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        );
+        let e = f.err(
+            "PutLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s",
+                   "logEvents": [{"timestamp": f.now(), "message": "m", "level": "x"}]}),
+        );
+        assert_eq!(e.code, "SerializationException");
+        // Outputs are what the handlers always wrote: no nulls, empty lists kept.
+        let out = f.ok(
+            "GetLogEvents",
+            json!({"logGroupName": "g", "logStreamName": "s"}),
+        );
+        assert_eq!(out["events"], json!([]));
+        assert_eq!(out.as_object().unwrap().len(), 3);
     }
 
     #[test]
