@@ -134,7 +134,8 @@ class Gen:
         required = set(s.get("required", []))
         members = {m: v for m, v in s.get("members", {}).items()
                    if not v.get("streaming") and not v.get("eventpayload")}
-        derives = ["Debug", "Clone"]
+        # Inputs are consumed by their handler, so only outputs need Clone.
+        derives = ["Debug"] + (["Clone"] if ser else [])
         if ser and not required:
             derives.append("Default")
         if de:

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLogGroupRequest {
     #[serde(rename = "deletionProtectionEnabled")]
@@ -19,7 +19,7 @@ pub struct CreateLogGroupRequest {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLogStreamRequest {
     #[serde(rename = "logGroupName")]
@@ -58,14 +58,14 @@ impl DataProtectionStatus {
 
 berth_wire::wire_enum!(DataProtectionStatus);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteLogGroupRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteLogStreamRequest {
     #[serde(rename = "logGroupName")]
@@ -74,14 +74,14 @@ pub struct DeleteLogStreamRequest {
     pub log_stream_name: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
     pub log_group_name: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeLogGroupsRequest {
     #[serde(rename = "accountIdentifiers")]
@@ -109,7 +109,7 @@ pub struct DescribeLogGroupsResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeLogStreamsRequest {
     pub descending: Option<bool>,
@@ -134,7 +134,7 @@ pub struct DescribeLogStreamsResponse {
     pub next_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entity {
     pub attributes: Option<BTreeMap<String, String>>,
@@ -181,7 +181,7 @@ impl EntityRejectionErrorType {
 
 berth_wire::wire_enum!(EntityRejectionErrorType);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterLogEventsRequest {
     #[serde(rename = "endTime")]
@@ -231,7 +231,7 @@ pub struct FilteredLogEvent {
     pub timestamp: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetLogEventsRequest {
     #[serde(rename = "endTime")]
@@ -281,14 +281,14 @@ impl InheritedProperty {
 
 berth_wire::wire_enum!(InheritedProperty);
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputLogEvent {
     pub message: String,
     pub timestamp: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListTagsForResourceRequest {
     #[serde(rename = "resourceArn")]
@@ -301,7 +301,7 @@ pub struct ListTagsForResourceResponse {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListTagsLogGroupRequest {
     #[serde(rename = "logGroupName")]
@@ -448,7 +448,7 @@ pub struct OutputLogEvent {
     pub timestamp: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutLogEventsRequest {
     pub entity: Option<Entity>,
@@ -475,7 +475,7 @@ pub struct PutLogEventsResponse {
     pub rejected_log_events_info: Option<RejectedLogEventsInfo>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutRetentionPolicyRequest {
     #[serde(rename = "logGroupName")]
@@ -517,7 +517,7 @@ pub struct SearchedLogStream {
     pub searched_completely: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagLogGroupRequest {
     #[serde(rename = "logGroupName")]
@@ -525,7 +525,7 @@ pub struct TagLogGroupRequest {
     pub tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagResourceRequest {
     #[serde(rename = "resourceArn")]
@@ -533,7 +533,7 @@ pub struct TagResourceRequest {
     pub tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UntagLogGroupRequest {
     #[serde(rename = "logGroupName")]
@@ -541,7 +541,7 @@ pub struct UntagLogGroupRequest {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UntagResourceRequest {
     #[serde(rename = "resourceArn")]
