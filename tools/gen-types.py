@@ -254,13 +254,19 @@ def main(argv):
         lines.remove("use std::collections::BTreeMap;")
 
     lines += ["/// The operations, each with its input and output type.", "pub mod op {",
-              "    use berth_wire::typed::Operation;", ""]
+              "    use berth_wire::typed::{self, Operation};", "    use serde_json::Value;", ""]
     for o, i, r in zip(ops, inputs, outputs):
         lines += [f"    pub struct {o};",
                   f"    impl Operation for {o} {{",
                   f'        const NAME: &\'static str = "{o}";',
                   f"        type Input = {'super::' + g.rust_name(i) if i else 'berth_wire::typed::Empty'};",
                   f"        type Output = {'super::' + g.rust_name(r) if r else '()'};",
+                  "        fn decode(input: Value) -> Result<Self::Input, serde_json::Error> {",
+                  "            typed::decode_input(input)",
+                  "        }",
+                  "        fn encode(output: &Self::Output) -> Value {",
+                  "            typed::encode(output)",
+                  "        }",
                   "    }", ""]
     lines += ["}", ""]
     text = "\n".join(lines)

@@ -10,11 +10,16 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-/// One operation of a model: its wire name and its input and output types.
+/// One operation of a model: its wire name and its input and output types. `decode` and
+/// `encode` are written out in each generated impl (as `decode_input` and `encode`), so
+/// serde's code for a type is instantiated once, where the types are compiled, and not
+/// again in every crate that dispatches to them.
 pub trait Operation {
     const NAME: &'static str;
-    type Input: DeserializeOwned;
-    type Output: Serialize;
+    type Input;
+    type Output;
+    fn decode(input: Value) -> Result<Self::Input, serde_json::Error>;
+    fn encode(output: &Self::Output) -> Value;
 }
 
 /// Run `handler` on `input` as `O`'s typed input. A document the type refuses (a member
@@ -25,17 +30,18 @@ pub fn call<O: Operation>(
     input: Value,
     handler: impl FnOnce(O::Input) -> ApiResult<O::Output>,
 ) -> ApiResult<Value> {
-    let input = decode::<O::Input>(codes, input)?;
-    Ok(encode(&handler(input)?))
-}
-
-pub fn decode<I: DeserializeOwned>(codes: ValidationCodes, input: Value) -> ApiResult<I> {
-    serde_json::from_value(input).map_err(|e| {
+    let input = O::decode(input).map_err(|e| {
         ApiError::client(
             codes.serialization,
             format!("The request does not fit the operation's input: {e}"),
         )
-    })
+    })?;
+    Ok(O::encode(&handler(input)?))
+}
+
+/// A validated document as an operation's input type.
+pub fn decode_input<I: DeserializeOwned>(input: Value) -> Result<I, serde_json::Error> {
+    serde_json::from_value(input)
 }
 
 /// An output as the document the protocols render. `()` (an operation without an output
@@ -169,6 +175,12 @@ mod tests {
         const NAME: &'static str = "Paint";
         type Input = PaintInput;
         type Output = PaintOutput;
+        fn decode(input: Value) -> Result<PaintInput, serde_json::Error> {
+            decode_input(input)
+        }
+        fn encode(output: &PaintOutput) -> Value {
+            encode(output)
+        }
     }
     const CODES: ValidationCodes = ValidationCodes::json("ValidationException", "Bad");
 
@@ -204,7 +216,7 @@ mod tests {
             assert_eq!((e.status, e.code.as_str()), (400, "Bad"), "{bad}");
         }
         assert_eq!(encode(&()), json!({}));
-        assert!(decode::<Empty>(CODES, json!({})).is_ok());
-        assert!(decode::<Empty>(CODES, json!({"x": 1})).is_err());
+        assert!(decode_input::<Empty>(json!({})).is_ok());
+        assert!(decode_input::<Empty>(json!({"x": 1})).is_err());
     }
 }
