@@ -170,7 +170,7 @@ class Gen:
 
     def union(self, name, de, ser):
         s = self.shapes[name]
-        derives = ["Debug", "Clone"] + (["Deserialize"] if de else []) + (["Serialize"] if ser else [])
+        derives = ["Debug"] + (["Clone", "Serialize"] if ser else []) + (["Deserialize"] if de else [])
         out = [f"#[derive({', '.join(derives)})]", f"pub enum {self.rust_name(name)} {{"]
         for m, spec in s["members"].items():
             t = self.ty(spec["shape"])
