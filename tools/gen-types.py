@@ -2,15 +2,15 @@
 """Generate Rust types for a service's operations from the model Berth ships.
 
 Reads crates/berth-wire/models/SERVICE.json.gz (what validation reads too, so the types
-and the validator agree on one model) and writes, for the named operations and every
-shape their inputs and outputs reach:
+and the validator agree on one model) and writes, for the named operations (the ones the
+service implements, not the whole model) and every shape their inputs and outputs reach:
 
   structures  structs with snake_case fields renamed to the model's member names;
               required members plain, optional ones Option<T>. Input structures derive
               Deserialize with deny_unknown_fields (the validator lets unknown members of
               JSON services through; the type refuses them, so a member Berth does not
-              know is answered 400, not dropped). Output structures derive Serialize,
-              skipping None; Default only when no member is required, so a handler
+              know is answered 400, not dropped). Output structures derive Serialize and
+              Clone, skipping None; Default only when no member is required, so a handler
               cannot leave a required one out.
   unions      enums of one-member variants (serde's external tagging is the wire form)
   enums       Rust enums with as_str/from_wire and berth_wire::wire_enum! (closed: the
@@ -18,15 +18,18 @@ shape their inputs and outputs reach:
   lists, maps Vec<T>, BTreeMap<String, T> (serde_json's own map order: sorted)
   scalars     String, i32, i64, f32, f64, bool; timestamps berth_wire::typed::Timestamp
               (epoch seconds, the document's form); blobs String (base64, as the document
-              holds them); documents serde_json::Value
-  operations  `op::NAME` markers implementing berth_wire::typed::Operation, which the
-              service's `call` dispatches through (berth_wire::typed::call)
+              holds them); documents serde_json::Value; a structure that holds itself
+              without a list or map between is boxed
+  operations  `op::NAME` markers implementing berth_wire::typed::Operation, with decode
+              and encode written out so serde's code is instantiated here, once; a
+              service's `call` dispatches through them (berth_wire::dispatch!)
 
 Usage:
-  tools/gen-types.py SERVICE OP... -o crates/berth-SERVICE/src/types.rs
+  tools/gen-types.py SERVICE OP... -o crates/berth-types/src/SERVICE.rs
   tools/gen-types.py SERVICE OP...               print to stdout
-The output's first lines record the command that made it; rerun it after a model update
-or to add an operation. With -o the file is passed through rustfmt.
+The output's first line records the command that made it; rerun it after a model update
+or to add an operation. With -o the file is passed through rustfmt. A new service's
+module is added to crates/berth-types/src/lib.rs. See ARCHITECTURE.md, "Typed operations".
 """
 import gzip, json, os, re, subprocess, sys
 
