@@ -73,7 +73,11 @@ class Gen:
         if shape not in self.names:
             base = re.sub(r"[^A-Za-z0-9_]", "_", shape)
             base = base[0].upper() + base[1:]
-            self.names[shape] = base + "Shape" if base in TAKEN else base
+            name = base + "Shape" if base in TAKEN else base
+            # Shapes differing only in their first letter's case would meet here.
+            while name in self.names.values():
+                name += "_"
+            self.names[shape] = name
         return self.names[shape]
 
     def kind(self, name):
@@ -237,6 +241,8 @@ def main(argv):
              "use std::collections::BTreeMap;",
              ""]
     used = {"Timestamp": False, "BTreeMap": False}
+    for name in sorted(de | ser):  # names first, in a fixed order: output is stable
+        g.rust_name(name)
     for name in sorted(de | ser, key=g.rust_name):
         k = g.kind(name)
         if k == "structure":
