@@ -8,6 +8,7 @@ pub mod filter;
 mod groups;
 pub mod segments;
 mod streams;
+
 /// Every operation's input and output, generated from the model by `tools/gen-types.py`.
 /// `compile_fail.rs` (tests/compile_fail/logs_types.sh) shows a handler cannot read a
 /// member the model lacks, nor take a required member as an Option, nor leave one out.
