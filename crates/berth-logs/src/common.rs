@@ -3,7 +3,7 @@
 use crate::segments::StreamRef;
 use berth_store::StoreError;
 use berth_wire::{ApiError, ApiResult, Clock, RequestContext};
-use serde_json::Value;
+use std::collections::BTreeMap;
 
 pub const INVALID: &str = "InvalidParameterException";
 pub const GROUP_PATTERN: &str = "[\\.\\-_/#A-Za-z0-9]+";
@@ -89,10 +89,6 @@ pub fn sref<'a>(ctx: &'a RequestContext, group: &'a str, stream: &'a str) -> Str
     }
 }
 
-pub fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str)
-}
-
 fn pattern_error(value: &str, field: &str, pattern: &str) -> ApiError {
     invalid(format!(
         "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
@@ -128,11 +124,12 @@ pub fn check_stream_name(name: &str, field: &str) -> ApiResult<()> {
 
 /// The group a request names: `logGroupName`, or `logGroupIdentifier` (a name or a log
 /// group ARN of this account and region, with or without the trailing `:*`), not both.
-pub fn group_from(ctx: &RequestContext, input: &Value) -> ApiResult<String> {
-    match (
-        str_of(input, "logGroupName"),
-        str_of(input, "logGroupIdentifier"),
-    ) {
+pub fn group_from(
+    ctx: &RequestContext,
+    name: Option<&str>,
+    identifier: Option<&str>,
+) -> ApiResult<String> {
+    match (name, identifier) {
         (Some(_), Some(_)) => Err(invalid(
             "LogGroup name and LogGroup ARN are mutually exclusive parameters.",
         )),
@@ -186,7 +183,7 @@ pub fn group_name_from_arn(ctx: &RequestContext, arn: &str) -> Option<String> {
 
 /// Tags as CloudWatch Logs takes them: a map; at most 50; keys and values of letters,
 /// digits, separators and `_ . : / = + - @`; the `aws:` prefix is reserved.
-pub fn check_tags(tags: &serde_json::Map<String, Value>) -> ApiResult<()> {
+pub fn check_tags(tags: &BTreeMap<String, String>) -> ApiResult<()> {
     fn allowed(c: char) -> bool {
         c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
     }
@@ -201,7 +198,6 @@ pub fn check_tags(tags: &serde_json::Map<String, Value>) -> ApiResult<()> {
                 "Tag keys beginning with 'aws:' are reserved for system use: {k}"
             )));
         }
-        let v = v.as_str().unwrap_or_default();
         if v.chars().count() > 256 || !v.chars().all(allowed) {
             return Err(invalid(format!(
                 "1 validation error detected: Value '{v}' at 'tags' failed to satisfy constraint: Map values must satisfy constraint: [Member must have length less than or equal to 256, Member must satisfy regular expression pattern: ^([\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+\\-@]*)$]"
@@ -212,8 +208,8 @@ pub fn check_tags(tags: &serde_json::Map<String, Value>) -> ApiResult<()> {
 }
 
 /// Page tokens for DescribeLogGroups and DescribeLogStreams: the key to resume after.
-pub fn decode_next(input: &Value) -> ApiResult<Option<String>> {
-    match str_of(input, "nextToken") {
+pub fn decode_next(token: Option<&str>) -> ApiResult<Option<String>> {
+    match token {
         None => Ok(None),
         Some(t) => berth_wire::page::decode_token(t)
             .map(Some)
@@ -272,11 +268,13 @@ mod tests {
 
     #[test]
     fn tags_rules() {
-        let ok = serde_json::json!({"env": "prod", "team name": "a/b@c"});
-        assert!(check_tags(ok.as_object().unwrap()).is_ok());
-        let reserved = serde_json::json!({"aws:x": "1"});
-        assert!(check_tags(reserved.as_object().unwrap()).is_err());
-        let bad = serde_json::json!({"a!": "1"});
-        assert!(check_tags(bad.as_object().unwrap()).is_err());
+        let tags = |t: &[(&str, &str)]| -> BTreeMap<String, String> {
+            t.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(check_tags(&tags(&[("env", "prod"), ("team name", "a/b@c")])).is_ok());
+        assert!(check_tags(&tags(&[("aws:x", "1")])).is_err());
+        assert!(check_tags(&tags(&[("a!", "1")])).is_err());
     }
 }

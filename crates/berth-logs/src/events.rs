@@ -3,6 +3,7 @@
 use crate::common::*;
 use crate::filter::Pattern;
 use crate::segments::{EventIter, Pos, StoredEvent};
+use crate::types::*;
 use crate::Logs;
 use berth_wire::page::{decode_token, encode_token};
 use berth_wire::{ApiResult, RequestContext};
@@ -82,21 +83,16 @@ fn stream_digits(name: &str) -> u64 {
 impl Logs {
     /// A read's `limit` and its time window [startTime, endTime), narrowed to what the
     /// group's retention still shows.
-    fn window(&self, input: &Value, group: &Value) -> (usize, i64, i64) {
-        let limit = input
-            .get("limit")
-            .and_then(Value::as_u64)
-            .map_or(MAX_EVENTS, |l| l as usize);
-        let lo = input
-            .get("startTime")
-            .and_then(Value::as_i64)
-            .unwrap_or(i64::MIN)
-            .max(self.retention_cutoff(group));
-        let hi = input
-            .get("endTime")
-            .and_then(Value::as_i64)
-            .unwrap_or(i64::MAX);
-        (limit, lo, hi)
+    fn window(
+        &self,
+        limit: Option<i32>,
+        start: Option<i64>,
+        end: Option<i64>,
+        group: &Value,
+    ) -> (usize, i64, i64) {
+        let limit = limit.map_or(MAX_EVENTS, |l| l as usize);
+        let lo = start.unwrap_or(i64::MIN).max(self.retention_cutoff(group));
+        (limit, lo, end.unwrap_or(i64::MAX))
     }
 
     /// The earliest timestamp a group's retention still shows (i64::MIN without one).
@@ -107,26 +103,22 @@ impl Logs {
         }
     }
 
-    pub(crate) fn put_log_events(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let group = str_of(input, "logGroupName").unwrap_or_default();
-        let stream = str_of(input, "logStreamName").unwrap_or_default();
+    pub(crate) fn put_log_events(
+        &self,
+        ctx: &RequestContext,
+        input: PutLogEventsRequest,
+    ) -> ApiResult<PutLogEventsResponse> {
+        let group = input.log_group_name.as_str();
+        let stream = input.log_stream_name.as_str();
         check_group_name(group, "logGroupName")?;
         check_stream_name(stream, "logStreamName")?;
         let g = self.group_record(ctx, group)?;
         self.stream_record(ctx, group, stream)?;
-        let events: Vec<(i64, &str)> = input["logEvents"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        (
-                            e["timestamp"].as_i64().unwrap_or(0),
-                            e["message"].as_str().unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let events: Vec<(i64, &str)> = input
+            .log_events
+            .iter()
+            .map(|e| (e.timestamp, e.message.as_str()))
+            .collect();
         if events.len() > MAX_EVENTS {
             return Err(invalid(format!(
                 "The number of log events in a batch exceeds the limit of {MAX_EVENTS}."
@@ -171,31 +163,42 @@ impl Logs {
         } else {
             self.events.append(&s, valid, now).map_err(io_err)?
         };
-        let mut out = json!({"nextSequenceToken": sequence_token(end)});
-        if too_old_end.is_some() || expired_end.is_some() || too_new_start.is_some() {
-            out["rejectedLogEventsInfo"] = json!({
-                "tooOldLogEventEndIndex": too_old_end,
-                "expiredLogEventEndIndex": expired_end,
-                "tooNewLogEventStartIndex": too_new_start,
-            });
-        }
-        Ok(out)
+        // A batch holds at most 10,000 events, so an index fits the model's integer.
+        let index = |i: Option<usize>| i.map(|i| i as i32);
+        let rejected = too_old_end.is_some() || expired_end.is_some() || too_new_start.is_some();
+        Ok(PutLogEventsResponse {
+            next_sequence_token: Some(sequence_token(end)),
+            rejected_log_events_info: rejected.then(|| RejectedLogEventsInfo {
+                too_old_log_event_end_index: index(too_old_end),
+                expired_log_event_end_index: index(expired_end),
+                too_new_log_event_start_index: index(too_new_start),
+            }),
+            rejected_entity_info: None,
+        })
     }
 
-    pub(crate) fn get_log_events(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let group = group_from(ctx, input)?;
-        let stream = str_of(input, "logStreamName").unwrap_or_default();
+    pub(crate) fn get_log_events(
+        &self,
+        ctx: &RequestContext,
+        input: GetLogEventsRequest,
+    ) -> ApiResult<GetLogEventsResponse> {
+        let group = group_from(
+            ctx,
+            input.log_group_name.as_deref(),
+            input.log_group_identifier.as_deref(),
+        )?;
+        let stream = input.log_stream_name.as_str();
         check_stream_name(stream, "logStreamName")?;
         let g = self.group_record(ctx, &group)?;
         self.stream_record(ctx, &group, stream)?;
-        let token = match str_of(input, "nextToken") {
+        let token = match input.next_token.as_deref() {
             None => None,
             Some(t) => Some(Token::parse(t).ok_or_else(bad_token)?),
         };
-        let (limit, lo, hi) = self.window(input, &g.value);
+        let (limit, lo, hi) = self.window(input.limit, input.start_time, input.end_time, &g.value);
         let in_range = |t: i64| t >= lo && t < hi;
         let s = sref(ctx, &group, stream);
-        let head = input["startFromHead"] == true;
+        let head = input.start_from_head == Some(true);
         let forward = match token {
             Some(Token::Forward(_)) => true,
             Some(Token::Backward(_)) => false,
@@ -248,49 +251,51 @@ impl Logs {
                 (Token::Forward(at), Token::Backward(at))
             }
         };
-        let events: Vec<Value> = page
-            .iter()
-            .map(|e| {
-                json!({
-                    "timestamp": e.timestamp,
-                    "message": e.message,
-                    "ingestionTime": e.ingestion_time,
-                })
+        let events = page
+            .into_iter()
+            .map(|e| OutputLogEvent {
+                timestamp: Some(e.timestamp),
+                message: Some(e.message),
+                ingestion_time: Some(e.ingestion_time),
             })
             .collect();
-        Ok(json!({
-            "events": events,
-            "nextForwardToken": next_forward.render(),
-            "nextBackwardToken": next_backward.render(),
-        }))
+        Ok(GetLogEventsResponse {
+            events: Some(events),
+            next_forward_token: Some(next_forward.render()),
+            next_backward_token: Some(next_backward.render()),
+        })
     }
 
     pub(crate) fn filter_log_events(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let group = group_from(ctx, input)?;
+        input: FilterLogEventsRequest,
+    ) -> ApiResult<FilterLogEventsResponse> {
+        let group = group_from(
+            ctx,
+            input.log_group_name.as_deref(),
+            input.log_group_identifier.as_deref(),
+        )?;
         let g = self.group_record(ctx, &group)?;
-        let names = input.get("logStreamNames").and_then(Value::as_array);
-        let prefix = str_of(input, "logStreamNamePrefix");
+        let names = input.log_stream_names.as_deref();
+        let prefix = input.log_stream_name_prefix.as_deref();
         if names.is_some() && prefix.is_some() {
             return Err(invalid(
                 "logStreamNames and logStreamNamePrefix are mutually exclusive parameters.",
             ));
         }
         let pattern =
-            Pattern::parse(str_of(input, "filterPattern").unwrap_or("")).map_err(invalid)?;
-        let (limit, lo, hi) = self.window(input, &g.value);
+            Pattern::parse(input.filter_pattern.as_deref().unwrap_or("")).map_err(invalid)?;
+        let (limit, lo, hi) = self.window(input.limit, input.start_time, input.end_time, &g.value);
         // Where each stream resumes: the token is the cursor of every stream searched.
-        let cursors: HashMap<String, Pos> = match str_of(input, "nextToken") {
+        let cursors: HashMap<String, Pos> = match input.next_token.as_deref() {
             None => HashMap::new(),
             Some(t) => decode_cursors(t).ok_or_else(bad_token)?,
         };
         let mut streams: Vec<String> = match names {
             Some(list) => {
                 let mut v = vec![];
-                for n in list.iter().filter_map(Value::as_str) {
+                for n in list {
                     check_stream_name(n, "logStreamNames")?;
                     if self
                         .store
@@ -357,13 +362,18 @@ impl Logs {
             resume[i] = e.end;
             if wanted {
                 bytes += size;
-                out.push(json!({
-                    "logStreamName": streams[i],
-                    "timestamp": e.timestamp,
-                    "message": e.message,
-                    "ingestionTime": e.ingestion_time,
-                    "eventId": format!("{:016}{:020}{:020}", stream_digits(&streams[i]), e.start.segment, e.start.offset),
-                }));
+                out.push(FilteredLogEvent {
+                    event_id: Some(format!(
+                        "{:016}{:020}{:020}",
+                        stream_digits(&streams[i]),
+                        e.start.segment,
+                        e.start.offset
+                    )),
+                    log_stream_name: Some(streams[i].clone()),
+                    timestamp: Some(e.timestamp),
+                    message: Some(e.message),
+                    ingestion_time: Some(e.ingestion_time),
+                });
             }
             if let Some(next) = readers[i].next().transpose().map_err(io_err)? {
                 heap.push(Reverse((next.timestamp, i, next.start)));
@@ -383,11 +393,11 @@ impl Logs {
                 .collect();
             Some(encode_token(&Value::Array(list).to_string()))
         };
-        Ok(json!({
-            "events": out,
-            "searchedLogStreams": [],
-            "nextToken": next_token,
-        }))
+        Ok(FilterLogEventsResponse {
+            events: Some(out),
+            searched_log_streams: Some(vec![]),
+            next_token,
+        })
     }
 }
 

@@ -1,11 +1,13 @@
 //! Log groups: Create, Delete, Describe, retention policies and tags.
 
 use crate::common::*;
+use crate::types::*;
 use crate::Logs;
 use berth_store::{Cond, Op, Record, StoreError};
 use berth_wire::page::encode_token;
 use berth_wire::{ApiError, ApiResult, RequestContext};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 pub const RETENTION_DAYS: [i64; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -14,22 +16,31 @@ pub const RETENTION_DAYS: [i64; 22] = [
 
 const MAX_TAGS: usize = 50;
 
-pub fn new_group_record(name: &str, now: i64, input: Option<&Value>, tags: &Value) -> Value {
+/// A new group's record: CreateLogGroup's settings, or the defaults (the awslogs driver's
+/// groups, `input` None).
+pub fn new_group_record(name: &str, now: i64, input: Option<&CreateLogGroupRequest>) -> Value {
+    let class = input.and_then(|i| i.log_group_class);
     let mut g = json!({
         "logGroupName": name,
         "creationTime": now,
-        "tags": if tags.is_object() { tags.clone() } else { json!({}) },
-        "logGroupClass": "STANDARD",
-        "deletionProtectionEnabled": false,
+        "tags": input.and_then(|i| i.tags.as_ref()).cloned().unwrap_or_default(),
+        "logGroupClass": class.unwrap_or(LogGroupClass::Standard).as_str(),
+        "deletionProtectionEnabled": input.and_then(|i| i.deletion_protection_enabled).unwrap_or(false),
     });
-    if let Some(input) = input {
-        for f in ["kmsKeyId", "logGroupClass", "deletionProtectionEnabled"] {
-            if let Some(v) = input.get(f) {
-                g[f] = v.clone();
-            }
-        }
+    if let Some(k) = input.and_then(|i| i.kms_key_id.as_ref()) {
+        g["kmsKeyId"] = json!(k);
     }
     g
+}
+
+/// A group record's tags.
+fn tags_of(group: &Value) -> BTreeMap<String, String> {
+    let Some(tags) = group["tags"].as_object() else {
+        return BTreeMap::new();
+    };
+    tags.iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
 }
 
 impl Logs {
@@ -64,16 +75,19 @@ impl Logs {
         })
     }
 
-    pub(crate) fn create_log_group(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+    pub(crate) fn create_log_group(
+        &self,
+        ctx: &RequestContext,
+        input: CreateLogGroupRequest,
+    ) -> ApiResult<()> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
         if name.starts_with("aws/") {
             return Err(invalid(
                 "Log group names can't start with the string 'aws/'.",
             ));
         }
-        let tags = input.get("tags").cloned().unwrap_or(json!({}));
-        if let Some(t) = tags.as_object() {
+        if let Some(t) = &input.tags {
             check_tags(t)?;
         }
         let _guard = self.lock_meta();
@@ -88,9 +102,9 @@ impl Logs {
         self.events
             .delete_group(&ctx.account, &ctx.region, name)
             .map_err(io_err)?;
-        let record = new_group_record(name, self.now_ms(), Some(input), &tags);
+        let record = new_group_record(name, self.now_ms(), Some(&input));
         match self.store.create(&k, record) {
-            Ok(_) => Ok(json!({})),
+            Ok(_) => Ok(()),
             Err(StoreError::Conflict(_)) => Err(ApiError::client(
                 "ResourceAlreadyExistsException",
                 "The specified log group already exists",
@@ -99,8 +113,12 @@ impl Logs {
         }
     }
 
-    pub(crate) fn delete_log_group(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+    pub(crate) fn delete_log_group(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLogGroupRequest,
+    ) -> ApiResult<()> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
         let _guard = self.lock_meta();
         let g = self.group_record(ctx, name)?;
@@ -126,16 +144,16 @@ impl Logs {
         if let Err(e) = self.events.delete_group(&ctx.account, &ctx.region, name) {
             tracing::warn!(group = %name, error = %e, "logs: could not delete a deleted group's events");
         }
-        Ok(json!({}))
+        Ok(())
     }
 
     pub(crate) fn describe_log_groups(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let prefix = str_of(input, "logGroupNamePrefix");
-        let pattern = str_of(input, "logGroupNamePattern");
+        input: DescribeLogGroupsRequest,
+    ) -> ApiResult<DescribeLogGroupsResponse> {
+        let prefix = input.log_group_name_prefix.as_deref();
+        let pattern = input.log_group_name_pattern.as_deref();
         if prefix.is_some() && pattern.is_some() {
             return Err(invalid(
                 "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters.",
@@ -144,15 +162,15 @@ impl Logs {
         if let Some(p) = prefix {
             check_group_name(p, "logGroupNamePrefix")?;
         }
-        let ids: Option<Vec<String>> = match input.get("logGroupIdentifiers") {
-            Some(Value::Array(a)) => {
+        let ids: Option<Vec<String>> = match &input.log_group_identifiers {
+            Some(list) => {
                 if prefix.is_some() || pattern.is_some() {
                     return Err(invalid(
                         "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
                     ));
                 }
                 let mut names = vec![];
-                for id in a.iter().filter_map(Value::as_str) {
+                for id in list {
                     match group_from_identifier(ctx, id) {
                         Ok(n) => names.push(n),
                         Err(e) if e.code == "ResourceNotFoundException" => {}
@@ -161,13 +179,13 @@ impl Logs {
                 }
                 Some(names)
             }
-            _ => None,
+            None => None,
         };
-        let class = str_of(input, "logGroupClass");
-        let limit = input.get("limit").and_then(Value::as_u64).unwrap_or(50) as usize;
+        let class = input.log_group_class.map(LogGroupClass::as_str);
+        let limit = input.limit.map_or(50, |l| l as usize);
         let base = group_prefix(&ctx.account, &ctx.region);
         let scan_prefix = format!("{base}{}", prefix.unwrap_or(""));
-        let after = decode_next(input)?.map(|n| format!("{base}{n}"));
+        let after = decode_next(input.next_token.as_deref())?.map(|n| format!("{base}{n}"));
         let mut page: Vec<Record> = vec![];
         self.store
             .scan(&scan_prefix, after.as_deref(), false, limit + 1, &mut |r| {
@@ -192,46 +210,48 @@ impl Logs {
         for r in &page {
             let name = r.value["logGroupName"].as_str().unwrap_or_default();
             let arn = group_arn(ctx, name);
+            let shown = LogGroup {
+                log_group_name: Some(name.to_string()),
+                creation_time: r.value["creationTime"].as_i64(),
+                arn: Some(format!("{arn}:*")),
+                ..Default::default()
+            };
             if pattern.is_some() {
                 // AWS answers a pattern search with only these three.
-                groups.push(json!({
-                    "logGroupName": name,
-                    "creationTime": r.value["creationTime"],
-                    "arn": format!("{arn}:*"),
-                }));
+                groups.push(shown);
                 continue;
             }
             let stored = self
                 .events
                 .group_bytes(&ctx.account, &ctx.region, name)
                 .map_err(io_err)?;
-            groups.push(json!({
-                "logGroupName": name,
-                "creationTime": r.value["creationTime"],
-                "retentionInDays": r.value.get("retentionInDays"),
-                "metricFilterCount": 0,
-                "arn": format!("{arn}:*"),
-                "storedBytes": stored,
-                "kmsKeyId": r.value.get("kmsKeyId"),
-                "logGroupClass": r.value["logGroupClass"],
-                "logGroupArn": arn,
-                "deletionProtectionEnabled": r.value["deletionProtectionEnabled"],
-            }));
+            groups.push(LogGroup {
+                retention_in_days: r.value["retentionInDays"].as_i64().map(|d| d as i32),
+                metric_filter_count: Some(0),
+                stored_bytes: Some(stored as i64),
+                kms_key_id: r.value["kmsKeyId"].as_str().map(String::from),
+                log_group_class: r.value["logGroupClass"]
+                    .as_str()
+                    .and_then(LogGroupClass::from_wire),
+                log_group_arn: Some(arn),
+                deletion_protection_enabled: r.value["deletionProtectionEnabled"].as_bool(),
+                ..shown
+            });
         }
-        Ok(json!({"logGroups": groups, "nextToken": next}))
+        Ok(DescribeLogGroupsResponse {
+            log_groups: Some(groups),
+            next_token: next,
+        })
     }
 
     pub(crate) fn put_retention_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+        input: PutRetentionPolicyRequest,
+    ) -> ApiResult<()> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
-        let days = input
-            .get("retentionInDays")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let days = i64::from(input.retention_in_days);
         if !RETENTION_DAYS.contains(&days) {
             let set: Vec<String> = RETENTION_DAYS.iter().map(i64::to_string).collect();
             return Err(invalid(format!(
@@ -243,15 +263,15 @@ impl Logs {
             g["retentionInDays"] = json!(days);
             Ok(())
         })?;
-        Ok(json!({}))
+        Ok(())
     }
 
     pub(crate) fn delete_retention_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+        input: DeleteRetentionPolicyRequest,
+    ) -> ApiResult<()> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
         self.update_group(ctx, name, |g| {
             if let Some(o) = g.as_object_mut() {
@@ -259,7 +279,7 @@ impl Logs {
             }
             Ok(())
         })?;
-        Ok(json!({}))
+        Ok(())
     }
 
     /// Merge `tags` into the group's, at most 50 in all.
@@ -267,14 +287,14 @@ impl Logs {
         &self,
         ctx: &RequestContext,
         name: &str,
-        tags: &Map<String, Value>,
+        tags: &BTreeMap<String, String>,
         too_many: impl Fn() -> ApiError,
     ) -> ApiResult<()> {
         check_tags(tags)?;
         self.update_group(ctx, name, |g| {
             let mut merged = g["tags"].as_object().cloned().unwrap_or_default();
             for (k, v) in tags {
-                merged.insert(k.clone(), v.clone());
+                merged.insert(k.clone(), json!(v));
             }
             if merged.len() > MAX_TAGS {
                 return Err(too_many());
@@ -285,11 +305,11 @@ impl Logs {
         Ok(())
     }
 
-    fn remove_tags(&self, ctx: &RequestContext, name: &str, keys: &[&str]) -> ApiResult<()> {
+    fn remove_tags(&self, ctx: &RequestContext, name: &str, keys: &[String]) -> ApiResult<()> {
         self.update_group(ctx, name, |g| {
             if let Some(t) = g["tags"].as_object_mut() {
                 for k in keys {
-                    t.remove(*k);
+                    t.remove(k);
                 }
             }
             Ok(())
@@ -298,8 +318,7 @@ impl Logs {
     }
 
     /// The log group a resource ARN names (the only taggable resource Berth has).
-    fn tagged_group(&self, ctx: &RequestContext, input: &Value) -> ApiResult<String> {
-        let arn = str_of(input, "resourceArn").unwrap_or_default();
+    fn tagged_group(&self, ctx: &RequestContext, arn: &str) -> ApiResult<String> {
         if !arn.starts_with("arn:") {
             return Err(invalid(format!("Invalid resource ARN: {arn}")));
         }
@@ -309,79 +328,77 @@ impl Logs {
         Ok(name)
     }
 
-    pub(crate) fn tag_resource(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let name = self.tagged_group(ctx, input)?;
-        let tags = input
-            .get("tags")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let arn = str_of(input, "resourceArn").unwrap_or_default().to_string();
-        self.add_tags(ctx, &name, &tags, || {
+    pub(crate) fn tag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: TagResourceRequest,
+    ) -> ApiResult<()> {
+        let arn = input.resource_arn.as_str();
+        let name = self.tagged_group(ctx, arn)?;
+        self.add_tags(ctx, &name, &input.tags, || {
             ApiError::client(
                 "TooManyTagsException",
                 format!("A resource can have no more than {MAX_TAGS} tags: {arn}"),
             )
-        })?;
-        Ok(json!({}))
+        })
     }
 
-    pub(crate) fn untag_resource(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let name = self.tagged_group(ctx, input)?;
-        let keys: Vec<&str> = input["tagKeys"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        self.remove_tags(ctx, &name, &keys)?;
-        Ok(json!({}))
+    pub(crate) fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceRequest,
+    ) -> ApiResult<()> {
+        let name = self.tagged_group(ctx, &input.resource_arn)?;
+        self.remove_tags(ctx, &name, &input.tag_keys)
     }
 
     pub(crate) fn list_tags_for_resource(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let name = self.tagged_group(ctx, input)?;
+        input: ListTagsForResourceRequest,
+    ) -> ApiResult<ListTagsForResourceResponse> {
+        let name = self.tagged_group(ctx, &input.resource_arn)?;
         let g = self.group_record(ctx, &name)?;
-        Ok(json!({"tags": g.value["tags"]}))
+        Ok(ListTagsForResourceResponse {
+            tags: Some(tags_of(&g.value)),
+        })
     }
 
-    pub(crate) fn tag_log_group(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+    pub(crate) fn tag_log_group(
+        &self,
+        ctx: &RequestContext,
+        input: TagLogGroupRequest,
+    ) -> ApiResult<()> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
-        let tags = input
-            .get("tags")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        self.add_tags(ctx, name, &tags, || {
+        self.add_tags(ctx, name, &input.tags, || {
             invalid(format!(
                 "A log group can have no more than {MAX_TAGS} tags."
             ))
-        })?;
-        Ok(json!({}))
+        })
     }
 
-    pub(crate) fn untag_log_group(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+    pub(crate) fn untag_log_group(
+        &self,
+        ctx: &RequestContext,
+        input: UntagLogGroupRequest,
+    ) -> ApiResult<()> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
-        let keys: Vec<&str> = input["tags"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        self.remove_tags(ctx, name, &keys)?;
-        Ok(json!({}))
+        self.remove_tags(ctx, name, &input.tags)
     }
 
     pub(crate) fn list_tags_log_group(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let name = str_of(input, "logGroupName").unwrap_or_default();
+        input: ListTagsLogGroupRequest,
+    ) -> ApiResult<ListTagsLogGroupResponse> {
+        let name = input.log_group_name.as_str();
         check_group_name(name, "logGroupName")?;
         let g = self.group_record(ctx, name)?;
-        Ok(json!({"tags": g.value["tags"]}))
+        Ok(ListTagsLogGroupResponse {
+            tags: Some(tags_of(&g.value)),
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use crate::events::sequence_token;
+use crate::types::*;
 use crate::Logs;
 use berth_store::{Cond, Op, Record, StoreError};
 use berth_wire::page::encode_token;
@@ -24,51 +25,52 @@ impl Logs {
     pub(crate) fn create_log_stream(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let group = str_of(input, "logGroupName").unwrap_or_default();
-        let stream = str_of(input, "logStreamName").unwrap_or_default();
+        input: CreateLogStreamRequest,
+    ) -> ApiResult<()> {
+        let group = input.log_group_name.as_str();
+        let stream = input.log_stream_name.as_str();
         check_group_name(group, "logGroupName")?;
         check_stream_name(stream, "logStreamName")?;
-        let _guard = self.lock_meta();
-        let g = self.group_record(ctx, group)?;
-        let sk = stream_key(&ctx.account, &ctx.region, group, stream);
-        if self.store.get(&sk).is_some() {
-            return Err(already_exists());
-        }
-        self.events
-            .create_stream(&sref(ctx, group, stream))
-            .map_err(io_err)?;
-        let record = json!({
-            "logGroupName": group,
-            "logStreamName": stream,
-            "creationTime": self.now_ms(),
-        });
-        match self.store.txn(
-            &[
-                Cond::Revision(group_key(&ctx.account, &ctx.region, group), g.revision),
-                Cond::Absent(sk.clone()),
-            ],
-            vec![Op::Put(sk.clone(), record)],
-        ) {
-            Ok(_) => Ok(json!({})),
-            Err(StoreError::Conflict(_)) if self.store.get(&sk).is_some() => Err(already_exists()),
-            // The group changed meanwhile (a tag, a retention policy): try again.
-            Err(StoreError::Conflict(_)) => {
-                drop(_guard);
-                self.create_log_stream(ctx, input)
+        loop {
+            let _guard = self.lock_meta();
+            let g = self.group_record(ctx, group)?;
+            let sk = stream_key(&ctx.account, &ctx.region, group, stream);
+            if self.store.get(&sk).is_some() {
+                return Err(already_exists());
             }
-            Err(e) => Err(store_err(e)),
+            self.events
+                .create_stream(&sref(ctx, group, stream))
+                .map_err(io_err)?;
+            let record = json!({
+                "logGroupName": group,
+                "logStreamName": stream,
+                "creationTime": self.now_ms(),
+            });
+            match self.store.txn(
+                &[
+                    Cond::Revision(group_key(&ctx.account, &ctx.region, group), g.revision),
+                    Cond::Absent(sk.clone()),
+                ],
+                vec![Op::Put(sk.clone(), record)],
+            ) {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_)) if self.store.get(&sk).is_some() => {
+                    return Err(already_exists())
+                }
+                // The group changed meanwhile (a tag, a retention policy): try again.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(store_err(e)),
+            }
         }
     }
 
     pub(crate) fn delete_log_stream(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let group = str_of(input, "logGroupName").unwrap_or_default();
-        let stream = str_of(input, "logStreamName").unwrap_or_default();
+        input: DeleteLogStreamRequest,
+    ) -> ApiResult<()> {
+        let group = input.log_group_name.as_str();
+        let stream = input.log_stream_name.as_str();
         check_group_name(group, "logGroupName")?;
         check_stream_name(stream, "logStreamName")?;
         let _guard = self.lock_meta();
@@ -82,18 +84,22 @@ impl Logs {
         if let Err(e) = self.events.delete_stream(&sref(ctx, group, stream)) {
             tracing::warn!(group = %group, stream = %stream, error = %e, "logs: could not delete a deleted stream's events");
         }
-        Ok(json!({}))
+        Ok(())
     }
 
     pub(crate) fn describe_log_streams(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let group = group_from(ctx, input)?;
+        input: DescribeLogStreamsRequest,
+    ) -> ApiResult<DescribeLogStreamsResponse> {
+        let group = group_from(
+            ctx,
+            input.log_group_name.as_deref(),
+            input.log_group_identifier.as_deref(),
+        )?;
         self.group_record(ctx, &group)?;
-        let prefix = str_of(input, "logStreamNamePrefix");
-        let by_time = str_of(input, "orderBy") == Some("LastEventTime");
+        let prefix = input.log_stream_name_prefix.as_deref();
+        let by_time = input.order_by == Some(OrderBy::LastEventTime);
         if by_time && prefix.is_some() {
             return Err(invalid(
                 "Cannot order by LastEventTime with a logStreamNamePrefix.",
@@ -102,17 +108,17 @@ impl Logs {
         if let Some(p) = prefix {
             check_stream_name(p, "logStreamNamePrefix")?;
         }
-        let descending = input["descending"] == true;
-        let limit = input.get("limit").and_then(Value::as_u64).unwrap_or(50) as usize;
-        let after = decode_next(input)?;
+        let descending = input.descending == Some(true);
+        let limit = input.limit.map_or(50, |l| l as usize);
+        let after = decode_next(input.next_token.as_deref())?;
         let base = stream_prefix(&ctx.account, &ctx.region, &group);
-        let (page, next): (Vec<Value>, Option<String>) = if by_time {
+        let (page, next): (Vec<LogStream>, Option<String>) = if by_time {
             // Every stream's last event time, sorted; the token is the last (time, name).
             let mut all = vec![];
             for r in self.store.list(&base) {
                 let name = r.value["logStreamName"].as_str().unwrap_or_default();
                 let v = self.render_stream(ctx, &group, name, &r.value)?;
-                let t = v["lastEventTimestamp"].as_i64().unwrap_or(0);
+                let t = v.last_event_timestamp.unwrap_or(0);
                 all.push((format!("{t:020}:{name}"), v));
             }
             all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -126,7 +132,7 @@ impl Logs {
                     .position(|(k, _)| if descending { k < a } else { k > a })
                     .unwrap_or(all.len()),
             };
-            let mut rest: Vec<(String, Value)> = all.into_iter().skip(start).collect();
+            let mut rest: Vec<(String, LogStream)> = all.into_iter().skip(start).collect();
             let next = if rest.len() > limit {
                 rest.truncate(limit);
                 rest.last().map(|(k, _)| encode_token(k))
@@ -164,7 +170,10 @@ impl Logs {
             }
             (out, next)
         };
-        Ok(json!({"logStreams": page, "nextToken": next}))
+        Ok(DescribeLogStreamsResponse {
+            log_streams: Some(page),
+            next_token: next,
+        })
     }
 
     /// A stream as DescribeLogStreams shows it: its record plus what its segments say.
@@ -174,19 +183,19 @@ impl Logs {
         group: &str,
         name: &str,
         record: &Value,
-    ) -> ApiResult<Value> {
+    ) -> ApiResult<LogStream> {
         let stats = self.events.stats(&sref(ctx, group, name)).map_err(io_err)?;
-        Ok(json!({
-            "logStreamName": name,
-            "creationTime": record["creationTime"],
-            "firstEventTimestamp": stats.first_event,
-            "lastEventTimestamp": stats.last_event,
-            "lastIngestionTime": stats.last_ingestion,
-            "uploadSequenceToken": sequence_token(stats.end),
-            "arn": stream_arn(ctx, group, name),
+        Ok(LogStream {
+            log_stream_name: Some(name.to_string()),
+            creation_time: record["creationTime"].as_i64(),
+            first_event_timestamp: stats.first_event,
+            last_event_timestamp: stats.last_event,
+            last_ingestion_time: stats.last_ingestion,
+            upload_sequence_token: Some(sequence_token(stats.end)),
+            arn: Some(stream_arn(ctx, group, name)),
             // AWS reports 0 for streams since 2019; the group's storedBytes is real.
-            "storedBytes": 0,
-        }))
+            stored_bytes: Some(0),
+        })
     }
 }
 

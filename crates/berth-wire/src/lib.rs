@@ -12,6 +12,7 @@ pub mod rest;
 pub mod service;
 pub mod sigv4;
 pub mod time;
+pub mod typed;
 pub mod validate;
 
 pub use error::{ApiError, ApiResult};
