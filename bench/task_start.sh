@@ -2,7 +2,9 @@
 # Task start latency for a cached image, in one run: Berth (RunTask request -> the task's
 # startedAt), the floor (`runc run` of `true` from the same container config, start to
 # exit) and `docker run --rm` of the same image (dockerd started by hand).
-# Usage: bench/task_start.sh [TASKS] [DOCKER_RUNS]   (default 100 and 30). Needs root.
+# Usage: bench/task_start.sh [TASKS] [DOCKER_RUNS]   (default 100 and 30; 0 docker runs
+# skips docker, as in the cgroup-v2 VM: bench/task_start_cgroup_v2.sh). Needs root.
+# FLOOR_RUNTIME=crun makes the floor `crun run`; NO_BUILD=1 uses target/release/berth as built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-100}"
@@ -10,9 +12,9 @@ DN="${2:-30}"
 [ "$(id -u)" = 0 ] || { echo "bench/task_start.sh needs root (runc, dockerd)" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; }; }
 need runc runc; need skopeo skopeo; need umoci umoci; need busybox busybox-static; need gcc gcc
-need dockerd docker.io
+[ "$DN" = 0 ] || need dockerd docker.io
 python3 -c 'import botocore' 2>/dev/null || pip install -q awscli
-cargo build --release -p berth >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release -p berth >/dev/null
 BUILT="commit $(git rev-parse --short HEAD)$([ -z "$(git status --porcelain -- crates Cargo.toml Cargo.lock)" ] || echo ', with uncommitted changes in crates/')"
 WORK="$(mktemp -d -p "${BENCH_DIR:-/work}" berth-task-bench.XXXXXX)"
 export BERTH_BIN="$PWD/target/release/berth"
@@ -34,7 +36,7 @@ trap cleanup EXIT
 
 echo "berth: release build of $BUILT"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), Linux $(uname -r), $(date -u '+%F %H:%M') UTC"
-echo "runc $(runc --version | head -1 | awk '{print $3}'), $(dockerd --version)"
+echo "cgroups: $(stat -f -c %T /sys/fs/cgroup); ${FLOOR_RUNTIME:-runc} $("${FLOOR_RUNTIME:-runc}" --version | head -1 | awk '{print $3}')$([ "$DN" = 0 ] || echo ", $(dockerd --version)")"
 start_berth
 REG="localhost:$BERTH_PORT"
 make_task_image "$WORK/layout" v1
@@ -76,25 +78,26 @@ measure() {
 }
 : >"$WORK/busy.txt"
 measure berth berth "$BERTH_URL" bench truetask "$SUBNET" "$N" 5
-measure berth4096 berth "$BERTH_URL" bench truetask4 "$SUBNET" "$N" 2
+[ -n "${NO_4096:-}" ] || measure berth4096 berth "$BERTH_URL" bench truetask4 "$SUBNET" "$N" 2
 echo "berth.log warnings and errors: $(grep -cE ' (WARN|ERROR) ' "$BERTH_DATA/berth.log" || true)"
 grep -E ' (WARN|ERROR) ' "$BERTH_DATA/berth.log" | head -5 || true
 
 measure floor floor "$WORK/runc-floor" "$WORK/floor" "$N" 3
 measure floor_cs floor-create-start "$WORK/runc-floor" "$WORK/floor" "$N" 3
 
-D="$WORK/docker"
-DOCKER="$(command -v /usr/bin/docker || command -v docker)"
-mkdir -p "$D"
-dockerd --data-root "$D/root" --exec-root "$D/exec" --pidfile "$D/pid" --host "unix://$D/sock" \
-  --iptables=false --ip6tables=false --bridge=none >"$D/log" 2>&1 &
-DPID=$!
-wait_for dockerd 60 "$DOCKER" -H "unix://$D/sock" info
-skopeo --insecure-policy copy "oci:$WORK/layout:v1" "docker-archive:$WORK/box.tar:box:v1" >/dev/null
-"$DOCKER" -H "unix://$D/sock" load -i "$WORK/box.tar" >/dev/null
-measure docker docker "unix://$D/sock" box:v1 "$DN" 2
-kill "$DPID"; wait "$DPID" || true; DPID=""
-
+if [ "$DN" != 0 ]; then
+  D="$WORK/docker"
+  DOCKER="$(command -v /usr/bin/docker || command -v docker)"
+  mkdir -p "$D"
+  dockerd --data-root "$D/root" --exec-root "$D/exec" --pidfile "$D/pid" --host "unix://$D/sock" \
+    --iptables=false --ip6tables=false --bridge=none >"$D/log" 2>&1 &
+  DPID=$!
+  wait_for dockerd 60 "$DOCKER" -H "unix://$D/sock" info
+  skopeo --insecure-policy copy "oci:$WORK/layout:v1" "docker-archive:$WORK/box.tar:box:v1" >/dev/null
+  "$DOCKER" -H "unix://$D/sock" load -i "$WORK/box.tar" >/dev/null
+  measure docker docker "unix://$D/sock" box:v1 "$DN" 2
+  kill "$DPID"; wait "$DPID" || true; DPID=""
+fi
 echo
 python3 "$H" report "$WORK"
 if [ -n "${KEEP_RESULTS:-}" ]; then mkdir -p "$KEEP_RESULTS" && cp "$WORK"/*.json "$WORK/busy.txt" "$KEEP_RESULTS/"; fi

@@ -36,7 +36,7 @@ kill9_berth() {
   kill -9 "$BERTH_PID"; wait "$BERTH_PID" 2>/dev/null || true; BERTH_PID=""
 }
 
-trap 'stop_berth' EXIT
+trap 'stop_berth; stop_aws_server' EXIT
 
 # wait_for DESCRIPTION DEADLINE_SECONDS CMD...: retry CMD until it succeeds or the deadline passes.
 wait_for() {
@@ -49,11 +49,32 @@ wait_for() {
 
 awsb() { aws --endpoint-url "$BERTH_URL" "$@"; }
 
+# BERTH_AWS_SERVER=1 (set for the cgroup-v2 VM, where a new aws process spends ~15 s in
+# emulation): `aws` is answered by one long-lived aws CLI (fixtures/aws_server.py), each
+# command through the CLI's own driver. The environment is the server's, taken once.
+AWS_SERVER_PID=""
+stop_aws_server() { if [ -n "$AWS_SERVER_PID" ]; then kill "$AWS_SERVER_PID" 2>/dev/null || true; fi; }
+if [ -n "${BERTH_AWS_SERVER:-}" ]; then
+  AWS_PORT_FILE="$(mktemp -u)"
+  python3 "$ROOT/tests/e2e/fixtures/aws_server.py" "$AWS_PORT_FILE" &
+  AWS_SERVER_PID=$!
+  wait_for "the aws CLI server" 300 test -s "$AWS_PORT_FILE"
+  aws() {
+    local rc out err
+    exec 9<>"/dev/tcp/127.0.0.1/$(cat "$AWS_PORT_FILE")"
+    printf '%s\n' "$#" >&9
+    printf '%s\0' "$@" >&9
+    read -r rc out err <&9
+    exec 9<&-
+    cat "$out"; cat "$err" >&2; rm -f "$out" "$err"
+    return "$rc"
+  }
+fi
+
 # wait_registered CLUSTER: until this host is a container instance of CLUSTER (what
 # `berth up --register-instance CLUSTER` does once the cluster exists).
-wait_registered() {
-  wait_for "this host registered in $1" 10 bash -c "[ \"\$(aws --endpoint-url $BERTH_URL ecs list-container-instances --cluster $1 --query 'length(containerInstanceArns)')\" = 1 ]"
-}
+registered() { [ "$(awsb ecs list-container-instances --cluster "$1" --query 'length(containerInstanceArns)')" = 1 ]; }
+wait_registered() { wait_for "this host registered in $1" 10 registered "$1"; }
 
 pass() { PASSES=$((PASSES+1)); echo "ok - $1"; }
 fail() { FAILURES=$((FAILURES+1)); echo "FAIL - $1" >&2; }

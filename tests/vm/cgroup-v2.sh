@@ -8,11 +8,19 @@ cd "$(dirname "$0")/../.."
 if [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ]; then
   echo "this host is cgroup v2: tests/e2e/cgroups.sh ran on it"; echo "0 passed, 0 failed"; exit 0
 fi
-CG2VM="${CG2VM:-$(command -v cg2vm || true)}"
+source tests/vm/find-cg2vm.sh
 if [ -z "$CG2VM" ] || [ ! -x "$CG2VM" ]; then
   echo "FAIL - cgroup v1 host and no cg2vm to test cgroup v2 with (set CG2VM to its path)" >&2
   echo "0 passed, 1 failed"; exit 1
 fi
-# The VM shares this directory writable and the rest of the host read-only; TCG
-# emulation makes it slow, hence the long limit.
-exec "$CG2VM" --cgroup /system.slice/berth.service --mem 4096 --timeout 1500 -- bash tests/e2e/cgroups.sh
+# The VM shares this directory writable and the rest of the host read-only. Emulation
+# makes processes slow to start, so the task image is built here first and the aws CLI
+# runs as one process in the VM (BERTH_AWS_SERVER, tests/e2e/lib.sh).
+source tests/e2e/lib.sh
+source tests/e2e/images.sh
+trap - EXIT
+LAYOUT="$PWD/target/vm-task-image"
+rm -rf "$LAYOUT"
+make_task_image "$LAYOUT" v1
+exec "$CG2VM" --cgroup /system.slice/berth.service --mem 4096 --timeout 1500 \
+  -e BERTH_AWS_SERVER=1 -e TASK_IMAGE_LAYOUT="$LAYOUT" -- bash tests/e2e/cgroups.sh
