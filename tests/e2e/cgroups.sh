@@ -148,6 +148,10 @@ if [ -n "$V2" ]; then
   refused "no memory controller: refused at start, naming it" "the memory cgroup controller is not available" sh -c \
     'echo $$ > /sys/fs/cgroup/nomem/inner/cgroup.procs; exec "$0" up --listen 127.0.0.1:0 --data-dir "$1"' "$BERTH_BIN" "$DATA2"
   rmdir /sys/fs/cgroup/nomem/inner /sys/fs/cgroup/nomem
+else
+  # The memory controller not mounted where v1 has it (disabled, or bound elsewhere).
+  refused "no memory hierarchy: refused at start, naming it" "the memory cgroup controller is not mounted" \
+    unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/memory; exec "$0" up --listen 127.0.0.1:0 --data-dir "$1"' "$BERTH_BIN" "$DATA2"
 fi
 rm -rf "$DATA2" "$WORK"
 finish

@@ -22,5 +22,18 @@ trap - EXIT
 LAYOUT="$PWD/target/vm-task-image"
 rm -rf "$LAYOUT"
 make_task_image "$LAYOUT" v1
-exec "$CG2VM" --cgroup /system.slice/berth.service --mem 4096 --timeout 1500 \
-  -e BERTH_AWS_SERVER=1 -e TASK_IMAGE_LAYOUT="$LAYOUT" -- bash tests/e2e/cgroups.sh
+# Once with each OCI runtime, as each is told the cgroup path its own way.
+passed=0; failed=0
+for runtime in crun runc; do
+  echo "== tests/e2e/cgroups.sh on cgroup v2, Berth in /system.slice/berth.service, $runtime"
+  out=$("$CG2VM" --cgroup /system.slice/berth.service --mem 4096 --timeout 1500 -e BERTH_AWS_SERVER=1 \
+    -e TASK_IMAGE_LAYOUT="$LAYOUT" -e BERTH_OCI_RUNTIME="$runtime" -- bash tests/e2e/cgroups.sh 2>&1) && rc=0 || rc=$?
+  echo "$out"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -1 || true)
+  p=$(cut -d' ' -f1 <<<"${line:-0 passed, 0 failed}"); f=$(cut -d' ' -f3 <<<"${line:-0 passed, 0 failed}")
+  [ "$rc" = 0 ] || [ "$f" != 0 ] || f=1
+  passed=$((passed + p)); failed=$((failed + f))
+done
+rm -rf "$LAYOUT"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

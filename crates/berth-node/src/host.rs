@@ -236,9 +236,25 @@ fn turn_on_favordynmods() {
             tracing::info!(mount = %at, "turned on cgroup favordynmods (host-wide, until reboot on recent kernels; --cgroup-favordynmods false leaves it off): moving a container into its cgroup no longer waits for an RCU grace period")
         }
         Ok(None) => {}
+        Err(e) if kernel_older_than(6, 0) => {
+            tracing::info!(error = %e, "this kernel predates cgroup favordynmods (Linux 6.0); container starts wait for an RCU grace period")
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not turn on cgroup favordynmods; container starts wait for an RCU grace period")
         }
+    }
+}
+
+/// Whether the running kernel's version is below major.minor (unknown: false).
+fn kernel_older_than(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    match (v.next(), v.next()) {
+        (Some(a), Some(b)) => (a, b) < (major, minor),
+        _ => false,
     }
 }
 
