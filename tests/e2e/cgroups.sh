@@ -14,7 +14,9 @@ fi
 V2=""; [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] && V2=1
 OWN=$(awk -F'::' '/^0::/{print $2}' /proc/self/cgroup)
 if [ -n "$V2" ]; then
-  if [ "$OWN" = / ]; then TASKS_CG=/berth; else TASKS_CG="$OWN/tasks"; fi
+  # Started in the leaf systemd's DelegateSubgroup=server makes, Berth's subtree is its parent.
+  [ "${OWN##*/}" = server ] && OWN="${OWN%/server}"
+  if [ -z "$OWN" ] || [ "$OWN" = / ]; then TASKS_CG=/berth; else TASKS_CG="$OWN/tasks"; fi
 fi
 # cg CONTROLLER-V1 FILE-V1 FILE-V2 PATH: a cgroup file of PATH (task id, or id/container).
 cg() {

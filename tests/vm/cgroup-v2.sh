@@ -22,11 +22,14 @@ trap - EXIT
 LAYOUT="$PWD/target/vm-task-image"
 rm -rf "$LAYOUT"
 make_task_image "$LAYOUT" v1
-# Once with each OCI runtime, as each is told the cgroup path its own way.
+# Once with each OCI runtime, as each is told the cgroup path its own way: crun with
+# Berth started in the unit's cgroup (Delegate=yes; Berth makes its leaf), runc with Berth
+# started in the leaf systemd 254+ makes (DelegateSubgroup=server).
 passed=0; failed=0
-for runtime in crun runc; do
-  echo "== tests/e2e/cgroups.sh on cgroup v2, Berth in /system.slice/berth.service, $runtime"
-  out=$("$CG2VM" --cgroup /system.slice/berth.service --mem 4096 --timeout 1500 -e BERTH_AWS_SERVER=1 \
+for run in crun:/system.slice/berth.service runc:/system.slice/berth.service/server; do
+  runtime=${run%%:*} cgroup=${run#*:}
+  echo "== tests/e2e/cgroups.sh on cgroup v2, Berth started in $cgroup, $runtime"
+  out=$("$CG2VM" --cgroup "$cgroup" --mem 4096 --timeout 1500 -e BERTH_AWS_SERVER=1 \
     -e TASK_IMAGE_LAYOUT="$LAYOUT" -e BERTH_OCI_RUNTIME="$runtime" -- bash tests/e2e/cgroups.sh 2>&1) && rc=0 || rc=$?
   echo "$out"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -1 || true)

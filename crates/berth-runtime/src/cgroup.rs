@@ -211,15 +211,13 @@ fn parent(cgroup: &str) -> &str {
 
 fn prepare_v2() -> Result<TaskRoot, String> {
     let own = own_cgroup()?;
-    // Started again inside the layout an earlier start made (or that systemd's
-    // DelegateSubgroup= made): the subtree is the leaf's parent.
-    let up = parent(&own);
-    let base =
-        if own.rsplit('/').next() == Some(SERVER_LEAF) && join(MOUNT, up).join("tasks").is_dir() {
-            up.to_string()
-        } else {
-            own
-        };
+    // Started in the leaf an earlier start made, or that systemd's DelegateSubgroup=
+    // made: Berth's subtree is the leaf's parent.
+    let base = if own.rsplit('/').next() == Some(SERVER_LEAF) {
+        parent(&own).to_string()
+    } else {
+        own
+    };
     let base_dir = join(MOUNT, &base);
     let available =
         std::fs::read_to_string(base_dir.join("cgroup.controllers")).unwrap_or_default();
