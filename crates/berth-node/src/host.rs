@@ -262,11 +262,14 @@ fn kernel_older_than(major: u32, minor: u32) -> bool {
 /// in another cgroup, so cannot work it out again).
 const CGROUPS_RECORD: &str = "host-cgroups.json";
 
-/// Task cgroups left by a previous run whose supervisor is gone (Berth and the supervisor
-/// killed together, or the host's processes killed): nothing will clean them up.
+/// Cgroups of this data directory's tasks whose supervisor is gone (Berth and the
+/// supervisor killed together, or the host's processes killed), with anything still
+/// running in them. A task cgroup without a task directory here may be another Berth's
+/// on this host (v1 hierarchies are shared): it is left alone.
 fn remove_orphan_cgroups(root: &cgroup::TaskRoot, tasks_dir: &Path) {
     for id in cgroup::task_cgroups(root) {
-        if berth_runtime::client::alive(&tasks_dir.join(&id)) {
+        let dir = tasks_dir.join(&id);
+        if !dir.is_dir() || berth_runtime::client::alive(&dir) {
             continue;
         }
         match cgroup::remove(&root.task(&id)) {
@@ -278,7 +281,8 @@ fn remove_orphan_cgroups(root: &cgroup::TaskRoot, tasks_dir: &Path) {
     }
 }
 
-/// Once every task is gone: the task cgroups left and their parent.
+/// Once every task is gone: the empty task cgroups left and their parent (one still in
+/// use, another Berth's on this host, stays).
 fn remove_cgroups(data_dir: &Path, report: &mut dyn FnMut(Result<String, String>)) {
     let record = data_dir.join(CGROUPS_RECORD);
     let root: cgroup::TaskRoot = match std::fs::read(&record) {

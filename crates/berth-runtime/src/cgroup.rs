@@ -335,19 +335,46 @@ pub fn task_cgroups(root: &TaskRoot) -> Vec<String> {
 }
 
 /// `berth down`, once every task is gone: remove the tasks' parent (v1: in each
-/// hierarchy; v2: Berth's `tasks` cgroup). Berth's own leaf stays: Berth may be in it.
+/// hierarchy; v2: Berth's `tasks` cgroup) and the task cgroups left in it, only those
+/// with no process: one in use belongs to a task still running (another Berth's, on v1's
+/// shared hierarchies) and is left, with its parent. Berth's own leaf stays too.
 pub fn remove_root(root: &TaskRoot) -> io::Result<()> {
-    for id in task_cgroups(root) {
-        remove(&root.task(&id))?;
+    let bases: Vec<PathBuf> = match root.layout {
+        Layout::V2 => vec![join(MOUNT, &root.path)],
+        Layout::V1 { .. } => controllers_v1()
+            .iter()
+            .map(|c| join(&c.to_string_lossy(), &root.path))
+            .collect(),
+    };
+    for b in bases {
+        remove_empty_tree(&b)?;
     }
-    match root.layout {
-        Layout::V2 => remove_tree(&join(MOUNT, &root.path)),
-        Layout::V1 { .. } => {
-            for c in controllers_v1() {
-                let _ = std::fs::remove_dir(join(&c.to_string_lossy(), &root.path));
+    Ok(())
+}
+
+/// rmdir `dir` and its descendants, deepest first, leaving any that hold processes.
+fn remove_empty_tree(dir: &Path) -> io::Result<()> {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_tree(&e.path())?;
             }
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // In use: processes inside, or a child that is.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EBUSY)
+                || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+        {
             Ok(())
         }
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot remove {}: {e}", dir.display()),
+        )),
     }
 }
 
