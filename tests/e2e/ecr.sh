@@ -68,5 +68,14 @@ awsb ecr get-login-password | skopeo login --tls-verify=false --authfile "$WORK/
 "${SK[@]}" copy --authfile "$WORK/auth.json" --dest-tls-verify=false "oci:$WORK/layout:v1" "docker://$REG/secure:v1" >/dev/null
 expect_eq "push with get-login-password" "$src_digest" "$("${SK[@]}" inspect --authfile "$WORK/auth.json" --tls-verify=false --format '{{.Digest}}' "docker://$REG/secure:v1")"
 expect_eq "wrong password refused" "401" "$(curl -s -o /dev/null -w '%{http_code}' -u AWS:forged "http://$REG/v2/")"
+# Tokens are signed with a random key made once per data directory, not the secret key.
+token=$(awsb ecr get-login-password)
+expect_eq "a genuine token is accepted" "200" "$(curl -s -o /dev/null -w '%{http_code}' -u "AWS:$token" "http://$REG/v2/")"
+forged=$(python3 -c 'import hmac, hashlib, time; p = "000000000000-%d" % (time.time() + 3600); print(p + "." + hmac.new(b"test", p.encode(), hashlib.sha256).hexdigest())')
+expect_eq "a token forged with the default secret key is refused" "401" "$(curl -s -o /dev/null -w '%{http_code}' -u "AWS:$forged" "http://$REG/v2/")"
+expect_eq "the token key is the owner's only" "600" "$(stat -c %a "$BERTH_DATA/registry-token-key")"
+stop_berth
+start_berth --enforce-auth
+expect_eq "a token stays valid across a restart (the key is kept)" "200" "$(curl -s -o /dev/null -w '%{http_code}' -u "AWS:$token" "http://$REG/v2/")"
 
 finish

@@ -17,6 +17,23 @@ pub struct Auth {
     pub secret_access_key: String,
 }
 
+/// How the client's protocol words a signature whose time is out of range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// JSON, query, CBOR and rest-json services: `InvalidSignatureException`.
+    Aws,
+    /// EC2: `RequestExpired`.
+    Ec2,
+    /// S3: `RequestTimeTooSkewed`.
+    S3,
+}
+
+/// How far a signed request's X-Amz-Date may be from the real clock, either way (AWS's
+/// 15 minutes). The test clock never moves this check.
+const SKEW: Duration = Duration::from_secs(15 * 60);
+/// The longest a presigned URL may live (S3's 7 days).
+const MAX_EXPIRES: u64 = 604_800;
+
 fn denied(code: &str, msg: impl Into<String>) -> ApiError {
     ApiError::new(403, code, msg)
 }
@@ -28,6 +45,7 @@ impl Auth {
         body: SignableBody<'_>,
         header: Option<&AuthHeader>,
         query: &HashMap<String, String>,
+        dialect: Dialect,
     ) -> Result<(), ApiError> {
         if !self.enforce {
             return Ok(());
@@ -98,6 +116,7 @@ impl Auth {
             "berth",
         )
         .into();
+        let now = SystemTime::now();
         let mut settings = SigningSettings::default();
         if presigned {
             settings.signature_location = SignatureLocation::QueryParams;
@@ -105,7 +124,18 @@ impl Auth {
                 .get("X-Amz-Expires")
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(900);
+            if expires > MAX_EXPIRES {
+                return Err(denied(
+                    "AuthorizationQueryParametersError",
+                    format!("X-Amz-Expires must be less than a week (in seconds) that is; {MAX_EXPIRES}"),
+                ));
+            }
+            if now > time + Duration::from_secs(expires) {
+                return Err(denied("AccessDenied", "Request has expired"));
+            }
             settings.expires_in = Some(Duration::from_secs(expires));
+        } else {
+            check_skew(time, now, &amz_date, dialect)?;
         }
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -183,6 +213,60 @@ impl Auth {
     }
 }
 
+/// A header-signed request dated more than 15 minutes from now is refused, in the words
+/// of the client's protocol.
+fn check_skew(
+    time: SystemTime,
+    now: SystemTime,
+    amz_date: &str,
+    dialect: Dialect,
+) -> Result<(), ApiError> {
+    let late = now.duration_since(time).is_ok_and(|d| d > SKEW);
+    let early = time.duration_since(now).is_ok_and(|d| d > SKEW);
+    if !late && !early {
+        return Ok(());
+    }
+    Err(match dialect {
+        Dialect::Ec2 => ApiError::new(400, "RequestExpired", "Request has expired."),
+        Dialect::S3 => denied(
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        ),
+        Dialect::Aws if late => denied(
+            "InvalidSignatureException",
+            format!(
+                "Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)",
+                format_amz_date(now - SKEW),
+                format_amz_date(now)
+            ),
+        ),
+        Dialect::Aws => denied(
+            "InvalidSignatureException",
+            format!(
+                "Signature not yet current: {amz_date} is still later than {} ({} + 15 min.)",
+                format_amz_date(now + SKEW),
+                format_amz_date(now)
+            ),
+        ),
+    })
+}
+
+/// `20260126T071326Z`, the form X-Amz-Date takes.
+fn format_amz_date(t: SystemTime) -> String {
+    let iso = berth_wire::time::format_iso8601(
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as f64)
+            .unwrap_or(0.0),
+    );
+    // 2026-01-26T07:13:26.000Z or 2026-01-26T07:13:26Z: keep the digits up to the seconds.
+    let digits: String = iso
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{digits}Z")
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -223,5 +307,24 @@ mod tests {
         );
         assert!(parse_amz_date("2026-11-26").is_none());
         assert!(parse_amz_date("20261326T071326Z").is_none());
+        assert_eq!(format_amz_date(t), "20261126T071326Z");
+    }
+
+    #[test]
+    fn skew_is_fifteen_minutes_either_way() {
+        let now = parse_amz_date("20261126T071326Z").unwrap();
+        let ok = |t| check_skew(t, now, "x", Dialect::Aws).is_ok();
+        assert!(ok(now - SKEW) && ok(now + SKEW));
+        assert!(!ok(now - SKEW - Duration::from_secs(1)));
+        assert!(!ok(now + SKEW + Duration::from_secs(1)));
+        let e = check_skew(now - SKEW * 2, now, "20261126T064326Z", Dialect::Aws).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Signature expired: 20261126T064326Z is now earlier than 20261126T065826Z (20261126T071326Z - 15 min.)"
+        );
+        let e = check_skew(now + SKEW * 2, now, "x", Dialect::Ec2).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (400, "RequestExpired"));
+        let e = check_skew(now - SKEW * 2, now, "x", Dialect::S3).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (403, "RequestTimeTooSkewed"));
     }
 }

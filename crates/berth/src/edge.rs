@@ -4,7 +4,7 @@
 //! layer. It knows no service by name, but for the two that stream their bodies and take
 //! the request whole: the registry (`/v2/`) and S3.
 
-use crate::auth::{Auth, SignableBody};
+use crate::auth::{Auth, Dialect, SignableBody};
 use berth_wire::service::{
     handle_cbor, handle_json, handle_query, handle_rest_json, json_error, protocol_error,
 };
@@ -341,6 +341,7 @@ impl Edge {
                         ),
                         caller.auth_header.as_ref(),
                         &caller.query_params,
+                        Dialect::S3,
                     )
                     .map_err(|e| s3_auth_error(&e)),
             };
@@ -448,11 +449,17 @@ impl Edge {
             Protocol::Query
         };
 
+        let dialect = if protocol == Protocol::Ec2 {
+            Dialect::Ec2
+        } else {
+            Dialect::Aws
+        };
         if let Err(e) = self.auth.check(
             &parts,
             SignableBody::Bytes(&body),
             caller.auth_header.as_ref(),
             &caller.query_params,
+            dialect,
         ) {
             let answer_in = if meta.speaks(protocol.name()) {
                 protocol
@@ -638,6 +645,8 @@ fn s3_auth_error(e: &ApiError) -> berth_s3::S3Error {
     let code = match e.code.as_str() {
         "InvalidSignatureException" => "SignatureDoesNotMatch",
         "UnrecognizedClientException" => "InvalidAccessKeyId",
+        "RequestTimeTooSkewed" => "RequestTimeTooSkewed",
+        "AuthorizationQueryParametersError" => "AuthorizationQueryParametersError",
         _ => "AccessDenied",
     };
     berth_s3::S3Error::new(e.status, code, e.message.clone())

@@ -252,6 +252,8 @@ async fn up(args: UpArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let blobs = open_blob_store(&args, &data_dir.join("registry"))?;
+    let token_key = registry_token_key(&data_dir)
+        .map_err(|e| format!("cannot keep the registry's token key: {e}"))?;
     let registry = Arc::new(berth_registry::Registry {
         store: store.clone(),
         blobs,
@@ -261,7 +263,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
             .registry_host
             .clone()
             .unwrap_or_else(|| default_registry_host(&args.account_id, local.port())),
-        token_secret: args.secret_access_key.clone(),
+        token_secret: token_key.clone(),
         require_auth: args.enforce_auth,
         hashers: Default::default(),
         blob_writes: Default::default(),
@@ -384,7 +386,8 @@ fn start_node(
     let env_files: berth_node::EnvFiles =
         Arc::new(move |account, arn| s3.read_env_file(account, arn));
     // Berth's own registry wants an ECR token when auth is enforced; mint one.
-    let secret = args.secret_access_key.clone();
+    let secret = registry_token_key(data_dir)
+        .map_err(|e| format!("cannot keep the registry's token key: {e}"))?;
     let registry_auth: berth_node::RegistryAuth = Arc::new(move |image, account, _region| {
         let (host, img_port) = image.registry.rsplit_once(':')?;
         let own = img_port.parse::<u16>().ok() == Some(port)
@@ -458,16 +461,49 @@ fn start_node(
 /// This host's EC2-style instance id, made once and kept in the data directory so a
 /// restart finds its registrations again.
 fn local_instance_id(data_dir: &std::path::Path) -> std::io::Result<String> {
-    let path = data_dir.join("instance-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        return Ok(id.trim().to_string());
+    kept_value(data_dir, "instance-id", || {
+        Ok(format!(
+            "i-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..17]
+        ))
+    })
+}
+
+/// The key that signs registry tokens: 32 random bytes made once per data directory, so
+/// a token cannot be forged from the documented default secret key.
+fn registry_token_key(data_dir: &std::path::Path) -> std::io::Result<String> {
+    kept_value(data_dir, "registry-token-key", || {
+        let mut key = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+        Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+    })
+}
+
+/// A value made once and kept in `data_dir/name` (readable by the owner only), durable
+/// before it is used.
+fn kept_value(
+    data_dir: &std::path::Path,
+    name: &str,
+    make: impl FnOnce() -> std::io::Result<String>,
+) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(name);
+    if let Ok(v) = std::fs::read_to_string(&path) {
+        return Ok(v.trim().to_string());
     }
-    let id = format!("i-{}", &uuid::Uuid::new_v4().simple().to_string()[..17]);
-    let tmp = data_dir.join("instance-id.tmp");
-    std::fs::write(&tmp, &id)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    let value = make()?;
+    let tmp = data_dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut f, value.as_bytes())?;
+    f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
-    Ok(id)
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(value)
 }
 
 /// The host's CPU (1024 units per core) and memory (MiB) as an instance registers them.
