@@ -9,7 +9,10 @@ Output: crates/berth-wire/models/<service>.json.gz.
 
 Usage:
   tools/gen-models.py ecs ec2 ...          regenerate these services' models
-  tools/gen-models.py --all                regenerate every model Berth ships
+  tools/gen-models.py --all                regenerate every model Berth ships, and
+                                           protocols.json: every AWS service's protocol
+                                           by signing name, so a service Berth has no
+                                           model of is answered in its client's protocol
   tools/gen-models.py --doc ecs CreateGateway
                                            print an operation's documentation and its
                                            input members' (to learn a new operation)
@@ -122,6 +125,24 @@ def show_doc(service, operation=None):
         print("\nerrors: " + ", ".join(errors))
 
 
+def write_protocols(out_dir):
+    """Signing name (and endpoint prefix) -> the protocol its clients speak first."""
+    data_dir = os.path.join(os.path.dirname(botocore.__file__), "data")
+    by_signing, by_prefix = {}, {}
+    for service in sorted(os.listdir(data_dir)):
+        if not glob.glob(os.path.join(data_dir, service, "*", "service-2.json*")):
+            continue
+        meta = load(service)["metadata"]
+        protocol = (meta.get("protocols") or [meta["protocol"]])[0]
+        by_signing.setdefault(meta.get("signingName", meta["endpointPrefix"]), protocol)
+        by_prefix.setdefault(meta["endpointPrefix"], protocol)
+    table = {**by_prefix, **by_signing}
+    with open(os.path.join(out_dir, "protocols.json"), "w") as f:
+        json.dump(table, f, indent=0, sort_keys=True)
+        f.write("\n")
+    print("protocols.json", len(table), "services")
+
+
 def write(service, out_dir):
     data = json.dumps(extract(service), separators=(",", ":"), sort_keys=True).encode()
     with gzip.GzipFile(os.path.join(out_dir, service + ".json.gz"), "wb", mtime=0) as f:
@@ -141,5 +162,7 @@ if __name__ == "__main__":
     out_dir = os.path.join(os.path.dirname(__file__), "..", "crates", "berth-wire", "models")
     for svc in (SERVICES if args == ["--all"] else args):
         write(svc, out_dir)
+    if args == ["--all"]:
+        write_protocols(out_dir)
     with open(os.path.join(out_dir, "VERSION"), "w") as f:
         f.write(f"botocore {botocore.__version__}\n")

@@ -67,4 +67,12 @@ expect_error "rest-json, signed: reaches the service" NotImplemented signed prot
 expect_error "rest-json, wrong secret: refused" InvalidSignatureException signed nope aws --endpoint-url "$BERTH_URL" scheduler get-schedule --name n --group-name g
 expect_eq "cbor, signed: reaches the service" "501 NotImplemented" "$(signed protosecret $CBOR list | cut -d' ' -f1,2)"
 expect_eq "cbor, wrong secret: refused in CBOR" "InvalidSignatureException" "$(signed nope $CBOR list | cut -d' ' -f2)"
+# Services and operations Berth does not serve answer in the client's own protocol, so
+# the client reads the error (awsQuery and rest-xml in XML, JSON and rest-json in JSON).
+for cmd in "cloudformation list-stacks" "route53 list-hosted-zones" "lambda list-functions" \
+  "dynamodb list-tables" "iam list-users" "sts get-caller-identity" "ec2 describe-addresses"; do
+  expect_error "not served, parsed by the client: $cmd" NotImplemented signed protosecret aws --endpoint-url "$BERTH_URL" $cmd
+done
+expect_error "an S3 operation not served, in S3's XML" NotImplemented signed protosecret aws --endpoint-url "$BERTH_URL" s3api list-bucket-analytics-configurations --bucket any
+
 finish

@@ -6,6 +6,7 @@ use crate::model::Model;
 use crate::query::{self, Flavor, Params};
 use crate::validate::{validate, ValidationCodes};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Who is calling and where: derived from the SigV4 credential scope and the access key.
 #[derive(Debug, Clone)]
@@ -330,9 +331,15 @@ pub fn handle_query(svc: &dyn Service, ctx: &RequestContext, params: &Params) ->
 }
 
 pub fn query_error(model: &Model, e: &ApiError, request_id: &str) -> WireResponse {
+    xml_error(model.metadata.protocol == "ec2", e, request_id)
+}
+
+/// The XML error document of awsQuery and rest-xml (`<ErrorResponse>`), or EC2's
+/// (`<Response><Errors>`).
+fn xml_error(ec2: bool, e: &ApiError, request_id: &str) -> WireResponse {
     let mut msg = String::new();
     query::escape(&e.message, &mut msg);
-    let body = if model.metadata.protocol == "ec2" {
+    let body = if ec2 {
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{}</Code><Message>{msg}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>",
             e.code
@@ -354,6 +361,44 @@ pub fn query_error(model: &Model, e: &ApiError, request_id: &str) -> WireRespons
         body: body.into_bytes(),
         error_code: Some(e.code.clone()),
         headers: vec![],
+    }
+}
+
+/// The protocol each AWS service's clients speak first, by its signing name or endpoint
+/// prefix: every service botocore knows, so a request for one Berth has no model of is
+/// still answered in a form its client parses (`tools/gen-models.py --all` writes it).
+pub fn protocol_of_service(name: &str) -> Option<&'static str> {
+    static TABLE: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            serde_json::from_str(include_str!("../models/protocols.json"))
+                .expect("models/protocols.json is a JSON object of strings")
+        })
+        .get(name)
+        .map(String::as_str)
+}
+
+/// An error in the protocol botocore's metadata names (`query`, `ec2`, `rest-xml`,
+/// `json`, `rest-json`, `smithy-rpc-v2-cbor`), for a request Berth has no model for.
+pub fn error_in(protocol: &str, e: &ApiError, request_id: &str) -> WireResponse {
+    match protocol {
+        "query" | "ec2" | "rest-xml" => xml_error(protocol == "ec2", e, request_id),
+        "smithy-rpc-v2-cbor" => WireResponse {
+            status: e.status,
+            content_type: "application/cbor",
+            body: crate::cbor::encode_error(&e.code, &e.message),
+            error_code: Some(e.code.clone()),
+            headers: vec![("smithy-protocol".to_string(), "rpc-v2-cbor".to_string())],
+        },
+        // awsJson reads `__type`, rest-json the header.
+        _ => WireResponse {
+            status: e.status,
+            content_type: "application/json",
+            body: serde_json::to_vec(&serde_json::json!({"__type": e.code, "message": e.message}))
+                .expect("JSON values serialize"),
+            error_code: Some(e.code.clone()),
+            headers: vec![("x-amzn-errortype".to_string(), e.code.clone())],
+        },
     }
 }
 

@@ -428,7 +428,31 @@ impl Edge {
                     None => "Berth could not tell which AWS service this request is for (no SigV4 credential scope, X-Amz-Target or known Host)".into(),
                 },
             );
-            return edge_error(&e, &request_id);
+            // In the client's protocol, so that it can read the error: from the request's
+            // form, else from the service named in the signature.
+            let form = header("content-type")
+                .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+            let protocol = if header("smithy-protocol") == Some("rpc-v2-cbor")
+                || cbor_operation(parts.uri.path()).is_some()
+            {
+                "smithy-rpc-v2-cbor"
+            } else if target.is_some() {
+                "json"
+            } else if let Some(p) =
+                scope.and_then(|s| berth_wire::service::protocol_of_service(s.service()))
+            {
+                p
+            } else if form
+                && (body.starts_with(b"Action=") || body.windows(8).any(|w| w == b"&Action="))
+            {
+                "query"
+            } else {
+                "json"
+            };
+            return wire(
+                berth_wire::service::error_in(protocol, &e, &request_id),
+                &request_id,
+            );
         };
 
         let ctx = self.context(scope, &request_id);
