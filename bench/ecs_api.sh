@@ -33,6 +33,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  # Undo Berth's host changes (bridge, chains, mounts): the next benchmark starts clean.
+  if [ -n "${BERTH_DATA:-}" ]; then "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -28,7 +28,7 @@ target/release/berth up --listen "127.0.0.1:$BP" --data-dir "$WORK/berth-data" -
 BPID=$!
 docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
 RPID=$!
-trap 'kill $BPID $RPID 2>/dev/null || true; wait $BPID $RPID 2>/dev/null || true; rm -rf "$WORK" /dev/shm/berth-bench-blob*' EXIT
+trap 'kill $BPID $RPID 2>/dev/null || true; wait $BPID $RPID 2>/dev/null || true; target/release/berth down --data-dir "$WORK/berth-data" >/dev/null 2>&1 || true; rm -rf "$WORK" /dev/shm/berth-bench-blob*' EXIT
 for u in "http://127.0.0.1:$BP/_berth/health" "http://127.0.0.1:$RP/v2/"; do
   for _ in $(seq 200); do curl -fsS -o /dev/null "$u" 2>/dev/null && break; sleep 0.05; done
 done
