@@ -48,6 +48,24 @@ awsb ecs wait tasks-stopped --cluster prod --tasks "$task"
 expect_eq "unpullable image: CannotPullContainerError" "CannotPullContainerError" "$(awsb ecs describe-tasks --cluster prod --tasks "$task" --query 'tasks[0].stoppedReason' --output text | cut -d: -f1)"
 expect_error "create-service with maximumPercent below minimumHealthyPercent" InvalidParameterException awsb ecs create-service --cluster prod --service-name web --task-definition web --desired-count 1 --launch-type FARGATE --network-configuration "awsvpcConfiguration={subnets=[$subnet]}" --deployment-configuration maximumPercent=100,minimumHealthyPercent=150
 expect_error "delete-service of nothing" ServiceNotFoundException awsb ecs delete-service --cluster prod --service web
+
+# Idempotency: a retried RunTask or CreateService (same clientToken, same request) answers
+# with what the first made and makes nothing more; the token with another request is refused.
+NETCFG="awsvpcConfiguration={subnets=[$subnet]}"
+run_tok() { awsb ecs run-task --cluster prod --task-definition web --launch-type FARGATE --network-configuration "$NETCFG" --client-token "$@" --query 'tasks[].taskArn' --output text; }
+before=$(awsb ecs list-tasks --cluster prod --desired-status STOPPED --query 'length(taskArns)')
+first=$(run_tok retry-1 --count 2)
+expect_eq "run-task with a token: two tasks" "2" "$(wc -w <<<"$first")"
+expect_eq "the same request again: the same tasks" "$first" "$(run_tok retry-1 --count 2)"
+awsb ecs wait tasks-stopped --cluster prod --tasks $first
+expect_eq "and no more tasks were made" "$((before + 2))" "$(awsb ecs list-tasks --cluster prod --desired-status STOPPED --query 'length(taskArns)')"
+expect_error "the token with a different request" ConflictException run_tok retry-1 --count 1
+expect_eq "the conflict names the tasks the token made" "1" "$(run_tok retry-1 --count 1 2>&1 | grep -c "${first%%[[:space:]]*}")"
+svc() { awsb ecs create-service --cluster prod --service-name tok --task-definition web --desired-count 0 --launch-type FARGATE --network-configuration "$NETCFG" --client-token svc-1 "$@" --query service.serviceArn --output text; }
+sarn=$(svc)
+expect_eq "create-service retried with its token: the same service" "$sarn" "$(svc)"
+expect_error "create-service: the token with a different request" InvalidParameterException svc --desired-count 1
+awsb ecs delete-service --cluster prod --service tok --force >/dev/null
 expect_error "not implemented operation" NotImplemented awsb ecs list-daemons
 
 # Tags and account settings.

@@ -7,6 +7,7 @@ pub use scheduler::spawn_scheduler;
 mod capacity;
 mod cluster;
 mod common;
+mod idempotency;
 mod instances;
 mod scheduler;
 mod services;
@@ -31,12 +32,18 @@ pub fn model() -> &'static Model {
 pub struct Ecs {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Clock,
+    /// The hour (since the epoch) whose expired clientToken records were last removed.
+    pub(crate) tokens_swept_hour: std::sync::atomic::AtomicI64,
 }
 
 impl Ecs {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
         taskdef::index_active_revisions(store.as_ref());
-        Ecs { store, clock }
+        Ecs {
+            store,
+            clock,
+            tokens_swept_hour: Default::default(),
+        }
     }
 }
 

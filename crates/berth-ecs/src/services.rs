@@ -3,6 +3,7 @@
 
 use crate::common::public_view as public_service;
 use crate::common::*;
+use crate::idempotency::{ClientToken, Earlier};
 use crate::tasks::Placement;
 use crate::Ecs;
 use berth_store::{Cond, Op};
@@ -16,6 +17,19 @@ fn service_not_found() -> ApiError {
 
 impl Ecs {
     pub(crate) fn create_service(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        // A retry (same clientToken, same request) answers with the service it made.
+        let token = ClientToken::of(self, ctx, "CreateService", input);
+        match token.as_ref().map(ClientToken::earlier) {
+            Some(Earlier::Same(made)) => {
+                if let Some(r) = made["serviceKey"].as_str().and_then(|k| self.store.get(k)) {
+                    return Ok(json!({"service": public_service(&r.value, false)}));
+                }
+            }
+            Some(Earlier::Different(_)) => {
+                return Err(invalid("Creation of service was not idempotent."))
+            }
+            _ => {}
+        }
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         let name = str_of(input, "serviceName").unwrap_or_default();
@@ -142,9 +156,14 @@ impl Ecs {
             Some(r) => Cond::Revision(k.clone(), r.revision),
             None => Cond::Absent(k.clone()),
         };
-        self.store
-            .txn(&[cond], vec![Op::Put(k, service.clone())])
-            .map_err(store_err)?;
+        let mut conds = vec![cond];
+        let mut ops = vec![Op::Put(k.clone(), service.clone())];
+        if let Some(t) = &token {
+            let (c, o) = t.record(self, json!({"serviceKey": k}));
+            conds.push(c);
+            ops.push(o);
+        }
+        self.store.txn(&conds, ops).map_err(store_err)?;
         Ok(json!({"service": public_service(&service, false)}))
     }
 

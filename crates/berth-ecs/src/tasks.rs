@@ -9,6 +9,7 @@
 //! EXTERNAL and Auto Scaling group capacity providers answer 501 after validation.
 
 use crate::common::*;
+use crate::idempotency::{run_task_conflict, task_arns, ClientToken, Earlier};
 use crate::instances::{choose, instance_id, Demand, Host, Query};
 use crate::targets::deactivating;
 use crate::Ecs;
@@ -37,6 +38,10 @@ fn answer(tasks: &[Value], failures: Vec<Value>) -> Value {
         })
         .collect();
     json!({"tasks": tasks, "failures": failures})
+}
+
+fn arns_of(tasks: &[Value]) -> Vec<&str> {
+    tasks.iter().filter_map(|t| t["taskArn"].as_str()).collect()
 }
 
 fn supports_ec2(td: &Value) -> bool {
@@ -332,6 +337,16 @@ impl Ecs {
     }
 
     pub(crate) fn run_task(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        // A retry (same clientToken, same request) answers with the tasks it made.
+        let token = ClientToken::of(self, ctx, "RunTask", input);
+        match token.as_ref().map(ClientToken::earlier) {
+            Some(Earlier::Same(made)) => {
+                let failures = made["failures"].as_array().cloned().unwrap_or_default();
+                return Ok(answer(&self.tasks_by_arn(&task_arns(&made)), failures));
+            }
+            Some(Earlier::Different(made)) => return Err(run_task_conflict(&task_arns(&made))),
+            _ => {}
+        }
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let count = input.get("count").and_then(Value::as_i64).unwrap_or(1);
         if !(1..=10).contains(&count) {
@@ -370,6 +385,7 @@ impl Ecs {
                     &cluster.value,
                     &td.value,
                     Targets::Any(count, &rules),
+                    token.as_ref(),
                 )
             }
             Placement::External | Placement::AsgProviders => {
@@ -402,6 +418,12 @@ impl Ecs {
                     ops.push(Op::Put(k, task.clone()));
                     tasks.push(task);
                 }
+                if let Some(t) = &token {
+                    let (c, o) =
+                        t.record(self, json!({"taskArns": arns_of(&tasks), "failures": []}));
+                    conds.push(c);
+                    ops.push(o);
+                }
                 self.store.txn(&conds, ops).map_err(store_err)?;
                 Ok(answer(&tasks, vec![]))
             }
@@ -418,6 +440,7 @@ impl Ecs {
         cluster: &Value,
         td: &Value,
         targets: Targets,
+        token: Option<&ClientToken>,
     ) -> ApiResult<Value> {
         let cluster_name = str_of(cluster, "clusterName").unwrap_or_default();
         let busy = || {
@@ -502,6 +525,12 @@ impl Ecs {
             for h in hosts.iter().filter(|h| h.placed > 0) {
                 conds.push(Cond::Revision(h.record.key.clone(), h.record.revision));
                 ops.push(Op::Put(h.record.key.clone(), h.bumped()));
+            }
+            if let Some(t) = token {
+                let made = json!({"taskArns": arns_of(&tasks), "failures": failures});
+                let (c, o) = t.record(self, made);
+                conds.push(c);
+                ops.push(o);
             }
             Ok(Plan {
                 conds,
@@ -654,7 +683,14 @@ impl Ecs {
                 }
             }
         }
-        self.place_on_instances(ctx, input, &cluster.value, &td.value, Targets::Named(&ids))
+        self.place_on_instances(
+            ctx,
+            input,
+            &cluster.value,
+            &td.value,
+            Targets::Named(&ids),
+            None,
+        )
     }
 
     fn find_task(&self, ctx: &RequestContext, cluster: &str, id: &str) -> Option<Record> {
