@@ -82,6 +82,12 @@ pub struct Edge {
     pub default_account: String,
     /// With `--test-clock`: the clock `/_berth/clock` reads and advances.
     pub test_clock: Option<berth_wire::Clock>,
+    /// Connections open at once, over every listener (`--max-connections`): at the limit
+    /// the edge stops accepting until one closes, and new clients wait in the backlog.
+    pub connections: Arc<tokio::sync::Semaphore>,
+    /// How long a connection may take to send a request's headers, the wait for the next
+    /// request on a kept-alive connection included (`--idle-timeout`); then it is closed.
+    pub header_timeout: std::time::Duration,
 }
 
 pub async fn serve(
@@ -91,7 +97,20 @@ pub async fn serve(
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    let mut warned_full = false;
+    let header_timeout = edge.header_timeout;
     loop {
+        // A permit first: at the limit, stop accepting (clients queue in the backlog).
+        if edge.connections.available_permits() == 0 && !warned_full {
+            warned_full = true;
+            tracing::warn!(
+                "the edge is at --max-connections; new connections wait until one closes"
+            );
+        }
+        let permit = tokio::select! {
+            p = edge.connections.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
@@ -108,12 +127,15 @@ pub async fn serve(
                     async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             _ = &mut shutdown => break,

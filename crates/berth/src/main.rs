@@ -137,6 +137,34 @@ pub struct UpArgs {
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "BERTH_LOG", default_value = "info")]
     log: String,
+    /// Connections the API's port holds open at once; beyond, new ones wait to be accepted.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Seconds a connection may take to send a request's headers, the idle wait between
+    /// requests on a kept-alive connection included (ALB's idle timeout is 60 too).
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=4000))]
+    idle_timeout: u64,
+}
+
+/// Each connection is a file descriptor: raise the soft limit to the hard one (the
+/// common soft default of 1024 would cap the edge far below --max-connections), and say
+/// if even that is below what the flag asks.
+fn raise_open_files_limit(max_connections: u32) {
+    let mut l: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out-parameter; setrlimit only raises the soft limit to the hard.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return;
+    }
+    if l.rlim_cur < l.rlim_max {
+        l.rlim_cur = l.rlim_max;
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) };
+    }
+    let wanted = u64::from(max_connections) + 1024;
+    if (l.rlim_cur as u64) < wanted {
+        tracing::warn!(open_files = l.rlim_cur, max_connections, "the open-files limit is below --max-connections plus Berth's own files; raise it (ulimit -Hn, or LimitNOFILE= under systemd)");
+    }
 }
 
 fn parse_cidr(s: &str) -> Result<berth_net::Cidr, String> {
@@ -233,6 +261,7 @@ async fn up(args: UpArgs) -> Result<(), String> {
             args.account_id
         ));
     }
+    raise_open_files_limit(args.max_connections);
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
@@ -336,6 +365,8 @@ async fn up(args: UpArgs) -> Result<(), String> {
         auth,
         default_account: args.account_id.clone(),
         test_clock: args.test_clock.then(|| clock.clone()),
+        connections: Arc::new(tokio::sync::Semaphore::new(args.max_connections as usize)),
+        header_timeout: std::time::Duration::from_secs(args.idle_timeout),
     });
     if args.test_clock {
         tracing::warn!("the test clock is on (--test-clock): any client of this port can move Berth's time forward");
