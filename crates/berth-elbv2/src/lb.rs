@@ -269,9 +269,14 @@ fn internal_subnet(id: &str) -> ApiError {
     )
 }
 
+/// Give back a load balancer's addresses; one the store will not free yet stays leased
+/// (logged): the node's start-up sweep leaves load balancers' leases alone, so the next
+/// change of this load balancer frees it.
 fn release_addresses(s: &Scope, arn: &str, ips: &[std::net::Ipv4Addr]) {
     for ip in ips {
-        berth_leases::ipam::release(s.store, *ip, arn);
+        if let Err(e) = berth_leases::ipam::release(s.store, *ip, arn) {
+            tracing::warn!(%ip, lb = arn, error = %e, "cannot free a load balancer's address");
+        }
     }
 }
 
@@ -455,8 +460,15 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
         crate::tg::release(s, &released, &mut plan)?;
         plan.delete(&rec);
         Ok(plan)
-    })
-    .inspect(|_| berth_leases::ipam::release_owner(s.store, arn))
+    })?;
+    // The addresses go back once the record is gone (also when it was gone already: a
+    // retry after a release the store refused frees them then).
+    berth_leases::ipam::release_owner(s.store, arn).map_err(|e| {
+        ApiError::internal(format!(
+            "The load balancer is deleted, but its addresses could not be freed yet ({e}); retry the deletion"
+        ))
+    })?;
+    Ok(json!({}))
 }
 
 // ---- attributes ----------------------------------------------------------------------------
@@ -757,7 +769,7 @@ pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
             let now = crate::api::addresses(&json!({"AvailabilityZones": zones}));
             for (ip, owner) in berth_leases::ipam::leases(s.store) {
                 if owner == arn && !now.contains(&ip) {
-                    berth_leases::ipam::release(s.store, ip, arn);
+                    release_addresses(s, arn, &[ip]);
                 }
             }
         }

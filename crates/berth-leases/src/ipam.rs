@@ -113,12 +113,13 @@ fn try_lease(
 }
 
 /// Give back every address `owner` holds.
-pub fn release_owner(store: &dyn Store, owner: &str) {
+pub fn release_owner(store: &dyn Store, owner: &str) -> Result<(), String> {
     for (ip, o) in leases(store) {
         if o == owner {
-            release(store, ip, owner);
+            release(store, ip, owner)?;
         }
     }
+    Ok(())
 }
 
 /// The lease `owner` holds on `ip`, if it is still theirs.
@@ -135,16 +136,8 @@ pub fn lease_of(store: &dyn Store, ip: Ipv4Addr, owner: &str) -> Option<Lease> {
 }
 
 /// Give an address back, if `owner` still holds it.
-pub fn release(store: &dyn Store, ip: Ipv4Addr, owner: &str) {
-    let key = lease_key(ip);
-    if let Some(r) = store.get(&key) {
-        if r.value["owner"] == owner {
-            let _ = store.txn(
-                &[Cond::Revision(key.clone(), r.revision)],
-                vec![Op::Delete(key)],
-            );
-        }
-    }
+pub fn release(store: &dyn Store, ip: Ipv4Addr, owner: &str) -> Result<(), String> {
+    crate::delete_owned(store, &lease_key(ip), owner)
 }
 
 /// Every lease, as (address, owner).

@@ -69,15 +69,13 @@ pub fn dynamic(store: &dyn Store, protocol: &str, hint: usize, owner: &str) -> R
 }
 
 /// Give back every port `owner` holds.
-pub fn release_all(store: &dyn Store, owner: &str) {
+pub fn release_all(store: &dyn Store, owner: &str) -> Result<(), String> {
     for r in store.list(PORTS) {
         if r.value["owner"] == owner {
-            let _ = store.txn(
-                &[Cond::Revision(r.key.clone(), r.revision)],
-                vec![Op::Delete(r.key)],
-            );
+            crate::delete_owned(store, &r.key, owner)?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

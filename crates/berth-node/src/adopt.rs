@@ -71,7 +71,9 @@ impl Node {
                 .and_then(|k| self.store.get(&k))
                 .is_some_and(|t| !is_final(&t.value));
             if !live {
-                berth_leases::ports::release_all(self.store.as_ref(), arn);
+                if let Err(e) = berth_leases::ports::release_all(self.store.as_ref(), arn) {
+                    tracing::warn!(task = arn, error = %e, "cannot free a stopped task's ports; the next start tries again");
+                }
             }
         }
         for (ip, owner) in ipam::leases(self.store.as_ref()) {
@@ -88,7 +90,9 @@ impl Node {
                 });
             if !live {
                 tracing::info!(%ip, task = arn, "freeing the address of a task that no longer runs");
-                ipam::release(self.store.as_ref(), ip, arn);
+                if let Err(e) = ipam::release(self.store.as_ref(), ip, arn) {
+                    tracing::warn!(%ip, task = arn, error = %e, "cannot free the address; the next start tries again");
+                }
             }
         }
     }

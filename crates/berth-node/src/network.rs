@@ -258,14 +258,28 @@ impl Node {
     }
 
     /// Give back the address, ports and port mappings a task holds.
+    /// Give back what the task holds on the host, retrying until the store takes it: the
+    /// task is reported STOPPED only after (its address and ports are free by then). Runs
+    /// on a blocking thread.
     pub(crate) fn release_network(&self, key: &str) {
-        let Some(r) = self.store.get(key) else { return };
+        let mut wait = std::time::Duration::from_millis(50);
+        while let Err(e) = self.try_release_network(key) {
+            tracing::warn!(task = %key, error = %e, "cannot give back the task's address or ports yet; trying again");
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+
+    fn try_release_network(&self, key: &str) -> Result<(), String> {
+        let Some(r) = self.store.get(key) else {
+            return Ok(());
+        };
         let Some(arn) = r.value["taskArn"].as_str() else {
-            return;
+            return Ok(());
         };
         let private = TaskPrivate::of(&r.value);
         if let Some(ip) = private.ip.as_deref().and_then(|s| s.parse().ok()) {
-            ipam::release(self.store.as_ref(), ip, arn);
+            ipam::release(self.store.as_ref(), ip, arn)?;
         }
         if private.ports_mapped {
             if let Some(k) = parse_key(key) {
@@ -274,7 +288,7 @@ impl Node {
                 }
             }
         }
-        berth_leases::ports::release_all(self.store.as_ref(), arn);
+        berth_leases::ports::release_all(self.store.as_ref(), arn)
     }
 }
 
