@@ -192,9 +192,9 @@ mod tests {
             "There are no free IP addresses in the subnets [subnet-a]"
         );
         // Released by someone else: still held. Released by its owner: free again.
-        release(&st, "10.9.0.5".parse().unwrap(), "t0");
+        release(&st, "10.9.0.5".parse().unwrap(), "t0").unwrap();
         assert!(allocate(&st, &subs, 0, "t3").is_err());
-        release(&st, "10.9.0.5".parse().unwrap(), "t1");
+        release(&st, "10.9.0.5".parse().unwrap(), "t1").unwrap();
         assert_eq!(
             allocate(&st, &subs, 0, "t3").unwrap().ip.to_string(),
             "10.9.0.5"

@@ -93,7 +93,7 @@ mod tests {
         let e = claim(&st, "tcp", port, "b").unwrap_err();
         assert!(e.starts_with("RESOURCE:PORTS"), "{e}");
         claim(&st, "udp", port, "b").unwrap();
-        release_all(&st, "a");
+        release_all(&st, "a").unwrap();
         claim(&st, "tcp", port, "b").unwrap();
     }
 
