@@ -216,6 +216,18 @@ expect_error "a second load balancer on the published port" InvalidConfiguration
   awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$PUB_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200}"
 expect_error "a port another process uses (Berth's API)" InvalidConfigurationRequest \
   awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$BERTH_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200}"
+# An internal load balancer is never published on the host address, nor holds its port.
+INT=$(awsb elbv2 create-load-balancer --name int --scheme internal --subnets "$SUB1" "$SUB2" --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+INT_PORT=$(free_port)
+awsb elbv2 create-listener --load-balancer-arn "$INT" --protocol HTTP --port "$INT_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200,MessageBody=internal}" >/dev/null
+INTIP=$(awsb elbv2 describe-load-balancers --load-balancer-arns "$INT" --query 'LoadBalancers[0].AvailabilityZones[0].LoadBalancerAddresses[0].IpAddress' --output text)
+wait_for "the internal listener on its own address" 10 curl -fsS --max-time 2 "http://$INTIP:$INT_PORT/"
+expect_eq "internal: answers on its own address" "internal" "$(curl -s --max-time 5 "http://$INTIP:$INT_PORT/")"
+expect_eq "internal: not on the published address" "000" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$INT_PORT/" || true)"
+L=$(awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$INT_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200}" --query 'Listeners[0].ListenerArn' --output text)
+expect_eq "internal: its port is not held on the host (an internet-facing listener takes it)" "listener" "$(cut -d: -f6 <<<"$L" | cut -d/ -f1)"
+awsb elbv2 delete-listener --listener-arn "$L"
+awsb elbv2 delete-load-balancer --load-balancer-arn "$INT"
 awsb elbv2 delete-load-balancer --load-balancer-arn "$PUB"
 awsb elbv2 create-listener --load-balancer-arn "$PUB2" --protocol HTTP --port "$PUB_PORT" --default-actions "Type=fixed-response,FixedResponseConfig={StatusCode=200,MessageBody=second}" >/dev/null
 wait_for "the port taken over by the second load balancer" 10 bash -c "[ \"\$(curl -s --max-time 2 http://127.0.0.1:$PUB_PORT/)\" = second ]"

@@ -342,14 +342,16 @@ fn published_protocols(protocol: &str) -> &'static [&'static str] {
 
 /// With `--publish-lb`, lease the listener's port on the host (in the same transaction as
 /// the listener), refusing one a task or another listener holds or a host process uses.
+/// An internal load balancer is never published.
 fn lease_published_port<T>(
     s: &Scope,
+    lb: &Value,
     listener_arn: &str,
     protocol: &str,
     port: i64,
     plan: &mut Plan<T>,
 ) -> ApiResult<()> {
-    let Some(addr) = s.publish else {
+    let Some(addr) = s.publish.filter(|_| lb["Scheme"] != "internal") else {
         return Ok(());
     };
     let port16 = u16::try_from(port).unwrap_or(0);
@@ -428,7 +430,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
         }
         let mut plan = Plan::new(json!({"Listeners": [listener.clone()]}));
         plan.put(&lb_rec, (*lb_rec.value).clone());
-        lease_published_port(s, &arn, protocol, port, &mut plan)?;
+        lease_published_port(s, &lb, &arn, protocol, port, &mut plan)?;
         plan.create(
             s.key(LISTENER, &format!("{lb_id}/{id}")),
             json!({"Listener": listener.clone(), "Tags": tags.clone(), "DefaultRuleId": new_id(), "DefaultRuleTags": []}),
@@ -518,7 +520,14 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
         plan.put(&lb_rec, (*lb_rec.value).clone());
         if old["Port"] != port || str_of(old, "Protocol") != protocol {
             release_published_ports(s, old, &mut plan);
-            lease_published_port(s, arn, protocol, port, &mut plan)?;
+            lease_published_port(
+                s,
+                &lb_rec.value["LoadBalancer"],
+                arn,
+                protocol,
+                port,
+                &mut plan,
+            )?;
         }
         let usage = Usage {
             user: arn.to_string(),

@@ -547,6 +547,20 @@ fn target_group_attributes() {
         );
         assert_eq!(e.code, "InvalidConfigurationRequest", "{k}={v}");
     }
+    // Valid, but not carried out by the data plane yet: refused, nothing stored.
+    let e = t.err(
+        "ModifyTargetGroupAttributes",
+        json!({"TargetGroupArn": arn, "Attributes": [{"Key": "load_balancing.algorithm.type", "Value": "weighted_random"}]}),
+    );
+    assert_eq!(e.code, "NotImplemented");
+    assert!(e.message.contains("weighted_random"), "{}", e.message);
+    let a = t.ok(
+        "DescribeTargetGroupAttributes",
+        json!({"TargetGroupArn": arn}),
+    );
+    assert!(a["Attributes"].as_array().unwrap().contains(
+        &json!({"Key": "load_balancing.algorithm.type", "Value": "least_outstanding_requests"})
+    ));
     let e = t.err(
         "ModifyTargetGroupAttributes",
         json!({"TargetGroupArn": arn, "Attributes": [{"Key": "stickiness.type", "Value": "app_cookie"}]}),
@@ -561,6 +575,16 @@ fn target_group_attributes() {
         .as_array()
         .unwrap()
         .contains(&json!({"Key": "preserve_client_ip.enabled", "Value": "false"})));
+    for (k, v) in [
+        ("proxy_protocol_v2.enabled", "true"),
+        ("preserve_client_ip.enabled", "false"),
+    ] {
+        let e = t.err(
+            "ModifyTargetGroupAttributes",
+            json!({"TargetGroupArn": tcp, "Attributes": [{"Key": k, "Value": v}]}),
+        );
+        assert_eq!(e.code, "NotImplemented", "{k}={v}");
+    }
 }
 
 #[test]

@@ -582,6 +582,25 @@ pub fn describe_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
     Ok(json!({"Attributes": render_attributes(&specs, &rec.value["Attributes"])}))
 }
 
+/// Settings the data plane does not carry out yet: refused rather than stored and
+/// ignored (the load balancer would behave otherwise than it says).
+const UNACTED: [(&str, &str); 3] = [
+    ("load_balancing.algorithm.type", "weighted_random"),
+    ("proxy_protocol_v2.enabled", "true"),
+    // The data plane DNATs: a client's address is always what the target sees.
+    ("preserve_client_ip.enabled", "false"),
+];
+
+fn refuse_unacted(attrs: &Value) -> ApiResult<()> {
+    for a in attrs.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let (key, value) = (str_of(a, "Key"), str_of(a, "Value"));
+        if UNACTED.contains(&(key, value)) {
+            return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
+        }
+    }
+    Ok(())
+}
+
 pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
     let arn = str_of(input, "TargetGroupArn");
     commit(s.store, || {
@@ -590,6 +609,7 @@ pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
         apply_attributes(&specs, &input["Attributes"], &mut set)?;
+        refuse_unacted(&input["Attributes"])?;
         let get_attr = |k: &str| {
             set.get(k)
                 .and_then(Value::as_str)

@@ -196,7 +196,8 @@ impl DataPlane {
                 } else {
                     vec![]
                 };
-                ips.extend(self.opts.publish);
+                // An internal load balancer is never published on the host's address.
+                ips.extend(self.opts.publish.filter(|_| !lb.internal));
                 for ip in ips {
                     want.insert(
                         SocketAddr::new(IpAddr::V4(ip), l.port),

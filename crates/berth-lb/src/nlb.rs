@@ -50,7 +50,7 @@ pub fn rules(world: &World, publish: Option<Ipv4Addr>) -> Rules {
                     _ => &["tcp"],
                 };
                 let mut addrs: Vec<Ipv4Addr> = l.ips.clone();
-                addrs.extend(publish);
+                addrs.extend(publish.filter(|_| !l.internal));
                 for ip in &addrs {
                     for proto in protocols {
                         let n = targets.len();

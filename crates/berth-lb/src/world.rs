@@ -26,6 +26,8 @@ pub struct Lb {
     /// target's reply comes back through the host (see nlb.rs).
     pub vpc_cidr: Option<berth_net::Cidr>,
     pub idle_timeout_secs: u64,
+    /// Scheme `internal`: reachable only on its own addresses, never on `--publish-lb`'s.
+    pub internal: bool,
     pub listeners: Vec<Listener>,
 }
 
@@ -336,6 +338,7 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
                 .attr("idle_timeout.timeout_seconds")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(60),
+            internal: lb.scheme.as_deref() == Some("internal"),
             listeners: listeners.remove(&lb.arn).unwrap_or_default(),
             arn: lb.arn.clone(),
         });
