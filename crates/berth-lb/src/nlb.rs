@@ -169,6 +169,7 @@ mod tests {
             ips: vec!["10.0.0.4".parse().unwrap()],
             vpc_cidr: berth_net::Cidr::parse("10.0.0.0/16"),
             idle_timeout_secs: 60,
+            internal: false,
             listeners: vec![Listener {
                 arn: "l".into(),
                 port: 9000,
@@ -196,5 +197,16 @@ mod tests {
             snat[0].join(" "),
             "-s 10.0.0.0/16 -m conntrack --ctstate DNAT --ctorigdst 10.0.0.4 -j MASQUERADE"
         );
+        // --publish-lb: an internet-facing load balancer is reachable on the host address
+        // too; an internal one is not.
+        let published = |w: &World| {
+            rules(w, Some("127.0.0.1".parse().unwrap()))
+                .0
+                .iter()
+                .any(|r| r.join(" ").starts_with("-d 127.0.0.1/32"))
+        };
+        assert!(published(&w));
+        w.lbs[0].internal = true;
+        assert!(!published(&w));
     }
 }

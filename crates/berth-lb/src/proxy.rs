@@ -859,6 +859,7 @@ pub(crate) mod testing {
             ips: vec![],
             vpc_cidr: None,
             idle_timeout_secs: 60,
+            internal: false,
             listeners: vec![listener.clone()],
         };
         let proxy = Arc::new(Proxy::new());
