@@ -105,6 +105,31 @@ awsb ecs wait services-stable --cluster c1 --services ec2
 expect_eq "both tasks now on the other instance" "0 2" "$(on "$A") $(on "$B")"
 awsb ecs delete-service --cluster c1 --service ec2 --force >/dev/null
 awsb ecs wait services-inactive --cluster c1 --services ec2
+
+# 8. Container health checks act: a service's task whose essential container turns
+#    UNHEALTHY is stopped and replaced; the same task run on its own keeps running.
+awsb ecs register-task-definition --family sick --requires-compatibilities FARGATE --network-mode awsvpc \
+  --cpu 256 --memory 512 --container-definitions "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"stopTimeout\":1,\"command\":[\"sleep\",\"600\"],
+    \"healthCheck\":{\"command\":[\"CMD-SHELL\",\"exit 1\"],\"interval\":5,\"timeout\":2,\"retries\":1}}]" >/dev/null
+alone=$(awsb ecs run-task --cluster c1 --launch-type FARGATE --task-definition sick --network-configuration "$NET" --query 'tasks[0].taskArn' --output text)
+awsb ecs create-service --cluster c1 --service-name sick --task-definition sick --desired-count 1 \
+  --launch-type FARGATE --network-configuration "$NET" >/dev/null
+health_of() { awsb ecs describe-tasks --cluster c1 --tasks "$1" --query 'tasks[0].healthStatus' --output text; }
+unhealthy() { [ "$(health_of "$alone")" = UNHEALTHY ]; }
+wait_for "the task on its own to turn UNHEALTHY" 90 unhealthy
+stopped_for_health() { [ "$(awsb ecs list-tasks --cluster c1 --service-name sick --desired-status STOPPED --query 'length(taskArns)')" -ge 1 ]; }
+wait_for "the service's unhealthy task to be stopped" 90 stopped_for_health
+first=$(awsb ecs list-tasks --cluster c1 --service-name sick --desired-status STOPPED --query 'taskArns[0]' --output text)
+expect_eq "stopped for its health, as ECS says it" "ServiceSchedulerInitiated Task failed container health checks" \
+  "$(awsb ecs describe-tasks --cluster c1 --tasks "$first" --query 'tasks[0].[stopCode,stoppedReason]' --output text | tr '\t' ' ')"
+said_health() { awsb ecs describe-services --cluster c1 --services sick --query 'services[0].events[].message' --output text | grep -q "(task ${first##*/}) failed container health checks."; }
+if said_health; then pass "the service's event says so"; else fail "no event of the failed health checks"; fi
+replaced() { [ "$(awsb ecs list-tasks --cluster c1 --service-name sick --desired-status RUNNING --query 'length(taskArns)')" = 1 ]; }
+if wait_for "a replacement" 60 replaced; then pass "the unhealthy task was replaced"; else fail "no replacement task"; fi
+expect_eq "the task run on its own keeps running, UNHEALTHY" "RUNNING RUNNING UNHEALTHY" \
+  "$(awsb ecs describe-tasks --cluster c1 --tasks "$alone" --query 'tasks[0].[lastStatus,desiredStatus,healthStatus]' --output text | tr '\t' ' ')"
+awsb ecs delete-service --cluster c1 --service sick --force >/dev/null
+awsb ecs stop-task --cluster c1 --task "$alone" >/dev/null
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
 BERTH_PID=""
 finish

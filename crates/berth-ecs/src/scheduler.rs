@@ -115,6 +115,34 @@ fn is_running(t: &Value) -> bool {
 }
 
 /// Healthy for a task outside load balancers: RUNNING for STABLE_SECS.
+/// Whether a rollout counts the task as healthy: RUNNING and not draining; HEALTHY when
+/// its definition gives an essential container a health check (not merely not yet
+/// UNHEALTHY); its targets healthy in every group of `lbs`; without either, RUNNING for
+/// STABLE_SECS.
+fn counts_healthy(t: &Value, lbs: &[Value], health: &Health, now: f64) -> bool {
+    let checked = has_health_check(t);
+    is_running(t)
+        && t["healthStatus"] != "UNHEALTHY"
+        && !draining_connections(t)
+        && (!checked || t["healthStatus"] == "HEALTHY")
+        && if !lbs.is_empty() {
+            targets_healthy(t, lbs, health)
+        } else {
+            checked || is_stable(t, now)
+        }
+}
+
+/// Whether the task's definition gives an essential container a health check.
+fn has_health_check(t: &Value) -> bool {
+    berth_model::ecs::TaskPrivate::of(t)
+        .definition
+        .as_ref()
+        .and_then(|d| d["containerDefinitions"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c["essential"] != false && c.get("healthCheck").is_some())
+}
+
 fn is_stable(t: &Value, now: f64) -> bool {
     t["startedAt"]
         .as_f64()
@@ -276,21 +304,41 @@ impl Ecs {
                 }
             }
         }
-        // Healthy, as rollouts count: RUNNING, not UNHEALTHY, not draining, and its targets
-        // healthy in every group (without load balancers: RUNNING for STABLE_SECS).
+        // A task whose essential container fails its health checks, once the grace period
+        // since it started has passed, is stopped and replaced (a task run on its own
+        // keeps running whatever its health, as ECS documents).
+        for e in tasks.iter_mut() {
+            let t = &e.2;
+            let failing = is_running(t)
+                && t["desiredStatus"] == "RUNNING"
+                && t["healthStatus"] == "UNHEALTHY"
+                && !draining_connections(t)
+                && t["startedAt"].as_f64().is_some_and(|at| now - at >= grace);
+            if failing {
+                let message = format!(
+                    "(service {}) (task {}) failed container health checks.",
+                    name,
+                    task_id(t)
+                );
+                let at = lb.events.len();
+                if self.begin_stop(
+                    ctx,
+                    e,
+                    "Task failed container health checks",
+                    false,
+                    now,
+                    &mut lb,
+                ) {
+                    lb.events.insert(at, message);
+                }
+            }
+        }
+        // Healthy, as rollouts count: RUNNING, not UNHEALTHY, not draining, HEALTHY if its
+        // containers have health checks, and its targets healthy in every group (without
+        // load balancers or health checks: RUNNING for STABLE_SECS).
         let healthy_tasks: HashSet<String> = tasks
             .iter()
-            .filter(|(_, _, t)| {
-                let lbs = lbs_of(t);
-                is_running(t)
-                    && t["healthStatus"] != "UNHEALTHY"
-                    && !draining_connections(t)
-                    && if lbs.is_empty() {
-                        is_stable(t, now)
-                    } else {
-                        targets_healthy(t, &lbs, &health)
-                    }
-            })
+            .filter(|(_, _, t)| counts_healthy(t, &lbs_of(t), &health, now))
             .map(|(k, _, _)| k.clone())
             .collect();
         let is_healthy = |(k, _, _): &Entry| healthy_tasks.contains(k);
@@ -558,5 +606,41 @@ impl Ecs {
             );
         }
         settled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task(health: &str, check: bool) -> Value {
+        let mut def = json!({"name": "app", "essential": true});
+        if check {
+            def["healthCheck"] = json!({"command": ["CMD-SHELL", "true"]});
+        }
+        json!({
+            "lastStatus": "RUNNING", "desiredStatus": "RUNNING", "startedAt": 100.0,
+            "healthStatus": health,
+            "_berth": {"definition": {"containerDefinitions": [def, {"name": "side", "essential": false}]}},
+        })
+    }
+
+    #[test]
+    fn a_task_with_a_health_check_counts_only_once_healthy() {
+        let none = Health(Default::default());
+        let later = 100.0 + STABLE_SECS + 60.0;
+        assert!(
+            !counts_healthy(&task("UNKNOWN", true), &[], &none, later),
+            "running long, health UNKNOWN"
+        );
+        assert!(
+            counts_healthy(&task("HEALTHY", true), &[], &none, 100.0),
+            "HEALTHY counts at once"
+        );
+        assert!(!counts_healthy(&task("UNHEALTHY", true), &[], &none, later));
+        // Without a health check: running for STABLE_SECS.
+        assert!(!counts_healthy(&task("UNKNOWN", false), &[], &none, 100.0));
+        assert!(counts_healthy(&task("UNKNOWN", false), &[], &none, later));
     }
 }

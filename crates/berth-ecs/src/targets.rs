@@ -159,7 +159,7 @@ fn by_group(targets: &[Target]) -> BTreeMap<&str, Vec<(String, i64)>> {
 }
 
 /// The health of target groups' targets, read once per scheduler pass.
-pub(crate) struct Health(HashMap<String, Vec<TargetState>>);
+pub(crate) struct Health(pub(crate) HashMap<String, Vec<TargetState>>);
 
 impl Health {
     /// A group that is gone has no targets.

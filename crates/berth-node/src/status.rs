@@ -97,6 +97,20 @@ fn steps(from: Option<LastStatus>, to: LastStatus, awsvpc: bool, ran: bool) -> V
         .collect()
 }
 
+/// The essential containers of the task's definition that have a health check.
+fn health_checked(t: &Value) -> Vec<String> {
+    let private = berth_model::ecs::TaskPrivate::of(t);
+    let defs = private
+        .definition
+        .as_ref()
+        .and_then(|d| d["containerDefinitions"].as_array());
+    defs.into_iter()
+        .flatten()
+        .filter(|c| c["essential"] != false && c.get("healthCheck").is_some())
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Set the task's lastStatus to `step` with the supervisor's details.
 fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
     let before = t.clone();
@@ -136,15 +150,18 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
         c["healthStatus"] = json!(h);
         health.push((name, h));
     }
-    // The task is as healthy as its checked containers (ECS looks at essential ones).
-    let checked: Vec<&str> = health
+    // The task is as healthy as its essential containers that have a health check, as ECS
+    // reckons it: UNHEALTHY if one is, HEALTHY once all are, else UNKNOWN. Containers
+    // without a check do not count.
+    let checked = health_checked(t);
+    let counted: Vec<&str> = health
         .iter()
+        .filter(|(name, _)| checked.iter().any(|c| c == name))
         .map(|(_, h)| *h)
-        .filter(|h| *h != "UNKNOWN")
         .collect();
-    t["healthStatus"] = json!(if checked.contains(&"UNHEALTHY") {
+    t["healthStatus"] = json!(if counted.contains(&"UNHEALTHY") {
         "UNHEALTHY"
-    } else if !checked.is_empty() && checked.len() == health.len() {
+    } else if !counted.is_empty() && counted.iter().all(|h| *h == "HEALTHY") {
         "HEALTHY"
     } else {
         "UNKNOWN"
