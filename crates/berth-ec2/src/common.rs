@@ -152,6 +152,17 @@ pub fn touch(rec: &Record, conds: &mut Vec<Cond>, ops: &mut Vec<Op>, value: Valu
 #[cfg(test)]
 pub mod test_support {
     use berth_store::SqliteStore;
+    use berth_wire::typed::Operation;
+    use berth_wire::{ApiResult, ValidationCodes};
+    use serde_json::Value;
+
+    /// Run a typed handler on a document as the service does: decode, run, encode.
+    pub fn doc<O: Operation>(
+        input: &Value,
+        handler: impl FnOnce(O::Input) -> ApiResult<O::Output>,
+    ) -> ApiResult<Value> {
+        berth_wire::typed::call::<O>(ValidationCodes::ec2(), input.clone(), handler)
+    }
 
     /// A fresh store in a temporary directory (kept alive by the returned guard).
     pub fn store() -> (tempfile::TempDir, SqliteStore) {

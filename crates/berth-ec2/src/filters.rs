@@ -2,6 +2,7 @@
 //! filter has at least one value matching; values may use `*` and `?` wildcards.
 
 use crate::common::invalid_value;
+use crate::types::Filter;
 use berth_wire::ApiResult;
 use serde_json::Value;
 
@@ -23,12 +24,20 @@ impl Filters {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let tag_filter = name.starts_with("tag:") || name == "tag-key" || name == "tag-value";
-            if !tag_filter && !known.contains(&name.as_str()) {
-                return Err(invalid_value(format!("The filter '{name}' is invalid")));
-            }
+            check_name(&name, known)?;
             let values: Vec<String> = crate::common::strings(f, "Values");
             out.push((name, values));
+        }
+        Ok(Filters(out))
+    }
+
+    /// [`Filters::parse`] for a typed request's `Filters`.
+    pub fn from_typed(filters: Option<&[Filter]>, known: &[&str]) -> ApiResult<Filters> {
+        let mut out = Vec::new();
+        for f in filters.unwrap_or_default() {
+            let name = f.name.clone().unwrap_or_default();
+            check_name(&name, known)?;
+            out.push((name, f.values.clone().unwrap_or_default()));
         }
         Ok(Filters(out))
     }
@@ -55,6 +64,15 @@ impl Filters {
             wanted.iter().any(|w| have.iter().any(|h| glob(w, h)))
         })
     }
+}
+
+/// Tag filters (`tag:KEY`, `tag-key`, `tag-value`) and the operation's `known` names.
+fn check_name(name: &str, known: &[&str]) -> ApiResult<()> {
+    let tag_filter = name.starts_with("tag:") || name == "tag-key" || name == "tag-value";
+    if !tag_filter && !known.contains(&name) {
+        return Err(invalid_value(format!("The filter '{name}' is invalid")));
+    }
+    Ok(())
 }
 
 /// `*` matches any run of characters, `?` exactly one; `\` escapes the next character.

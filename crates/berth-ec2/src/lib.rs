@@ -16,6 +16,7 @@ mod tags;
 mod vpc;
 
 use berth_store::Store;
+pub use berth_types::ec2 as types;
 use berth_wire::model::LazyModel;
 use berth_wire::page::{paginate, Page};
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
@@ -54,11 +55,43 @@ impl Service for Ec2 {
         ValidationCodes::ec2()
     }
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
+        use types::op;
         let scope = Scope::new(self.store.as_ref(), &ctx.account, &ctx.region);
+        // Every operation answers DryRun before it acts, and sees the defaults in place.
+        let ready = |dry_run: Option<bool>| {
+            if dry_run == Some(true) {
+                return Err(dry_run_answer());
+            }
+            defaults::ensure(&scope)
+        };
+        berth_wire::dispatch!(operation, input, self.codes(), op {
+            DescribeVpcs => |i| { ready(i.dry_run)?; vpc::describe(&scope, i) },
+            CreateVpc => |i| { ready(i.dry_run)?; vpc::create(&scope, i) },
+            DeleteVpc => |i| { ready(i.dry_run)?; vpc::delete(&scope, i) },
+            DescribeAvailabilityZones => |i| {
+                ready(i.dry_run)?;
+                defaults::describe_availability_zones(&scope, i)
+            },
+            DescribeAccountAttributes => |i| {
+                ready(i.dry_run)?;
+                defaults::describe_account_attributes(&scope, i)
+            },
+        } else self.call_untyped(&scope, operation, input))
+    }
+}
+
+fn dry_run_answer() -> ApiError {
+    ApiError::new(
+        412,
+        "DryRunOperation",
+        "Request would have succeeded, but DryRun flag is set.",
+    )
+}
+
+impl Ec2 {
+    /// The operations not typed yet: they read the validated document.
+    fn call_untyped(&self, scope: &Scope, operation: &str, input: Value) -> ApiResult<Value> {
         let handler: fn(&Scope, &Value) -> ApiResult<Value> = match operation {
-            "DescribeVpcs" => vpc::describe,
-            "CreateVpc" => vpc::create,
-            "DeleteVpc" => vpc::delete,
             "DescribeSubnets" => subnet::describe,
             "CreateSubnet" => subnet::create,
             "DeleteSubnet" => subnet::delete,
@@ -70,22 +103,16 @@ impl Service for Ec2 {
             "RevokeSecurityGroupIngress" => |s, i| security_group::revoke(s, i, false),
             "RevokeSecurityGroupEgress" => |s, i| security_group::revoke(s, i, true),
             "DescribeSecurityGroupRules" => security_group::describe_rules,
-            "DescribeAvailabilityZones" => defaults::describe_availability_zones,
-            "DescribeAccountAttributes" => defaults::describe_account_attributes,
             "CreateTags" => tags::create_tags,
             "DeleteTags" => tags::delete_tags,
             "DescribeTags" => tags::describe_tags,
             _ => return Err(ApiError::not_implemented("ec2", operation)),
         };
         if input.get("DryRun") == Some(&Value::Bool(true)) {
-            return Err(ApiError::new(
-                412,
-                "DryRunOperation",
-                "Request would have succeeded, but DryRun flag is set.",
-            ));
+            return Err(dry_run_answer());
         }
-        defaults::ensure(&scope)?;
-        handler(&scope, &input)
+        defaults::ensure(scope)?;
+        handler(scope, &input)
     }
 }
 
@@ -94,6 +121,23 @@ impl Service for Ec2 {
 fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiResult<Page<T>> {
     let shim = json!({"maxResults": input.get("MaxResults"), "nextToken": input.get("NextToken")});
     paginate(items, key, &shim, usize::MAX, 1000, "InvalidParameterValue")
+}
+
+/// [`page`] for a typed input's MaxResults and NextToken.
+fn page_typed<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    max_results: Option<i32>,
+    next_token: Option<&str>,
+) -> ApiResult<Page<T>> {
+    let (max, after) = berth_wire::page::params(
+        max_results.map(i64::from),
+        next_token,
+        usize::MAX,
+        1000,
+        "InvalidParameterValue",
+    )?;
+    Ok(berth_wire::page::page_after(items, key, max, after))
 }
 
 // ---- what ECS asks of the network model -----------------------------------------------------
@@ -334,7 +378,8 @@ mod tests {
 
         // A second VPC: its subnet cannot be mixed with the default ones, nor its groups.
         let s = Scope::new(&st, A, R);
-        let other = vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"]
+        let other = vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+            ["VpcId"]
             .as_str()
             .unwrap()
             .to_string();

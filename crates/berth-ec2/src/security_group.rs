@@ -918,7 +918,7 @@ mod tests {
     fn setup(st: &dyn berth_store::Store) -> (Scope<'_>, String) {
         let s = Scope::new(st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+        let vpc = crate::vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
             ["VpcId"]
             .as_str()
             .unwrap()

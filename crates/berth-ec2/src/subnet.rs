@@ -279,7 +279,7 @@ mod tests {
         let (_d, st) = store();
         let s = Scope::new(&st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap();
+        let vpc = crate::vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap();
         let vpc_id = vpc["Vpc"]["VpcId"].as_str().unwrap();
         let mk = |cidr: &str| create(&s, &json!({"VpcId": vpc_id, "CidrBlock": cidr}));
         let first = mk("10.0.0.0/24").unwrap();
@@ -335,7 +335,7 @@ mod tests {
         let st = std::sync::Arc::new(st);
         let s = Scope::new(st.as_ref(), "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+        let vpc = crate::vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
             ["VpcId"]
             .as_str()
             .unwrap()

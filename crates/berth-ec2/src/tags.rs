@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use crate::filters::Filters;
+use crate::types::{ResourceType, Tag, TagSpecification};
 use berth_store::{Cond, Op, Record};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -81,6 +82,49 @@ pub fn from_specs(input: &Value, resource_type: &str) -> ApiResult<Vec<Value>> {
         merge(&mut tags, &new)?;
     }
     Ok(tags)
+}
+
+/// [`from_specs`] for a typed request's TagSpecifications.
+pub fn from_typed_specs(
+    specs: Option<&[TagSpecification]>,
+    resource_type: ResourceType,
+) -> ApiResult<Vec<Value>> {
+    let mut tags = Vec::new();
+    for spec in specs.unwrap_or_default() {
+        if spec.resource_type != Some(resource_type) {
+            let rt = spec.resource_type.map_or("", ResourceType::as_str);
+            return Err(invalid_value(format!(
+                "'{rt}' is not a valid taggable resource type for this operation."
+            )));
+        }
+        let new: Vec<Value> = spec.tags.iter().flatten().map(tag_value).collect();
+        merge(&mut tags, &new)?;
+    }
+    Ok(tags)
+}
+
+/// A request's tag as the document holds it (what `merge` checks and stores).
+pub fn tag_value(t: &Tag) -> Value {
+    let mut v = json!({});
+    if let Some(k) = &t.key {
+        v["Key"] = json!(k);
+    }
+    if let Some(val) = &t.value {
+        v["Value"] = json!(val);
+    }
+    v
+}
+
+/// A stored tag list as the API shows it: None when empty, as EC2 omits an empty tagSet.
+pub fn typed(tags: &[Value]) -> Option<Vec<Tag>> {
+    let out: Vec<Tag> = tags
+        .iter()
+        .map(|t| Tag {
+            key: t["Key"].as_str().map(str::to_string),
+            value: t["Value"].as_str().map(str::to_string),
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
 }
 
 pub fn tags_of(v: &Value) -> &[Value] {
