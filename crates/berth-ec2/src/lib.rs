@@ -68,6 +68,12 @@ impl Service for Ec2 {
             DescribeVpcs => |i| { ready(i.dry_run)?; vpc::describe(&scope, i) },
             CreateVpc => |i| { ready(i.dry_run)?; vpc::create(&scope, i) },
             DeleteVpc => |i| { ready(i.dry_run)?; vpc::delete(&scope, i) },
+            DescribeSubnets => |i| { ready(i.dry_run)?; subnet::describe(&scope, i) },
+            CreateSubnet => |i| { ready(i.dry_run)?; subnet::create(&scope, i) },
+            DeleteSubnet => |i| { ready(i.dry_run)?; subnet::delete(&scope, i) },
+            CreateTags => |i| { ready(i.dry_run)?; tags::create_tags(&scope, i) },
+            DeleteTags => |i| { ready(i.dry_run)?; tags::delete_tags(&scope, i) },
+            DescribeTags => |i| { ready(i.dry_run)?; tags::describe_tags(&scope, i) },
             DescribeAvailabilityZones => |i| {
                 ready(i.dry_run)?;
                 defaults::describe_availability_zones(&scope, i)
@@ -92,9 +98,6 @@ impl Ec2 {
     /// The operations not typed yet: they read the validated document.
     fn call_untyped(&self, scope: &Scope, operation: &str, input: Value) -> ApiResult<Value> {
         let handler: fn(&Scope, &Value) -> ApiResult<Value> = match operation {
-            "DescribeSubnets" => subnet::describe,
-            "CreateSubnet" => subnet::create,
-            "DeleteSubnet" => subnet::delete,
             "DescribeSecurityGroups" => security_group::describe,
             "CreateSecurityGroup" => security_group::create,
             "DeleteSecurityGroup" => security_group::delete,
@@ -103,9 +106,6 @@ impl Ec2 {
             "RevokeSecurityGroupIngress" => |s, i| security_group::revoke(s, i, false),
             "RevokeSecurityGroupEgress" => |s, i| security_group::revoke(s, i, true),
             "DescribeSecurityGroupRules" => security_group::describe_rules,
-            "CreateTags" => tags::create_tags,
-            "DeleteTags" => tags::delete_tags,
-            "DescribeTags" => tags::describe_tags,
             _ => return Err(ApiError::not_implemented("ec2", operation)),
         };
         if input.get("DryRun") == Some(&Value::Bool(true)) {
@@ -383,8 +383,8 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        let sub = subnet::create(&s, &json!({"VpcId": other, "CidrBlock": "10.0.0.0/24"})).unwrap()
-            ["Subnet"]["SubnetId"]
+        let sub = subnet::create_doc(&s, &json!({"VpcId": other, "CidrBlock": "10.0.0.0/24"}))
+            .unwrap()["Subnet"]["SubnetId"]
             .as_str()
             .unwrap()
             .to_string();

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use crate::filters::Filters;
-use crate::types::{ResourceType, Tag, TagSpecification};
+use crate::types::*;
 use berth_store::{Cond, Op, Record};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -229,43 +229,35 @@ fn edit_tags(
     })
 }
 
-pub fn create_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let ids = strings(input, "Resources");
-    let new: Vec<Value> = input
-        .get("Tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    edit_tags(scope, &ids, |tags| merge(tags, &new))?;
-    Ok(json!({}))
+pub fn create_tags(scope: &Scope, input: CreateTagsRequest) -> ApiResult<()> {
+    let new: Vec<Value> = input.tags.iter().map(tag_value).collect();
+    edit_tags(scope, &input.resources, |tags| merge(tags, &new))
 }
 
-pub fn delete_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let ids = strings(input, "Resources");
-    let gone: Option<Vec<Value>> = input.get("Tags").and_then(Value::as_array).cloned();
-    edit_tags(scope, &ids, |tags| {
-        match &gone {
+pub fn delete_tags(scope: &Scope, input: DeleteTagsRequest) -> ApiResult<()> {
+    edit_tags(scope, &input.resources, |tags| {
+        match &input.tags {
             // No tags named: delete every tag the user set.
             None => tags.clear(),
             Some(gone) => tags.retain(|t| {
                 !gone.iter().any(|g| {
                     // A key with a value deletes only a tag with that value.
-                    g["Key"] == t["Key"]
-                        && g.get("Value")
-                            .and_then(Value::as_str)
-                            .is_none_or(|v| t["Value"] == v)
+                    g.key.as_deref() == t["Key"].as_str()
+                        && g.value.as_deref().is_none_or(|v| t["Value"] == v)
                 })
             }),
         }
         Ok(())
-    })?;
-    Ok(json!({}))
+    })
 }
 
-pub fn describe_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let filters = Filters::parse(input, &["key", "value", "resource-id", "resource-type"])?;
+pub fn describe_tags(scope: &Scope, input: DescribeTagsRequest) -> ApiResult<DescribeTagsResult> {
+    let filters = Filters::from_typed(
+        input.filters.as_deref(),
+        &["key", "value", "resource-id", "resource-type"],
+    )?;
     let mut out = Vec::new();
-    let mut add = |id: &str, kind: &str, tags: &[Value]| {
+    let mut add = |id: &str, kind: ResourceType, tags: &[Value]| {
         for t in tags {
             let key = str_of(t, "Key");
             let value = str_of(t, "Value");
@@ -273,52 +265,77 @@ pub fn describe_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
                 "key" => vec![key.to_string()],
                 "value" => vec![value.to_string()],
                 "resource-id" => vec![id.to_string()],
-                "resource-type" => vec![kind.to_string()],
+                "resource-type" => vec![kind.as_str().to_string()],
                 _ => vec![],
             };
             if filters.matches(tags, field) {
-                out.push(
-                    json!({"ResourceId": id, "ResourceType": kind, "Key": key, "Value": value}),
-                );
+                out.push(TagDescription {
+                    resource_id: Some(id.to_string()),
+                    resource_type: Some(kind),
+                    key: Some(key.to_string()),
+                    value: Some(value.to_string()),
+                });
             }
         }
     };
     for r in scope.list(VPC) {
-        add(str_of(&r.value, "VpcId"), "vpc", tags_of(&r.value));
+        add(
+            str_of(&r.value, "VpcId"),
+            ResourceType::Vpc,
+            tags_of(&r.value),
+        );
     }
     for r in scope.list(SUBNET) {
-        add(str_of(&r.value, "SubnetId"), "subnet", tags_of(&r.value));
+        add(
+            str_of(&r.value, "SubnetId"),
+            ResourceType::Subnet,
+            tags_of(&r.value),
+        );
     }
     for r in scope.list(GROUP) {
         add(
             str_of(&r.value, "GroupId"),
-            "security-group",
+            ResourceType::SecurityGroup,
             tags_of(&r.value),
         );
         for rule in r.value["Rules"].as_array().into_iter().flatten() {
             add(
                 str_of(rule, "SecurityGroupRuleId"),
-                "security-group-rule",
+                ResourceType::SecurityGroupRule,
                 tags_of(rule),
             );
         }
     }
-    out.sort_by(|a, b| {
-        (str_of(a, "ResourceId"), str_of(a, "Key"))
-            .cmp(&(str_of(b, "ResourceId"), str_of(b, "Key")))
-    });
-    let page = crate::page(
+    out.sort_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
+    let page = crate::page_typed(
         out,
-        |t| format!("{}\u{0}{}", str_of(t, "ResourceId"), str_of(t, "Key")),
-        input,
+        |t| {
+            let (id, key) = (t.resource_id.as_deref(), t.key.as_deref());
+            format!("{}\u{0}{}", id.unwrap_or_default(), key.unwrap_or_default())
+        },
+        input.max_results,
+        input.next_token.as_deref(),
     )?;
-    Ok(json!({"Tags": page.items, "NextToken": page.next_token}))
+    Ok(DescribeTagsResult {
+        tags: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::test_support::store;
+    use crate::common::test_support::{doc, store};
+
+    fn create_tags(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::CreateTags>(input, |i| super::create_tags(s, i))
+    }
+    fn delete_tags(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DeleteTags>(input, |i| super::delete_tags(s, i))
+    }
+    fn describe_tags(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DescribeTags>(input, |i| super::describe_tags(s, i))
+    }
 
     #[test]
     fn create_delete_describe_tags() {

@@ -346,15 +346,15 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        let sub =
-            crate::subnet::create(&s, &json!({"VpcId": id, "CidrBlock": "10.0.1.0/24"})).unwrap();
+        let sub = crate::subnet::create_doc(&s, &json!({"VpcId": id, "CidrBlock": "10.0.1.0/24"}))
+            .unwrap();
         let e = delete(&s, &json!({"VpcId": id})).unwrap_err();
         assert_eq!(e.code, "DependencyViolation");
         assert_eq!(
             e.message,
             format!("The vpc '{id}' has dependencies and cannot be deleted.")
         );
-        crate::subnet::delete(&s, &json!({"SubnetId": sub["Subnet"]["SubnetId"]})).unwrap();
+        crate::subnet::delete_doc(&s, &json!({"SubnetId": sub["Subnet"]["SubnetId"]})).unwrap();
         let g = crate::security_group::create(
             &s,
             &json!({"VpcId": id, "GroupName": "web", "Description": "w"}),
