@@ -57,17 +57,6 @@ pub fn str_of<'v>(v: &'v Value, field: &str) -> &'v str {
     v.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
-pub fn strings(v: &Value, field: &str) -> Vec<String> {
-    v.get(field)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn invalid_value(msg: impl Into<String>) -> ApiError {
     ApiError::client("InvalidParameterValue", msg)
 }

@@ -108,7 +108,7 @@ pub fn describe_availability_zones(
     // Every zone Berth has is an opted-in availability zone: "all" (Local and Wavelength
     // Zones, and those not opted into) adds none.
     let _ = input.all_availability_zones;
-    let filters = Filters::from_typed(
+    let filters = Filters::parse(
         input.filters.as_deref(),
         &[
             "group-name",

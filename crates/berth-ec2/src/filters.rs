@@ -9,30 +9,8 @@ use serde_json::Value;
 pub struct Filters(Vec<(String, Vec<String>)>);
 
 impl Filters {
-    /// Read the request's filters, rejecting names the operation does not know. Tag
-    /// filters (`tag:KEY`, `tag-key`, `tag-value`) are known everywhere.
-    pub fn parse(input: &Value, known: &[&str]) -> ApiResult<Filters> {
-        let mut out = Vec::new();
-        for f in input
-            .get("Filters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = f
-                .get("Name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            check_name(&name, known)?;
-            let values: Vec<String> = crate::common::strings(f, "Values");
-            out.push((name, values));
-        }
-        Ok(Filters(out))
-    }
-
-    /// [`Filters::parse`] for a typed request's `Filters`.
-    pub fn from_typed(filters: Option<&[Filter]>, known: &[&str]) -> ApiResult<Filters> {
+    /// Read the request's filters, rejecting names the operation does not know.
+    pub fn parse(filters: Option<&[Filter]>, known: &[&str]) -> ApiResult<Filters> {
         let mut out = Vec::new();
         for f in filters.unwrap_or_default() {
             let name = f.name.clone().unwrap_or_default();
@@ -138,21 +116,22 @@ mod tests {
 
     #[test]
     fn filters_and_or() {
-        let input = json!({"Filters": [
-            {"Name": "vpc-id", "Values": ["vpc-1", "vpc-2"]},
-            {"Name": "tag:Name", "Values": ["web*"]}
-        ]});
-        let f = Filters::parse(&input, &["vpc-id"]).unwrap();
+        let filter = |name: &str, values: &[&str]| Filter {
+            name: Some(name.into()),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        };
+        let input = [
+            filter("vpc-id", &["vpc-1", "vpc-2"]),
+            filter("tag:Name", &["web*"]),
+        ];
+        let f = Filters::parse(Some(&input), &["vpc-id"]).unwrap();
         let tags = vec![json!({"Key": "Name", "Value": "web-1"})];
         assert!(f.matches(&tags, |_| one("vpc-2")));
         assert!(!f.matches(&tags, |_| one("vpc-3")));
         assert!(!f.matches(&[], |_| one("vpc-1")));
-        let err = Filters::parse(
-            &json!({"Filters": [{"Name": "nope", "Values": ["x"]}]}),
-            &["vpc-id"],
-        )
-        .err()
-        .unwrap();
+        let err = Filters::parse(Some(&[filter("nope", &["x"])]), &["vpc-id"])
+            .err()
+            .unwrap();
         assert_eq!(err.code, "InvalidParameterValue");
         assert_eq!(err.message, "The filter 'nope' is invalid");
     }

@@ -18,10 +18,10 @@ mod vpc;
 use berth_store::Store;
 pub use berth_types::ec2 as types;
 use berth_wire::model::LazyModel;
-use berth_wire::page::{paginate, Page};
+use berth_wire::page::Page;
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use common::{str_of, Scope, GROUP, SUBNET};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 static MODEL: LazyModel = LazyModel::new(include_bytes!("../../berth-wire/models/ec2.json.gz"));
@@ -74,6 +74,17 @@ impl Service for Ec2 {
             CreateTags => |i| { ready(i.dry_run)?; tags::create_tags(&scope, i) },
             DeleteTags => |i| { ready(i.dry_run)?; tags::delete_tags(&scope, i) },
             DescribeTags => |i| { ready(i.dry_run)?; tags::describe_tags(&scope, i) },
+            DescribeSecurityGroups => |i| { ready(i.dry_run)?; security_group::describe(&scope, i) },
+            CreateSecurityGroup => |i| { ready(i.dry_run)?; security_group::create(&scope, i) },
+            DeleteSecurityGroup => |i| { ready(i.dry_run)?; security_group::delete(&scope, i) },
+            AuthorizeSecurityGroupIngress => |i| { ready(i.dry_run)?; authorize_ingress(&scope, i) },
+            AuthorizeSecurityGroupEgress => |i| { ready(i.dry_run)?; authorize_egress(&scope, i) },
+            RevokeSecurityGroupIngress => |i| { ready(i.dry_run)?; revoke_ingress(&scope, i) },
+            RevokeSecurityGroupEgress => |i| { ready(i.dry_run)?; revoke_egress(&scope, i) },
+            DescribeSecurityGroupRules => |i| {
+                ready(i.dry_run)?;
+                security_group::describe_rules(&scope, i)
+            },
             DescribeAvailabilityZones => |i| {
                 ready(i.dry_run)?;
                 defaults::describe_availability_zones(&scope, i)
@@ -82,7 +93,7 @@ impl Service for Ec2 {
                 ready(i.dry_run)?;
                 defaults::describe_account_attributes(&scope, i)
             },
-        } else self.call_untyped(&scope, operation, input))
+        } else Err(ApiError::not_implemented("ec2", operation)))
     }
 }
 
@@ -94,37 +105,57 @@ fn dry_run_answer() -> ApiError {
     )
 }
 
-impl Ec2 {
-    /// The operations not typed yet: they read the validated document.
-    fn call_untyped(&self, scope: &Scope, operation: &str, input: Value) -> ApiResult<Value> {
-        let handler: fn(&Scope, &Value) -> ApiResult<Value> = match operation {
-            "DescribeSecurityGroups" => security_group::describe,
-            "CreateSecurityGroup" => security_group::create,
-            "DeleteSecurityGroup" => security_group::delete,
-            "AuthorizeSecurityGroupIngress" => |s, i| security_group::authorize(s, i, false),
-            "AuthorizeSecurityGroupEgress" => |s, i| security_group::authorize(s, i, true),
-            "RevokeSecurityGroupIngress" => |s, i| security_group::revoke(s, i, false),
-            "RevokeSecurityGroupEgress" => |s, i| security_group::revoke(s, i, true),
-            "DescribeSecurityGroupRules" => security_group::describe_rules,
-            _ => return Err(ApiError::not_implemented("ec2", operation)),
-        };
-        if input.get("DryRun") == Some(&Value::Bool(true)) {
-            return Err(dry_run_answer());
-        }
-        defaults::ensure(scope)?;
-        handler(scope, &input)
-    }
+// Ingress and egress share their handlers; each answers in its own operation's type.
+
+fn authorize_ingress(
+    scope: &Scope,
+    i: types::AuthorizeSecurityGroupIngressRequest,
+) -> ApiResult<types::AuthorizeSecurityGroupIngressResult> {
+    let rules = security_group::authorize(scope, i.into(), false)?;
+    Ok(types::AuthorizeSecurityGroupIngressResult {
+        r#return: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+fn authorize_egress(
+    scope: &Scope,
+    i: types::AuthorizeSecurityGroupEgressRequest,
+) -> ApiResult<types::AuthorizeSecurityGroupEgressResult> {
+    let rules = security_group::authorize(scope, i.into(), true)?;
+    Ok(types::AuthorizeSecurityGroupEgressResult {
+        r#return: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+fn revoke_ingress(
+    scope: &Scope,
+    i: types::RevokeSecurityGroupIngressRequest,
+) -> ApiResult<types::RevokeSecurityGroupIngressResult> {
+    let r = security_group::revoke(scope, i.into(), false)?;
+    Ok(types::RevokeSecurityGroupIngressResult {
+        r#return: Some(true),
+        revoked_security_group_rules: Some(r.rules),
+        unknown_ip_permissions: r.unknown,
+    })
+}
+
+fn revoke_egress(
+    scope: &Scope,
+    i: types::RevokeSecurityGroupEgressRequest,
+) -> ApiResult<types::RevokeSecurityGroupEgressResult> {
+    let r = security_group::revoke(scope, i.into(), true)?;
+    Ok(types::RevokeSecurityGroupEgressResult {
+        r#return: Some(true),
+        revoked_security_group_rules: Some(r.rules),
+        unknown_ip_permissions: r.unknown,
+    })
 }
 
 /// EC2's paging (MaxResults, NextToken) over items already sorted by `key`. Without
 /// MaxResults everything comes back in one page, as EC2 does.
-fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiResult<Page<T>> {
-    let shim = json!({"maxResults": input.get("MaxResults"), "nextToken": input.get("NextToken")});
-    paginate(items, key, &shim, usize::MAX, 1000, "InvalidParameterValue")
-}
-
-/// [`page`] for a typed input's MaxResults and NextToken.
-fn page_typed<T>(
+fn page<T>(
     items: Vec<T>,
     key: impl Fn(&T) -> String,
     max_results: Option<i32>,
@@ -294,6 +325,7 @@ pub fn vpc_cidr(store: &dyn Store, account: &str, region: &str, vpc_id: &str) ->
 mod tests {
     use super::*;
     use crate::common::test_support::store;
+    use serde_json::json;
 
     const A: &str = "000000000000";
     const R: &str = "us-east-1";

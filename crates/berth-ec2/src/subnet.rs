@@ -132,7 +132,7 @@ pub fn create(scope: &Scope, input: CreateSubnetRequest) -> ApiResult<CreateSubn
         )),
         (None, None) => None,
     };
-    let tags = tags::from_typed_specs(input.tag_specifications.as_deref(), ResourceType::Subnet)?;
+    let tags = tags::from_specs(input.tag_specifications.as_deref(), ResourceType::Subnet)?;
     commit(scope.store, || {
         let vpc = scope
             .get(VPC, vpc_id)
@@ -209,7 +209,7 @@ pub fn delete(scope: &Scope, input: DeleteSubnetRequest) -> ApiResult<()> {
 }
 
 pub fn describe(scope: &Scope, input: DescribeSubnetsRequest) -> ApiResult<DescribeSubnetsResult> {
-    let filters = Filters::from_typed(
+    let filters = Filters::parse(
         input.filters.as_deref(),
         &[
             "availability-zone",
@@ -273,7 +273,7 @@ pub fn describe(scope: &Scope, input: DescribeSubnetsRequest) -> ApiResult<Descr
             out.push(subnet_of(v));
         }
     }
-    let page = crate::page_typed(
+    let page = crate::page(
         out,
         |v| v.subnet_id.clone().unwrap_or_default(),
         input.max_results,

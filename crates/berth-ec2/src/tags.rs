@@ -60,32 +60,7 @@ pub fn merge(tags: &mut Vec<Value>, new: &[Value]) -> ApiResult<()> {
 }
 
 /// The tags a create request asks for through TagSpecifications of `resource_type`.
-pub fn from_specs(input: &Value, resource_type: &str) -> ApiResult<Vec<Value>> {
-    let mut tags = Vec::new();
-    for spec in input
-        .get("TagSpecifications")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let rt = str_of(spec, "ResourceType");
-        if rt != resource_type {
-            return Err(invalid_value(format!(
-                "'{rt}' is not a valid taggable resource type for this operation."
-            )));
-        }
-        let new: Vec<Value> = spec
-            .get("Tags")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        merge(&mut tags, &new)?;
-    }
-    Ok(tags)
-}
-
-/// [`from_specs`] for a typed request's TagSpecifications.
-pub fn from_typed_specs(
+pub fn from_specs(
     specs: Option<&[TagSpecification]>,
     resource_type: ResourceType,
 ) -> ApiResult<Vec<Value>> {
@@ -132,18 +107,6 @@ pub fn tags_of(v: &Value) -> &[Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
-}
-
-/// Drop an empty tag list from a response, as EC2 omits an empty tagSet.
-pub fn strip_empty(v: &mut Value) {
-    if let Some(o) = v.as_object_mut() {
-        if o.get("Tags")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            o.remove("Tags");
-        }
-    }
 }
 
 /// Where a taggable resource lives: its record, and for a rule its index in the group.
@@ -252,7 +215,7 @@ pub fn delete_tags(scope: &Scope, input: DeleteTagsRequest) -> ApiResult<()> {
 }
 
 pub fn describe_tags(scope: &Scope, input: DescribeTagsRequest) -> ApiResult<DescribeTagsResult> {
-    let filters = Filters::from_typed(
+    let filters = Filters::parse(
         input.filters.as_deref(),
         &["key", "value", "resource-id", "resource-type"],
     )?;
@@ -307,7 +270,7 @@ pub fn describe_tags(scope: &Scope, input: DescribeTagsRequest) -> ApiResult<Des
         }
     }
     out.sort_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
-    let page = crate::page_typed(
+    let page = crate::page(
         out,
         |t| {
             let (id, key) = (t.resource_id.as_deref(), t.key.as_deref());
@@ -346,11 +309,12 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        let sg = crate::security_group::create(&s, &json!({"GroupName": "t", "Description": "t"}))
-            .unwrap()["GroupId"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sg =
+            crate::security_group::create_doc(&s, &json!({"GroupName": "t", "Description": "t"}))
+                .unwrap()["GroupId"]
+                .as_str()
+                .unwrap()
+                .to_string();
         create_tags(&s, &json!({"Resources": [vpc, sg], "Tags": [{"Key": "env", "Value": "dev"}, {"Key": "team"}]})).unwrap();
         let d = describe_tags(
             &s,

@@ -117,7 +117,7 @@ pub fn create(scope: &Scope, input: CreateVpcRequest) -> ApiResult<CreateVpcResu
     if tenancy == Tenancy::Host {
         return Err(invalid_value("The tenancy value host is not supported."));
     }
-    let tags = tags::from_typed_specs(input.tag_specifications.as_deref(), ResourceType::Vpc)?;
+    let tags = tags::from_specs(input.tag_specifications.as_deref(), ResourceType::Vpc)?;
     let mut vpc = build(scope, cidr, false, tags);
     vpc["InstanceTenancy"] = json!(tenancy.as_str());
     let id = str_of(&vpc, "VpcId").to_string();
@@ -178,7 +178,7 @@ pub fn delete(scope: &Scope, input: DeleteVpcRequest) -> ApiResult<()> {
 }
 
 pub fn describe(scope: &Scope, input: DescribeVpcsRequest) -> ApiResult<DescribeVpcsResult> {
-    let filters = Filters::from_typed(
+    let filters = Filters::parse(
         input.filters.as_deref(),
         &[
             "cidr",
@@ -226,7 +226,7 @@ pub fn describe(scope: &Scope, input: DescribeVpcsRequest) -> ApiResult<Describe
             out.push(vpc_of(v));
         }
     }
-    let page = crate::page_typed(
+    let page = crate::page(
         out,
         |v| v.vpc_id.clone().unwrap_or_default(),
         input.max_results,
@@ -355,7 +355,7 @@ mod tests {
             format!("The vpc '{id}' has dependencies and cannot be deleted.")
         );
         crate::subnet::delete_doc(&s, &json!({"SubnetId": sub["Subnet"]["SubnetId"]})).unwrap();
-        let g = crate::security_group::create(
+        let g = crate::security_group::create_doc(
             &s,
             &json!({"VpcId": id, "GroupName": "web", "Description": "w"}),
         )
@@ -364,7 +364,7 @@ mod tests {
             delete(&s, &json!({"VpcId": id})).unwrap_err().code,
             "DependencyViolation"
         );
-        crate::security_group::delete(&s, &json!({"GroupId": g["GroupId"]})).unwrap();
+        crate::security_group::delete_doc(&s, &json!({"GroupId": g["GroupId"]})).unwrap();
         delete(&s, &json!({"VpcId": id})).unwrap();
         // Its default group went with it.
         assert!(s
