@@ -1457,4 +1457,32 @@ mod tests {
         let e = authorize(&s, &json!({"GroupId": a, "IpPermissions": [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": other}]}]}), false).unwrap_err();
         assert_eq!(e.code, "InvalidGroup.NotFound");
     }
+
+    #[test]
+    fn sources_in_other_accounts_are_refused_not_read_as_ours() {
+        let (_d, st) = store();
+        let (s, _) = setup(&st);
+        let id = create(&s, &json!({"GroupName": "web", "Description": "w"})).unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let refused = [
+            json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "-1",
+                "UserIdGroupPairs": [{"GroupId": id, "UserId": "111122223333"}]}]}),
+            json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "-1",
+                "UserIdGroupPairs": [{"GroupId": id, "VpcPeeringConnectionId": "pcx-1"}]}]}),
+            json!({"GroupId": id, "SourceSecurityGroupName": "web",
+                "SourceSecurityGroupOwnerId": "111122223333"}),
+        ];
+        for bad in refused {
+            let e = authorize(&s, &bad, false).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{bad}");
+        }
+        // The caller's own account is fine, and nothing above was stored.
+        let own = json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "-1",
+            "UserIdGroupPairs": [{"GroupId": id, "UserId": "000000000000"}]}]});
+        let out = authorize(&s, &own, false).unwrap();
+        assert_eq!(out["SecurityGroupRules"].as_array().unwrap().len(), 1);
+        assert_eq!(group(&s, &id)["IpPermissions"].as_array().unwrap().len(), 1);
+    }
 }
