@@ -57,17 +57,6 @@ pub fn str_of<'v>(v: &'v Value, field: &str) -> &'v str {
     v.get(field).and_then(Value::as_str).unwrap_or("")
 }
 
-pub fn strings(v: &Value, field: &str) -> Vec<String> {
-    v.get(field)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn invalid_value(msg: impl Into<String>) -> ApiError {
     ApiError::client("InvalidParameterValue", msg)
 }
@@ -152,6 +141,17 @@ pub fn touch(rec: &Record, conds: &mut Vec<Cond>, ops: &mut Vec<Op>, value: Valu
 #[cfg(test)]
 pub mod test_support {
     use berth_store::SqliteStore;
+    use berth_wire::typed::Operation;
+    use berth_wire::{ApiResult, ValidationCodes};
+    use serde_json::Value;
+
+    /// Run a typed handler on a document as the service does: decode, run, encode.
+    pub fn doc<O: Operation>(
+        input: &Value,
+        handler: impl FnOnce(O::Input) -> ApiResult<O::Output>,
+    ) -> ApiResult<Value> {
+        berth_wire::typed::call::<O>(ValidationCodes::ec2(), input.clone(), handler)
+    }
 
     /// A fresh store in a temporary directory (kept alive by the returned guard).
     pub fn store() -> (tempfile::TempDir, SqliteStore) {

@@ -6,6 +6,7 @@
 use crate::cidr::Cidr;
 use crate::common::*;
 use crate::filters::{one, Filters};
+use crate::types::*;
 use berth_store::{Cond, Op, StoreError};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -100,9 +101,15 @@ pub fn default_vpc(scope: &Scope) -> Option<Value> {
         .find(|v| v["IsDefault"] == true)
 }
 
-pub fn describe_availability_zones(scope: &Scope, input: &Value) -> ApiResult<Value> {
+pub fn describe_availability_zones(
+    scope: &Scope,
+    input: DescribeAvailabilityZonesRequest,
+) -> ApiResult<DescribeAvailabilityZonesResult> {
+    // Every zone Berth has is an opted-in availability zone: "all" (Local and Wavelength
+    // Zones, and those not opted into) adds none.
+    let _ = input.all_availability_zones;
     let filters = Filters::parse(
-        input,
+        input.filters.as_deref(),
         &[
             "group-name",
             "message",
@@ -117,8 +124,8 @@ pub fn describe_availability_zones(scope: &Scope, input: &Value) -> ApiResult<Va
         ],
     )?;
     let zones = zones(scope.region);
-    let names = strings(input, "ZoneNames");
-    let ids = strings(input, "ZoneIds");
+    let names = input.zone_names.unwrap_or_default();
+    let ids = input.zone_ids.unwrap_or_default();
     for n in &names {
         if !zones.iter().any(|z| &z.name == n) {
             return Err(invalid_value(format!("Invalid availability zone: [{n}]")));
@@ -149,23 +156,29 @@ pub fn describe_availability_zones(scope: &Scope, input: &Value) -> ApiResult<Va
             _ => vec![],
         };
         if filters.matches(&[], field) {
-            out.push(json!({
-                "State": "available",
-                "OptInStatus": "opt-in-not-required",
-                "Messages": [],
-                "RegionName": scope.region,
-                "ZoneName": z.name,
-                "ZoneId": z.id,
-                "GroupName": scope.region,
-                "NetworkBorderGroup": scope.region,
-                "ZoneType": "availability-zone",
-            }));
+            out.push(AvailabilityZone {
+                state: Some(AvailabilityZoneState::Available),
+                opt_in_status: Some(AvailabilityZoneOptInStatus::OptInNotRequired),
+                messages: Some(vec![]),
+                region_name: Some(scope.region.to_string()),
+                zone_name: Some(z.name.clone()),
+                zone_id: Some(z.id.clone()),
+                group_name: Some(scope.region.to_string()),
+                network_border_group: Some(scope.region.to_string()),
+                zone_type: Some("availability-zone".into()),
+                ..Default::default()
+            });
         }
     }
-    Ok(json!({"AvailabilityZones": out}))
+    Ok(DescribeAvailabilityZonesResult {
+        availability_zones: Some(out),
+    })
 }
 
-pub fn describe_account_attributes(scope: &Scope, input: &Value) -> ApiResult<Value> {
+pub fn describe_account_attributes(
+    scope: &Scope,
+    input: DescribeAccountAttributesRequest,
+) -> ApiResult<DescribeAccountAttributesResult> {
     let default_vpc = default_vpc(scope)
         .map(|v| str_of(&v, "VpcId").to_string())
         .unwrap_or_else(|| "none".into());
@@ -178,13 +191,20 @@ pub fn describe_account_attributes(scope: &Scope, input: &Value) -> ApiResult<Va
         ("max-elastic-ips", "5".to_string()),
         ("vpc-max-elastic-ips", "5".to_string()),
     ];
-    let wanted = strings(input, "AttributeNames");
-    let out: Vec<Value> = all
-        .iter()
-        .filter(|(name, _)| wanted.is_empty() || wanted.iter().any(|w| w == name))
-        .map(|(name, value)| json!({"AttributeName": name, "AttributeValues": [{"AttributeValue": value}]}))
+    let wanted = input.attribute_names.unwrap_or_default();
+    let out: Vec<AccountAttribute> = all
+        .into_iter()
+        .filter(|(name, _)| wanted.is_empty() || wanted.iter().any(|w| w.as_str() == *name))
+        .map(|(name, value)| AccountAttribute {
+            attribute_name: Some(name.to_string()),
+            attribute_values: Some(vec![AccountAttributeValue {
+                attribute_value: Some(value),
+            }]),
+        })
         .collect();
-    Ok(json!({"AccountAttributes": out}))
+    Ok(DescribeAccountAttributesResult {
+        account_attributes: Some(out),
+    })
 }
 
 /// No default VPC to fall back on (the user deleted it).

@@ -2,33 +2,20 @@
 //! filter has at least one value matching; values may use `*` and `?` wildcards.
 
 use crate::common::invalid_value;
+use crate::types::Filter;
 use berth_wire::ApiResult;
 use serde_json::Value;
 
 pub struct Filters(Vec<(String, Vec<String>)>);
 
 impl Filters {
-    /// Read the request's filters, rejecting names the operation does not know. Tag
-    /// filters (`tag:KEY`, `tag-key`, `tag-value`) are known everywhere.
-    pub fn parse(input: &Value, known: &[&str]) -> ApiResult<Filters> {
+    /// Read the request's filters, rejecting names the operation does not know.
+    pub fn parse(filters: Option<&[Filter]>, known: &[&str]) -> ApiResult<Filters> {
         let mut out = Vec::new();
-        for f in input
-            .get("Filters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = f
-                .get("Name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let tag_filter = name.starts_with("tag:") || name == "tag-key" || name == "tag-value";
-            if !tag_filter && !known.contains(&name.as_str()) {
-                return Err(invalid_value(format!("The filter '{name}' is invalid")));
-            }
-            let values: Vec<String> = crate::common::strings(f, "Values");
-            out.push((name, values));
+        for f in filters.unwrap_or_default() {
+            let name = f.name.clone().unwrap_or_default();
+            check_name(&name, known)?;
+            out.push((name, f.values.clone().unwrap_or_default()));
         }
         Ok(Filters(out))
     }
@@ -55,6 +42,15 @@ impl Filters {
             wanted.iter().any(|w| have.iter().any(|h| glob(w, h)))
         })
     }
+}
+
+/// Tag filters (`tag:KEY`, `tag-key`, `tag-value`) and the operation's `known` names.
+fn check_name(name: &str, known: &[&str]) -> ApiResult<()> {
+    let tag_filter = name.starts_with("tag:") || name == "tag-key" || name == "tag-value";
+    if !tag_filter && !known.contains(&name) {
+        return Err(invalid_value(format!("The filter '{name}' is invalid")));
+    }
+    Ok(())
 }
 
 /// `*` matches any run of characters, `?` exactly one; `\` escapes the next character.
@@ -120,21 +116,22 @@ mod tests {
 
     #[test]
     fn filters_and_or() {
-        let input = json!({"Filters": [
-            {"Name": "vpc-id", "Values": ["vpc-1", "vpc-2"]},
-            {"Name": "tag:Name", "Values": ["web*"]}
-        ]});
-        let f = Filters::parse(&input, &["vpc-id"]).unwrap();
+        let filter = |name: &str, values: &[&str]| Filter {
+            name: Some(name.into()),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        };
+        let input = [
+            filter("vpc-id", &["vpc-1", "vpc-2"]),
+            filter("tag:Name", &["web*"]),
+        ];
+        let f = Filters::parse(Some(&input), &["vpc-id"]).unwrap();
         let tags = vec![json!({"Key": "Name", "Value": "web-1"})];
         assert!(f.matches(&tags, |_| one("vpc-2")));
         assert!(!f.matches(&tags, |_| one("vpc-3")));
         assert!(!f.matches(&[], |_| one("vpc-1")));
-        let err = Filters::parse(
-            &json!({"Filters": [{"Name": "nope", "Values": ["x"]}]}),
-            &["vpc-id"],
-        )
-        .err()
-        .unwrap();
+        let err = Filters::parse(Some(&[filter("nope", &["x"])]), &["vpc-id"])
+            .err()
+            .unwrap();
         assert_eq!(err.code, "InvalidParameterValue");
         assert_eq!(err.message, "The filter 'nope' is invalid");
     }

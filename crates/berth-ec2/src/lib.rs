@@ -16,11 +16,12 @@ mod tags;
 mod vpc;
 
 use berth_store::Store;
+pub use berth_types::ec2 as types;
 use berth_wire::model::LazyModel;
-use berth_wire::page::{paginate, Page};
+use berth_wire::page::Page;
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use common::{str_of, Scope, GROUP, SUBNET};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 static MODEL: LazyModel = LazyModel::new(include_bytes!("../../berth-wire/models/ec2.json.gz"));
@@ -54,46 +55,120 @@ impl Service for Ec2 {
         ValidationCodes::ec2()
     }
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
+        use types::op;
         let scope = Scope::new(self.store.as_ref(), &ctx.account, &ctx.region);
-        let handler: fn(&Scope, &Value) -> ApiResult<Value> = match operation {
-            "DescribeVpcs" => vpc::describe,
-            "CreateVpc" => vpc::create,
-            "DeleteVpc" => vpc::delete,
-            "DescribeSubnets" => subnet::describe,
-            "CreateSubnet" => subnet::create,
-            "DeleteSubnet" => subnet::delete,
-            "DescribeSecurityGroups" => security_group::describe,
-            "CreateSecurityGroup" => security_group::create,
-            "DeleteSecurityGroup" => security_group::delete,
-            "AuthorizeSecurityGroupIngress" => |s, i| security_group::authorize(s, i, false),
-            "AuthorizeSecurityGroupEgress" => |s, i| security_group::authorize(s, i, true),
-            "RevokeSecurityGroupIngress" => |s, i| security_group::revoke(s, i, false),
-            "RevokeSecurityGroupEgress" => |s, i| security_group::revoke(s, i, true),
-            "DescribeSecurityGroupRules" => security_group::describe_rules,
-            "DescribeAvailabilityZones" => defaults::describe_availability_zones,
-            "DescribeAccountAttributes" => defaults::describe_account_attributes,
-            "CreateTags" => tags::create_tags,
-            "DeleteTags" => tags::delete_tags,
-            "DescribeTags" => tags::describe_tags,
-            _ => return Err(ApiError::not_implemented("ec2", operation)),
+        // Every operation answers DryRun before it acts, and sees the defaults in place.
+        let ready = |dry_run: Option<bool>| {
+            if dry_run == Some(true) {
+                return Err(dry_run_answer());
+            }
+            defaults::ensure(&scope)
         };
-        if input.get("DryRun") == Some(&Value::Bool(true)) {
-            return Err(ApiError::new(
-                412,
-                "DryRunOperation",
-                "Request would have succeeded, but DryRun flag is set.",
-            ));
-        }
-        defaults::ensure(&scope)?;
-        handler(&scope, &input)
+        berth_wire::dispatch!(operation, input, self.codes(), op {
+            DescribeVpcs => |i| { ready(i.dry_run)?; vpc::describe(&scope, i) },
+            CreateVpc => |i| { ready(i.dry_run)?; vpc::create(&scope, i) },
+            DeleteVpc => |i| { ready(i.dry_run)?; vpc::delete(&scope, i) },
+            DescribeSubnets => |i| { ready(i.dry_run)?; subnet::describe(&scope, i) },
+            CreateSubnet => |i| { ready(i.dry_run)?; subnet::create(&scope, i) },
+            DeleteSubnet => |i| { ready(i.dry_run)?; subnet::delete(&scope, i) },
+            CreateTags => |i| { ready(i.dry_run)?; tags::create_tags(&scope, i) },
+            DeleteTags => |i| { ready(i.dry_run)?; tags::delete_tags(&scope, i) },
+            DescribeTags => |i| { ready(i.dry_run)?; tags::describe_tags(&scope, i) },
+            DescribeSecurityGroups => |i| { ready(i.dry_run)?; security_group::describe(&scope, i) },
+            CreateSecurityGroup => |i| { ready(i.dry_run)?; security_group::create(&scope, i) },
+            DeleteSecurityGroup => |i| { ready(i.dry_run)?; security_group::delete(&scope, i) },
+            AuthorizeSecurityGroupIngress => |i| { ready(i.dry_run)?; authorize_ingress(&scope, i) },
+            AuthorizeSecurityGroupEgress => |i| { ready(i.dry_run)?; authorize_egress(&scope, i) },
+            RevokeSecurityGroupIngress => |i| { ready(i.dry_run)?; revoke_ingress(&scope, i) },
+            RevokeSecurityGroupEgress => |i| { ready(i.dry_run)?; revoke_egress(&scope, i) },
+            DescribeSecurityGroupRules => |i| {
+                ready(i.dry_run)?;
+                security_group::describe_rules(&scope, i)
+            },
+            DescribeAvailabilityZones => |i| {
+                ready(i.dry_run)?;
+                defaults::describe_availability_zones(&scope, i)
+            },
+            DescribeAccountAttributes => |i| {
+                ready(i.dry_run)?;
+                defaults::describe_account_attributes(&scope, i)
+            },
+        } else Err(ApiError::not_implemented("ec2", operation)))
     }
+}
+
+fn dry_run_answer() -> ApiError {
+    ApiError::new(
+        412,
+        "DryRunOperation",
+        "Request would have succeeded, but DryRun flag is set.",
+    )
+}
+
+// Ingress and egress share their handlers; each answers in its own operation's type.
+
+fn authorize_ingress(
+    scope: &Scope,
+    i: types::AuthorizeSecurityGroupIngressRequest,
+) -> ApiResult<types::AuthorizeSecurityGroupIngressResult> {
+    let rules = security_group::authorize(scope, i.into(), false)?;
+    Ok(types::AuthorizeSecurityGroupIngressResult {
+        r#return: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+fn authorize_egress(
+    scope: &Scope,
+    i: types::AuthorizeSecurityGroupEgressRequest,
+) -> ApiResult<types::AuthorizeSecurityGroupEgressResult> {
+    let rules = security_group::authorize(scope, i.into(), true)?;
+    Ok(types::AuthorizeSecurityGroupEgressResult {
+        r#return: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+fn revoke_ingress(
+    scope: &Scope,
+    i: types::RevokeSecurityGroupIngressRequest,
+) -> ApiResult<types::RevokeSecurityGroupIngressResult> {
+    let r = security_group::revoke(scope, i.into(), false)?;
+    Ok(types::RevokeSecurityGroupIngressResult {
+        r#return: Some(true),
+        revoked_security_group_rules: Some(r.rules),
+        unknown_ip_permissions: r.unknown,
+    })
+}
+
+fn revoke_egress(
+    scope: &Scope,
+    i: types::RevokeSecurityGroupEgressRequest,
+) -> ApiResult<types::RevokeSecurityGroupEgressResult> {
+    let r = security_group::revoke(scope, i.into(), true)?;
+    Ok(types::RevokeSecurityGroupEgressResult {
+        r#return: Some(true),
+        revoked_security_group_rules: Some(r.rules),
+        unknown_ip_permissions: r.unknown,
+    })
 }
 
 /// EC2's paging (MaxResults, NextToken) over items already sorted by `key`. Without
 /// MaxResults everything comes back in one page, as EC2 does.
-fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiResult<Page<T>> {
-    let shim = json!({"maxResults": input.get("MaxResults"), "nextToken": input.get("NextToken")});
-    paginate(items, key, &shim, usize::MAX, 1000, "InvalidParameterValue")
+fn page<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    max_results: Option<i32>,
+    next_token: Option<&str>,
+) -> ApiResult<Page<T>> {
+    let (max, after) = berth_wire::page::params(
+        max_results.map(i64::from),
+        next_token,
+        usize::MAX,
+        1000,
+        "InvalidParameterValue",
+    )?;
+    Ok(berth_wire::page::page_after(items, key, max, after))
 }
 
 // ---- what ECS asks of the network model -----------------------------------------------------
@@ -250,6 +325,7 @@ pub fn vpc_cidr(store: &dyn Store, account: &str, region: &str, vpc_id: &str) ->
 mod tests {
     use super::*;
     use crate::common::test_support::store;
+    use serde_json::json;
 
     const A: &str = "000000000000";
     const R: &str = "us-east-1";
@@ -334,12 +410,13 @@ mod tests {
 
         // A second VPC: its subnet cannot be mixed with the default ones, nor its groups.
         let s = Scope::new(&st, A, R);
-        let other = vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]["VpcId"]
+        let other = vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+            ["VpcId"]
             .as_str()
             .unwrap()
             .to_string();
-        let sub = subnet::create(&s, &json!({"VpcId": other, "CidrBlock": "10.0.0.0/24"})).unwrap()
-            ["Subnet"]["SubnetId"]
+        let sub = subnet::create_doc(&s, &json!({"VpcId": other, "CidrBlock": "10.0.0.0/24"}))
+            .unwrap()["Subnet"]["SubnetId"]
             .as_str()
             .unwrap()
             .to_string();

@@ -9,9 +9,10 @@ use crate::common::*;
 use crate::defaults::{default_vpc, no_default_vpc};
 use crate::filters::{one, Filters};
 use crate::tags;
+use crate::types::*;
 use berth_store::{Cond, Op, Record};
 use berth_wire::{ApiError, ApiResult};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// AWS's default quota of inbound (and, separately, outbound) rules per group.
 const MAX_RULES: usize = 60;
@@ -179,70 +180,191 @@ fn check_cidr6(raw: &str) -> ApiResult<String> {
     }
 }
 
+/// What Authorize and Revoke requests share, ingress or egress. Each request type is
+/// taken apart whole (`From` below), so a member the model adds does not go unseen.
+pub struct RuleRequest {
+    group_id: Option<String>,
+    group_name: Option<String>,
+    ip_permissions: Vec<IpPermission>,
+    ip_protocol: Option<String>,
+    from_port: Option<i32>,
+    to_port: Option<i32>,
+    cidr_ip: Option<String>,
+    source_group_name: Option<String>,
+    source_group_owner: Option<String>,
+    tag_specifications: Option<Vec<TagSpecification>>,
+    rule_ids: Vec<String>,
+}
+
+impl From<AuthorizeSecurityGroupIngressRequest> for RuleRequest {
+    fn from(i: AuthorizeSecurityGroupIngressRequest) -> Self {
+        let AuthorizeSecurityGroupIngressRequest {
+            cidr_ip,
+            dry_run: _, // answered before the handler
+            from_port,
+            group_id,
+            group_name,
+            ip_permissions,
+            ip_protocol,
+            source_security_group_name,
+            source_security_group_owner_id,
+            tag_specifications,
+            to_port,
+        } = i;
+        RuleRequest {
+            group_id,
+            group_name,
+            ip_permissions: ip_permissions.unwrap_or_default(),
+            ip_protocol,
+            from_port,
+            to_port,
+            cidr_ip,
+            source_group_name: source_security_group_name,
+            source_group_owner: source_security_group_owner_id,
+            tag_specifications,
+            rule_ids: vec![],
+        }
+    }
+}
+
+impl From<AuthorizeSecurityGroupEgressRequest> for RuleRequest {
+    fn from(i: AuthorizeSecurityGroupEgressRequest) -> Self {
+        let AuthorizeSecurityGroupEgressRequest {
+            cidr_ip,
+            dry_run: _,
+            from_port,
+            group_id,
+            ip_permissions,
+            ip_protocol,
+            source_security_group_name,
+            source_security_group_owner_id,
+            tag_specifications,
+            to_port,
+        } = i;
+        RuleRequest {
+            group_id: Some(group_id),
+            group_name: None,
+            ip_permissions: ip_permissions.unwrap_or_default(),
+            ip_protocol,
+            from_port,
+            to_port,
+            cidr_ip,
+            source_group_name: source_security_group_name,
+            source_group_owner: source_security_group_owner_id,
+            tag_specifications,
+            rule_ids: vec![],
+        }
+    }
+}
+
+impl From<RevokeSecurityGroupIngressRequest> for RuleRequest {
+    fn from(i: RevokeSecurityGroupIngressRequest) -> Self {
+        let RevokeSecurityGroupIngressRequest {
+            cidr_ip,
+            dry_run: _,
+            from_port,
+            group_id,
+            group_name,
+            ip_permissions,
+            ip_protocol,
+            security_group_rule_ids,
+            source_security_group_name,
+            source_security_group_owner_id,
+            to_port,
+        } = i;
+        RuleRequest {
+            group_id,
+            group_name,
+            ip_permissions: ip_permissions.unwrap_or_default(),
+            ip_protocol,
+            from_port,
+            to_port,
+            cidr_ip,
+            source_group_name: source_security_group_name,
+            source_group_owner: source_security_group_owner_id,
+            tag_specifications: None,
+            rule_ids: security_group_rule_ids.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<RevokeSecurityGroupEgressRequest> for RuleRequest {
+    fn from(i: RevokeSecurityGroupEgressRequest) -> Self {
+        let RevokeSecurityGroupEgressRequest {
+            cidr_ip,
+            dry_run: _,
+            from_port,
+            group_id,
+            ip_permissions,
+            ip_protocol,
+            security_group_rule_ids,
+            source_security_group_name,
+            source_security_group_owner_id,
+            to_port,
+        } = i;
+        RuleRequest {
+            group_id: Some(group_id),
+            group_name: None,
+            ip_permissions: ip_permissions.unwrap_or_default(),
+            ip_protocol,
+            from_port,
+            to_port,
+            cidr_ip,
+            source_group_name: source_security_group_name,
+            source_group_owner: source_security_group_owner_id,
+            tag_specifications: None,
+            rule_ids: security_group_rule_ids.unwrap_or_default(),
+        }
+    }
+}
+
+/// Groups of other accounts and peered VPCs are not modelled: naming one is refused
+/// rather than read as this account's.
+fn check_owner(scope: &Scope, owner: Option<&str>, param: &str) -> ApiResult<()> {
+    match owner {
+        Some(o) if o != scope.account => Err(invalid_value(format!(
+            "{param} {o} is not this account: Berth does not reference other accounts' groups"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The rules an Authorize/Revoke request names, from `IpPermissions` and from the older
 /// top-level parameters (`IpProtocol`, `CidrIp`, `SourceSecurityGroupName`, ...).
-fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
+fn requested(scope: &Scope, input: &RuleRequest) -> ApiResult<Vec<Requested>> {
+    check_owner(
+        scope,
+        input.source_group_owner.as_deref(),
+        "SourceSecurityGroupOwnerId",
+    )?;
     let mut out = Vec::new();
-    for p in input
-        .get("IpPermissions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for p in &input.ip_permissions {
         let proto = protocol(
-            p.get("IpProtocol")
-                .and_then(Value::as_str)
+            p.ip_protocol
+                .as_deref()
                 .ok_or_else(|| missing("ipPermissions.ipProtocol"))?,
         )?;
-        let (from, to) = ports(
-            &proto,
-            p.get("FromPort").and_then(Value::as_i64),
-            p.get("ToPort").and_then(Value::as_i64),
-        )?;
+        let (from, to) = ports(&proto, p.from_port.map(i64::from), p.to_port.map(i64::from))?;
         let mut any = false;
-        let rule = |source: RawSource, description: Option<String>| Requested {
+        let rule = |source: RawSource, description: &Option<String>| Requested {
             protocol: proto.clone(),
             from,
             to,
             source,
-            description,
+            description: description.clone(),
         };
-        let desc = |v: &Value| {
-            v.get("Description")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
-        for r in p
-            .get("IpRanges")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            out.push(rule(
-                RawSource::Ready(Source::Cidr4(check_cidr4(str_of(r, "CidrIp"))?)),
-                desc(r),
-            ));
+        for r in p.ip_ranges.iter().flatten() {
+            let cidr = check_cidr4(r.cidr_ip.as_deref().unwrap_or_default())?;
+            out.push(rule(RawSource::Ready(Source::Cidr4(cidr)), &r.description));
             any = true;
         }
-        for r in p
-            .get("Ipv6Ranges")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            out.push(rule(
-                RawSource::Ready(Source::Cidr6(check_cidr6(str_of(r, "CidrIpv6"))?)),
-                desc(r),
-            ));
+        for r in p.ipv6_ranges.iter().flatten() {
+            let cidr = check_cidr6(r.cidr_ipv6.as_deref().unwrap_or_default())?;
+            out.push(rule(RawSource::Ready(Source::Cidr6(cidr)), &r.description));
             any = true;
         }
-        for r in p
-            .get("PrefixListIds")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let id = str_of(r, "PrefixListId");
+        for r in p.prefix_list_ids.iter().flatten() {
+            let id = r.prefix_list_id.as_deref().unwrap_or_default();
             if !id.starts_with("pl-") {
                 return Err(ApiError::client(
                     "InvalidPrefixListId.Malformed",
@@ -251,20 +373,20 @@ fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
             }
             out.push(rule(
                 RawSource::Ready(Source::PrefixList(id.to_string())),
-                desc(r),
+                &r.description,
             ));
             any = true;
         }
-        for r in p
-            .get("UserIdGroupPairs")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let src = match (
-                r.get("GroupId").and_then(Value::as_str),
-                r.get("GroupName").and_then(Value::as_str),
-            ) {
+        for r in p.user_id_group_pairs.iter().flatten() {
+            check_owner(scope, r.user_id.as_deref(), "UserId")?;
+            if r.vpc_peering_connection_id.is_some() {
+                return Err(unsupported(
+                    "security group rules",
+                    "VpcPeeringConnectionId",
+                ));
+            }
+            // VpcId and PeeringStatus only describe the group; it is found by id or name.
+            let src = match (r.group_id.as_deref(), r.group_name.as_deref()) {
                 (Some(id), _) => {
                     check_id(id, "sg")?;
                     RawSource::Ready(Source::Group(id.to_string()))
@@ -272,7 +394,7 @@ fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
                 (None, Some(name)) => RawSource::GroupName(name.to_string()),
                 (None, None) => return Err(missing("groupId")),
             };
-            out.push(rule(src, desc(r)));
+            out.push(rule(src, &r.description));
             any = true;
         }
         if !any {
@@ -281,19 +403,14 @@ fn requested(input: &Value) -> ApiResult<Vec<Requested>> {
             ));
         }
     }
-    let cidr = input.get("CidrIp").and_then(Value::as_str);
-    let source_group = input.get("SourceSecurityGroupName").and_then(Value::as_str);
-    if cidr.is_some() || source_group.is_some() || input.get("IpProtocol").is_some() {
-        let proto = protocol(
-            input
-                .get("IpProtocol")
-                .and_then(Value::as_str)
-                .unwrap_or("-1"),
-        )?;
+    let cidr = input.cidr_ip.as_deref();
+    let source_group = input.source_group_name.as_deref();
+    if cidr.is_some() || source_group.is_some() || input.ip_protocol.is_some() {
+        let proto = protocol(input.ip_protocol.as_deref().unwrap_or("-1"))?;
         let (from, to) = ports(
             &proto,
-            input.get("FromPort").and_then(Value::as_i64),
-            input.get("ToPort").and_then(Value::as_i64),
+            input.from_port.map(i64::from),
+            input.to_port.map(i64::from),
         )?;
         let source = match (cidr, source_group) {
             (Some(c), None) => RawSource::Ready(Source::Cidr4(check_cidr4(c)?)),
@@ -423,97 +540,142 @@ fn describe_rule(spec: &Spec) -> String {
 }
 
 /// A spec as an `IpPermission` (for UnknownIpPermissions).
-fn spec_permission(scope: &Scope, spec: &Spec) -> Value {
+fn spec_permission(scope: &Scope, spec: &Spec) -> IpPermission {
     let rule = new_rule(scope, "", false, spec, vec![]);
     permissions(std::slice::from_ref(&rule), false).remove(0)
 }
 
+/// A stored port (rules keep them as numbers; -1 for "all").
+fn port(v: &Value) -> Option<i32> {
+    v.as_i64().map(|n| n as i32)
+}
+
 /// Fold per-source rules into EC2's `IpPermission`s: one per protocol and port range.
-fn permissions(rules: &[Value], egress: bool) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
+fn permissions(rules: &[Value], egress: bool) -> Vec<IpPermission> {
+    let mut out: Vec<IpPermission> = Vec::new();
     for r in rules.iter().filter(|r| r["IsEgress"] == egress) {
         let proto = str_of(r, "IpProtocol");
+        // EC2 leaves ports out of all-traffic permissions.
+        let (from, to) = if proto == "-1" {
+            (None, None)
+        } else {
+            (port(&r["FromPort"]), port(&r["ToPort"]))
+        };
         let pos = out.iter().position(|p| {
-            p["IpProtocol"] == proto
-                && (proto == "-1" || (p["FromPort"] == r["FromPort"] && p["ToPort"] == r["ToPort"]))
+            p.ip_protocol.as_deref() == Some(proto) && p.from_port == from && p.to_port == to
         });
         let i = match pos {
             Some(i) => i,
             None => {
-                let mut p = json!({"IpProtocol": proto, "IpRanges": [], "Ipv6Ranges": [], "PrefixListIds": [], "UserIdGroupPairs": []});
-                // EC2 leaves ports out of all-traffic permissions.
-                if proto != "-1" {
-                    p["FromPort"] = r["FromPort"].clone();
-                    p["ToPort"] = r["ToPort"].clone();
-                }
-                out.push(p);
+                out.push(IpPermission {
+                    ip_protocol: Some(proto.to_string()),
+                    from_port: from,
+                    to_port: to,
+                    ip_ranges: Some(vec![]),
+                    ipv6_ranges: Some(vec![]),
+                    prefix_list_ids: Some(vec![]),
+                    user_id_group_pairs: Some(vec![]),
+                });
                 out.len() - 1
             }
         };
-        let mut entry = Map::new();
-        let list = match source_of(r) {
-            Source::Cidr4(c) => {
-                entry.insert("CidrIp".into(), json!(c));
-                "IpRanges"
-            }
-            Source::Cidr6(c) => {
-                entry.insert("CidrIpv6".into(), json!(c));
-                "Ipv6Ranges"
-            }
-            Source::PrefixList(p) => {
-                entry.insert("PrefixListId".into(), json!(p));
-                "PrefixListIds"
-            }
-            Source::Group(g) => {
-                entry.insert("GroupId".into(), json!(g));
-                entry.insert("UserId".into(), r["ReferencedGroupInfo"]["UserId"].clone());
-                "UserIdGroupPairs"
-            }
-        };
-        if let Some(d) = r.get("Description") {
-            entry.insert("Description".into(), d.clone());
+        let p = &mut out[i];
+        let description = r["Description"].as_str().map(str::to_string);
+        match source_of(r) {
+            Source::Cidr4(c) => push(
+                &mut p.ip_ranges,
+                IpRange {
+                    cidr_ip: Some(c),
+                    description,
+                },
+            ),
+            Source::Cidr6(c) => push(
+                &mut p.ipv6_ranges,
+                Ipv6Range {
+                    cidr_ipv6: Some(c),
+                    description,
+                },
+            ),
+            Source::PrefixList(id) => push(
+                &mut p.prefix_list_ids,
+                PrefixListId {
+                    prefix_list_id: Some(id),
+                    description,
+                },
+            ),
+            Source::Group(g) => push(
+                &mut p.user_id_group_pairs,
+                UserIdGroupPair {
+                    group_id: Some(g),
+                    user_id: r["ReferencedGroupInfo"]["UserId"]
+                        .as_str()
+                        .map(str::to_string),
+                    description,
+                    ..Default::default()
+                },
+            ),
         }
-        out[i][list]
-            .as_array_mut()
-            .expect("list")
-            .push(Value::Object(entry));
     }
     out
 }
 
-fn render_rule(rule: &Value) -> Value {
-    let mut r = rule.clone();
-    tags::strip_empty(&mut r);
-    r
+fn push<T>(list: &mut Option<Vec<T>>, entry: T) {
+    list.get_or_insert_with(Vec::new).push(entry)
 }
 
-fn render(g: &Value) -> Value {
+/// A stored rule as the API shows it.
+fn rule_of(r: &Value) -> SecurityGroupRule {
+    let s = |k: &str| r[k].as_str().map(str::to_string);
+    let referenced = &r["ReferencedGroupInfo"];
+    SecurityGroupRule {
+        security_group_rule_id: s("SecurityGroupRuleId"),
+        group_id: s("GroupId"),
+        group_owner_id: s("GroupOwnerId"),
+        is_egress: r["IsEgress"].as_bool(),
+        ip_protocol: s("IpProtocol"),
+        from_port: port(&r["FromPort"]),
+        to_port: port(&r["ToPort"]),
+        security_group_rule_arn: s("SecurityGroupRuleArn"),
+        cidr_ipv4: s("CidrIpv4"),
+        cidr_ipv6: s("CidrIpv6"),
+        prefix_list_id: s("PrefixListId"),
+        referenced_group_info: referenced.is_object().then(|| ReferencedSecurityGroup {
+            group_id: referenced["GroupId"].as_str().map(str::to_string),
+            user_id: referenced["UserId"].as_str().map(str::to_string),
+            ..Default::default()
+        }),
+        description: s("Description"),
+        tags: tags::typed(tags::tags_of(r)),
+    }
+}
+
+/// A group record as the API shows it: its rules folded into permissions.
+fn group_of(g: &Value) -> SecurityGroup {
+    let s = |k: &str| g[k].as_str().map(str::to_string);
     let rules = g["Rules"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let mut out = json!({
-        "Description": g["Description"],
-        "GroupName": g["GroupName"],
-        "IpPermissions": permissions(rules, false),
-        "OwnerId": g["OwnerId"],
-        "GroupId": g["GroupId"],
-        "IpPermissionsEgress": permissions(rules, true),
-        "VpcId": g["VpcId"],
-        "SecurityGroupArn": g["SecurityGroupArn"],
-        "Tags": g["Tags"],
-    });
-    tags::strip_empty(&mut out);
-    out
+    SecurityGroup {
+        description: s("Description"),
+        group_name: s("GroupName"),
+        ip_permissions: Some(permissions(rules, false)),
+        owner_id: s("OwnerId"),
+        group_id: s("GroupId"),
+        ip_permissions_egress: Some(permissions(rules, true)),
+        vpc_id: s("VpcId"),
+        security_group_arn: s("SecurityGroupArn"),
+        tags: tags::typed(tags::tags_of(g)),
+    }
 }
 
 // ---- groups ----------------------------------------------------------------------------
 
 /// The group a request names by `GroupId`, or by `GroupName` in the default VPC (the only
 /// place EC2 resolves bare names).
-fn target(scope: &Scope, input: &Value) -> ApiResult<Record> {
-    if let Some(id) = input.get("GroupId").and_then(Value::as_str) {
+fn target(scope: &Scope, id: Option<&str>, name: Option<&str>) -> ApiResult<Record> {
+    if let Some(id) = id {
         check_id(id, "sg")?;
         return scope.get(GROUP, id).ok_or_else(|| group_not_found(id));
     }
-    let Some(name) = input.get("GroupName").and_then(Value::as_str) else {
+    let Some(name) = name else {
         return Err(missing("groupName or groupId"));
     };
     by_name_in_default_vpc(scope, name)
@@ -537,9 +699,12 @@ fn by_name_in_default_vpc(scope: &Scope, name: &str) -> ApiResult<Record> {
         })
 }
 
-pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "GroupName");
-    let description = str_of(input, "Description");
+pub fn create(
+    scope: &Scope,
+    input: CreateSecurityGroupRequest,
+) -> ApiResult<CreateSecurityGroupResult> {
+    let name = input.group_name.as_str();
+    let description = input.description.as_str();
     if name.is_empty() {
         return Err(missing("GroupName"));
     }
@@ -565,7 +730,7 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
             "The security group name 'default' is reserved and cannot be used.",
         ));
     }
-    let vpc_id = match input.get("VpcId").and_then(Value::as_str) {
+    let vpc_id = match input.vpc_id.as_deref() {
         Some(v) => {
             check_id(v, "vpc")?;
             v.to_string()
@@ -574,7 +739,10 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
             .map(|v| str_of(&v, "VpcId").to_string())
             .ok_or_else(no_default_vpc)?,
     };
-    let tags = tags::from_specs(input, "security-group")?;
+    let tags = tags::from_specs(
+        input.tag_specifications.as_deref(),
+        ResourceType::SecurityGroup,
+    )?;
     commit(scope.store, || {
         let vpc = scope
             .get(VPC, &vpc_id)
@@ -597,16 +765,25 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         let mut ops = vec![Op::Put(key, g.clone())];
         // Rewriting the VPC serialises this against DeleteVpc and same-name creates.
         touch(&vpc, &mut conds, &mut ops, (*vpc.value).clone());
-        let mut result =
-            json!({"GroupId": id, "SecurityGroupArn": g["SecurityGroupArn"], "Tags": g["Tags"]});
-        tags::strip_empty(&mut result);
+        let result = CreateSecurityGroupResult {
+            security_group_arn: g["SecurityGroupArn"].as_str().map(str::to_string),
+            tags: tags::typed(tags::tags_of(&g)),
+            group_id: Some(id),
+        };
         Ok(Plan { conds, ops, result })
     })
 }
 
-pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
+pub fn delete(
+    scope: &Scope,
+    input: DeleteSecurityGroupRequest,
+) -> ApiResult<DeleteSecurityGroupResult> {
     commit(scope.store, || {
-        let rec = target(scope, input)?;
+        let rec = target(
+            scope,
+            input.group_id.as_deref(),
+            input.group_name.as_deref(),
+        )?;
         let id = str_of(&rec.value, "GroupId").to_string();
         if rec.value["GroupName"] == "default" {
             return Err(ApiError::client(
@@ -633,12 +810,18 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
         Ok(Plan {
             conds: vec![Cond::Revision(rec.key.clone(), rec.revision)],
             ops: vec![Op::Delete(rec.key.clone())],
-            result: json!({"Return": true, "GroupId": id}),
+            result: DeleteSecurityGroupResult {
+                r#return: Some(true),
+                group_id: Some(id),
+            },
         })
     })
 }
 
-pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
+pub fn describe(
+    scope: &Scope,
+    input: DescribeSecurityGroupsRequest,
+) -> ApiResult<DescribeSecurityGroupsResult> {
     let perm_filters = [
         "cidr",
         "ipv6-cidr",
@@ -661,13 +844,13 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
         known.push(format!("egress.ip-permission.{f}"));
     }
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
-    let filters = Filters::parse(input, &known)?;
+    let filters = Filters::parse(input.filters.as_deref(), &known)?;
     let all: Vec<Value> = scope
         .list(GROUP)
         .into_iter()
         .map(|r| (*r.value).clone())
         .collect();
-    let ids = strings(input, "GroupIds");
+    let ids = input.group_ids.unwrap_or_default();
     for id in &ids {
         check_id(id, "sg")?;
         if !all.iter().any(|g| g["GroupId"] == id.as_str()) {
@@ -675,7 +858,7 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
         }
     }
     let mut named = Vec::new();
-    for name in strings(input, "GroupNames") {
+    for name in input.group_names.unwrap_or_default() {
         named.push(str_of(&by_name_in_default_vpc(scope, &name)?.value, "GroupId").to_string());
     }
     let name_of = |gid: &str| {
@@ -737,23 +920,43 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             }
         };
         if filters.matches(tags::tags_of(g), field) {
-            out.push(render(g));
+            out.push(group_of(g));
         }
     }
-    let page = crate::page(out, |g| str_of(g, "GroupId").to_string(), input)?;
-    Ok(json!({"SecurityGroups": page.items, "NextToken": page.next_token}))
+    let page = crate::page(
+        out,
+        |g| g.group_id.clone().unwrap_or_default(),
+        input.max_results,
+        input.next_token.as_deref(),
+    )?;
+    Ok(DescribeSecurityGroupsResult {
+        security_groups: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
 // ---- authorize and revoke --------------------------------------------------------------
 
-pub fn authorize(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
-    requested(input)?; // reject malformed permissions before reading the group
-    let tags = tags::from_specs(input, "security-group-rule")?;
+/// Authorize{Ingress,Egress}: the rules added.
+pub fn authorize(
+    scope: &Scope,
+    input: RuleRequest,
+    egress: bool,
+) -> ApiResult<Vec<SecurityGroupRule>> {
+    requested(scope, &input)?; // reject malformed permissions before reading the group
+    let tags = tags::from_specs(
+        input.tag_specifications.as_deref(),
+        ResourceType::SecurityGroupRule,
+    )?;
     commit(scope.store, || {
-        let rec = target(scope, input)?;
+        let rec = target(
+            scope,
+            input.group_id.as_deref(),
+            input.group_name.as_deref(),
+        )?;
         let group = &rec.value;
         let gid = str_of(group, "GroupId").to_string();
-        let specs = resolve(scope, group, requested(input)?)?;
+        let specs = resolve(scope, group, requested(scope, &input)?)?;
         let mut rules: Vec<Value> = group["Rules"].as_array().cloned().unwrap_or_default();
         let mut added = Vec::new();
         for spec in &specs {
@@ -768,7 +971,7 @@ pub fn authorize(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value>
             }
             let rule = new_rule(scope, &gid, egress, spec, tags.clone());
             rules.push(rule.clone());
-            added.push(render_rule(&rule));
+            added.push(rule_of(&rule));
         }
         if rules.iter().filter(|r| r["IsEgress"] == egress).count() > MAX_RULES {
             return Err(ApiError::client(
@@ -798,47 +1001,57 @@ pub fn authorize(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value>
         Ok(Plan {
             conds,
             ops,
-            result: json!({"Return": true, "SecurityGroupRules": added}),
+            result: added,
         })
     })
 }
 
-fn revoked(rule: &Value) -> Value {
-    let mut r = json!({
-        "SecurityGroupRuleId": rule["SecurityGroupRuleId"],
-        "GroupId": rule["GroupId"],
-        "IsEgress": rule["IsEgress"],
-        "IpProtocol": rule["IpProtocol"],
-        "FromPort": rule["FromPort"],
-        "ToPort": rule["ToPort"],
-    });
-    for f in ["CidrIpv4", "CidrIpv6", "PrefixListId", "Description"] {
-        if let Some(v) = rule.get(f) {
-            r[f] = v.clone();
-        }
+fn revoked(rule: &Value) -> RevokedSecurityGroupRule {
+    let s = |k: &str| rule[k].as_str().map(str::to_string);
+    RevokedSecurityGroupRule {
+        security_group_rule_id: s("SecurityGroupRuleId"),
+        group_id: s("GroupId"),
+        is_egress: rule["IsEgress"].as_bool(),
+        ip_protocol: s("IpProtocol"),
+        from_port: port(&rule["FromPort"]),
+        to_port: port(&rule["ToPort"]),
+        cidr_ipv4: s("CidrIpv4"),
+        cidr_ipv6: s("CidrIpv6"),
+        prefix_list_id: s("PrefixListId"),
+        description: s("Description"),
+        referenced_group_id: rule["ReferencedGroupInfo"]["GroupId"]
+            .as_str()
+            .map(str::to_string),
     }
-    if let Some(g) = rule["ReferencedGroupInfo"].get("GroupId") {
-        r["ReferencedGroupId"] = g.clone();
-    }
-    r
 }
 
-pub fn revoke(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
-    let rule_ids = strings(input, "SecurityGroupRuleIds");
-    for id in &rule_ids {
+/// What Revoke{Ingress,Egress} answer: the rules revoked, and (in the default VPC) the
+/// requested ones that did not exist.
+pub struct Revoked {
+    pub rules: Vec<RevokedSecurityGroupRule>,
+    pub unknown: Option<Vec<IpPermission>>,
+}
+
+pub fn revoke(scope: &Scope, input: RuleRequest, egress: bool) -> ApiResult<Revoked> {
+    let rule_ids = &input.rule_ids;
+    for id in rule_ids {
         check_id(id, "sgr")?;
     }
     if rule_ids.is_empty() {
-        requested(input)?; // reject malformed permissions before touching anything
+        requested(scope, &input)?; // reject malformed permissions before touching anything
     }
     commit(scope.store, || {
-        let rec = target(scope, input)?;
+        let rec = target(
+            scope,
+            input.group_id.as_deref(),
+            input.group_name.as_deref(),
+        )?;
         let group = &rec.value;
         let mut rules: Vec<Value> = group["Rules"].as_array().cloned().unwrap_or_default();
         let mut gone = Vec::new();
         let mut unknown = Vec::new();
         if !rule_ids.is_empty() {
-            for id in &rule_ids {
+            for id in rule_ids {
                 let i = rules
                     .iter()
                     .position(|r| {
@@ -852,7 +1065,7 @@ pub fn revoke(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
             let default = scope
                 .get(VPC, str_of(group, "VpcId"))
                 .is_some_and(|v| v.value["IsDefault"] == true);
-            for spec in resolve(scope, group, requested(input)?)? {
+            for spec in resolve(scope, group, requested(scope, &input)?)? {
                 match rules.iter().position(|r| same(r, egress, &spec)) {
                     Some(i) => gone.push(rules.remove(i)),
                     None if default => unknown.push(spec_permission(scope, &spec)),
@@ -867,10 +1080,10 @@ pub fn revoke(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
         }
         let mut value = (**group).clone();
         value["Rules"] = Value::Array(rules);
-        let mut result = json!({"Return": true, "RevokedSecurityGroupRules": gone.iter().map(revoked).collect::<Vec<_>>()});
-        if !unknown.is_empty() {
-            result["UnknownIpPermissions"] = Value::Array(unknown);
-        }
+        let result = Revoked {
+            rules: gone.iter().map(revoked).collect(),
+            unknown: (!unknown.is_empty()).then_some(unknown),
+        };
         let (mut conds, mut ops) = (vec![], vec![]);
         if !gone.is_empty() {
             touch(&rec, &mut conds, &mut ops, value);
@@ -879,9 +1092,15 @@ pub fn revoke(scope: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
     })
 }
 
-pub fn describe_rules(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let filters = Filters::parse(input, &["group-id", "security-group-rule-id"])?;
-    let ids = strings(input, "SecurityGroupRuleIds");
+pub fn describe_rules(
+    scope: &Scope,
+    input: DescribeSecurityGroupRulesRequest,
+) -> ApiResult<DescribeSecurityGroupRulesResult> {
+    let filters = Filters::parse(
+        input.filters.as_deref(),
+        &["group-id", "security-group-rule-id"],
+    )?;
+    let ids = input.security_group_rule_ids.unwrap_or_default();
     let mut all: Vec<Value> = scope
         .list(GROUP)
         .into_iter()
@@ -894,7 +1113,7 @@ pub fn describe_rules(scope: &Scope, input: &Value) -> ApiResult<Value> {
             return Err(tags::rule_not_found(id));
         }
     }
-    let out: Vec<Value> = all
+    let out: Vec<SecurityGroupRule> = all
         .iter()
         .filter(|r| ids.is_empty() || ids.iter().any(|i| r["SecurityGroupRuleId"] == i.as_str()))
         .filter(|r| {
@@ -904,21 +1123,66 @@ pub fn describe_rules(scope: &Scope, input: &Value) -> ApiResult<Value> {
                 _ => vec![],
             })
         })
-        .map(render_rule)
+        .map(rule_of)
         .collect();
-    let page = crate::page(out, |r| str_of(r, "SecurityGroupRuleId").to_string(), input)?;
-    Ok(json!({"SecurityGroupRules": page.items, "NextToken": page.next_token}))
+    let page = crate::page(
+        out,
+        |r| r.security_group_rule_id.clone().unwrap_or_default(),
+        input.max_results,
+        input.next_token.as_deref(),
+    )?;
+    Ok(DescribeSecurityGroupRulesResult {
+        security_group_rules: Some(page.items),
+        next_token: page.next_token,
+    })
+}
+
+/// CreateSecurityGroup and DeleteSecurityGroup on a document, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn create_doc(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    crate::common::test_support::doc::<op::CreateSecurityGroup>(input, |i| create(scope, i))
+}
+#[cfg(test)]
+pub(crate) fn delete_doc(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    crate::common::test_support::doc::<op::DeleteSecurityGroup>(input, |i| delete(scope, i))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::test_support::store;
+    use crate::common::test_support::{doc, store};
+
+    fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
+        create_doc(s, input)
+    }
+    fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
+        delete_doc(s, input)
+    }
+    fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DescribeSecurityGroups>(input, |i| super::describe(s, i))
+    }
+    fn describe_rules(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DescribeSecurityGroupRules>(input, |i| super::describe_rules(s, i))
+    }
+    fn authorize(s: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
+        if egress {
+            doc::<op::AuthorizeSecurityGroupEgress>(input, |i| crate::authorize_egress(s, i))
+        } else {
+            doc::<op::AuthorizeSecurityGroupIngress>(input, |i| crate::authorize_ingress(s, i))
+        }
+    }
+    fn revoke(s: &Scope, input: &Value, egress: bool) -> ApiResult<Value> {
+        if egress {
+            doc::<op::RevokeSecurityGroupEgress>(input, |i| crate::revoke_egress(s, i))
+        } else {
+            doc::<op::RevokeSecurityGroupIngress>(input, |i| crate::revoke_ingress(s, i))
+        }
+    }
 
     fn setup(st: &dyn berth_store::Store) -> (Scope<'_>, String) {
         let s = Scope::new(st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+        let vpc = crate::vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
             ["VpcId"]
             .as_str()
             .unwrap()
@@ -1192,5 +1456,33 @@ mod tests {
             .to_string();
         let e = authorize(&s, &json!({"GroupId": a, "IpPermissions": [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": other}]}]}), false).unwrap_err();
         assert_eq!(e.code, "InvalidGroup.NotFound");
+    }
+
+    #[test]
+    fn sources_in_other_accounts_are_refused_not_read_as_ours() {
+        let (_d, st) = store();
+        let (s, _) = setup(&st);
+        let id = create(&s, &json!({"GroupName": "web", "Description": "w"})).unwrap()["GroupId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let refused = [
+            json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "-1",
+                "UserIdGroupPairs": [{"GroupId": id, "UserId": "111122223333"}]}]}),
+            json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "-1",
+                "UserIdGroupPairs": [{"GroupId": id, "VpcPeeringConnectionId": "pcx-1"}]}]}),
+            json!({"GroupId": id, "SourceSecurityGroupName": "web",
+                "SourceSecurityGroupOwnerId": "111122223333"}),
+        ];
+        for bad in refused {
+            let e = authorize(&s, &bad, false).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{bad}");
+        }
+        // The caller's own account is fine, and nothing above was stored.
+        let own = json!({"GroupId": id, "IpPermissions": [{"IpProtocol": "-1",
+            "UserIdGroupPairs": [{"GroupId": id, "UserId": "000000000000"}]}]});
+        let out = authorize(&s, &own, false).unwrap();
+        assert_eq!(out["SecurityGroupRules"].as_array().unwrap().len(), 1);
+        assert_eq!(group(&s, &id)["IpPermissions"].as_array().unwrap().len(), 1);
     }
 }

@@ -6,6 +6,7 @@ use crate::common::*;
 use crate::defaults::{zones, Zone};
 use crate::filters::{b, one, Filters};
 use crate::tags;
+use crate::types::*;
 use berth_store::{Cond, Op};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -48,38 +49,72 @@ pub fn build(
     })
 }
 
-fn render(v: &Value) -> Value {
-    let mut v = v.clone();
-    tags::strip_empty(&mut v);
-    v
+/// A subnet record (stored in the model's layout) as the API shows it.
+fn subnet_of(v: &Value) -> Subnet {
+    let s = |k: &str| v[k].as_str().map(str::to_string);
+    let dns = &v["PrivateDnsNameOptionsOnLaunch"];
+    Subnet {
+        availability_zone: s("AvailabilityZone"),
+        availability_zone_id: s("AvailabilityZoneId"),
+        available_ip_address_count: v["AvailableIpAddressCount"].as_i64().map(|n| n as i32),
+        cidr_block: s("CidrBlock"),
+        default_for_az: v["DefaultForAz"].as_bool(),
+        map_public_ip_on_launch: v["MapPublicIpOnLaunch"].as_bool(),
+        map_customer_owned_ip_on_launch: v["MapCustomerOwnedIpOnLaunch"].as_bool(),
+        state: v["State"].as_str().and_then(SubnetState::from_wire),
+        subnet_id: s("SubnetId"),
+        vpc_id: s("VpcId"),
+        owner_id: s("OwnerId"),
+        assign_ipv6_address_on_creation: v["AssignIpv6AddressOnCreation"].as_bool(),
+        // Berth's subnets have no IPv6 blocks.
+        ipv6_cidr_block_association_set: Some(vec![]),
+        subnet_arn: s("SubnetArn"),
+        enable_dns64: v["EnableDns64"].as_bool(),
+        ipv6_native: v["Ipv6Native"].as_bool(),
+        private_dns_name_options_on_launch: dns.is_object().then(|| {
+            PrivateDnsNameOptionsOnLaunch {
+                hostname_type: dns["HostnameType"]
+                    .as_str()
+                    .and_then(HostnameType::from_wire),
+                enable_resource_name_dns_a_record: dns["EnableResourceNameDnsARecord"].as_bool(),
+                enable_resource_name_dns_aaaa_record: dns["EnableResourceNameDnsAAAARecord"]
+                    .as_bool(),
+            }
+        }),
+        block_public_access_states: Some(BlockPublicAccessStates {
+            internet_gateway_block_mode: v["BlockPublicAccessStates"]["InternetGatewayBlockMode"]
+                .as_str()
+                .and_then(BlockPublicAccessMode::from_wire),
+        }),
+        tags: tags::typed(tags::tags_of(v)),
+        ..Default::default()
+    }
 }
 
-pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    for p in [
-        "Ipv6CidrBlock",
-        "Ipv6IpamPoolId",
-        "Ipv6NetmaskLength",
-        "Ipv4IpamPoolId",
-        "Ipv4NetmaskLength",
-        "OutpostArn",
-    ] {
-        if input.get(p).is_some() {
-            return Err(unsupported("CreateSubnet", p));
-        }
+pub fn create(scope: &Scope, input: CreateSubnetRequest) -> ApiResult<CreateSubnetResult> {
+    // Each named option Berth does not provide is refused, never dropped.
+    let unsupported_given = [
+        ("Ipv6CidrBlock", input.ipv6_cidr_block.is_some()),
+        ("Ipv6IpamPoolId", input.ipv6_ipam_pool_id.is_some()),
+        ("Ipv6NetmaskLength", input.ipv6_netmask_length.is_some()),
+        ("Ipv4IpamPoolId", input.ipv4_ipam_pool_id.is_some()),
+        ("Ipv4NetmaskLength", input.ipv4_netmask_length.is_some()),
+        ("OutpostArn", input.outpost_arn.is_some()),
+        ("Ipv6Native", input.ipv6_native == Some(true)),
+    ];
+    if let Some((p, _)) = unsupported_given.iter().find(|(_, given)| *given) {
+        return Err(unsupported("CreateSubnet", p));
     }
-    if input.get("Ipv6Native") == Some(&Value::Bool(true)) {
-        return Err(unsupported("CreateSubnet", "Ipv6Native"));
-    }
-    let vpc_id = str_of(input, "VpcId");
+    let vpc_id = input.vpc_id.as_str();
     check_id(vpc_id, "vpc")?;
-    let raw = str_of(input, "CidrBlock");
+    let raw = input.cidr_block.as_deref().unwrap_or_default();
     if raw.is_empty() {
         return Err(missing("cidrBlock"));
     }
     let cidr = crate::vpc::parse_cidr(raw)?;
     let all = zones(scope.region);
-    let zone_name = input.get("AvailabilityZone").and_then(Value::as_str);
-    let zone_id = input.get("AvailabilityZoneId").and_then(Value::as_str);
+    let zone_name = input.availability_zone.as_deref();
+    let zone_id = input.availability_zone_id.as_deref();
     let wanted = match (zone_name, zone_id) {
         (Some(n), None) => Some(
             all.iter()
@@ -97,7 +132,7 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         )),
         (None, None) => None,
     };
-    let tags = tags::from_specs(input, "subnet")?;
+    let tags = tags::from_specs(input.tag_specifications.as_deref(), ResourceType::Subnet)?;
     commit(scope.store, || {
         let vpc = scope
             .get(VPC, vpc_id)
@@ -145,7 +180,9 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         Ok(Plan {
             conds,
             ops,
-            result: json!({"Subnet": render(&subnet)}),
+            result: CreateSubnetResult {
+                subnet: Some(subnet_of(&subnet)),
+            },
         })
     })
 }
@@ -158,22 +195,22 @@ fn bad_zone(value: &str, param: &str, all: &[Zone]) -> ApiError {
     ))
 }
 
-pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let id = str_of(input, "SubnetId");
+pub fn delete(scope: &Scope, input: DeleteSubnetRequest) -> ApiResult<()> {
+    let id = input.subnet_id.as_str();
     check_id(id, "subnet")?;
     commit(scope.store, || {
         let rec = scope.get(SUBNET, id).ok_or_else(|| subnet_not_found(id))?;
         Ok(Plan {
             conds: vec![Cond::Revision(rec.key.clone(), rec.revision)],
             ops: vec![Op::Delete(rec.key.clone())],
-            result: json!({}),
+            result: (),
         })
     })
 }
 
-pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
+pub fn describe(scope: &Scope, input: DescribeSubnetsRequest) -> ApiResult<DescribeSubnetsResult> {
     let filters = Filters::parse(
-        input,
+        input.filters.as_deref(),
         &[
             "availability-zone",
             "availabilityZone",
@@ -193,7 +230,7 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             "vpc-id",
         ],
     )?;
-    let ids = strings(input, "SubnetIds");
+    let ids = input.subnet_ids.unwrap_or_default();
     for id in &ids {
         check_id(id, "subnet")?;
         if scope.get(SUBNET, id).is_none() {
@@ -233,17 +270,45 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             _ => vec![],
         };
         if filters.matches(tags::tags_of(v), field) {
-            out.push(render(v));
+            out.push(subnet_of(v));
         }
     }
-    let page = crate::page(out, |v| str_of(v, "SubnetId").to_string(), input)?;
-    Ok(json!({"Subnets": page.items, "NextToken": page.next_token}))
+    let page = crate::page(
+        out,
+        |v| v.subnet_id.clone().unwrap_or_default(),
+        input.max_results,
+        input.next_token.as_deref(),
+    )?;
+    Ok(DescribeSubnetsResult {
+        subnets: Some(page.items),
+        next_token: page.next_token,
+    })
+}
+
+/// CreateSubnet and DeleteSubnet on a document, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn create_doc(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    crate::common::test_support::doc::<op::CreateSubnet>(input, |i| create(scope, i))
+}
+#[cfg(test)]
+pub(crate) fn delete_doc(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    crate::common::test_support::doc::<op::DeleteSubnet>(input, |i| delete(scope, i))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::test_support::store;
+    use crate::common::test_support::{doc, store};
+
+    fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
+        create_doc(s, input)
+    }
+    fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
+        delete_doc(s, input)
+    }
+    fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DescribeSubnets>(input, |i| super::describe(s, i))
+    }
 
     #[test]
     fn default_subnets_look_like_aws() {
@@ -279,7 +344,7 @@ mod tests {
         let (_d, st) = store();
         let s = Scope::new(&st, "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap();
+        let vpc = crate::vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap();
         let vpc_id = vpc["Vpc"]["VpcId"].as_str().unwrap();
         let mk = |cidr: &str| create(&s, &json!({"VpcId": vpc_id, "CidrBlock": cidr}));
         let first = mk("10.0.0.0/24").unwrap();
@@ -335,7 +400,7 @@ mod tests {
         let st = std::sync::Arc::new(st);
         let s = Scope::new(st.as_ref(), "000000000000", "us-east-1");
         crate::defaults::ensure(&s).unwrap();
-        let vpc = crate::vpc::create(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
+        let vpc = crate::vpc::create_doc(&s, &json!({"CidrBlock": "10.0.0.0/16"})).unwrap()["Vpc"]
             ["VpcId"]
             .as_str()
             .unwrap()

@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use crate::filters::Filters;
+use crate::types::*;
 use berth_store::{Cond, Op, Record};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -59,28 +60,46 @@ pub fn merge(tags: &mut Vec<Value>, new: &[Value]) -> ApiResult<()> {
 }
 
 /// The tags a create request asks for through TagSpecifications of `resource_type`.
-pub fn from_specs(input: &Value, resource_type: &str) -> ApiResult<Vec<Value>> {
+pub fn from_specs(
+    specs: Option<&[TagSpecification]>,
+    resource_type: ResourceType,
+) -> ApiResult<Vec<Value>> {
     let mut tags = Vec::new();
-    for spec in input
-        .get("TagSpecifications")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let rt = str_of(spec, "ResourceType");
-        if rt != resource_type {
+    for spec in specs.unwrap_or_default() {
+        if spec.resource_type != Some(resource_type) {
+            let rt = spec.resource_type.map_or("", ResourceType::as_str);
             return Err(invalid_value(format!(
                 "'{rt}' is not a valid taggable resource type for this operation."
             )));
         }
-        let new: Vec<Value> = spec
-            .get("Tags")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let new: Vec<Value> = spec.tags.iter().flatten().map(tag_value).collect();
         merge(&mut tags, &new)?;
     }
     Ok(tags)
+}
+
+/// A request's tag as the document holds it (what `merge` checks and stores).
+pub fn tag_value(t: &Tag) -> Value {
+    let mut v = json!({});
+    if let Some(k) = &t.key {
+        v["Key"] = json!(k);
+    }
+    if let Some(val) = &t.value {
+        v["Value"] = json!(val);
+    }
+    v
+}
+
+/// A stored tag list as the API shows it: None when empty, as EC2 omits an empty tagSet.
+pub fn typed(tags: &[Value]) -> Option<Vec<Tag>> {
+    let out: Vec<Tag> = tags
+        .iter()
+        .map(|t| Tag {
+            key: t["Key"].as_str().map(str::to_string),
+            value: t["Value"].as_str().map(str::to_string),
+        })
+        .collect();
+    (!out.is_empty()).then_some(out)
 }
 
 pub fn tags_of(v: &Value) -> &[Value] {
@@ -88,18 +107,6 @@ pub fn tags_of(v: &Value) -> &[Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
-}
-
-/// Drop an empty tag list from a response, as EC2 omits an empty tagSet.
-pub fn strip_empty(v: &mut Value) {
-    if let Some(o) = v.as_object_mut() {
-        if o.get("Tags")
-            .and_then(Value::as_array)
-            .is_some_and(Vec::is_empty)
-        {
-            o.remove("Tags");
-        }
-    }
 }
 
 /// Where a taggable resource lives: its record, and for a rule its index in the group.
@@ -185,43 +192,35 @@ fn edit_tags(
     })
 }
 
-pub fn create_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let ids = strings(input, "Resources");
-    let new: Vec<Value> = input
-        .get("Tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    edit_tags(scope, &ids, |tags| merge(tags, &new))?;
-    Ok(json!({}))
+pub fn create_tags(scope: &Scope, input: CreateTagsRequest) -> ApiResult<()> {
+    let new: Vec<Value> = input.tags.iter().map(tag_value).collect();
+    edit_tags(scope, &input.resources, |tags| merge(tags, &new))
 }
 
-pub fn delete_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let ids = strings(input, "Resources");
-    let gone: Option<Vec<Value>> = input.get("Tags").and_then(Value::as_array).cloned();
-    edit_tags(scope, &ids, |tags| {
-        match &gone {
+pub fn delete_tags(scope: &Scope, input: DeleteTagsRequest) -> ApiResult<()> {
+    edit_tags(scope, &input.resources, |tags| {
+        match &input.tags {
             // No tags named: delete every tag the user set.
             None => tags.clear(),
             Some(gone) => tags.retain(|t| {
                 !gone.iter().any(|g| {
                     // A key with a value deletes only a tag with that value.
-                    g["Key"] == t["Key"]
-                        && g.get("Value")
-                            .and_then(Value::as_str)
-                            .is_none_or(|v| t["Value"] == v)
+                    g.key.as_deref() == t["Key"].as_str()
+                        && g.value.as_deref().is_none_or(|v| t["Value"] == v)
                 })
             }),
         }
         Ok(())
-    })?;
-    Ok(json!({}))
+    })
 }
 
-pub fn describe_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let filters = Filters::parse(input, &["key", "value", "resource-id", "resource-type"])?;
+pub fn describe_tags(scope: &Scope, input: DescribeTagsRequest) -> ApiResult<DescribeTagsResult> {
+    let filters = Filters::parse(
+        input.filters.as_deref(),
+        &["key", "value", "resource-id", "resource-type"],
+    )?;
     let mut out = Vec::new();
-    let mut add = |id: &str, kind: &str, tags: &[Value]| {
+    let mut add = |id: &str, kind: ResourceType, tags: &[Value]| {
         for t in tags {
             let key = str_of(t, "Key");
             let value = str_of(t, "Value");
@@ -229,52 +228,77 @@ pub fn describe_tags(scope: &Scope, input: &Value) -> ApiResult<Value> {
                 "key" => vec![key.to_string()],
                 "value" => vec![value.to_string()],
                 "resource-id" => vec![id.to_string()],
-                "resource-type" => vec![kind.to_string()],
+                "resource-type" => vec![kind.as_str().to_string()],
                 _ => vec![],
             };
             if filters.matches(tags, field) {
-                out.push(
-                    json!({"ResourceId": id, "ResourceType": kind, "Key": key, "Value": value}),
-                );
+                out.push(TagDescription {
+                    resource_id: Some(id.to_string()),
+                    resource_type: Some(kind),
+                    key: Some(key.to_string()),
+                    value: Some(value.to_string()),
+                });
             }
         }
     };
     for r in scope.list(VPC) {
-        add(str_of(&r.value, "VpcId"), "vpc", tags_of(&r.value));
+        add(
+            str_of(&r.value, "VpcId"),
+            ResourceType::Vpc,
+            tags_of(&r.value),
+        );
     }
     for r in scope.list(SUBNET) {
-        add(str_of(&r.value, "SubnetId"), "subnet", tags_of(&r.value));
+        add(
+            str_of(&r.value, "SubnetId"),
+            ResourceType::Subnet,
+            tags_of(&r.value),
+        );
     }
     for r in scope.list(GROUP) {
         add(
             str_of(&r.value, "GroupId"),
-            "security-group",
+            ResourceType::SecurityGroup,
             tags_of(&r.value),
         );
         for rule in r.value["Rules"].as_array().into_iter().flatten() {
             add(
                 str_of(rule, "SecurityGroupRuleId"),
-                "security-group-rule",
+                ResourceType::SecurityGroupRule,
                 tags_of(rule),
             );
         }
     }
-    out.sort_by(|a, b| {
-        (str_of(a, "ResourceId"), str_of(a, "Key"))
-            .cmp(&(str_of(b, "ResourceId"), str_of(b, "Key")))
-    });
+    out.sort_by(|a, b| (&a.resource_id, &a.key).cmp(&(&b.resource_id, &b.key)));
     let page = crate::page(
         out,
-        |t| format!("{}\u{0}{}", str_of(t, "ResourceId"), str_of(t, "Key")),
-        input,
+        |t| {
+            let (id, key) = (t.resource_id.as_deref(), t.key.as_deref());
+            format!("{}\u{0}{}", id.unwrap_or_default(), key.unwrap_or_default())
+        },
+        input.max_results,
+        input.next_token.as_deref(),
     )?;
-    Ok(json!({"Tags": page.items, "NextToken": page.next_token}))
+    Ok(DescribeTagsResult {
+        tags: Some(page.items),
+        next_token: page.next_token,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::test_support::store;
+    use crate::common::test_support::{doc, store};
+
+    fn create_tags(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::CreateTags>(input, |i| super::create_tags(s, i))
+    }
+    fn delete_tags(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DeleteTags>(input, |i| super::delete_tags(s, i))
+    }
+    fn describe_tags(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DescribeTags>(input, |i| super::describe_tags(s, i))
+    }
 
     #[test]
     fn create_delete_describe_tags() {
@@ -285,11 +309,12 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        let sg = crate::security_group::create(&s, &json!({"GroupName": "t", "Description": "t"}))
-            .unwrap()["GroupId"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let sg =
+            crate::security_group::create_doc(&s, &json!({"GroupName": "t", "Description": "t"}))
+                .unwrap()["GroupId"]
+                .as_str()
+                .unwrap()
+                .to_string();
         create_tags(&s, &json!({"Resources": [vpc, sg], "Tags": [{"Key": "env", "Value": "dev"}, {"Key": "team"}]})).unwrap();
         let d = describe_tags(
             &s,

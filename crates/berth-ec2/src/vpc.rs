@@ -6,6 +6,7 @@ use crate::cidr::Cidr;
 use crate::common::*;
 use crate::filters::{b, one, Filters};
 use crate::tags;
+use crate::types::*;
 use berth_store::{Cond, Op};
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -30,10 +31,39 @@ pub fn build(scope: &Scope, cidr: Cidr, is_default: bool, tags: Vec<Value>) -> V
     })
 }
 
-fn render(v: &Value) -> Value {
-    let mut v = v.clone();
-    tags::strip_empty(&mut v);
-    v
+/// A VPC record (stored in the model's layout) as the API shows it.
+fn vpc_of(v: &Value) -> Vpc {
+    let s = |k: &str| v[k].as_str().map(str::to_string);
+    Vpc {
+        vpc_id: s("VpcId"),
+        cidr_block: s("CidrBlock"),
+        dhcp_options_id: s("DhcpOptionsId"),
+        state: v["State"].as_str().and_then(VpcState::from_wire),
+        owner_id: s("OwnerId"),
+        instance_tenancy: v["InstanceTenancy"].as_str().and_then(Tenancy::from_wire),
+        cidr_block_association_set: v["CidrBlockAssociationSet"].as_array().map(|a| {
+            a.iter()
+                .map(|c| VpcCidrBlockAssociation {
+                    association_id: c["AssociationId"].as_str().map(str::to_string),
+                    cidr_block: c["CidrBlock"].as_str().map(str::to_string),
+                    cidr_block_state: Some(VpcCidrBlockState {
+                        state: c["CidrBlockState"]["State"]
+                            .as_str()
+                            .and_then(VpcCidrBlockStateCode::from_wire),
+                        status_message: None,
+                    }),
+                })
+                .collect()
+        }),
+        is_default: v["IsDefault"].as_bool(),
+        block_public_access_states: Some(BlockPublicAccessStates {
+            internet_gateway_block_mode: v["BlockPublicAccessStates"]["InternetGatewayBlockMode"]
+                .as_str()
+                .and_then(BlockPublicAccessMode::from_wire),
+        }),
+        tags: tags::typed(tags::tags_of(v)),
+        ..Default::default()
+    }
 }
 
 /// The CIDR a create request asks for, checked as EC2 checks it.
@@ -45,22 +75,31 @@ pub fn parse_cidr(raw: &str) -> ApiResult<Cidr> {
     })
 }
 
-pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    for p in [
-        "AmazonProvidedIpv6CidrBlock",
-        "Ipv6Pool",
-        "Ipv6CidrBlock",
-        "Ipv6IpamPoolId",
-        "Ipv6NetmaskLength",
-        "Ipv4IpamPoolId",
-        "Ipv4NetmaskLength",
-        "VpcEncryptionControl",
-    ] {
-        if input.get(p).is_some_and(|v| v != &Value::Bool(false)) {
-            return Err(unsupported("CreateVpc", p));
-        }
+pub fn create(scope: &Scope, input: CreateVpcRequest) -> ApiResult<CreateVpcResult> {
+    // Each named option Berth does not provide is refused, never dropped (a `false`
+    // AmazonProvidedIpv6CidrBlock asks for nothing). The border group only qualifies an
+    // IPv6 block, itself refused.
+    let _ = input.ipv6_cidr_block_network_border_group;
+    let unsupported_given = [
+        (
+            "AmazonProvidedIpv6CidrBlock",
+            input.amazon_provided_ipv6_cidr_block == Some(true),
+        ),
+        ("Ipv6Pool", input.ipv6_pool.is_some()),
+        ("Ipv6CidrBlock", input.ipv6_cidr_block.is_some()),
+        ("Ipv6IpamPoolId", input.ipv6_ipam_pool_id.is_some()),
+        ("Ipv6NetmaskLength", input.ipv6_netmask_length.is_some()),
+        ("Ipv4IpamPoolId", input.ipv4_ipam_pool_id.is_some()),
+        ("Ipv4NetmaskLength", input.ipv4_netmask_length.is_some()),
+        (
+            "VpcEncryptionControl",
+            input.vpc_encryption_control.is_some(),
+        ),
+    ];
+    if let Some((p, _)) = unsupported_given.iter().find(|(_, given)| *given) {
+        return Err(unsupported("CreateVpc", p));
     }
-    let raw = str_of(input, "CidrBlock");
+    let raw = input.cidr_block.as_deref().unwrap_or_default();
     if raw.is_empty() {
         return Err(ApiError::client(
             "MissingParameter",
@@ -74,15 +113,13 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
             format!("The CIDR '{raw}' is invalid."),
         ));
     }
-    let tenancy = input
-        .get("InstanceTenancy")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    if tenancy == "host" {
+    let tenancy = input.instance_tenancy.unwrap_or(Tenancy::Default);
+    if tenancy == Tenancy::Host {
         return Err(invalid_value("The tenancy value host is not supported."));
     }
-    let mut vpc = build(scope, cidr, false, tags::from_specs(input, "vpc")?);
-    vpc["InstanceTenancy"] = json!(tenancy);
+    let tags = tags::from_specs(input.tag_specifications.as_deref(), ResourceType::Vpc)?;
+    let mut vpc = build(scope, cidr, false, tags);
+    vpc["InstanceTenancy"] = json!(tenancy.as_str());
     let id = str_of(&vpc, "VpcId").to_string();
     let group = crate::security_group::build_default(scope, &id);
     let (vpc_key, group_key) = (
@@ -100,13 +137,15 @@ pub fn create(scope: &Scope, input: &Value) -> ApiResult<Value> {
         )
         .map_err(store_err)?;
     // AWS answers CreateVpc while the VPC is still pending; it is available right after.
-    let mut shown = render(&vpc);
-    shown["State"] = json!("pending");
-    Ok(json!({"Vpc": shown}))
+    let shown = Vpc {
+        state: Some(VpcState::Pending),
+        ..vpc_of(&vpc)
+    };
+    Ok(CreateVpcResult { vpc: Some(shown) })
 }
 
-pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
-    let id = str_of(input, "VpcId");
+pub fn delete(scope: &Scope, input: DeleteVpcRequest) -> ApiResult<()> {
+    let id = input.vpc_id.as_str();
     check_id(id, "vpc")?;
     commit(scope.store, || {
         let rec = scope.get(VPC, id).ok_or_else(|| vpc_not_found(id))?;
@@ -133,14 +172,14 @@ pub fn delete(scope: &Scope, input: &Value) -> ApiResult<Value> {
         Ok(Plan {
             conds,
             ops,
-            result: json!({}),
+            result: (),
         })
     })
 }
 
-pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
+pub fn describe(scope: &Scope, input: DescribeVpcsRequest) -> ApiResult<DescribeVpcsResult> {
     let filters = Filters::parse(
-        input,
+        input.filters.as_deref(),
         &[
             "cidr",
             "cidr-block",
@@ -155,7 +194,7 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             "vpc-id",
         ],
     )?;
-    let ids = strings(input, "VpcIds");
+    let ids = input.vpc_ids.unwrap_or_default();
     for id in &ids {
         check_id(id, "vpc")?;
         if scope.get(VPC, id).is_none() {
@@ -184,17 +223,41 @@ pub fn describe(scope: &Scope, input: &Value) -> ApiResult<Value> {
             _ => vec![],
         };
         if filters.matches(tags::tags_of(v), field) {
-            out.push(render(v));
+            out.push(vpc_of(v));
         }
     }
-    let page = crate::page(out, |v| str_of(v, "VpcId").to_string(), input)?;
-    Ok(json!({"Vpcs": page.items, "NextToken": page.next_token}))
+    let page = crate::page(
+        out,
+        |v| v.vpc_id.clone().unwrap_or_default(),
+        input.max_results,
+        input.next_token.as_deref(),
+    )?;
+    Ok(DescribeVpcsResult {
+        vpcs: Some(page.items),
+        next_token: page.next_token,
+    })
+}
+
+/// CreateVpc on a document, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn create_doc(scope: &Scope, input: &Value) -> ApiResult<Value> {
+    crate::common::test_support::doc::<op::CreateVpc>(input, |i| create(scope, i))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::test_support::store;
+    use crate::common::test_support::{doc, store};
+
+    fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
+        create_doc(s, input)
+    }
+    fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DescribeVpcs>(input, |i| super::describe(s, i))
+    }
+    fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
+        doc::<op::DeleteVpc>(input, |i| super::delete(s, i))
+    }
 
     fn scope(store: &dyn berth_store::Store) -> Scope<'_> {
         let s = Scope::new(store, "000000000000", "us-east-1");
@@ -283,16 +346,16 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        let sub =
-            crate::subnet::create(&s, &json!({"VpcId": id, "CidrBlock": "10.0.1.0/24"})).unwrap();
+        let sub = crate::subnet::create_doc(&s, &json!({"VpcId": id, "CidrBlock": "10.0.1.0/24"}))
+            .unwrap();
         let e = delete(&s, &json!({"VpcId": id})).unwrap_err();
         assert_eq!(e.code, "DependencyViolation");
         assert_eq!(
             e.message,
             format!("The vpc '{id}' has dependencies and cannot be deleted.")
         );
-        crate::subnet::delete(&s, &json!({"SubnetId": sub["Subnet"]["SubnetId"]})).unwrap();
-        let g = crate::security_group::create(
+        crate::subnet::delete_doc(&s, &json!({"SubnetId": sub["Subnet"]["SubnetId"]})).unwrap();
+        let g = crate::security_group::create_doc(
             &s,
             &json!({"VpcId": id, "GroupName": "web", "Description": "w"}),
         )
@@ -301,7 +364,7 @@ mod tests {
             delete(&s, &json!({"VpcId": id})).unwrap_err().code,
             "DependencyViolation"
         );
-        crate::security_group::delete(&s, &json!({"GroupId": g["GroupId"]})).unwrap();
+        crate::security_group::delete_doc(&s, &json!({"GroupId": g["GroupId"]})).unwrap();
         delete(&s, &json!({"VpcId": id})).unwrap();
         // Its default group went with it.
         assert!(s

@@ -1,16 +1,17 @@
 //! ECR's own layer-upload API (what `docker push` used before OCI distribution), on the
 //! same upload sessions and content store as `/v2/`, and PutImage.
 
-use crate::{invalid, scope, server_err, str_of, Ecr};
+use crate::types::*;
+use crate::{invalid, scope, server_err, Ecr};
 use base64::Engine;
 use berth_registry::blobs::CommitError;
 use berth_registry::{Digest, RegistryError, Scope};
 use berth_wire::{ApiError, ApiResult, RequestContext};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Write;
 
 /// The part size ECR advertises for layer uploads.
-const PART_SIZE: u64 = 10 * 1024 * 1024;
+const PART_SIZE: i64 = 10 * 1024 * 1024;
 
 fn upload_not_found(id: &str) -> ApiError {
     ApiError::client(
@@ -40,10 +41,10 @@ impl Ecr {
     pub(crate) fn initiate_layer_upload(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: InitiateLayerUploadRequest,
+    ) -> ApiResult<InitiateLayerUploadResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
         let meta = self.registry.upload_meta(&scope, repo);
         let id = self
@@ -51,30 +52,28 @@ impl Ecr {
             .blobs
             .begin_upload(&meta)
             .map_err(server_err)?;
-        Ok(json!({"uploadId": id, "partSize": PART_SIZE}))
+        Ok(InitiateLayerUploadResponse {
+            upload_id: Some(id),
+            part_size: Some(PART_SIZE),
+        })
     }
 
     pub(crate) fn upload_layer_part(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: UploadLayerPartRequest,
+    ) -> ApiResult<UploadLayerPartResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let id = str_of(input, "uploadId").unwrap_or_default();
+        let id = input.upload_id.as_str();
         let data = self.session(&scope, repo, id)?;
         let bytes = base64::engine::general_purpose::STANDARD
-            .decode(str_of(input, "layerPartBlob").unwrap_or_default())
+            .decode(&input.layer_part_blob)
             .map_err(|_| ApiError::serialization("layerPartBlob is not valid base64"))?;
-        let first = input
-            .get("partFirstByte")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let last = input
-            .get("partLastByte")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        // The model's minimum is 0, so validation has refused negative offsets.
+        let first = u64::try_from(input.part_first_byte).unwrap_or(0);
+        let last = u64::try_from(input.part_last_byte).unwrap_or(0);
         let size = std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0);
         let part_error = |reason: &str| {
             ApiError::client(
@@ -98,27 +97,25 @@ impl Ecr {
             .open(&data)
             .map_err(server_err)?;
         f.write_all(&bytes).map_err(server_err)?;
-        Ok(
-            json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "lastByteReceived": last}),
-        )
+        Ok(UploadLayerPartResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            upload_id: Some(id.to_string()),
+            last_byte_received: Some(input.part_last_byte),
+        })
     }
 
     pub(crate) fn complete_layer_upload(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: CompleteLayerUploadRequest,
+    ) -> ApiResult<CompleteLayerUploadResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let id = str_of(input, "uploadId").unwrap_or_default();
+        let id = input.upload_id.as_str();
         self.session(&scope, repo, id)?;
-        let digests: Vec<&str> = input
-            .get("layerDigests")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let [digest] = digests.as_slice() else {
+        let [digest] = input.layer_digests.as_slice() else {
             return Err(invalid("Exactly one layer digest must be given."));
         };
         let d = Digest::parse(digest).ok_or_else(|| {
@@ -155,48 +152,66 @@ impl Ecr {
         self.registry
             .add_blob(&scope, repo, &d, size)
             .map_err(crate::registry_err)?;
-        Ok(
-            json!({"registryId": scope.account, "repositoryName": repo, "uploadId": id, "layerDigest": d.to_string()}),
-        )
+        Ok(CompleteLayerUploadResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            upload_id: Some(id.to_string()),
+            layer_digest: Some(d.to_string()),
+        })
     }
 
     pub(crate) fn batch_check_layer_availability(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: BatchCheckLayerAvailabilityRequest,
+    ) -> ApiResult<BatchCheckLayerAvailabilityResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
         let mut layers = vec![];
         let mut failures = vec![];
-        for d in input
-            .get("layerDigests")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        let failure = |d: &str, code, reason: &str| LayerFailure {
+            layer_digest: Some(d.to_string()),
+            failure_code: Some(code),
+            failure_reason: Some(reason.to_string()),
+        };
+        for d in &input.layer_digests {
             match Digest::parse(d) {
-                None => failures.push(json!({"layerDigest": d, "failureCode": "InvalidLayerDigest", "failureReason": "Invalid layer digest"})),
+                None => failures.push(failure(
+                    d,
+                    LayerFailureCode::InvalidLayerDigest,
+                    "Invalid layer digest",
+                )),
                 Some(dd) => match self.registry.blob_in_repo(&scope, repo, &dd) {
-                    Some(size) => layers.push(json!({"layerDigest": d, "layerAvailability": "AVAILABLE", "layerSize": size})),
-                    None => failures.push(json!({"layerDigest": d, "failureCode": "MissingLayerDigest", "failureReason": "Requested layer not found"})),
+                    Some(size) => layers.push(Layer {
+                        layer_digest: Some(d.clone()),
+                        layer_availability: Some(LayerAvailability::Available),
+                        layer_size: Some(size as i64),
+                        media_type: None,
+                    }),
+                    None => failures.push(failure(
+                        d,
+                        LayerFailureCode::MissingLayerDigest,
+                        "Requested layer not found",
+                    )),
                 },
             }
         }
-        Ok(json!({"layers": layers, "failures": failures}))
+        Ok(BatchCheckLayerAvailabilityResponse {
+            layers: Some(layers),
+            failures: Some(failures),
+        })
     }
 
     pub(crate) fn get_download_url_for_layer(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: GetDownloadUrlForLayerRequest,
+    ) -> ApiResult<GetDownloadUrlForLayerResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let digest = str_of(input, "layerDigest").unwrap_or_default();
+        let digest = input.layer_digest.as_str();
         let d = Digest::parse(digest)
             .ok_or_else(|| invalid(format!("Invalid layer digest: {digest}")))?;
         if self.registry.blob_in_repo(&scope, repo, &d).is_none() {
@@ -206,23 +221,25 @@ impl Ecr {
             ));
         }
         let host = crate::repository_host(&self.registry.registry_host, &scope);
-        Ok(
-            json!({"downloadUrl": format!("http://{host}/v2/{repo}/blobs/{d}"), "layerDigest": d.to_string()}),
-        )
+        Ok(GetDownloadUrlForLayerResponse {
+            download_url: Some(format!("http://{host}/v2/{repo}/blobs/{d}")),
+            layer_digest: Some(d.to_string()),
+        })
     }
 
-    pub(crate) fn put_image(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+    pub(crate) fn put_image(
+        &self,
+        ctx: &RequestContext,
+        input: PutImageRequest,
+    ) -> ApiResult<PutImageResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let manifest = str_of(input, "imageManifest")
-            .unwrap_or_default()
-            .as_bytes()
-            .to_vec();
-        let tag = str_of(input, "imageTag");
-        let digest = Digest::sha256_of(&manifest);
-        if let Some(given) = str_of(input, "imageDigest") {
-            if given != digest.to_string() {
+        let manifest = input.image_manifest.as_bytes();
+        let tag = input.image_tag.as_deref();
+        let digest = Digest::sha256_of(manifest);
+        if let Some(given) = &input.image_digest {
+            if *given != digest.to_string() {
                 return Err(ApiError::client(
                     "ImageDigestDoesNotMatchException",
                     format!(
@@ -235,7 +252,7 @@ impl Ecr {
         let images = self.registry.images(&scope, repo);
         if let Some(existing) = images
             .iter()
-            .find(|i| i.record["imageDigest"] == digest.to_string())
+            .find(|i| crate::digest_of(i) == digest.to_string())
         {
             if tag.is_none_or(|t| existing.tags.iter().any(|x| x == t)) {
                 return Err(ApiError::client(
@@ -247,10 +264,10 @@ impl Ecr {
         let reference = tag
             .map(str::to_string)
             .unwrap_or_else(|| digest.to_string());
-        let media = str_of(input, "imageManifestMediaType");
+        let media = input.image_manifest_media_type.as_deref();
         match self
             .registry
-            .put_manifest(&scope, repo, &reference, media, &manifest)
+            .put_manifest(&scope, repo, &reference, media, manifest)
         {
             Ok(_) => {}
             Err(RegistryError {
@@ -275,20 +292,18 @@ impl Ecr {
             Err(e) if e.status < 500 => return Err(invalid(e.message)),
             Err(e) => return Err(crate::registry_err(e)),
         }
-        let mut image_id = json!({"imageDigest": digest.to_string()});
-        if let Some(t) = tag {
-            image_id["imageTag"] = json!(t);
-        }
         let (_, media, _) = self
             .registry
             .get_manifest(&scope, repo, &digest.to_string())
             .map_err(crate::registry_err)?;
-        Ok(json!({"image": {
-            "registryId": scope.account,
-            "repositoryName": repo,
-            "imageId": image_id,
-            "imageManifest": String::from_utf8_lossy(&manifest),
-            "imageManifestMediaType": media,
-        }}))
+        Ok(PutImageResponse {
+            image: Some(Image {
+                registry_id: Some(scope.account.clone()),
+                repository_name: Some(repo.to_string()),
+                image_id: Some(crate::image_id(&digest.to_string(), tag)),
+                image_manifest_media_type: Some(media),
+                image_manifest: Some(input.image_manifest),
+            }),
+        })
     }
 }

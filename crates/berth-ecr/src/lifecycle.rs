@@ -15,10 +15,11 @@
 //! - Berth adds one safety rule: an image that a kept index (manifest list) references is
 //!   never expired, so a kept multi-platform image stays pullable.
 
-use crate::{invalid, scope, server_err, str_of, Ecr};
+use crate::types::*;
+use crate::{invalid, scope, server_err, Ecr};
 use berth_registry::{gc, Image, Registry, RegistryError, Scope};
 use berth_store::{Cond, Event, EventKind, Op, StoreError};
-use berth_wire::page::paginate;
+use berth_wire::typed::Timestamp;
 use berth_wire::{ApiError, ApiResult, RequestContext};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -739,12 +740,12 @@ impl Ecr {
     pub(crate) fn put_lifecycle_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: PutLifecyclePolicyRequest,
+    ) -> ApiResult<PutLifecyclePolicyResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let text = str_of(input, "lifecyclePolicyText").unwrap_or_default();
+        let text = input.lifecycle_policy_text.as_str();
         parse_policy(text).map_err(|e| e.api("PutLifecyclePolicy"))?;
         // Only while the repository stands as it was checked: a policy never outlives it.
         for _ in 0..8 {
@@ -754,9 +755,11 @@ impl Ecr {
                 json!({"lifecyclePolicyText": text}),
             )];
             if self.write_lifecycle(&[Cond::Revision(r.key.clone(), r.revision)], ops)? {
-                return Ok(
-                    json!({"registryId": scope.account, "repositoryName": repo, "lifecyclePolicyText": text}),
-                );
+                return Ok(PutLifecyclePolicyResponse {
+                    registry_id: Some(scope.account.clone()),
+                    repository_name: Some(repo.to_string()),
+                    lifecycle_policy_text: Some(text.to_string()),
+                });
             }
         }
         Err(server_err(
@@ -767,31 +770,31 @@ impl Ecr {
     pub(crate) fn get_lifecycle_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: GetLifecyclePolicyRequest,
+    ) -> ApiResult<GetLifecyclePolicyResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
         let r = self
             .registry
             .store
             .get(&lifecycle_key(&scope, repo))
             .ok_or_else(|| policy_not_found(&scope, repo))?;
-        Ok(json!({
-            "registryId": scope.account,
-            "repositoryName": repo,
-            "lifecyclePolicyText": r.value["lifecyclePolicyText"],
-            "lastEvaluatedAt": r.value.get("lastEvaluatedAt"),
-        }))
+        Ok(GetLifecyclePolicyResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            lifecycle_policy_text: policy_text_of(&r.value),
+            last_evaluated_at: r.value["lastEvaluatedAt"].as_f64().map(Timestamp),
+        })
     }
 
     pub(crate) fn delete_lifecycle_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: DeleteLifecyclePolicyRequest,
+    ) -> ApiResult<DeleteLifecyclePolicyResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
         for _ in 0..8 {
             let r = self
@@ -803,12 +806,12 @@ impl Ecr {
                 &[Cond::Revision(r.key.clone(), r.revision)],
                 vec![Op::Delete(r.key.clone())],
             )? {
-                return Ok(json!({
-                    "registryId": scope.account,
-                    "repositoryName": repo,
-                    "lifecyclePolicyText": r.value["lifecyclePolicyText"],
-                    "lastEvaluatedAt": r.value.get("lastEvaluatedAt"),
-                }));
+                return Ok(DeleteLifecyclePolicyResponse {
+                    registry_id: Some(scope.account.clone()),
+                    repository_name: Some(repo.to_string()),
+                    lifecycle_policy_text: policy_text_of(&r.value),
+                    last_evaluated_at: r.value["lastEvaluatedAt"].as_f64().map(Timestamp),
+                });
             }
         }
         Err(server_err(
@@ -820,23 +823,20 @@ impl Ecr {
     pub(crate) fn start_lifecycle_policy_preview(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: StartLifecyclePolicyPreviewRequest,
+    ) -> ApiResult<StartLifecyclePolicyPreviewResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         let r = self.repo(&scope, repo)?;
-        let text = match str_of(input, "lifecyclePolicyText") {
-            Some(t) => t.to_string(),
+        let text = match &input.lifecycle_policy_text {
+            Some(t) => t.clone(),
             None => {
                 let p = self
                     .registry
                     .store
                     .get(&lifecycle_key(&scope, repo))
                     .ok_or_else(|| policy_not_found(&scope, repo))?;
-                p.value["lifecyclePolicyText"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
+                policy_text_of(&p.value).unwrap_or_default()
             }
         };
         let rules = parse_policy(&text).map_err(|e| e.api("StartLifecyclePolicyPreview"))?;
@@ -870,22 +870,24 @@ impl Ecr {
                 "The repository is being modified concurrently; try again.",
             ));
         }
-        Ok(
-            json!({"registryId": scope.account, "repositoryName": repo, "lifecyclePolicyText": text, "status": "COMPLETE"}),
-        )
+        Ok(StartLifecyclePolicyPreviewResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            lifecycle_policy_text: Some(text),
+            status: Some(LifecyclePolicyPreviewStatus::Complete),
+        })
     }
 
     pub(crate) fn get_lifecycle_policy_preview(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: GetLifecyclePolicyPreviewRequest,
+    ) -> ApiResult<GetLifecyclePolicyPreviewResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let ids = input.get("imageIds").and_then(Value::as_array);
-        if ids.is_some() && (input.get("maxResults").is_some() || input.get("nextToken").is_some())
-        {
+        let ids = input.image_ids.as_ref();
+        if ids.is_some() && (input.max_results.is_some() || input.next_token.is_some()) {
             return Err(invalid(
                 "maxResults and nextToken cannot be used with imageIds.",
             ));
@@ -896,54 +898,80 @@ impl Ecr {
                 format!("Lifecycle policy preview does not exist for the repository with name '{repo}' in the registry with id '{}'", scope.account),
             )
         })?;
-        let status = input
-            .pointer("/filter/tagStatus")
-            .and_then(Value::as_str)
-            .unwrap_or("ANY");
-        let results: Vec<Value> = p.value["previewResults"]
+        let status = input.filter.as_ref().and_then(|f| f.tag_status);
+        let results: Vec<LifecyclePolicyPreviewResult> = p.value["previewResults"]
             .as_array()
             .into_iter()
             .flatten()
+            .map(preview_result_of)
             .filter(|r| {
-                let tags: Vec<&str> = r["imageTags"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                let by_status = match status {
-                    "TAGGED" => !tags.is_empty(),
-                    "UNTAGGED" => tags.is_empty(),
-                    _ => true,
-                };
+                let tags = r.image_tags.as_deref().unwrap_or_default();
                 let by_id = ids.is_none_or(|ids| {
                     ids.iter().any(|id| {
-                        str_of(id, "imageDigest").is_none_or(|d| r["imageDigest"] == d)
-                            && str_of(id, "imageTag").is_none_or(|t| tags.contains(&t))
-                            && (id.get("imageDigest").is_some() || id.get("imageTag").is_some())
+                        let digest = id.image_digest.as_ref();
+                        let tag = id.image_tag.as_ref();
+                        digest.is_none_or(|d| r.image_digest.as_ref() == Some(d))
+                            && tag.is_none_or(|t| tags.contains(t))
+                            && (digest.is_some() || tag.is_some())
                     })
                 });
-                by_status && by_id
+                crate::tag_status_keeps(status, !tags.is_empty()) && by_id
             })
-            .cloned()
             .collect();
-        let page = paginate(
+        let page = crate::page(
             results,
-            |r| str_of(r, "imageDigest").unwrap_or_default().to_string(),
-            input,
+            |r| r.image_digest.clone().unwrap_or_default(),
+            input.max_results,
+            input.next_token.as_deref(),
             100,
             100,
-            "InvalidParameterException",
         )?;
-        Ok(json!({
-            "registryId": scope.account,
-            "repositoryName": repo,
-            "lifecyclePolicyText": p.value["lifecyclePolicyText"],
-            "status": p.value["status"],
-            "previewResults": page.items,
-            "nextToken": page.next_token,
-            "summary": p.value["summary"],
-        }))
+        let summary = &p.value["summary"];
+        Ok(GetLifecyclePolicyPreviewResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            lifecycle_policy_text: policy_text_of(&p.value),
+            status: p.value["status"]
+                .as_str()
+                .and_then(LifecyclePolicyPreviewStatus::from_wire),
+            preview_results: Some(page.items),
+            next_token: page.next_token,
+            summary: summary.is_object().then(|| LifecyclePolicyPreviewSummary {
+                expiring_image_total_count: summary["expiringImageTotalCount"]
+                    .as_i64()
+                    .map(|n| n as i32),
+                transitioning_image_total_counts: None,
+            }),
+        })
+    }
+}
+
+/// A policy or preview record's `lifecyclePolicyText`.
+fn policy_text_of(record: &Value) -> Option<String> {
+    record["lifecyclePolicyText"].as_str().map(str::to_string)
+}
+
+/// A stored preview result (written by StartLifecyclePolicyPreview) as the API shows it.
+fn preview_result_of(r: &Value) -> LifecyclePolicyPreviewResult {
+    LifecyclePolicyPreviewResult {
+        image_digest: r["imageDigest"].as_str().map(str::to_string),
+        image_pushed_at: r["imagePushedAt"].as_f64().map(Timestamp),
+        image_tags: r["imageTags"].as_array().map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        }),
+        action: r["action"]["type"]
+            .as_str()
+            .and_then(ImageActionType::from_wire)
+            .map(|t| LifecyclePolicyRuleAction {
+                r#type: Some(t),
+                target_storage_class: None,
+            }),
+        applied_rule_priority: r["appliedRulePriority"].as_i64().map(|n| n as i32),
+        storage_class: r["storageClass"]
+            .as_str()
+            .and_then(LifecyclePolicyStorageClass::from_wire),
     }
 }
 

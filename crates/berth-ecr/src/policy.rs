@@ -1,9 +1,11 @@
 //! Repository policies, repository tags and DescribeRegistry.
 
-use crate::{invalid, scope, server_err, str_of, Ecr};
+use crate::types::*;
+use crate::{invalid, scope, server_err, Ecr};
 use berth_registry::Scope;
 use berth_store::{Cond, Op, Record};
 use berth_wire::{ApiError, ApiResult, RequestContext};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -36,6 +38,16 @@ fn check_policy(text: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A repository record's tags (stored as the API's `[{"Key", "Value"}]`).
+fn tags_of(repo: &Value) -> Vec<Tag> {
+    Vec::<Tag>::deserialize(&repo["tags"]).unwrap_or_default()
+}
+
+/// A stored policy's text.
+fn policy_text(p: &Record) -> Option<String> {
+    p.value["policyText"].as_str().map(str::to_string)
+}
+
 impl Ecr {
     fn write(&self, conds: &[Cond], ops: Vec<Op>) -> ApiResult<()> {
         self.registry
@@ -48,12 +60,14 @@ impl Ecr {
     pub(crate) fn set_repository_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: SetRepositoryPolicyRequest,
+    ) -> ApiResult<SetRepositoryPolicyResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
-        let text = str_of(input, "policyText").unwrap_or_default();
+        // `force` overrides a lock-out check; Berth evaluates no policies, so there is none.
+        let _ = input.force;
+        let text = input.policy_text.as_str();
         check_policy(text)?;
         self.write(
             &[],
@@ -62,36 +76,44 @@ impl Ecr {
                 json!({"policyText": text}),
             )],
         )?;
-        Ok(json!({"registryId": scope.account, "repositoryName": repo, "policyText": text}))
+        Ok(SetRepositoryPolicyResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            policy_text: Some(text.to_string()),
+        })
     }
 
     pub(crate) fn get_repository_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: GetRepositoryPolicyRequest,
+    ) -> ApiResult<GetRepositoryPolicyResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
         let p = self.policy(&scope, repo)?;
-        Ok(
-            json!({"registryId": scope.account, "repositoryName": repo, "policyText": p.value["policyText"]}),
-        )
+        Ok(GetRepositoryPolicyResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            policy_text: policy_text(&p),
+        })
     }
 
     pub(crate) fn delete_repository_policy(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        let repo = str_of(input, "repositoryName").unwrap_or_default();
+        input: DeleteRepositoryPolicyRequest,
+    ) -> ApiResult<DeleteRepositoryPolicyResponse> {
+        let scope = scope(ctx, input.registry_id.as_deref())?;
+        let repo = input.repository_name.as_str();
         self.repo(&scope, repo)?;
         let p = self.policy(&scope, repo)?;
         self.write(&[], vec![Op::Delete(p.key.clone())])?;
-        Ok(
-            json!({"registryId": scope.account, "repositoryName": repo, "policyText": p.value["policyText"]}),
-        )
+        Ok(DeleteRepositoryPolicyResponse {
+            registry_id: Some(scope.account.clone()),
+            repository_name: Some(repo.to_string()),
+            policy_text: policy_text(&p),
+        })
     }
 
     fn policy(&self, scope: &Scope, repo: &str) -> ApiResult<Record> {
@@ -106,10 +128,13 @@ impl Ecr {
     pub(crate) fn describe_registry(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let scope = scope(ctx, input)?;
-        Ok(json!({"registryId": scope.account, "replicationConfiguration": {"rules": []}}))
+        input: DescribeRegistryRequest,
+    ) -> ApiResult<DescribeRegistryResponse> {
+        let DescribeRegistryRequest {} = input;
+        Ok(DescribeRegistryResponse {
+            registry_id: Some(scope(ctx, None)?.account),
+            replication_configuration: Some(ReplicationConfiguration { rules: vec![] }),
+        })
     }
 
     /// The repository a resource ARN names: `arn:aws:ecr:REGION:ACCOUNT:repository/NAME`.
@@ -123,63 +148,54 @@ impl Ecr {
         self.repo(&scope, name)
     }
 
-    pub(crate) fn tag_resource(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let new = input
-            .get("tags")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        crate::check_tags(&new)?;
-        self.retag(ctx, input, |old| {
-            let mut out: Vec<Value> = old
-                .iter()
-                .filter(|t| !new.iter().any(|n| n["Key"] == t["Key"]))
-                .cloned()
+    pub(crate) fn tag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: TagResourceRequest,
+    ) -> ApiResult<TagResourceResponse> {
+        crate::check_tags(&input.tags)?;
+        self.retag(ctx, &input.resource_arn, |old| {
+            let mut out: Vec<Tag> = old
+                .into_iter()
+                .filter(|t| !input.tags.iter().any(|n| n.key == t.key))
                 .collect();
-            out.extend(new.iter().cloned());
+            out.extend(input.tags.iter().cloned());
             out
-        })
+        })?;
+        Ok(TagResourceResponse {})
     }
 
-    pub(crate) fn untag_resource(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
-        let keys: HashSet<String> = input
-            .get("tagKeys")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect();
-        self.retag(ctx, input, |old| {
-            old.iter()
-                .filter(|t| !t["Key"].as_str().is_some_and(|k| keys.contains(k)))
-                .cloned()
-                .collect()
-        })
+    pub(crate) fn untag_resource(
+        &self,
+        ctx: &RequestContext,
+        input: UntagResourceRequest,
+    ) -> ApiResult<UntagResourceResponse> {
+        let keys: HashSet<&String> = input.tag_keys.iter().collect();
+        self.retag(ctx, &input.resource_arn, |old| {
+            old.into_iter().filter(|t| !keys.contains(&t.key)).collect()
+        })?;
+        Ok(UntagResourceResponse {})
     }
 
+    /// Replace a repository's tags with `f` of its current ones.
     fn retag(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-        f: impl Fn(&[Value]) -> Vec<Value>,
+        arn: &str,
+        f: impl Fn(Vec<Tag>) -> Vec<Tag>,
     ) -> ApiResult<Value> {
-        let arn = str_of(input, "resourceArn").unwrap_or_default();
         let busy = || server_err("The repository is being modified concurrently; try again.");
         berth_toolkit::commit(self.registry.store.as_ref(), busy, || {
             let r = self.repo_by_arn(ctx, arn)?;
             let mut repo = (*r.value).clone();
-            let tags = f(repo
-                .get("tags")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]));
+            let tags = f(tags_of(&repo));
             if tags.len() > 50 {
                 return Err(ApiError::client(
                     "TooManyTagsException",
                     "A repository can have at most 50 tags.",
                 ));
             }
-            repo["tags"] = Value::Array(tags);
+            repo["tags"] = json!(tags);
             let mut plan = berth_toolkit::Plan::new(json!({}));
             plan.put(&r, repo);
             Ok(plan)
@@ -189,9 +205,11 @@ impl Ecr {
     pub(crate) fn list_tags_for_resource(
         &self,
         ctx: &RequestContext,
-        input: &Value,
-    ) -> ApiResult<Value> {
-        let r = self.repo_by_arn(ctx, str_of(input, "resourceArn").unwrap_or_default())?;
-        Ok(json!({"tags": r.value.get("tags").cloned().unwrap_or(json!([]))}))
+        input: ListTagsForResourceRequest,
+    ) -> ApiResult<ListTagsForResourceResponse> {
+        let r = self.repo_by_arn(ctx, &input.resource_arn)?;
+        Ok(ListTagsForResourceResponse {
+            tags: Some(tags_of(&r.value)),
+        })
     }
 }

@@ -3,6 +3,8 @@
 //! crate of its own so the types and serde's code for them compile once, not again with
 //! each edit of a handler or in each service's test build.
 
+pub mod ec2;
+pub mod ecr;
 pub mod logs;
 
 #[cfg(test)]

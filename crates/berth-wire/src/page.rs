@@ -18,7 +18,20 @@ pub fn page_params(
     limit: usize,
     error_code: &str,
 ) -> Result<(usize, Option<String>), ApiError> {
-    let max = match input.get("maxResults").and_then(Value::as_i64) {
+    let max = input.get("maxResults").and_then(Value::as_i64);
+    let token = input.get("nextToken").and_then(Value::as_str);
+    params(max, token, default, limit, error_code)
+}
+
+/// [`page_params`] for a typed input's `maxResults` and `nextToken` members.
+pub fn params(
+    max_results: Option<i64>,
+    next_token: Option<&str>,
+    default: usize,
+    limit: usize,
+    error_code: &str,
+) -> Result<(usize, Option<String>), ApiError> {
+    let max = match max_results {
         None => default,
         Some(n) if n >= 1 && n as usize <= limit => n as usize,
         Some(_) => {
@@ -28,7 +41,7 @@ pub fn page_params(
             ))
         }
     };
-    let after = match input.get("nextToken").and_then(Value::as_str) {
+    let after = match next_token {
         None | Some("") => None,
         Some(t) => Some(
             decode_token(t).ok_or_else(|| ApiError::client(error_code, "Invalid nextToken."))?,
@@ -48,6 +61,16 @@ pub fn paginate<T>(
     error_code: &str,
 ) -> Result<Page<T>, ApiError> {
     let (max, after) = page_params(input, default, limit, error_code)?;
+    Ok(page_after(items, key, max, after))
+}
+
+/// [`paginate`] with the page size and resume key already read ([`params`]).
+pub fn page_after<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    max: usize,
+    after: Option<String>,
+) -> Page<T> {
     let mut iter = items
         .into_iter()
         .filter(|it| after.as_deref().is_none_or(|a| key(it).as_str() > a))
@@ -64,10 +87,10 @@ pub fn paginate<T>(
     } else {
         None
     };
-    Ok(Page {
+    Page {
         items: out,
         next_token,
-    })
+    }
 }
 
 pub fn encode_token(key: &str) -> String {
