@@ -134,13 +134,7 @@ fn counts_healthy(t: &Value, lbs: &[Value], health: &Health, now: f64) -> bool {
 
 /// Whether the task's definition gives an essential container a health check.
 fn has_health_check(t: &Value) -> bool {
-    berth_model::ecs::TaskPrivate::of(t)
-        .definition
-        .as_ref()
-        .and_then(|d| d["containerDefinitions"].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .any(|c| c["essential"] != false && c.get("healthCheck").is_some())
+    !berth_model::ecs::TaskPrivate::health_checked_in(t).is_empty()
 }
 
 fn is_stable(t: &Value, now: f64) -> bool {

@@ -244,6 +244,21 @@ impl TaskPrivate {
         task.get("_berth")?.get(name)?.as_str()
     }
 
+    /// The essential containers of the task's definition that have a health check, by
+    /// name, borrowed (the scheduler and the node ask on every pass and status change,
+    /// which should not copy the whole definition). ECS reckons a task's health from these.
+    pub fn health_checked_in(task: &Value) -> Vec<&str> {
+        task.get("_berth")
+            .and_then(|p| p.get("definition"))
+            .and_then(|d| d.get("containerDefinitions"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c["essential"] != false && c.get("healthCheck").is_some())
+            .filter_map(|c| c["name"].as_str())
+            .collect()
+    }
+
     /// Write it back into the task record.
     pub fn store_in(&self, task: &mut Value) {
         task["_berth"] = serde_json::to_value(self).expect("the private section serializes");

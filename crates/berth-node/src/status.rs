@@ -97,20 +97,6 @@ fn steps(from: Option<LastStatus>, to: LastStatus, awsvpc: bool, ran: bool) -> V
         .collect()
 }
 
-/// The essential containers of the task's definition that have a health check.
-fn health_checked(t: &Value) -> Vec<String> {
-    let private = berth_model::ecs::TaskPrivate::of(t);
-    let defs = private
-        .definition
-        .as_ref()
-        .and_then(|d| d["containerDefinitions"].as_array());
-    defs.into_iter()
-        .flatten()
-        .filter(|c| c["essential"] != false && c.get("healthCheck").is_some())
-        .filter_map(|c| c["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// Set the task's lastStatus to `step` with the supervisor's details.
 fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
     let before = t.clone();
@@ -153,7 +139,10 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
     // The task is as healthy as its essential containers that have a health check, as ECS
     // reckons it: UNHEALTHY if one is, HEALTHY once all are, else UNKNOWN. Containers
     // without a check do not count.
-    let checked = health_checked(t);
+    let checked: Vec<String> = berth_model::ecs::TaskPrivate::health_checked_in(t)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let counted: Vec<&str> = health
         .iter()
         .filter(|(name, _)| checked.iter().any(|c| c == name))
