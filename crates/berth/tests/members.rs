@@ -177,13 +177,13 @@ fn check(model_name: &str, service: &dyn Service) {
         paths.extend(out);
     }
 
-    let table_path = root().join(format!("docs/members/{model_name}.txt"));
-    let table = read_table(&table_path);
+    let table_name = format!("docs/members/{model_name}.txt");
+    let table = read_table(&root().join(&table_name));
     let compatibility = std::fs::read_to_string(root().join("docs/compatibility.md")).unwrap();
     let mut problems: Vec<String> = Vec::new();
     let mut words: BTreeMap<&str, &str> = BTreeMap::new();
     for line in &table {
-        let at = format!("{}:{}", table_path.display(), line.number);
+        let at = format!("{table_name}:{}", line.number);
         if !WORDS.contains(&line.word.as_str()) {
             problems.push(format!(
                 "{at}: {} has {:?}, not one of {WORDS:?}",
@@ -236,8 +236,7 @@ fn check(model_name: &str, service: &dyn Service) {
     }
     for path in &uncovered {
         problems.push(format!(
-            "{}: {path} has no line (acts, refused or listed)",
-            table_path.display()
+            "{table_name}: {path} has no line (acts, refused or listed)"
         ));
     }
     let lines: BTreeMap<&str, usize> = table.iter().fold(BTreeMap::new(), |mut m, l| {
