@@ -38,7 +38,8 @@ fn read_model(name: &str) -> Value {
 
 /// The name of a shape reference: a plain string or `{"shape": NAME}`.
 fn shape_name(r: &Value) -> Option<&str> {
-    r.as_str().or_else(|| r.get("shape").and_then(Value::as_str))
+    r.as_str()
+        .or_else(|| r.get("shape").and_then(Value::as_str))
 }
 
 /// Every member path under `shape`, `prefix.member...`, lists and maps transparent.
@@ -91,10 +92,9 @@ fn implemented(service: &dyn Service, operations: &[String]) -> BTreeSet<String>
     };
     let mut out = BTreeSet::new();
     for op in operations {
-        let answer =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                service.call(&ctx, op, json!({}))
-            }));
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            service.call(&ctx, op, json!({}))
+        }));
         let not_implemented = matches!(
             &answer,
             Ok(Err(e)) if e.code == "NotImplemented" && e.message.contains(op.as_str())
@@ -113,8 +113,7 @@ struct Line {
 }
 
 fn read_table(path: &Path) -> Vec<Line> {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let content = raw.split('#').next().unwrap_or("").trim();
