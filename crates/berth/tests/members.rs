@@ -9,7 +9,8 @@
 //! implement answers `NotImplemented` naming it before looking at its input), walks
 //! their input shapes and fails on every member path no line covers, on lines naming a
 //! path the model or the implemented operations lack, and on `listed` lines whose member
-//! name docs/compatibility.md does not mention.
+//! name the service's "Accepted, not yet acted on" list in docs/compatibility.md does not
+//! mention.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -137,6 +138,27 @@ fn read_table(path: &Path) -> Vec<Line> {
     lines
 }
 
+/// The "Accepted, not yet acted on:" paragraphs of the section of docs/compatibility.md
+/// whose heading starts with `## {heading}`: from that line to the next paragraph heading
+/// (a line such as `Refused:`) or section.
+fn accepted_list(compatibility: &str, heading: &str) -> String {
+    let start = format!("## {heading}");
+    let mut out = String::new();
+    let (mut in_section, mut in_list) = (false, false);
+    for line in compatibility.lines() {
+        if line.starts_with("## ") {
+            in_section = line.starts_with(&start);
+            in_list = false;
+        } else if in_section && !line.starts_with([' ', '-']) && line.ends_with(':') {
+            in_list = line == "Accepted, not yet acted on:";
+        } else if in_list {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// `name` appears in `text` as a word of its own (not inside a longer identifier).
 fn mentions(text: &str, name: &str) -> bool {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
@@ -147,7 +169,8 @@ fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-fn check(model_name: &str, service: &dyn Service) {
+/// `heading`: the start of the service's section heading in docs/compatibility.md.
+fn check(model_name: &str, heading: &str, service: &dyn Service) {
     let model = read_model(model_name);
     let shapes = &model["shapes"];
     let operations: Vec<String> = model["operations"]
@@ -179,6 +202,11 @@ fn check(model_name: &str, service: &dyn Service) {
     let table_name = format!("docs/members/{model_name}.txt");
     let table = read_table(&root().join(&table_name));
     let compatibility = std::fs::read_to_string(root().join("docs/compatibility.md")).unwrap();
+    let accepted = accepted_list(&compatibility, heading);
+    assert!(
+        !accepted.is_empty(),
+        "docs/compatibility.md: no \"Accepted, not yet acted on:\" list under ## {heading}"
+    );
     let mut problems: Vec<String> = Vec::new();
     let mut words: BTreeMap<&str, &str> = BTreeMap::new();
     for line in &table {
@@ -206,9 +234,10 @@ fn check(model_name: &str, service: &dyn Service) {
             }
         }
         let member = line.path.rsplit('.').next().unwrap();
-        if line.word == "listed" && line.path.contains('.') && !mentions(&compatibility, member) {
+        if line.word == "listed" && line.path.contains('.') && !mentions(&accepted, member) {
             problems.push(format!(
-                "{at}: {} is `listed` but docs/compatibility.md does not name {member}",
+                "{at}: {} is `listed` but docs/compatibility.md does not name {member} in \
+                 {heading}'s \"Accepted, not yet acted on\" list",
                 line.path
             ));
         }
@@ -264,21 +293,21 @@ fn store(dir: &Path) -> Arc<dyn Store> {
 fn ecs_members_are_accounted_for() {
     let dir = tempfile::tempdir().unwrap();
     let ecs = berth_ecs::Ecs::new(store(dir.path()), Clock::default());
-    check("ecs", &ecs);
+    check("ecs", "ECS", &ecs);
 }
 
 #[test]
 fn elbv2_members_are_accounted_for() {
     let dir = tempfile::tempdir().unwrap();
     let elbv2 = berth_elbv2::Elbv2::new(store(dir.path()), Clock::default());
-    check("elbv2", &elbv2);
+    check("elbv2", "ELBv2", &elbv2);
 }
 
 #[test]
 fn ec2_members_are_accounted_for() {
     let dir = tempfile::tempdir().unwrap();
     let ec2 = berth_ec2::Ec2::new(store(dir.path()), Clock::default());
-    check("ec2", &ec2);
+    check("ec2", "EC2", &ec2);
 }
 
 #[test]
@@ -296,5 +325,5 @@ fn ecr_members_are_accounted_for() {
         blob_writes: Default::default(),
     };
     let ecr = berth_ecr::Ecr::new(Arc::new(registry));
-    check("ecr", &ecr);
+    check("ecr", "ECR", &ecr);
 }
