@@ -130,6 +130,35 @@ expect_eq "the task run on its own keeps running, UNHEALTHY" "RUNNING RUNNING UN
   "$(awsb ecs describe-tasks --cluster c1 --tasks "$alone" --query 'tasks[0].[lastStatus,desiredStatus,healthStatus]' --output text | tr '\t' ' ')"
 awsb ecs delete-service --cluster c1 --service sick --force >/dev/null
 awsb ecs stop-task --cluster c1 --task "$alone" >/dev/null
+# 9. Accepted means acted on: what Berth cannot do is refused naming the member, and
+#    nothing is created; tags, placement and the platform version act.
+expect_error "service discovery refused" NotImplemented awsb ecs create-service --cluster c1 --service-name no1 --task-definition ec2web \
+  --launch-type EC2 --service-registries registryArn=arn:aws:servicediscovery:us-east-1:000000000000:service/srv-1
+expect_error "a blue/green deployment refused, not run as a rolling one" NotImplemented awsb ecs create-service --cluster c1 --service-name no2 \
+  --task-definition ec2web --launch-type EC2 --deployment-configuration strategy=BLUE_GREEN
+expect_error "ECS Exec refused" NotImplemented awsb ecs create-service --cluster c1 --service-name no3 --task-definition ec2web --launch-type EC2 --enable-execute-command
+expect_error "an old Fargate platform refused" NotImplemented awsb ecs create-service --cluster c1 --service-name no4 --task-definition sick \
+  --launch-type FARGATE --network-configuration "$NET" --platform-version 1.3.0
+expect_error "an unknown platform" PlatformUnknownException awsb ecs create-service --cluster c1 --service-name no5 --task-definition sick \
+  --launch-type FARGATE --network-configuration "$NET" --platform-version 7.0.0
+expect_eq "none of them was created" "MISSING MISSING MISSING MISSING MISSING" \
+  "$(awsb ecs describe-services --cluster c1 --services no1 no2 no3 no4 no5 --query 'failures[].reason' --output text | tr '\t' ' ')"
+awsb ecs tag-resource --resource-arn "$(awsb ecs describe-task-definition --task-definition ec2web --query taskDefinition.taskDefinitionArn --output text)" --tags key=from,value=taskdef
+awsb ecs create-service --cluster c1 --service-name tagged --task-definition ec2web --desired-count 1 --launch-type EC2 \
+  --tags key=team,value=a --propagate-tags SERVICE --enable-ecs-managed-tags >/dev/null
+awsb ecs wait services-stable --cluster c1 --services tagged
+tags_of_service_task() { awsb ecs describe-tasks --cluster c1 --include TAGS --tasks "$(awsb ecs list-tasks --cluster c1 --service-name tagged --desired-status RUNNING --query 'taskArns[0]' --output text)" \
+  --query 'tasks[0].tags[].[key,value]' --output text | tr '\t' '=' | sort | tr '\n' ' '; }
+expect_eq "the service's tags and ECS managed tags reach its task" "aws:ecs:clusterName=c1 aws:ecs:serviceName=tagged team=a " "$(tags_of_service_task)"
+expect_error "no platform version on EC2" InvalidParameterException awsb ecs update-service --cluster c1 --service tagged --platform-version LATEST
+awsb ecs update-service --cluster c1 --service tagged --placement-strategy type=binpack,field=memory --propagate-tags TASK_DEFINITION --force-new-deployment >/dev/null
+expect_eq "UpdateService keeps the new placement strategy" "binpack memory" \
+  "$(awsb ecs describe-services --cluster c1 --services tagged --query 'services[0].placementStrategy[0].[type,field]' --output text | tr '\t' ' ')"
+awsb ecs wait services-stable --cluster c1 --services tagged
+expect_eq "after the update its new task has the task definition's tags" "aws:ecs:clusterName=c1 aws:ecs:serviceName=tagged from=taskdef " "$(tags_of_service_task)"
+awsb ecs delete-service --cluster c1 --service tagged --force >/dev/null
+awsb ecs wait services-inactive --cluster c1 --services tagged
+
 "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null
 BERTH_PID=""
 finish

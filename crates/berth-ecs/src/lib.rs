@@ -8,6 +8,7 @@ mod capacity;
 mod cluster;
 mod common;
 mod idempotency;
+mod index;
 mod instances;
 mod scheduler;
 mod services;
@@ -16,6 +17,7 @@ mod tags;
 mod targets;
 mod taskdef;
 mod tasks;
+mod unsupported;
 
 use berth_store::Store;
 use berth_wire::model::LazyModel;
@@ -34,6 +36,8 @@ pub struct Ecs {
     pub(crate) clock: Clock,
     /// The hour (since the epoch) whose expired clientToken records were last removed.
     pub(crate) tokens_swept_hour: std::sync::atomic::AtomicI64,
+    /// How long a stopped task stays describable before it is deleted (ECS: about an hour).
+    pub(crate) task_retention_secs: f64,
 }
 
 impl Ecs {
@@ -43,7 +47,14 @@ impl Ecs {
             store,
             clock,
             tokens_swept_hour: Default::default(),
+            task_retention_secs: 3600.0,
         }
+    }
+
+    /// Keep stopped tasks `secs` seconds (of Berth's clock) before deleting them.
+    pub fn retaining_stopped_tasks(mut self, secs: u64) -> Self {
+        self.task_retention_secs = secs as f64;
+        self
     }
 }
 

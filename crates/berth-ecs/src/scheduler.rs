@@ -23,9 +23,10 @@
 //! written), and on a tick for retries while a service has not settled.
 
 use crate::common::*;
+use crate::index::TaskIndex;
 use crate::targets::*;
 use crate::Ecs;
-use berth_store::{Cond, Op};
+use berth_store::{Cond, Event, Op};
 use berth_wire::RequestContext;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -39,54 +40,52 @@ const EVENTS_KEPT: usize = 100;
 /// so a container that dies at once never replaces a working one.
 const STABLE_SECS: f64 = 3.0;
 
+/// Stopped tasks deleted per pass at most, so a pass after a long pause stays short.
+const DELETES_PER_PASS: usize = 500;
+
 /// Run the scheduler until the store closes.
 pub fn spawn_scheduler(ecs: Arc<Ecs>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         let mut events = ecs.store.watch();
-        // Retries after failed starts (backoff) need a clock tick.
+        // Retries after failed starts (backoff) and the end of stopped tasks' retention
+        // need a clock tick.
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let relevant = wakes_scheduler;
-        // The tick matters only while a service has not settled (a retry may be due).
-        let mut unsettled = true;
+        let e = ecs.clone();
+        let index =
+            tokio::task::spawn_blocking(move || TaskIndex::build(e.store.as_ref(), e.clock.now()))
+                .await
+                .unwrap_or_default();
+        let index = Arc::new(std::sync::Mutex::new(index));
         loop {
-            let mut due = false;
+            let mut changes = vec![];
+            let mut lagged = false;
             tokio::select! {
-                _ = tick.tick() => due = unsettled,
+                _ = tick.tick() => {}
                 ev = events.recv() => match ev {
-                    Ok(e) => due |= relevant(&e.key),
-                    Err(RecvError::Lagged(_)) => due = true,
+                    Ok(e) => changes.push(e),
+                    Err(RecvError::Lagged(_)) => lagged = true,
                     Err(RecvError::Closed) => return,
                 },
             }
             loop {
                 match events.try_recv() {
-                    Ok(e) => due |= relevant(&e.key),
-                    Err(TryRecvError::Lagged(_)) => due = true,
+                    Ok(e) => changes.push(e),
+                    Err(TryRecvError::Lagged(_)) => lagged = true,
                     Err(_) => break,
                 }
             }
-            if !due {
-                continue;
-            }
-            let e = ecs.clone();
-            match tokio::task::spawn_blocking(move || e.schedule_all()).await {
-                Ok(u) => unsettled = u,
-                Err(err) => tracing::error!(error = %err, "service scheduler pass failed"),
+            let (e, ix) = (ecs.clone(), index.clone());
+            let pass = tokio::task::spawn_blocking(move || {
+                let mut ix = ix.lock().unwrap_or_else(|p| p.into_inner());
+                e.pass(&mut ix, &changes, lagged);
+            });
+            if let Err(err) = pass.await {
+                tracing::error!(error = %err, "service scheduler pass failed");
             }
         }
     })
-}
-
-/// Whether a write to `key` may give the scheduler work: services, their tasks, instances
-/// (a DRAINING one moves tasks off), and targets (one turning healthy or leaving its group
-/// after draining advances a rollout).
-pub(crate) fn wakes_scheduler(key: &str) -> bool {
-    key.contains("/ecs/service/")
-        || key.contains("/ecs/task/")
-        || key.contains("/ecs/container-instance/")
-        || berth_model::elbv2::key::is_targets_key(key)
 }
 
 /// `/{account}/{region}/ecs/service/{cluster}/{name}`, taken apart.
@@ -182,19 +181,87 @@ fn load_balancers_of(t: &Value, deployments: &[Value], s: &Value) -> Vec<Value> 
 }
 
 impl Ecs {
-    /// One pass over every service that still has work (ACTIVE or DRAINING). True when
-    /// one of them has not settled yet (not steady, or draining).
+    /// One pass over every service that still has work (ACTIVE or DRAINING), from a
+    /// fresh index. True when one of them has not settled yet (not steady, or draining).
     pub fn schedule_all(&self) -> bool {
-        let mut unsettled = false;
-        for r in self.store.list("/") {
-            if !r.key.contains("/ecs/service/") || r.value["status"] == "INACTIVE" {
+        let mut ix = TaskIndex::build(self.store.as_ref(), self.clock.now());
+        self.pass(&mut ix, &[], false)
+    }
+
+    /// Take in the store's changes, delete stopped tasks whose retention has ended, then
+    /// schedule the services the changes concern (and those not settled before). True
+    /// when one has not settled.
+    pub(crate) fn pass(&self, ix: &mut TaskIndex, changes: &[Event], lagged: bool) -> bool {
+        let now = self.clock.now();
+        if lagged {
+            // Changes were missed: start again from the store.
+            *ix = TaskIndex::build(self.store.as_ref(), now);
+            ix.mark_all();
+        }
+        for c in changes {
+            ix.apply(self.store.as_ref(), &c.kind, &c.key, now);
+        }
+        self.delete_expired(ix, now);
+        let started = std::time::Instant::now();
+        let due = ix.take_dirty();
+        let mut unsettled = vec![];
+        for (skey, task_keys) in &due {
+            let Some(r) = self.store.get(skey) else {
+                continue;
+            };
+            if r.value["status"] == "INACTIVE" {
                 continue;
             }
-            if let Some((ctx, cluster, name)) = parse_service_key(&r.key) {
-                unsettled |= !self.schedule(&ctx, &cluster, &name, &r.key, r.revision, &r.value);
+            let Some((ctx, cluster, name)) = parse_service_key(skey) else {
+                continue;
+            };
+            let tasks: Vec<Entry> = task_keys
+                .iter()
+                .filter_map(|k| self.store.get(k))
+                .map(|t| (t.key.clone(), t.revision, (*t.value).clone()))
+                .collect();
+            if !self.schedule(&ctx, &cluster, &name, &r, tasks) {
+                unsettled.push(skey.clone());
             }
         }
-        unsettled
+        if !due.is_empty() {
+            tracing::debug!(
+                services = due.len(),
+                tasks = ix.len(),
+                micros = started.elapsed().as_micros() as u64,
+                "service scheduler pass"
+            );
+        }
+        let any = !unsettled.is_empty();
+        ix.mark(unsettled);
+        any
+    }
+
+    /// Stopped tasks are deleted once their retention has ended (ECS keeps them about an
+    /// hour); one still holding load balancer targets waits until they are deregistered.
+    fn delete_expired(&self, ix: &mut TaskIndex, now: f64) {
+        for k in ix
+            .expired(now, self.task_retention_secs)
+            .into_iter()
+            .take(DELETES_PER_PASS)
+        {
+            let Some(r) = self.store.get(&k) else {
+                ix.forget(&k);
+                continue;
+            };
+            if r.value["lastStatus"] != "STOPPED" || holds_targets(&r.value) {
+                ix.postpone(&k, now);
+                continue;
+            }
+            match self.store.txn(
+                &[Cond::Revision(k.clone(), r.revision)],
+                vec![Op::Delete(k.clone())],
+            ) {
+                Ok(_) => ix.forget(&k),
+                // Written meanwhile: its change event indexes it again.
+                Err(_) => ix.postpone(&k, now),
+            }
+        }
     }
 
     fn schedule(
@@ -202,21 +269,14 @@ impl Ecs {
         ctx: &RequestContext,
         cluster: &str,
         name: &str,
-        skey: &str,
-        rev: i64,
-        svc: &Value,
+        record: &berth_store::Record,
+        mut tasks: Vec<Entry>,
     ) -> bool {
+        let (skey, rev, svc) = (&record.key, record.revision, &*record.value);
         let now = self.clock.now();
         let mut s = svc.clone();
         let mut events: Vec<String> = vec![];
         let group = format!("service:{name}");
-        let mut tasks: Vec<Entry> = self
-            .store
-            .list(&key(ctx, &format!("task/{cluster}/")))
-            .into_iter()
-            .filter(|r| r.value["group"] == group.as_str())
-            .map(|r| (r.key.clone(), r.revision, (*r.value).clone()))
-            .collect();
         let draining = s["status"] == "DRAINING";
         let desired = if draining {
             0
@@ -427,10 +487,18 @@ impl Ecs {
                     "group": group,
                     "placementConstraints": s["placementConstraints"],
                     "placementStrategy": s["placementStrategy"],
+                    "enableECSManagedTags": s["enableECSManagedTags"],
                 });
                 let mut input = input;
+                // The service's tags go to its tasks with propagateTags SERVICE; the task
+                // definition's are RunTask's to add.
+                match s["propagateTags"].as_str() {
+                    Some("SERVICE") => input["tags"] = s["tags"].clone(),
+                    Some("TASK_DEFINITION") => input["propagateTags"] = json!("TASK_DEFINITION"),
+                    _ => {}
+                }
                 berth_wire::service::strip_nulls(&mut input);
-                match self.run_task(ctx, &input) {
+                match self.run_task_for(ctx, &input, Some(name)) {
                     Ok(out) => {
                         for t in out["tasks"].as_array().into_iter().flatten() {
                             started.push(task_id(t));

@@ -4,7 +4,8 @@
 use crate::common::public_view as public_service;
 use crate::common::*;
 use crate::idempotency::{ClientToken, Earlier};
-use crate::tasks::Placement;
+use crate::tasks::{Placement, Rules};
+use crate::unsupported::{check_service, not_supported, platform_version};
 use crate::Ecs;
 use berth_store::{Cond, Op};
 use berth_wire::page::paginate;
@@ -37,6 +38,7 @@ impl Ecs {
             return Err(invalid("Service name must be between 1 and 255 characters: letters (uppercase and lowercase), numbers, hyphens and underscores."));
         }
         check_tags(arr_of(input, "tags"))?;
+        check_service("CreateService", input)?;
         if self
             .store
             .get(&key(ctx, &format!("service/{cluster_name}/{name}")))
@@ -105,6 +107,8 @@ impl Ecs {
         }
         let td = self.runnable_task_definition(ctx, input)?;
         let td_arn = td.value["taskDefinitionArn"].clone();
+        let platform = platform_version("CreateService", input, placement == Placement::Fargate)?;
+        Rules::of(input, &json!({}))?;
         let now = self.clock.now();
         let launch_type = match placement {
             Placement::Fargate if input.get("capacityProviderStrategy").is_none() => {
@@ -131,7 +135,7 @@ impl Ecs {
             "pendingCount": 0,
             "launchType": launch_type,
             "capacityProviderStrategy": input.get("capacityProviderStrategy"),
-            "platformVersion": if placement == Placement::Fargate { json!("LATEST") } else { Value::Null },
+            "platformVersion": if placement == Placement::Fargate { json!(platform.as_deref().unwrap_or("LATEST")) } else { Value::Null },
             "platformFamily": if placement == Placement::Fargate { json!("Linux") } else { Value::Null },
             "taskDefinition": td_arn,
             "deploymentConfiguration": dc,
@@ -145,6 +149,7 @@ impl Ecs {
             "schedulingStrategy": "REPLICA",
             "deploymentController": {"type": "ECS"},
             "createdBy": format!("arn:aws:iam::{}:root", ctx.account),
+            "roleArn": str_of(input, "role").map(|r| role_arn(ctx, r)),
             "enableECSManagedTags": input.get("enableECSManagedTags").cloned().unwrap_or(json!(false)),
             "propagateTags": input.get("propagateTags").cloned().unwrap_or(json!("NONE")),
             "enableExecuteCommand": input.get("enableExecuteCommand").cloned().unwrap_or(json!(false)),
@@ -183,6 +188,38 @@ impl Ecs {
             return Err(invalid("desiredCount must be 0 or greater."));
         }
         check_deployment_configuration(input.get("deploymentConfiguration"))?;
+        check_service("UpdateService", input)?;
+        if let Some(t) = input
+            .pointer("/deploymentController/type")
+            .and_then(Value::as_str)
+        {
+            if t != "ECS" {
+                return Err(not_supported(
+                    "UpdateService",
+                    &format!("deploymentController {t}"),
+                    "only the ECS (rolling) deployment controller is implemented",
+                ));
+            }
+        }
+        if input
+            .get("capacityProviderStrategy")
+            .is_some_and(|c| *c != s["capacityProviderStrategy"])
+        {
+            return Err(not_supported(
+                "UpdateService",
+                "capacityProviderStrategy",
+                "a service's capacity provider strategy cannot be changed yet",
+            ));
+        }
+        let fargate = s["launchType"] != "EC2";
+        let platform = platform_version("UpdateService", input, fargate)?;
+        // New placement rules apply to the tasks started from now on, as on ECS.
+        Rules::of(input, &json!({}))?;
+        for f in ["placementConstraints", "placementStrategy"] {
+            if let Some(v) = input.get(f) {
+                s[f] = v.clone();
+            }
+        }
         let now = self.clock.now();
         if let Some(n) = input.get("desiredCount").and_then(Value::as_i64) {
             s["desiredCount"] = json!(n);
@@ -244,7 +281,18 @@ impl Ecs {
         let changed_td = new_td.as_ref().is_some_and(|t| *t != s["taskDefinition"]);
         // A new load balancer configuration (an empty list removes them) is a new
         // deployment, as on ECS: new tasks register in the new groups, old ones leave theirs.
-        if changed_td || force || input.get("networkConfiguration").is_some() || new_lbs.is_some() {
+        let new_platform = platform
+            .as_ref()
+            .is_some_and(|p| s["platformVersion"] != **p);
+        if let Some(p) = platform {
+            s["platformVersion"] = json!(p);
+        }
+        if changed_td
+            || force
+            || new_platform
+            || input.get("networkConfiguration").is_some()
+            || new_lbs.is_some()
+        {
             // A new PRIMARY deployment; the one before keeps running until replaced.
             let td_arn = new_td.unwrap_or(s["taskDefinition"].clone());
             for d in s["deployments"].as_array_mut().into_iter().flatten() {
@@ -392,6 +440,15 @@ impl Ecs {
         Ok(
             json!({"serviceArns": page.items.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), "nextToken": page.next_token}),
         )
+    }
+}
+
+/// An IAM role as ECS records it: a name becomes the account's role ARN.
+fn role_arn(ctx: &RequestContext, role: &str) -> String {
+    if role.starts_with("arn:") {
+        role.to_string()
+    } else {
+        format!("arn:aws:iam::{}:role/{role}", ctx.account)
     }
 }
 

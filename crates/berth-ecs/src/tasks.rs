@@ -12,6 +12,7 @@ use crate::common::*;
 use crate::idempotency::{run_task_conflict, task_arns, ClientToken, Earlier};
 use crate::instances::{choose, instance_id, Demand, Host, Query};
 use crate::targets::deactivating;
+use crate::unsupported::{check_run, platform_version};
 use crate::Ecs;
 use berth_store::{Cond, Op, Record};
 use berth_wire::page::paginate;
@@ -83,14 +84,14 @@ enum Targets<'a> {
 }
 
 /// RunTask's placement constraints (with the task definition's) and strategy.
-struct Rules {
+pub(crate) struct Rules {
     distinct: bool,
     member_of: Vec<Query>,
     strategy: Vec<Value>,
 }
 
 impl Rules {
-    fn of(input: &Value, td: &Value) -> ApiResult<Rules> {
+    pub(crate) fn of(input: &Value, td: &Value) -> ApiResult<Rules> {
         let constraints = arr_of(input, "placementConstraints");
         if constraints.len() > 10 {
             return Err(invalid(
@@ -162,6 +163,44 @@ impl Rules {
         }
         Ok(rules)
     }
+}
+
+/// The request with the task's tags as ECS gives them: the request's, then (propagateTags
+/// TASK_DEFINITION) the task definition's that the request does not set, then (with
+/// enableECSManagedTags) `aws:ecs:clusterName` and, for a service's task,
+/// `aws:ecs:serviceName`. A service's own tags (propagateTags SERVICE) come in the
+/// request its scheduler makes.
+fn with_task_tags(
+    input: &Value,
+    td: &Value,
+    cluster_name: &str,
+    service: Option<&str>,
+) -> ApiResult<Value> {
+    let mut tags = arr_of(input, "tags").to_vec();
+    match str_of(input, "propagateTags") {
+        Some("TASK_DEFINITION") => {
+            for t in arr_of(td, "tags") {
+                if !tags.iter().any(|x| x["key"] == t["key"]) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        Some("SERVICE") if service.is_none() => {
+            return Err(invalid(
+                "The propagateTags value SERVICE is only valid for tasks started by a service.",
+            ))
+        }
+        _ => {}
+    }
+    if input.get("enableECSManagedTags") == Some(&Value::Bool(true)) {
+        tags.push(json!({"key": "aws:ecs:clusterName", "value": cluster_name}));
+        if let Some(name) = service {
+            tags.push(json!({"key": "aws:ecs:serviceName", "value": name}));
+        }
+    }
+    let mut input = input.clone();
+    input["tags"] = json!(tags);
+    Ok(input)
 }
 
 /// Where a task would run, as ECS decides it.
@@ -337,6 +376,17 @@ impl Ecs {
     }
 
     pub(crate) fn run_task(&self, ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
+        self.run_task_for(ctx, input, None)
+    }
+
+    /// RunTask, for a caller or for `service`'s scheduler (whose tasks carry its name in
+    /// their ECS managed tags).
+    pub(crate) fn run_task_for(
+        &self,
+        ctx: &RequestContext,
+        input: &Value,
+        service: Option<&str>,
+    ) -> ApiResult<Value> {
         // A retry (same clientToken, same request) answers with the tasks it made.
         let token = ClientToken::of(self, ctx, "RunTask", input);
         match token.as_ref().map(ClientToken::earlier) {
@@ -359,8 +409,12 @@ impl Ecs {
         if str_of(input, "startedBy").is_some_and(|s| s.len() > 128) {
             return Err(invalid("startedBy must be 128 characters or fewer."));
         }
+        check_run("RunTask", input)?;
         let placement = self.placement(input, &cluster.value)?;
         let td = self.runnable_task_definition(ctx, input)?;
+        platform_version("RunTask", input, placement == Placement::Fargate)?;
+        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
+        let input = &with_task_tags(input, &td.value, cluster_name, service)?;
         if placement == Placement::Fargate
             && !arr_of(&td.value, "compatibilities")
                 .iter()
@@ -375,7 +429,6 @@ impl Ecs {
         }
         self.check_overrides(input, &td.value, &placement)?;
         self.check_network(ctx, input, &td.value, &placement)?;
-        let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         match placement {
             Placement::Ec2 => {
                 let rules = Rules::of(input, &td.value)?;
@@ -657,10 +710,12 @@ impl Ecs {
         if str_of(input, "startedBy").is_some_and(|s| s.len() > 128) {
             return Err(invalid("startedBy must be 128 characters or fewer."));
         }
+        check_run("StartTask", input)?;
         let td = self.runnable_task_definition(ctx, input)?;
         if !supports_ec2(&td.value) {
             return Err(client("Task definition does not support launch_type EC2."));
         }
+        let input = &with_task_tags(input, &td.value, &cluster_name, None)?;
         self.check_overrides(input, &td.value, &Placement::Ec2)?;
         self.check_network(ctx, input, &td.value, &Placement::Ec2)?;
         let mut ids = vec![];
@@ -1158,5 +1213,101 @@ mod tests {
             resource(&desc, "remainingResources", "MEMORY")["integerValue"],
             0
         );
+    }
+
+    /// propagateTags and enableECSManagedTags act: the task carries the tags ECS gives it.
+    #[test]
+    fn tasks_get_propagated_and_managed_tags() {
+        let (_d, ecs, ctx) = setup();
+        register(&ecs, &ctx, 1024, 1024);
+        ecs.call(
+            &ctx,
+            "RegisterTaskDefinition",
+            json!({"family": "t", "networkMode": "bridge", "tags": [{"key": "team", "value": "a"}, {"key": "tier", "value": "td"}],
+                   "containerDefinitions": [{"name": "app", "image": "localhost:1/none:v1", "memory": 64}]}),
+        )
+        .unwrap();
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "t", "launchType": "EC2", "tags": [{"key": "tier", "value": "run"}],
+                   "propagateTags": "TASK_DEFINITION", "enableECSManagedTags": true}),
+        )
+        .unwrap();
+        let mut tags: Vec<String> = out["tasks"][0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}={}",
+                    t["key"].as_str().unwrap(),
+                    t["value"].as_str().unwrap()
+                )
+            })
+            .collect();
+        tags.sort();
+        assert_eq!(tags, ["aws:ecs:clusterName=c1", "team=a", "tier=run"]);
+
+        // Without them, only the request's tags.
+        let out = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "t", "launchType": "EC2"}),
+        )
+        .unwrap();
+        assert!(out["tasks"][0].get("tags").is_none());
+        let e = run(
+            &ecs,
+            &ctx,
+            json!({"taskDefinition": "t", "propagateTags": "SERVICE"}),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, INVALID);
+    }
+
+    /// What Berth cannot do is refused and records nothing; platformVersion is checked.
+    #[test]
+    fn run_task_refuses_what_it_cannot_do() {
+        let (_d, ecs, ctx) = setup();
+        register(&ecs, &ctx, 1024, 1024);
+        family(&ecs, &ctx, "web", 64, None);
+        for (input, code, named) in [
+            (
+                json!({"enableExecuteCommand": true}),
+                "NotImplemented",
+                "enableExecuteCommand",
+            ),
+            (
+                json!({"volumeConfigurations": [{"name": "v"}]}),
+                "NotImplemented",
+                "volumeConfigurations",
+            ),
+            (
+                json!({"platformVersion": "LATEST", "launchType": "EC2"}),
+                INVALID,
+                "platform version must be null",
+            ),
+            (
+                json!({"platformVersion": "1.3.0", "launchType": "FARGATE"}),
+                "NotImplemented",
+                "platformVersion 1.3.0",
+            ),
+            (
+                json!({"platformVersion": "2.0", "launchType": "FARGATE"}),
+                "PlatformUnknownException",
+                "2.0",
+            ),
+        ] {
+            let mut input = input;
+            input["taskDefinition"] = json!("web");
+            let e = run(&ecs, &ctx, input).unwrap_err();
+            assert_eq!(e.code, code);
+            assert!(e.message.contains(named), "{}", e.message);
+        }
+        let listed = ecs
+            .call(&ctx, "ListTasks", json!({"cluster": "c1"}))
+            .unwrap();
+        assert_eq!(listed["taskArns"], json!([]));
     }
 }

@@ -146,6 +146,11 @@ pub struct UpArgs {
     #[arg(long, env = "BERTH_IDLE_TIMEOUT", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=4000))]
     idle_timeout: u64,
+    /// Seconds a stopped task stays describable before it is deleted (ECS keeps stopped
+    /// tasks about an hour). Counted on Berth's clock, which `--test-clock` moves.
+    #[arg(long, env = "BERTH_STOPPED_TASK_RETENTION", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    stopped_task_retention: u64,
 }
 
 /// Each connection is a file descriptor: raise the soft limit to the hard one (the
@@ -306,7 +311,10 @@ async fn up(args: UpArgs) -> Result<(), String> {
         berth_s3::S3::open(store.clone(), clock.clone(), &data_dir.join("s3"))
             .map_err(|e| format!("cannot open the S3 object directory: {e}"))?,
     );
-    let ecs = Arc::new(berth_ecs::Ecs::new(store.clone(), clock.clone()));
+    let ecs = Arc::new(
+        berth_ecs::Ecs::new(store.clone(), clock.clone())
+            .retaining_stopped_tasks(args.stopped_task_retention),
+    );
     // Services: the scheduler keeps their tasks at the desired count.
     berth_ecs::spawn_scheduler(ecs.clone());
     let clusters: Vec<String> = args

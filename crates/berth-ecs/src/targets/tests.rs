@@ -793,13 +793,70 @@ fn a_group_no_load_balancer_uses_lets_targets_go_at_once() {
 
 #[test]
 fn target_records_wake_the_scheduler() {
-    assert!(crate::scheduler::wakes_scheduler(
-        "/000000000000/us-east-1/elbv2/targets/0123456789abcdef"
+    let dir = tempfile::tempdir().unwrap();
+    let store = berth_store::SqliteStore::open(&dir.path().join("db")).unwrap();
+    let service = "/000000000000/us-east-1/ecs/service/c1/web";
+    store
+        .txn(
+            &[],
+            vec![berth_store::Op::Put(
+                service.into(),
+                serde_json::json!({"status": "ACTIVE"}),
+            )],
+        )
+        .unwrap();
+    let mut ix = crate::index::TaskIndex::build(&store, 0.0);
+    ix.take_dirty();
+    let put = berth_store::EventKind::Put;
+    assert!(ix.apply(
+        &store,
+        &put,
+        "/000000000000/us-east-1/elbv2/targets/0123456789abcdef",
+        0.0
     ));
-    assert!(crate::scheduler::wakes_scheduler(
-        "/000000000000/us-east-1/ecs/task/c1/abc"
-    ));
-    assert!(!crate::scheduler::wakes_scheduler(
-        "/000000000000/us-east-1/elbv2/lb/web"
-    ));
+    assert_eq!(ix.take_dirty()[0].0, service);
+    assert!(!ix.apply(&store, &put, "/000000000000/us-east-1/elbv2/lb/web", 0.0));
+    assert!(ix.take_dirty().is_empty());
+}
+
+#[test]
+fn a_service_keeps_its_last_100_events() {
+    let t = T::new();
+    t.awsvpc_family("web");
+    t.ecs(
+        "CreateService",
+        json!({"cluster": "c1", "serviceName": "web", "taskDefinition": "web", "desiredCount": 0,
+               "launchType": "FARGATE",
+               "networkConfiguration": {"awsvpcConfiguration": {"subnets": [t.subnets()[0]]}}}),
+    );
+    // 150 events from before, newest first as stored.
+    let k = "/000000000000/us-east-1/ecs/service/c1/web";
+    let r = t.store.get(k).unwrap();
+    let mut s = (*r.value).clone();
+    s["events"] = json!((0..150)
+        .rev()
+        .map(|i| json!({"id": format!("old-{i}"), "createdAt": 1.0, "message": format!("old {i}")}))
+        .collect::<Vec<_>>());
+    t.store
+        .txn(&[], vec![berth_store::Op::Put(k.into(), s)])
+        .unwrap();
+    t.ecs(
+        "UpdateService",
+        json!({"cluster": "c1", "service": "web", "desiredCount": 1}),
+    );
+    t.pass();
+    let events = t.service("web")["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 100);
+    assert!(events[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("has started 1 tasks"));
+    // The pass's own events first, then the newest of the old ones; the oldest went.
+    let new = events
+        .iter()
+        .take_while(|e| !e["message"].as_str().unwrap().starts_with("old"))
+        .count();
+    assert!(new >= 1);
+    assert_eq!(events[new]["message"], "old 149");
+    assert_eq!(events[99]["message"], format!("old {}", 50 + new));
 }
