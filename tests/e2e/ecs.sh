@@ -65,6 +65,12 @@ svc() { awsb ecs create-service --cluster prod --service-name tok --task-definit
 sarn=$(svc)
 expect_eq "create-service retried with its token: the same service" "$sarn" "$(svc)"
 expect_error "create-service: the token with a different request" InvalidParameterException svc --desired-count 1
+# List filters act: Berth has no daemons and no ECS-managed services.
+expect_eq "list-services: every service is the customer's" "$sarn" "$(awsb ecs list-services --cluster prod --resource-management-type CUSTOMER --query 'serviceArns[0]' --output text)"
+expect_eq "list-services: none is ECS-managed" "0" "$(awsb ecs list-services --cluster prod --resource-management-type ECS --query 'length(serviceArns)')"
+expect_eq "list-tasks: no task is a daemon's" "0" "$(awsb ecs list-tasks --cluster prod --desired-status STOPPED --daemon-name d --query 'length(taskArns)')"
+expect_error "blue/green load balancer settings refused" NotImplemented awsb ecs update-service --cluster prod --service tok --load-balancers \
+  'targetGroupArn=arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/a/1,containerName=web,containerPort=80,advancedConfiguration={alternateTargetGroupArn=arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/b/2,productionListenerRule=arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/x/1/2/3}'
 awsb ecs delete-service --cluster prod --service tok --force >/dev/null
 expect_error "not implemented operation" NotImplemented awsb ecs list-daemons
 

@@ -180,6 +180,19 @@ fn load_balancers_of(t: &Value, deployments: &[Value], s: &Value) -> Vec<Value> 
         .unwrap_or_default()
 }
 
+/// How many failed tasks trip the circuit breaker: thresholdConfiguration's value (50 by
+/// default) as a count, or as a percentage of the desired count (BOUNDED_PERCENT, the
+/// default, keeps it within 3..=200).
+fn breaker_threshold(cb: &Value, desired: i64) -> i64 {
+    let tc = &cb["thresholdConfiguration"];
+    let value = tc["value"].as_i64().unwrap_or(50);
+    match tc["type"].as_str().unwrap_or("BOUNDED_PERCENT") {
+        "COUNT" => value.max(1),
+        "UNBOUNDED_PERCENT" => ((desired * value + 99) / 100).max(1),
+        _ => (desired * value / 100).clamp(3, 200),
+    }
+}
+
 impl Ecs {
     /// One pass over every service that still has work (ACTIVE or DRAINING), from a
     /// fresh index. True when one of them has not settled yet (not steady, or draining).
@@ -405,10 +418,25 @@ impl Ecs {
 
         // The circuit breaker: a PRIMARY deployment whose tasks keep failing stops being
         // rolled out, and rolls back to the deployment before it when asked.
-        let breaker = dc["deploymentCircuitBreaker"]["enable"] == true;
+        let cb = &dc["deploymentCircuitBreaker"];
+        let breaker = cb["enable"] == true;
         if let Some(primary) = deployments.first().cloned() {
-            let fails = of(&primary).iter().filter(|(_, _, t)| failed(t)).count() as i64;
-            let threshold = (desired / 2).clamp(3, 200);
+            let mine = of(&primary);
+            // With resetOnHealthyTask (the default), a task that turned healthy sets the
+            // count back to 0: only failures after the newest healthy task's start count.
+            let reset_at = if cb["resetOnHealthyTask"] == false {
+                f64::MIN
+            } else {
+                mine.iter()
+                    .filter(|e| is_healthy(e))
+                    .filter_map(|(_, _, t)| t["startedAt"].as_f64())
+                    .fold(f64::MIN, f64::max)
+            };
+            let fails = mine
+                .iter()
+                .filter(|(_, _, t)| failed(t) && t["stoppedAt"].as_f64().unwrap_or(0.0) > reset_at)
+                .count() as i64;
+            let threshold = breaker_threshold(cb, desired);
             if breaker && primary["rolloutState"] == "IN_PROGRESS" && fails >= threshold {
                 let id = primary["id"].as_str().unwrap_or_default().to_string();
                 deployments[0]["rolloutState"] = json!("FAILED");
@@ -686,6 +714,34 @@ mod tests {
             "healthStatus": health,
             "_berth": {"definition": {"containerDefinitions": [def, {"name": "side", "essential": false}]}},
         })
+    }
+
+    #[test]
+    fn circuit_breaker_thresholds() {
+        let t = |cb: Value, desired| breaker_threshold(&cb, desired);
+        assert_eq!(t(json!({"enable": true}), 4), 3, "half, at least 3");
+        assert_eq!(t(json!({}), 1000), 200, "half, at most 200");
+        assert_eq!(
+            t(
+                json!({"thresholdConfiguration": {"type": "COUNT", "value": 7}}),
+                4
+            ),
+            7
+        );
+        assert_eq!(
+            t(
+                json!({"thresholdConfiguration": {"type": "UNBOUNDED_PERCENT", "value": 10}}),
+                1000
+            ),
+            100
+        );
+        assert_eq!(
+            t(
+                json!({"thresholdConfiguration": {"type": "BOUNDED_PERCENT", "value": 100}}),
+                1
+            ),
+            3
+        );
     }
 
     #[test]

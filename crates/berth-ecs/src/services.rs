@@ -417,12 +417,14 @@ impl Ecs {
         let cluster = active_cluster(self.store.as_ref(), ctx, input, "cluster")?;
         let cluster_name = str_of(&cluster.value, "clusterName").unwrap_or_default();
         let lt = str_of(input, "launchType");
+        // Every service Berth has was made by its user (CUSTOMER); none is ECS-managed.
+        let ecs_managed = str_of(input, "resourceManagementType") == Some("ECS");
         let ss = str_of(input, "schedulingStrategy");
         let arns: Vec<(String, String)> = self
             .store
             .list(&key(ctx, &format!("service/{cluster_name}/")))
             .into_iter()
-            .filter(|r| r.value["status"] != "INACTIVE")
+            .filter(|r| r.value["status"] != "INACTIVE" && !ecs_managed)
             .filter(|r| {
                 lt.is_none_or(|l| r.value["launchType"] == l)
                     && ss.is_none_or(|s| r.value["schedulingStrategy"] == s)
@@ -479,11 +481,17 @@ fn deployment_configuration(dc: Option<&Value>) -> Value {
         .get("deploymentCircuitBreaker")
         .cloned()
         .unwrap_or(json!({}));
+    let mut breaker = json!({
+        "enable": cb.get("enable").cloned().unwrap_or(json!(false)),
+        "rollback": cb.get("rollback").cloned().unwrap_or(json!(false)),
+    });
+    for f in ["resetOnHealthyTask", "thresholdConfiguration"] {
+        if let Some(v) = cb.get(f).filter(|v| !v.is_null()) {
+            breaker[f] = v.clone();
+        }
+    }
     json!({
-        "deploymentCircuitBreaker": {
-            "enable": cb.get("enable").cloned().unwrap_or(json!(false)),
-            "rollback": cb.get("rollback").cloned().unwrap_or(json!(false)),
-        },
+        "deploymentCircuitBreaker": breaker,
         "maximumPercent": dc.get("maximumPercent").cloned().unwrap_or(json!(200)),
         "minimumHealthyPercent": dc.get("minimumHealthyPercent").cloned().unwrap_or(json!(100)),
     })

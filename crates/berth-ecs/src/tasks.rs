@@ -828,6 +828,8 @@ impl Ecs {
             .map(|s| format!("ecs-svc/{}", s.rsplit('/').next().unwrap_or(s)));
         let launch_type = str_of(input, "launchType");
         let instance = str_of(input, "containerInstance");
+        // No task belongs to a daemon: Berth has none (CreateDaemon is not implemented).
+        let daemon = input.get("daemonName").is_some();
         let arns: Vec<(String, String)> = self
             .store
             .list(&key(ctx, &format!("task/{cluster_name}/")))
@@ -846,6 +848,7 @@ impl Ecs {
                     .and_then(|f| f.rsplit_once(':'))
                     .map(|(f, _)| f);
                 desired_ok
+                    && !daemon
                     && family.is_none_or(|f| td_family == Some(f))
                     && started_by.is_none_or(|s| t["startedBy"] == s)
                     && service.as_deref().is_none_or(|s| {

@@ -41,6 +41,16 @@ pub(crate) fn check_run(op: &str, input: &Value) -> ApiResult<()> {
             "Amazon EBS volumes configured at launch are not implemented",
         ));
     }
+    if input
+        .get("overrides")
+        .is_some_and(|o| non_empty(o, "inferenceAcceleratorOverrides"))
+    {
+        return Err(not_supported(
+            op,
+            "overrides.inferenceAcceleratorOverrides",
+            "inference accelerators are not implemented",
+        ));
+    }
     Ok(())
 }
 
@@ -72,6 +82,16 @@ pub(crate) fn check_service(op: &str, input: &Value) -> ApiResult<()> {
         if non_empty(input, member) {
             return Err(not_supported(op, member, why));
         }
+    }
+    if arr_of(input, "loadBalancers")
+        .iter()
+        .any(|lb| non_empty(lb, "advancedConfiguration"))
+    {
+        return Err(not_supported(
+            op,
+            "loadBalancers.advancedConfiguration",
+            "blue/green deployments are not implemented",
+        ));
     }
     if is_true(input, "/serviceConnectConfiguration/enabled") {
         return Err(not_supported(
