@@ -106,6 +106,18 @@ impl Ecs {
             )));
         }
         check_tags(arr_of(input, "tags"))?;
+        // Trusted execution is for ECS Managed Instances, which Berth does not have.
+        if let Some(mode) = input
+            .pointer("/trustedExecutionConfiguration/isolationMode")
+            .and_then(Value::as_str)
+            .filter(|m| *m != "SHARED")
+        {
+            return Err(crate::unsupported::not_supported(
+                "RegisterTaskDefinition",
+                &format!("trustedExecutionConfiguration isolationMode {mode}"),
+                "ECS Managed Instances are not implemented",
+            ));
+        }
         let mut td = normalize(ctx, input)?;
 
         // Allocate the next revision: the family record counts revisions ever registered,

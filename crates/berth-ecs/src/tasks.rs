@@ -1313,4 +1313,20 @@ mod tests {
             .unwrap();
         assert_eq!(listed["taskArns"], json!([]));
     }
+
+    #[test]
+    fn trusted_execution_other_than_shared_is_refused() {
+        let (_d, ecs, ctx) = setup();
+        let td = |mode: &str| {
+            json!({"family": "t", "trustedExecutionConfiguration": {"isolationMode": mode},
+            "containerDefinitions": [{"name": "app", "image": "i", "memory": 64}]})
+        };
+        let e = ecs
+            .call(&ctx, "RegisterTaskDefinition", td("ISOLATED_SANDBOX"))
+            .unwrap_err();
+        assert_eq!(e.code, "NotImplemented");
+        assert!(e.message.contains("trustedExecutionConfiguration"));
+        ecs.call(&ctx, "RegisterTaskDefinition", td("SHARED"))
+            .unwrap();
+    }
 }

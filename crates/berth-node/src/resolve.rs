@@ -401,10 +401,11 @@ fn volume_source(
 ) -> Result<PathBuf, String> {
     if v.get("efsVolumeConfiguration").is_some()
         || v.get("fsxWindowsFileServerVolumeConfiguration").is_some()
+        || v.get("s3filesVolumeConfiguration").is_some()
         || v.get("configuredAtLaunch").is_some_and(|c| c == true)
     {
         return Err(format!(
-            "volume {name}: EFS, FSx and volumes configured at launch are not supported by Berth yet"
+            "volume {name}: EFS, FSx, S3 Files and volumes configured at launch are not supported by Berth yet"
         ));
     }
     if let Some(p) = v["host"]["sourcePath"].as_str() {
@@ -553,5 +554,18 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn volumes_berth_cannot_provide_are_refused_not_emptied() {
+        let d = tempfile::tempdir().unwrap();
+        for v in [
+            json!({"efsVolumeConfiguration": {"fileSystemId": "fs-1"}}),
+            json!({"s3filesVolumeConfiguration": {"fileSystemArn": "arn:aws:s3files:us-east-1:1:file-system/f"}}),
+            json!({"configuredAtLaunch": true}),
+        ] {
+            let e = volume_source("v", &v, d.path(), d.path()).unwrap_err();
+            assert!(e.contains("not supported by Berth yet"), "{e}");
+        }
     }
 }
