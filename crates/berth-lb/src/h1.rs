@@ -19,7 +19,8 @@ use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::tls::Conn;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -51,7 +52,9 @@ enum Framing {
 /// response.
 struct Upstream {
     addr: SocketAddrV4,
-    stream: TcpStream,
+    /// Over TLS (an HTTPS target group).
+    tls: bool,
+    stream: Conn,
     buf: BytesMut,
     /// Served a request before: it may have been closed by the target meanwhile.
     reused: bool,
@@ -171,7 +174,7 @@ impl Client {
                         &mut self.stream,
                         &mut self.buf,
                         &mut body,
-                        None,
+                        None::<&mut TcpStream>,
                         &mut self.out,
                         false,
                         view.idle_timeout(),
@@ -186,7 +189,8 @@ impl Client {
             }
             Decision::Forward { backend, cookies } => {
                 let _inflight = backend.inflight();
-                self.forward(&view, &head, backend.addr(), &cookies).await
+                self.forward(&view, &head, backend.addr(), backend.tls(), &cookies)
+                    .await
             }
         }
     }
@@ -240,6 +244,7 @@ impl Client {
         view: &ListenerView,
         head: &RequestHead,
         addr: SocketAddrV4,
+        tls: bool,
         cookies: &[(&'static str, String, u64)],
     ) -> io::Result<bool> {
         let idle = view.idle_timeout();
@@ -257,13 +262,13 @@ impl Client {
         // Send; a kept connection the target closed meanwhile gets one more try on a new
         // one, when the request is all in hand (the target never read it). A request that
         // may not be sent twice first checks that the kept connection is still open.
-        let mut up = match self.upstream(addr, !(whole && head.idempotent)).await {
+        let mut up = match self.upstream(addr, tls, !(whole && head.idempotent)).await {
             Some(up) => up,
             None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
         };
         let mut sent = up.stream.write_all(&self.out).await;
         if sent.is_err() && up.reused && whole {
-            up = match self.upstream_new(addr).await {
+            up = match self.upstream_new(addr, tls).await {
                 Some(up) => up,
                 None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
             };
@@ -341,7 +346,7 @@ impl Client {
                 Err(HeadError::Closed) if up.reused && whole && head.idempotent => {
                     // Closed before answering a request it was sent: a kept connection
                     // the target had closed; once more on a new one.
-                    up = match self.upstream_new(addr).await {
+                    up = match self.upstream_new(addr, tls).await {
                         Some(u) => u,
                         None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
                     };
@@ -404,36 +409,34 @@ impl Client {
     }
 
     /// A kept connection to `addr` (if `check`, one that is still open), or a new one.
-    async fn upstream(&mut self, addr: SocketAddrV4, check: bool) -> Option<Upstream> {
-        while let Some(at) = self.kept.iter().position(|u| u.addr == addr) {
+    async fn upstream(&mut self, addr: SocketAddrV4, tls: bool, check: bool) -> Option<Upstream> {
+        while let Some(at) = self
+            .kept
+            .iter()
+            .position(|u| u.addr == addr && u.tls == tls)
+        {
             let up = self.kept.remove(at);
             if !check {
                 return Some(up);
             }
-            // Nothing to read from an idle connection: data or an end means it is
-            // finished with (the target closed it, or broke the protocol).
-            let mut probe = [0u8; 1];
-            if let Err(e) = up.stream.try_read(&mut probe) {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    return Some(up);
-                }
+            if up.stream.idle_and_open() {
+                return Some(up);
             }
         }
-        self.upstream_new(addr).await
+        self.upstream_new(addr, tls).await
     }
 
-    async fn upstream_new(&self, addr: SocketAddrV4) -> Option<Upstream> {
-        let stream = match timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+    async fn upstream_new(&self, addr: SocketAddrV4, tls: bool) -> Option<Upstream> {
+        let stream = match crate::tls::open(addr, tls, false).await {
+            Ok(s) => s,
+            Err(e) => {
                 tracing::debug!(target = %addr, error = %e, "target refused");
                 return None;
             }
-            Err(_) => return None,
         };
-        let _ = stream.set_nodelay(true);
         Some(Upstream {
             addr,
+            tls,
             stream,
             buf: BytesMut::with_capacity(HEAD_CHUNK),
             reused: false,
@@ -918,10 +921,10 @@ impl Body {
 /// past; `decode`: only the chunks' data), using `out` as the staging buffer.
 #[allow(clippy::too_many_arguments)]
 async fn copy_body(
-    from: &mut TcpStream,
+    from: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     body: &mut Body,
-    mut to: Option<&mut TcpStream>,
+    mut to: Option<&mut (impl AsyncWrite + Unpin)>,
     out: &mut Vec<u8>,
     decode: bool,
     idle: Duration,

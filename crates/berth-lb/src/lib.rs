@@ -11,6 +11,7 @@ pub mod health;
 pub mod nlb;
 pub mod proxy;
 pub mod rules;
+pub mod tls;
 pub mod workers;
 pub mod world;
 
