@@ -13,13 +13,13 @@
 use crate::proxy::{cookie_headers, strip_port, write_trace_id, Canned, Decision, Slot};
 use crate::proxy::{ListenerView, HOP_BY_HOP};
 use crate::rules::{Headers, RequestFacts};
+use crate::tls::Conn;
 use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
-use crate::tls::Conn;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -36,6 +36,39 @@ const CHUNK: usize = 32 * 1024;
 /// How much room to read a head into (what a connection's buffers shrink back to after
 /// a large body, so that idle keep-alive connections stay small).
 const HEAD_CHUNK: usize = 8 * 1024;
+
+/// The most of a request's body read for an HTTP/2 target (it is sent whole).
+const MAX_H2_BODY: usize = 64 << 20;
+
+/// A request body gathered for an HTTP/2 target: writes fail past `MAX_H2_BODY`.
+struct Limited<'a>(&'a mut Vec<u8>);
+
+impl AsyncWrite for Limited<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let v = &mut self.get_mut().0;
+        if v.len() + buf.len() > MAX_H2_BODY {
+            return std::task::Poll::Ready(Err(io::Error::other("request body too large")));
+        }
+        v.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
 
 /// How a message's body ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -189,6 +222,11 @@ impl Client {
             }
             Decision::Forward { backend, cookies } => {
                 let _inflight = backend.inflight();
+                if backend.h2() {
+                    return self
+                        .forward_h2(&view, &head, backend.addr(), backend.tls(), &cookies)
+                        .await;
+                }
                 self.forward(&view, &head, backend.addr(), backend.tls(), &cookies)
                     .await
             }
@@ -406,6 +444,162 @@ impl Client {
             self.kept.push(up);
         }
         Ok(client_keep)
+    }
+
+    /// Send the request whose head is in `out` to an HTTP/2 target (ProtocolVersion
+    /// HTTP2 or GRPC) and its response back as HTTP/1.1. The request's body is read
+    /// whole first (at most `MAX_H2_BODY`); the response's is passed on as it comes,
+    /// chunked unless the target gave its length, with its trailers.
+    async fn forward_h2(
+        &mut self,
+        view: &ListenerView,
+        head: &RequestHead,
+        addr: SocketAddrV4,
+        tls: bool,
+        cookies: &[(&'static str, String, u64)],
+    ) -> io::Result<bool> {
+        use http_body_util::BodyExt;
+        let idle = view.idle_timeout();
+        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut hs);
+        if !matches!(req.parse(&self.out), Ok(httparse::Status::Complete(_))) {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        }
+        let mut b = hyper::Request::builder().method(req.method.unwrap_or("GET"));
+        let mut host = view.dns_name().to_string();
+        let mut te_trailers = false;
+        for h in req.headers.iter() {
+            let n = h.name;
+            if n.eq_ignore_ascii_case("host") {
+                host = String::from_utf8_lossy(h.value).into_owned();
+            } else if n.eq_ignore_ascii_case("te") {
+                te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
+            } else if !hop_by_hop(req.headers, n, true) && !n.eq_ignore_ascii_case("expect") {
+                b = b.header(n, h.value);
+            }
+        }
+        let path = req.path.unwrap_or("/").to_string();
+        let Ok(request) = b.body(()) else {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        };
+        let (mut parts, ()) = request.into_parts();
+        if !crate::proxy::to_h2(&mut parts, addr, tls, &host, &path, te_trailers) {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        }
+        // The body, whole.
+        let mut body = Body::new(head.framing);
+        let mut data = Vec::new();
+        if !body.done() {
+            if head.expect_continue {
+                self.stream
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await?;
+            }
+            let mut scratch = Vec::new();
+            let mut sink = Limited(&mut data);
+            let copied = copy_body(
+                &mut self.stream,
+                &mut self.buf,
+                &mut body,
+                Some(&mut sink),
+                &mut scratch,
+                true,
+                idle,
+            )
+            .await;
+            match copied {
+                Ok(()) => {}
+                Err(Copy::Source) => return Ok(false),
+                Err(Copy::Sink) => return self.refuse(StatusCode::PAYLOAD_TOO_LARGE).await,
+            }
+        }
+        let up = hyper::Request::from_parts(
+            parts,
+            http_body_util::Full::new(bytes::Bytes::from(data))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        let resp = match timeout(idle, crate::proxy::send_h2(addr, tls, up)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(target = %addr, error = %e, "target failed");
+                return self.fail(StatusCode::BAD_GATEWAY, head, &body).await;
+            }
+            Err(_) => return self.fail(StatusCode::GATEWAY_TIMEOUT, head, &body).await,
+        };
+        let (rp, mut rbody) = resp.into_parts();
+        let status = rp.status.as_u16();
+        let empty = head.head || status == 204 || status == 304;
+        let length = rp.headers.contains_key(hyper::header::CONTENT_LENGTH);
+        let chunked = !empty && !length && !head.http10;
+        let keep = head.keep_alive && (empty || length || chunked);
+        self.out.clear();
+        let _ = write!(
+            self.out,
+            "HTTP/1.1 {status} {}\r\n",
+            rp.status.canonical_reason().unwrap_or("")
+        );
+        for (n, v) in rp.headers.iter() {
+            if HOP_BY_HOP.contains(&n.as_str()) {
+                continue;
+            }
+            self.out.extend_from_slice(n.as_str().as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(v.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if chunked {
+            self.out
+                .extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        for (name, value, secs) in cookies {
+            for c in cookie_headers(name, value, *secs) {
+                let _ = write!(self.out, "Set-Cookie: {c}\r\n");
+            }
+        }
+        match (keep, head.http10) {
+            (false, _) => self.out.extend_from_slice(b"Connection: close\r\n"),
+            (true, true) => self.out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            (true, false) => {}
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.stream.write_all(&self.out).await?;
+        if empty {
+            return Ok(keep);
+        }
+        let mut trailers = None;
+        loop {
+            let frame = match timeout(idle, rbody.frame()).await {
+                Ok(Some(Ok(f))) => f,
+                Ok(None) => break,
+                Ok(Some(Err(_))) | Err(_) => return Ok(false),
+            };
+            match frame.into_data() {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) if chunked => {
+                    self.out.clear();
+                    let _ = write!(self.out, "{:x}\r\n", d.len());
+                    self.out.extend_from_slice(&d);
+                    self.out.extend_from_slice(b"\r\n");
+                    self.stream.write_all(&self.out).await?;
+                }
+                Ok(d) => self.stream.write_all(&d).await?,
+                Err(f) => trailers = f.into_trailers().ok(),
+            }
+        }
+        if chunked {
+            self.out.clear();
+            self.out.extend_from_slice(b"0\r\n");
+            for (n, v) in trailers.iter().flatten() {
+                self.out.extend_from_slice(n.as_str().as_bytes());
+                self.out.extend_from_slice(b": ");
+                self.out.extend_from_slice(v.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
+            self.out.extend_from_slice(b"\r\n");
+            self.stream.write_all(&self.out).await?;
+        }
+        Ok(keep)
     }
 
     /// A kept connection to `addr` (if `check`, one that is still open), or a new one.

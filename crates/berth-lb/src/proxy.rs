@@ -7,19 +7,19 @@
 //! that refuses or breaks the connection: 502; no response within the idle timeout: 504.
 
 use crate::rules::{Action, Condition, Headers, RequestFacts};
+use crate::tls::Connector;
 use crate::world::{Algorithm, Lb, Listener, World};
 use bytes::{Bytes, BytesMut};
-use http_body_util::{Either, Full};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
-use hyper::{Request, Response, StatusCode, Uri, Version};
-use crate::tls::Connector;
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
-use std::cell::RefCell;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::pin::Pin;
@@ -441,7 +441,10 @@ impl Proxy {
             .get_all(hyper::header::TE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
         let scheme = if backend.tls { "https" } else { "http" };
         let Ok(uri) = Uri::try_from(format!("{scheme}://{}{}", backend.addr, path)) else {
             return Canned::error(StatusCode::BAD_REQUEST).into_response();
@@ -934,10 +937,12 @@ pub(crate) mod testing {
                 arn: "tg".into(),
                 targets_key: String::new(),
                 protocol: "HTTP".into(),
+                version: ProtocolVersion::Http1,
                 in_use: true,
                 algorithm: Algorithm::RoundRobin,
                 sticky_secs: None,
                 health: HealthCheck {
+                    version: ProtocolVersion::Http1,
                     protocol: "HTTP".into(),
                     port: None,
                     path: "/".into(),
@@ -1052,6 +1057,8 @@ mod tests {
                 backends: (0..n)
                     .map(|i| Backend {
                         addr: SocketAddrV4::new([10, 0, 0, i as u8].into(), 80),
+                        tls: false,
+                        h2: false,
                         stat: Arc::default(),
                     })
                     .collect(),

@@ -54,25 +54,25 @@ pub enum Algorithm {
 
 /// How requests reach a group's targets (its ProtocolVersion).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Version {
+pub enum ProtocolVersion {
     #[default]
     Http1,
     Http2,
     Grpc,
 }
 
-impl Version {
-    fn of(v: Option<&str>) -> Version {
+impl ProtocolVersion {
+    fn of(v: Option<&str>) -> ProtocolVersion {
         match v {
-            Some("HTTP2") => Version::Http2,
-            Some("GRPC") => Version::Grpc,
-            _ => Version::Http1,
+            Some("HTTP2") => ProtocolVersion::Http2,
+            Some("GRPC") => ProtocolVersion::Grpc,
+            _ => ProtocolVersion::Http1,
         }
     }
 
     /// Requests and health checks go as HTTP/2.
     pub fn h2(self) -> bool {
-        self != Version::Http1
+        self != ProtocolVersion::Http1
     }
 }
 
@@ -81,7 +81,7 @@ pub struct HealthCheck {
     pub protocol: String,
     /// The group's protocol version: HTTP2 checks go as HTTP/2 and GRPC ones as gRPC
     /// calls (their codes are grpc-status values).
-    pub version: Version,
+    pub version: ProtocolVersion,
     /// None: the traffic port.
     pub port: Option<u16>,
     pub path: String,
@@ -100,7 +100,7 @@ pub struct Tg {
     pub targets_key: String,
     pub protocol: String,
     /// ProtocolVersion: HTTP/1.1, HTTP/2 or gRPC to the targets.
-    pub version: Version,
+    pub version: ProtocolVersion,
     pub in_use: bool,
     pub algorithm: Algorithm,
     /// lb_cookie stickiness: how long a client keeps its target, if it does.
@@ -247,9 +247,9 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
             Some("traffic-port") | Some("") | None => None,
             Some(p) => p.parse().ok(),
         };
-        let version = Version::of(tg.extra.get("ProtocolVersion").and_then(Value::as_str));
+        let version = ProtocolVersion::of(tg.extra.get("ProtocolVersion").and_then(Value::as_str));
         let matcher = match version {
-            Version::Grpc => tg
+            ProtocolVersion::Grpc => tg
                 .matcher
                 .as_ref()
                 .and_then(|m| m.grpc_code.as_deref())
@@ -261,7 +261,7 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
                 .unwrap_or("200"),
         };
         let default_path = match version {
-            Version::Grpc => "/AWS.ALB/healthcheck",
+            ProtocolVersion::Grpc => "/AWS.ALB/healthcheck",
             _ => "/",
         };
         let sticky_secs = (rec.attr("stickiness.enabled") == Some("true")
