@@ -1,6 +1,7 @@
 //! Active health checks: one task per registered target of every target group a load
 //! balancer uses, checking as the group says (HTTP GET of the path with the matcher's
-//! codes, or a TCP connect) every interval. A target becomes healthy after
+//! codes, HTTPS over TLS, HTTP/2 for HTTP2 groups, a gRPC call for GRPC ones, or a TCP
+//! connect) every interval. A target becomes healthy after
 //! HealthyThresholdCount passes in a row and unhealthy after UnhealthyThresholdCount
 //! failures in a row; each change is written into the targets record (only that target,
 //! compare-and-swap), which is what DescribeTargetHealth and the ALB read.

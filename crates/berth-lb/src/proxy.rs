@@ -2,8 +2,9 @@
 //! address has a `Slot` holding what it serves now (rules with their target groups
 //! resolved to backends), swapped whole when the configuration changes; `decide` applies
 //! them to a request. HTTP/1 clients are served by h1.rs, HTTP/2 clients by hyper here.
-//! Requests go to targets over keep-alive HTTP/1.1 connections with X-Forwarded-For,
-//! -Proto and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target
+//! Requests go to targets over keep-alive HTTP/1.1 connections (TLS for HTTPS groups,
+//! see tls.rs), or as HTTP/2 for ProtocolVersion HTTP2 and GRPC groups (`send_h2`), with
+//! X-Forwarded-For, -Proto and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target
 //! that refuses or breaks the connection: 502; no response within the idle timeout: 504.
 
 use crate::rules::{Action, Condition, Headers, RequestFacts};
