@@ -123,7 +123,12 @@ pub(crate) async fn send_h2(
                 let _ = conn.await;
             });
             s.ready().await.map_err(|e| e.to_string())?;
-            H2.with(|m| m.borrow_mut().insert((addr, tls), s.clone()));
+            H2.with(|m| {
+                let mut m = m.borrow_mut();
+                // Connections the targets closed (or that broke) go with a new one.
+                m.retain(|_, s| !s.is_closed());
+                m.insert((addr, tls), s.clone());
+            });
             s
         }
     };
