@@ -139,6 +139,8 @@ struct RequestHead {
     framing: Framing,
     keep_alive: bool,
     expect_continue: bool,
+    /// `TE: trailers`: the client takes trailers (HTTP/2 targets' are passed on).
+    te_trailers: bool,
     /// A HEAD request: its response has no body whatever its headers say.
     head: bool,
     /// A method that may be sent again (RFC 9110 section 9.2.2).
@@ -467,13 +469,11 @@ impl Client {
         }
         let mut b = hyper::Request::builder().method(req.method.unwrap_or("GET"));
         let mut host = view.dns_name().to_string();
-        let mut te_trailers = false;
+        let te_trailers = head.te_trailers;
         for h in req.headers.iter() {
             let n = h.name;
             if n.eq_ignore_ascii_case("host") {
                 host = String::from_utf8_lossy(h.value).into_owned();
-            } else if n.eq_ignore_ascii_case("te") {
-                te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
             } else if !hop_by_hop(req.headers, n, true) && !n.eq_ignore_ascii_case("expect") {
                 b = b.header(n, h.value);
             }
@@ -531,7 +531,10 @@ impl Client {
         let status = rp.status.as_u16();
         let empty = head.head || status == 204 || status == 304;
         let length = rp.headers.contains_key(hyper::header::CONTENT_LENGTH);
-        let chunked = !empty && !length && !head.http10;
+        // Chunked when the length is unknown, and for a client that takes trailers
+        // (gRPC's grpc-status comes in them, after a body whose length may be given).
+        let chunked = !empty && (!length || te_trailers) && !head.http10;
+        let length = length && !chunked;
         let keep = head.keep_alive && (empty || length || chunked);
         self.out.clear();
         let _ = write!(
@@ -540,7 +543,7 @@ impl Client {
             rp.status.canonical_reason().unwrap_or("")
         );
         for (n, v) in rp.headers.iter() {
-            if HOP_BY_HOP.contains(&n.as_str()) {
+            if HOP_BY_HOP.contains(&n.as_str()) || (chunked && n == hyper::header::CONTENT_LENGTH) {
                 continue;
             }
             self.out.extend_from_slice(n.as_str().as_bytes());
@@ -660,6 +663,7 @@ fn prepare<'v>(
     let mut close = false;
     let mut keep_alive_token = false;
     let mut expect_continue = false;
+    let mut te_trailers = false;
     let mut host: Option<&str> = None;
     let mut connection_named = false;
     let mut upgrade_token = false;
@@ -691,6 +695,8 @@ fn prepare<'v>(
             }
         } else if n.eq_ignore_ascii_case("upgrade") {
             upgrade = Some(h.value);
+        } else if n.eq_ignore_ascii_case("te") {
+            te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         } else if n.eq_ignore_ascii_case("expect") {
             if h.value.eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = !http10;
@@ -748,6 +754,7 @@ fn prepare<'v>(
         framing,
         keep_alive: !close && (!http10 || keep_alive_token),
         expect_continue,
+        te_trailers,
         head: method == "HEAD",
         idempotent: matches!(
             method,

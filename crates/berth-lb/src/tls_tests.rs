@@ -330,6 +330,23 @@ async fn grpc_calls_keep_their_trailers() {
         let trailers = collected.trailers().cloned().expect("trailers");
         assert_eq!(trailers["grpc-status"], code);
     }
+    // An HTTP/1.1 client's call, its body chunked: the answer comes back chunked, the
+    // trailers after the last chunk.
+    let mut c = tokio::net::TcpStream::connect(f).await.unwrap();
+    c.write_all(
+        b"POST /pkg.Svc/Other HTTP/1.1\r\nHost: app.example\r\nContent-Type: application/grpc\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n\0\0\0\0\0\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).await.unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    assert!(got.contains("Transfer-Encoding: chunked\r\n"), "{got}");
+    assert!(
+        got.ends_with("\r\n\r\n0\r\ngrpc-status: 12\r\n\r\n"),
+        "{got}"
+    );
 }
 
 #[tokio::test]
