@@ -8,7 +8,8 @@
 //! Requests are forwarded as HTTP/1.1 with their framing kept (Content-Length or
 //! chunked); hop-by-hop headers are dropped; responses keep theirs unless the client
 //! cannot take them (a chunked body to an HTTP/1.0 client is decoded, and the connection
-//! then closed).
+//! then closed). Target connections are TLS for HTTPS groups (tls.rs); requests to
+//! HTTP2/GRPC groups go through `forward_h2` as HTTP/2 instead.
 
 use crate::proxy::{cookie_headers, strip_port, write_trace_id, Canned, Decision, Slot};
 use crate::proxy::{ListenerView, HOP_BY_HOP};
