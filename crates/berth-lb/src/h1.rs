@@ -8,18 +8,20 @@
 //! Requests are forwarded as HTTP/1.1 with their framing kept (Content-Length or
 //! chunked); hop-by-hop headers are dropped; responses keep theirs unless the client
 //! cannot take them (a chunked body to an HTTP/1.0 client is decoded, and the connection
-//! then closed).
+//! then closed). Target connections are TLS for HTTPS groups (tls.rs); requests to
+//! HTTP2/GRPC groups go through `forward_h2` as HTTP/2 instead.
 
 use crate::proxy::{cookie_headers, strip_port, write_trace_id, Canned, Decision, Slot};
 use crate::proxy::{ListenerView, HOP_BY_HOP};
 use crate::rules::{Headers, RequestFacts};
+use crate::tls::Conn;
 use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -36,6 +38,39 @@ const CHUNK: usize = 32 * 1024;
 /// a large body, so that idle keep-alive connections stay small).
 const HEAD_CHUNK: usize = 8 * 1024;
 
+/// The most of a request's body read for an HTTP/2 target (it is sent whole).
+const MAX_H2_BODY: usize = 64 << 20;
+
+/// A request body gathered for an HTTP/2 target: writes fail past `MAX_H2_BODY`.
+struct Limited<'a>(&'a mut Vec<u8>);
+
+impl AsyncWrite for Limited<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let v = &mut self.get_mut().0;
+        if v.len() + buf.len() > MAX_H2_BODY {
+            return std::task::Poll::Ready(Err(io::Error::other("request body too large")));
+        }
+        v.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// How a message's body ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Framing {
@@ -51,7 +86,9 @@ enum Framing {
 /// response.
 struct Upstream {
     addr: SocketAddrV4,
-    stream: TcpStream,
+    /// Over TLS (an HTTPS target group).
+    tls: bool,
+    stream: Conn,
     buf: BytesMut,
     /// Served a request before: it may have been closed by the target meanwhile.
     reused: bool,
@@ -103,6 +140,8 @@ struct RequestHead {
     framing: Framing,
     keep_alive: bool,
     expect_continue: bool,
+    /// `TE: trailers`: the client takes trailers (HTTP/2 targets' are passed on).
+    te_trailers: bool,
     /// A HEAD request: its response has no body whatever its headers say.
     head: bool,
     /// A method that may be sent again (RFC 9110 section 9.2.2).
@@ -171,7 +210,7 @@ impl Client {
                         &mut self.stream,
                         &mut self.buf,
                         &mut body,
-                        None,
+                        None::<&mut TcpStream>,
                         &mut self.out,
                         false,
                         view.idle_timeout(),
@@ -186,7 +225,13 @@ impl Client {
             }
             Decision::Forward { backend, cookies } => {
                 let _inflight = backend.inflight();
-                self.forward(&view, &head, backend.addr(), &cookies).await
+                if backend.h2() {
+                    return self
+                        .forward_h2(&view, &head, backend.addr(), backend.tls(), &cookies)
+                        .await;
+                }
+                self.forward(&view, &head, backend.addr(), backend.tls(), &cookies)
+                    .await
             }
         }
     }
@@ -240,6 +285,7 @@ impl Client {
         view: &ListenerView,
         head: &RequestHead,
         addr: SocketAddrV4,
+        tls: bool,
         cookies: &[(&'static str, String, u64)],
     ) -> io::Result<bool> {
         let idle = view.idle_timeout();
@@ -257,13 +303,13 @@ impl Client {
         // Send; a kept connection the target closed meanwhile gets one more try on a new
         // one, when the request is all in hand (the target never read it). A request that
         // may not be sent twice first checks that the kept connection is still open.
-        let mut up = match self.upstream(addr, !(whole && head.idempotent)).await {
+        let mut up = match self.upstream(addr, tls, !(whole && head.idempotent)).await {
             Some(up) => up,
             None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
         };
         let mut sent = up.stream.write_all(&self.out).await;
         if sent.is_err() && up.reused && whole {
-            up = match self.upstream_new(addr).await {
+            up = match self.upstream_new(addr, tls).await {
                 Some(up) => up,
                 None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
             };
@@ -341,7 +387,7 @@ impl Client {
                 Err(HeadError::Closed) if up.reused && whole && head.idempotent => {
                     // Closed before answering a request it was sent: a kept connection
                     // the target had closed; once more on a new one.
-                    up = match self.upstream_new(addr).await {
+                    up = match self.upstream_new(addr, tls).await {
                         Some(u) => u,
                         None => return self.fail(StatusCode::BAD_GATEWAY, head, &body).await,
                     };
@@ -403,37 +449,192 @@ impl Client {
         Ok(client_keep)
     }
 
+    /// Send the request whose head is in `out` to an HTTP/2 target (ProtocolVersion
+    /// HTTP2 or GRPC) and its response back as HTTP/1.1. The request's body is read
+    /// whole first (at most `MAX_H2_BODY`); the response's is passed on as it comes,
+    /// chunked unless the target gave its length, with its trailers.
+    async fn forward_h2(
+        &mut self,
+        view: &ListenerView,
+        head: &RequestHead,
+        addr: SocketAddrV4,
+        tls: bool,
+        cookies: &[(&'static str, String, u64)],
+    ) -> io::Result<bool> {
+        use http_body_util::BodyExt;
+        let idle = view.idle_timeout();
+        let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut hs);
+        if !matches!(req.parse(&self.out), Ok(httparse::Status::Complete(_))) {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        }
+        let mut b = hyper::Request::builder().method(req.method.unwrap_or("GET"));
+        let mut host = view.dns_name().to_string();
+        let te_trailers = head.te_trailers;
+        for h in req.headers.iter() {
+            let n = h.name;
+            if n.eq_ignore_ascii_case("host") {
+                host = String::from_utf8_lossy(h.value).into_owned();
+            } else if !hop_by_hop(req.headers, n, true) && !n.eq_ignore_ascii_case("expect") {
+                b = b.header(n, h.value);
+            }
+        }
+        let path = req.path.unwrap_or("/").to_string();
+        let Ok(request) = b.body(()) else {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        };
+        let (mut parts, ()) = request.into_parts();
+        if !crate::proxy::to_h2(&mut parts, addr, tls, &host, &path, te_trailers) {
+            return self.refuse(StatusCode::BAD_REQUEST).await;
+        }
+        // The body, whole.
+        let mut body = Body::new(head.framing);
+        let mut data = Vec::new();
+        if !body.done() {
+            if head.expect_continue {
+                self.stream
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await?;
+            }
+            let mut scratch = Vec::new();
+            let mut sink = Limited(&mut data);
+            let copied = copy_body(
+                &mut self.stream,
+                &mut self.buf,
+                &mut body,
+                Some(&mut sink),
+                &mut scratch,
+                true,
+                idle,
+            )
+            .await;
+            match copied {
+                Ok(()) => {}
+                Err(Copy::Source) => return Ok(false),
+                Err(Copy::Sink) => return self.refuse(StatusCode::PAYLOAD_TOO_LARGE).await,
+            }
+        }
+        let up = hyper::Request::from_parts(
+            parts,
+            http_body_util::Full::new(bytes::Bytes::from(data))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        let resp = match timeout(idle, crate::proxy::send_h2(addr, tls, up)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(target = %addr, error = %e, "target failed");
+                return self.fail(StatusCode::BAD_GATEWAY, head, &body).await;
+            }
+            Err(_) => return self.fail(StatusCode::GATEWAY_TIMEOUT, head, &body).await,
+        };
+        let (rp, mut rbody) = resp.into_parts();
+        let status = rp.status.as_u16();
+        let empty = head.head || status == 204 || status == 304;
+        let length = rp.headers.contains_key(hyper::header::CONTENT_LENGTH);
+        // Chunked when the length is unknown, and for a client that takes trailers
+        // (gRPC's grpc-status comes in them, after a body whose length may be given).
+        let chunked = !empty && (!length || te_trailers) && !head.http10;
+        let length = length && !chunked;
+        let keep = head.keep_alive && (empty || length || chunked);
+        self.out.clear();
+        let _ = write!(
+            self.out,
+            "HTTP/1.1 {status} {}\r\n",
+            rp.status.canonical_reason().unwrap_or("")
+        );
+        for (n, v) in rp.headers.iter() {
+            if HOP_BY_HOP.contains(&n.as_str()) || (chunked && n == hyper::header::CONTENT_LENGTH) {
+                continue;
+            }
+            self.out.extend_from_slice(n.as_str().as_bytes());
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(v.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        if chunked {
+            self.out
+                .extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        for (name, value, secs) in cookies {
+            for c in cookie_headers(name, value, *secs) {
+                let _ = write!(self.out, "Set-Cookie: {c}\r\n");
+            }
+        }
+        match (keep, head.http10) {
+            (false, _) => self.out.extend_from_slice(b"Connection: close\r\n"),
+            (true, true) => self.out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            (true, false) => {}
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self.stream.write_all(&self.out).await?;
+        if empty {
+            return Ok(keep);
+        }
+        let mut trailers = None;
+        loop {
+            let frame = match timeout(idle, rbody.frame()).await {
+                Ok(Some(Ok(f))) => f,
+                Ok(None) => break,
+                Ok(Some(Err(_))) | Err(_) => return Ok(false),
+            };
+            match frame.into_data() {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) if chunked => {
+                    self.out.clear();
+                    let _ = write!(self.out, "{:x}\r\n", d.len());
+                    self.out.extend_from_slice(&d);
+                    self.out.extend_from_slice(b"\r\n");
+                    self.stream.write_all(&self.out).await?;
+                }
+                Ok(d) => self.stream.write_all(&d).await?,
+                Err(f) => trailers = f.into_trailers().ok(),
+            }
+        }
+        if chunked {
+            self.out.clear();
+            self.out.extend_from_slice(b"0\r\n");
+            for (n, v) in trailers.iter().flatten() {
+                self.out.extend_from_slice(n.as_str().as_bytes());
+                self.out.extend_from_slice(b": ");
+                self.out.extend_from_slice(v.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
+            self.out.extend_from_slice(b"\r\n");
+            self.stream.write_all(&self.out).await?;
+        }
+        Ok(keep)
+    }
+
     /// A kept connection to `addr` (if `check`, one that is still open), or a new one.
-    async fn upstream(&mut self, addr: SocketAddrV4, check: bool) -> Option<Upstream> {
-        while let Some(at) = self.kept.iter().position(|u| u.addr == addr) {
+    async fn upstream(&mut self, addr: SocketAddrV4, tls: bool, check: bool) -> Option<Upstream> {
+        while let Some(at) = self
+            .kept
+            .iter()
+            .position(|u| u.addr == addr && u.tls == tls)
+        {
             let up = self.kept.remove(at);
             if !check {
                 return Some(up);
             }
-            // Nothing to read from an idle connection: data or an end means it is
-            // finished with (the target closed it, or broke the protocol).
-            let mut probe = [0u8; 1];
-            if let Err(e) = up.stream.try_read(&mut probe) {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    return Some(up);
-                }
+            if up.stream.idle_and_open() {
+                return Some(up);
             }
         }
-        self.upstream_new(addr).await
+        self.upstream_new(addr, tls).await
     }
 
-    async fn upstream_new(&self, addr: SocketAddrV4) -> Option<Upstream> {
-        let stream = match timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+    async fn upstream_new(&self, addr: SocketAddrV4, tls: bool) -> Option<Upstream> {
+        let stream = match crate::tls::open(addr, tls, false).await {
+            Ok(s) => s,
+            Err(e) => {
                 tracing::debug!(target = %addr, error = %e, "target refused");
                 return None;
             }
-            Err(_) => return None,
         };
-        let _ = stream.set_nodelay(true);
         Some(Upstream {
             addr,
+            tls,
             stream,
             buf: BytesMut::with_capacity(HEAD_CHUNK),
             reused: false,
@@ -463,6 +664,7 @@ fn prepare<'v>(
     let mut close = false;
     let mut keep_alive_token = false;
     let mut expect_continue = false;
+    let mut te_trailers = false;
     let mut host: Option<&str> = None;
     let mut connection_named = false;
     let mut upgrade_token = false;
@@ -494,6 +696,8 @@ fn prepare<'v>(
             }
         } else if n.eq_ignore_ascii_case("upgrade") {
             upgrade = Some(h.value);
+        } else if n.eq_ignore_ascii_case("te") {
+            te_trailers |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"trailers"));
         } else if n.eq_ignore_ascii_case("expect") {
             if h.value.eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = !http10;
@@ -551,6 +755,7 @@ fn prepare<'v>(
         framing,
         keep_alive: !close && (!http10 || keep_alive_token),
         expect_continue,
+        te_trailers,
         head: method == "HEAD",
         idempotent: matches!(
             method,
@@ -918,10 +1123,10 @@ impl Body {
 /// past; `decode`: only the chunks' data), using `out` as the staging buffer.
 #[allow(clippy::too_many_arguments)]
 async fn copy_body(
-    from: &mut TcpStream,
+    from: &mut (impl AsyncRead + Unpin),
     buf: &mut BytesMut,
     body: &mut Body,
-    mut to: Option<&mut TcpStream>,
+    mut to: Option<&mut (impl AsyncWrite + Unpin)>,
     out: &mut Vec<u8>,
     decode: bool,
     idle: Duration,

@@ -1,11 +1,13 @@
 //! Active health checks: one task per registered target of every target group a load
 //! balancer uses, checking as the group says (HTTP GET of the path with the matcher's
-//! codes, or a TCP connect) every interval. A target becomes healthy after
+//! codes, HTTPS over TLS, HTTP/2 for HTTP2 groups, a gRPC call for GRPC ones, or a TCP
+//! connect) every interval. A target becomes healthy after
 //! HealthyThresholdCount passes in a row and unhealthy after UnhealthyThresholdCount
 //! failures in a row; each change is written into the targets record (only that target,
 //! compare-and-swap), which is what DescribeTargetHealth and the ALB read.
 
-use crate::world::{HealthCheck, Tg};
+use crate::tls::Conn;
+use crate::world::{HealthCheck, ProtocolVersion, Tg};
 use berth_model::elbv2::TargetHealthState;
 use berth_store::Store;
 use serde_json::json;
@@ -23,53 +25,114 @@ pub enum Outcome {
     Fail(&'static str, String),
 }
 
-/// One check of `addr`.
+/// One check of `addr`: connect (over TLS for HTTPS checks), then for HTTP and HTTPS
+/// checks ask for the path, as HTTP/1.1, or as HTTP/2 for HTTP2 groups, or as a gRPC call
+/// for GRPC groups, whose grpc-status is what the matcher's codes are compared with.
 pub async fn check(hc: &HealthCheck, addr: SocketAddrV4) -> Outcome {
     let timeout = Duration::from_secs(hc.timeout_secs.max(1));
+    let failed = || Outcome::Fail("Target.FailedHealthChecks", "Health checks failed".into());
     let work = async {
-        let mut s = match tokio::net::TcpStream::connect(addr).await {
-            Ok(s) => s,
-            Err(_) => {
-                return Outcome::Fail("Target.FailedHealthChecks", "Health checks failed".into())
-            }
+        let tls = hc.protocol == "HTTPS";
+        let h2 = hc.protocol != "TCP" && hc.version.h2();
+        let Ok(conn) = crate::tls::open(addr, tls, h2).await else {
+            return failed();
         };
         if hc.protocol == "TCP" {
             return Outcome::Pass;
         }
-        let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            hc.path
-        );
-        if s.write_all(req.as_bytes()).await.is_err() {
-            return Outcome::Fail("Target.FailedHealthChecks", "Health checks failed".into());
-        }
-        // Only the status line matters.
-        let mut buf = [0u8; 64];
-        let mut got = 0;
-        while got < 12 {
-            match s.read(&mut buf[got..]).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got += n,
-            }
-        }
-        let line = String::from_utf8_lossy(&buf[..got]);
-        let code = line
-            .strip_prefix("HTTP/1.")
-            .and_then(|r| r.get(2..5))
-            .and_then(|c| c.parse::<u16>().ok());
+        let code = if h2 {
+            h2_status(hc, addr, tls, conn).await
+        } else {
+            h1_status(hc, addr, conn).await
+        };
         match code {
             Some(c) if hc.codes.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) => Outcome::Pass,
             Some(c) => Outcome::Fail(
                 "Target.ResponseCodeMismatch",
                 format!("Health checks failed with these codes: [{c}]"),
             ),
-            None => Outcome::Fail("Target.FailedHealthChecks", "Health checks failed".into()),
+            None => failed(),
         }
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(o) => o,
         Err(_) => Outcome::Fail("Target.Timeout", "Request timed out".into()),
     }
+}
+
+/// The status code of an HTTP/1.1 GET of the check's path.
+async fn h1_status(hc: &HealthCheck, addr: SocketAddrV4, mut s: Conn) -> Option<u16> {
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        hc.path
+    );
+    s.write_all(req.as_bytes()).await.ok()?;
+    // Only the status line matters.
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < 12 {
+        match s.read(&mut buf[got..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    let line = String::from_utf8_lossy(&buf[..got]);
+    line.strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|c| c.parse::<u16>().ok())
+}
+
+/// Over HTTP/2: the status code of a GET of the check's path, or for a GRPC group the
+/// grpc-status of a call to it (an empty message; in the trailers, or in the headers
+/// of a trailers-only answer).
+async fn h2_status(hc: &HealthCheck, addr: SocketAddrV4, tls: bool, conn: Conn) -> Option<u16> {
+    use http_body_util::{BodyExt, Full};
+    use hyper::{header, Method, Request};
+    let (mut send, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .handshake(hyper_util::rt::TokioIo::new(conn))
+            .await
+            .ok()?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let grpc = hc.version == ProtocolVersion::Grpc;
+    let scheme = if tls { "https" } else { "http" };
+    let asked = async {
+        let req = Request::builder()
+            .uri(format!("{scheme}://{addr}{}", hc.path))
+            .version(hyper::Version::HTTP_2)
+            .header(header::USER_AGENT, "ELB-HealthChecker/2.0");
+        let req = if grpc {
+            req.method(Method::POST)
+                .header(header::CONTENT_TYPE, "application/grpc")
+                .header(header::TE, "trailers")
+                .body(Full::new(bytes::Bytes::from_static(&[0, 0, 0, 0, 0])))
+        } else {
+            req.method(Method::GET).body(Full::new(bytes::Bytes::new()))
+        };
+        let resp = send.send_request(req.ok()?).await.ok()?;
+        if !grpc {
+            return Some(resp.status().as_u16());
+        }
+        if let Some(c) = grpc_status(resp.headers()) {
+            return Some(c);
+        }
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            if let Ok(t) = frame.ok()?.into_trailers() {
+                return grpc_status(&t);
+            }
+        }
+        None
+    };
+    let code = asked.await;
+    driver.abort();
+    code
+}
+
+fn grpc_status(h: &hyper::HeaderMap) -> Option<u16> {
+    h.get("grpc-status")?.to_str().ok()?.trim().parse().ok()
 }
 
 /// Where a state stands after one more outcome: (passes in a row, failures in a row).
@@ -228,6 +291,7 @@ mod tests {
     fn hc(protocol: &str) -> HealthCheck {
         HealthCheck {
             protocol: protocol.into(),
+            version: ProtocolVersion::Http1,
             port: None,
             path: "/health".into(),
             interval_secs: 5,

@@ -11,6 +11,9 @@ pub mod health;
 pub mod nlb;
 pub mod proxy;
 pub mod rules;
+pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 pub mod workers;
 pub mod world;
 

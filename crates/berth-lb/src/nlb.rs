@@ -141,10 +141,12 @@ mod tests {
                 arn: "tg".into(),
                 targets_key: String::new(),
                 protocol: "TCP".into(),
+                version: ProtocolVersion::Http1,
                 in_use: true,
                 algorithm: Algorithm::RoundRobin,
                 sticky_secs: None,
                 health: HealthCheck {
+                    version: ProtocolVersion::Http1,
                     protocol: "TCP".into(),
                     port: None,
                     path: "/".into(),

@@ -2,19 +2,25 @@
 //! address has a `Slot` holding what it serves now (rules with their target groups
 //! resolved to backends), swapped whole when the configuration changes; `decide` applies
 //! them to a request. HTTP/1 clients are served by h1.rs, HTTP/2 clients by hyper here.
-//! Requests go to targets over keep-alive HTTP/1.1 connections with X-Forwarded-For,
-//! -Proto and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target
+//! Requests go to targets over keep-alive HTTP/1.1 connections (TLS for HTTPS groups,
+//! see tls.rs), or as HTTP/2 for ProtocolVersion HTTP2 and GRPC groups (`send_h2`), with
+//! X-Forwarded-For, -Proto and -Port and X-Amzn-Trace-Id added, as an ALB does. No target: 503; a target
 //! that refuses or breaks the connection: 502; no response within the idle timeout: 504.
 
 use crate::rules::{Action, Condition, Headers, RequestFacts};
+use crate::tls::Connector;
 use crate::world::{Algorithm, Lb, Listener, World};
 use bytes::{Bytes, BytesMut};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http2;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::pin::Pin;
@@ -33,6 +39,10 @@ pub struct TargetStat {
 
 pub struct Backend {
     pub addr: SocketAddrV4,
+    /// Spoken to over TLS (an HTTPS target group).
+    tls: bool,
+    /// Spoken to in HTTP/2 (ProtocolVersion HTTP2 or GRPC).
+    h2: bool,
     stat: Arc<TargetStat>,
 }
 
@@ -81,6 +91,78 @@ pub type Slot = Arc<RwLock<Arc<ListenerView>>>;
 
 type ProxyBody = Either<Full<Bytes>, Counted>;
 
+/// A request body on its way to an HTTP/2 target.
+pub(crate) type UpBody = BoxBody<Bytes, hyper::Error>;
+
+/// A request to an HTTP/2 target (`req`'s URI absolute, its authority what the client
+/// asked for) on the serving thread's connection to it, opened (again) when there is
+/// none or it has closed.
+pub(crate) async fn send_h2(
+    addr: SocketAddrV4,
+    tls: bool,
+    req: Request<UpBody>,
+) -> Result<Response<Incoming>, String> {
+    let mut kept = H2.with(|m| m.borrow().get(&(addr, tls)).cloned());
+    if let Some(s) = kept.as_mut() {
+        if s.is_closed() || s.ready().await.is_err() {
+            kept = None;
+        }
+    }
+    let mut sender = match kept {
+        Some(s) => s,
+        None => {
+            let conn = crate::tls::open(addr, tls, true)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (mut s, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(conn))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            s.ready().await.map_err(|e| e.to_string())?;
+            H2.with(|m| {
+                let mut m = m.borrow_mut();
+                // Connections the targets closed (or that broke) go with a new one.
+                m.retain(|_, s| !s.is_closed());
+                m.insert((addr, tls), s.clone());
+            });
+            s
+        }
+    };
+    sender.send_request(req).await.map_err(|e| e.to_string())
+}
+
+/// Make `parts` a request for an HTTP/2 target: an absolute URI whose authority is the
+/// Host the client asked for (HTTP/2's `:authority`), and `te: trailers` kept (gRPC
+/// needs it; it is the one TE value HTTP/2 allows).
+pub(crate) fn to_h2(
+    parts: &mut hyper::http::request::Parts,
+    addr: SocketAddrV4,
+    tls: bool,
+    host: &str,
+    path: &str,
+    te_trailers: bool,
+) -> bool {
+    let scheme = if tls { "https" } else { "http" };
+    let uri = Uri::try_from(format!("{scheme}://{host}{path}"))
+        .or_else(|_| Uri::try_from(format!("{scheme}://{addr}{path}")));
+    let Ok(uri) = uri else {
+        return false;
+    };
+    parts.uri = uri;
+    parts.version = Version::HTTP_2;
+    parts.headers.remove(HOST);
+    if te_trailers {
+        parts
+            .headers
+            .insert(hyper::header::TE, HeaderValue::from_static("trailers"));
+    }
+    true
+}
+
 /// The HTTP/2 connection preface (RFC 9113 section 3.4): a client that opens with it
 /// speaks HTTP/2 with prior knowledge; anything else is HTTP/1.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -110,15 +192,17 @@ pub struct Proxy {
 
 thread_local! {
     /// Each serving thread's own pool of keep-alive connections to targets (see workers.rs).
-    static CLIENT: Client<HttpConnector, Incoming> = {
-        let mut conn = HttpConnector::new();
-        conn.set_nodelay(true);
-        conn.set_connect_timeout(Some(Duration::from_secs(10)));
+    /// HTTP/1.1 targets, over TCP (`http://` URIs) or TLS (`https://`).
+    static CLIENT: Client<Connector, Incoming> = {
         Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(conn)
+            .build(Connector)
     };
+    /// Each serving thread's one HTTP/2 connection to each HTTP/2 target (by address and
+    /// whether over TLS): requests share it as streams.
+    static H2: RefCell<HashMap<(SocketAddrV4, bool), http2::SendRequest<UpBody>>> =
+        RefCell::default();
     /// xorshift state for trace ids: no system call per request.
     static RNG: std::cell::Cell<u64> = std::cell::Cell::new(
         u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) | 1,
@@ -203,6 +287,8 @@ impl Proxy {
                 .filter(|(_, h)| *h || !any_healthy)
                 .map(|(addr, _)| Backend {
                     addr,
+                    tls: tg.protocol == "HTTPS",
+                    h2: tg.version.h2(),
                     stat: self.stat(arn, addr),
                 })
                 .collect();
@@ -351,8 +437,22 @@ impl Proxy {
         host: String,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = req.into_parts();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let Ok(uri) = Uri::try_from(format!("http://{}{}", backend.addr, path)) else {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let te_trailers = parts
+            .headers
+            .get_all(hyper::header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            });
+        let scheme = if backend.tls { "https" } else { "http" };
+        let Ok(uri) = Uri::try_from(format!("{scheme}://{}{}", backend.addr, path)) else {
             return Canned::error(StatusCode::BAD_REQUEST).into_response();
         };
         parts.uri = uri;
@@ -388,7 +488,18 @@ impl Proxy {
             }
         }
         let guard = Inflight::new(backend.stat.clone());
-        let sent = CLIENT.with(|c| c.request(Request::from_parts(parts, body)));
+        let (addr, tls, h2) = (backend.addr, backend.tls, backend.h2);
+        if h2 && !to_h2(&mut parts, addr, tls, &host, &path, te_trailers) {
+            return Canned::error(StatusCode::BAD_REQUEST).into_response();
+        }
+        let sent = async move {
+            if h2 {
+                send_h2(addr, tls, Request::from_parts(parts, body.boxed())).await
+            } else {
+                let sent = CLIENT.with(|c| c.request(Request::from_parts(parts, body)));
+                sent.await.map_err(|e| e.to_string())
+            }
+        };
         match tokio::time::timeout(view.idle_timeout, sent).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
@@ -487,6 +598,14 @@ impl ListenerView {
 impl Backend {
     pub(crate) fn addr(&self) -> SocketAddrV4 {
         self.addr
+    }
+
+    pub(crate) fn tls(&self) -> bool {
+        self.tls
+    }
+
+    pub(crate) fn h2(&self) -> bool {
+        self.h2
     }
 
     /// Counts a request to this backend in flight while the guard lives.
@@ -824,10 +943,12 @@ pub(crate) mod testing {
                 arn: "tg".into(),
                 targets_key: String::new(),
                 protocol: "HTTP".into(),
+                version: ProtocolVersion::Http1,
                 in_use: true,
                 algorithm: Algorithm::RoundRobin,
                 sticky_secs: None,
                 health: HealthCheck {
+                    version: ProtocolVersion::Http1,
                     protocol: "HTTP".into(),
                     port: None,
                     path: "/".into(),
@@ -942,6 +1063,8 @@ mod tests {
                 backends: (0..n)
                     .map(|i| Backend {
                         addr: SocketAddrV4::new([10, 0, 0, i as u8].into(), 80),
+                        tls: false,
+                        h2: false,
                         stat: Arc::default(),
                     })
                     .collect(),

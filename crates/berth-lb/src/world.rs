@@ -52,9 +52,36 @@ pub enum Algorithm {
     LeastOutstanding,
 }
 
+/// How requests reach a group's targets (its ProtocolVersion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProtocolVersion {
+    #[default]
+    Http1,
+    Http2,
+    Grpc,
+}
+
+impl ProtocolVersion {
+    fn of(v: Option<&str>) -> ProtocolVersion {
+        match v {
+            Some("HTTP2") => ProtocolVersion::Http2,
+            Some("GRPC") => ProtocolVersion::Grpc,
+            _ => ProtocolVersion::Http1,
+        }
+    }
+
+    /// Requests and health checks go as HTTP/2.
+    pub fn h2(self) -> bool {
+        self != ProtocolVersion::Http1
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub protocol: String,
+    /// The group's protocol version: HTTP2 checks go as HTTP/2 and GRPC ones as gRPC
+    /// calls (their codes are grpc-status values).
+    pub version: ProtocolVersion,
     /// None: the traffic port.
     pub port: Option<u16>,
     pub path: String,
@@ -62,7 +89,7 @@ pub struct HealthCheck {
     pub timeout_secs: u64,
     pub healthy_threshold: u32,
     pub unhealthy_threshold: u32,
-    /// HTTP codes that pass, as inclusive ranges.
+    /// HTTP codes (gRPC status codes for GRPC groups) that pass, as inclusive ranges.
     pub codes: Vec<(u16, u16)>,
 }
 
@@ -72,6 +99,8 @@ pub struct Tg {
     /// The targets record's key, for health and drain updates.
     pub targets_key: String,
     pub protocol: String,
+    /// ProtocolVersion: HTTP/1.1, HTTP/2 or gRPC to the targets.
+    pub version: ProtocolVersion,
     pub in_use: bool,
     pub algorithm: Algorithm,
     /// lb_cookie stickiness: how long a client keeps its target, if it does.
@@ -218,11 +247,23 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
             Some("traffic-port") | Some("") | None => None,
             Some(p) => p.parse().ok(),
         };
-        let matcher = tg
-            .matcher
-            .as_ref()
-            .and_then(|m| m.http_code.as_deref())
-            .unwrap_or("200");
+        let version = ProtocolVersion::of(tg.extra.get("ProtocolVersion").and_then(Value::as_str));
+        let matcher = match version {
+            ProtocolVersion::Grpc => tg
+                .matcher
+                .as_ref()
+                .and_then(|m| m.grpc_code.as_deref())
+                .unwrap_or("12"),
+            _ => tg
+                .matcher
+                .as_ref()
+                .and_then(|m| m.http_code.as_deref())
+                .unwrap_or("200"),
+        };
+        let default_path = match version {
+            ProtocolVersion::Grpc => "/AWS.ALB/healthcheck",
+            _ => "/",
+        };
         let sticky_secs = (rec.attr("stickiness.enabled") == Some("true")
             && rec.attr("stickiness.type").unwrap_or("lb_cookie") == "lb_cookie")
             .then(|| {
@@ -240,13 +281,18 @@ fn load_scope(store: &dyn Store, prefix: &str, local: &Local, w: &mut World) {
                 arn,
                 targets_key,
                 protocol: tg.protocol.clone().unwrap_or_default(),
+                version,
                 in_use: rec.in_use(),
                 algorithm,
                 sticky_secs,
                 health: HealthCheck {
                     protocol: tg.health_check_protocol.clone().unwrap_or_default(),
+                    version,
                     port: hc_port,
-                    path: tg.health_check_path.clone().unwrap_or_else(|| "/".into()),
+                    path: tg
+                        .health_check_path
+                        .clone()
+                        .unwrap_or_else(|| default_path.into()),
                     interval_secs: tg.health_check_interval_seconds.unwrap_or(30),
                     timeout_secs: tg.health_check_timeout_seconds.unwrap_or(5),
                     healthy_threshold: tg.healthy_threshold_count.unwrap_or(5),
