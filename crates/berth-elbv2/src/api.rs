@@ -4,8 +4,9 @@
 
 use crate::common::*;
 use berth_store::Store;
+use berth_types::elbv2;
 use berth_wire::ApiResult;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The store key prefix of every ELBv2 record kind, as the data plane filters events.
 pub const KEY_MARK: &str = berth_model::elbv2::key::MARK;
@@ -60,15 +61,15 @@ pub fn register_targets(
     arn: &str,
     targets: &[(String, i64)],
 ) -> ApiResult<()> {
-    with_targets(
-        crate::tg::register,
-        store,
-        account,
-        region,
-        now,
-        arn,
-        targets,
+    let s = Scope::new(store, account, region, now);
+    crate::tg::register(
+        &s,
+        elbv2::RegisterTargetsInput {
+            target_group_arn: arn.to_string(),
+            targets: descriptions(targets),
+        },
     )
+    .map(drop)
 }
 
 /// DeregisterTargets for (id, port) pairs: they drain, then leave the group.
@@ -80,33 +81,28 @@ pub fn deregister_targets(
     arn: &str,
     targets: &[(String, i64)],
 ) -> ApiResult<()> {
-    with_targets(
-        crate::tg::deregister,
-        store,
-        account,
-        region,
-        now,
-        arn,
-        targets,
+    let s = Scope::new(store, account, region, now);
+    crate::tg::deregister(
+        &s,
+        elbv2::DeregisterTargetsInput {
+            target_group_arn: arn.to_string(),
+            targets: descriptions(targets),
+        },
     )
+    .map(drop)
 }
 
-/// Call a targets operation with the request it takes.
-fn with_targets(
-    op: fn(&Scope, &Value) -> ApiResult<Value>,
-    store: &dyn Store,
-    account: &str,
-    region: &str,
-    now: f64,
-    arn: &str,
-    targets: &[(String, i64)],
-) -> ApiResult<()> {
-    let s = Scope::new(store, account, region, now);
-    let targets: Vec<Value> = targets
+/// (id, port) pairs as a targets request names them.
+fn descriptions(targets: &[(String, i64)]) -> Vec<elbv2::TargetDescription> {
+    targets
         .iter()
-        .map(|(id, port)| json!({"Id": id, "Port": port}))
-        .collect();
-    op(&s, &json!({"TargetGroupArn": arn, "Targets": targets})).map(drop)
+        .map(|(id, port)| elbv2::TargetDescription {
+            id: id.clone(),
+            port: i32::try_from(*port).ok(),
+            availability_zone: None,
+            quic_server_id: None,
+        })
+        .collect()
 }
 
 /// The group's registered targets with their health, as DescribeTargetHealth reports it.
@@ -117,17 +113,33 @@ pub fn target_health(
     arn: &str,
 ) -> ApiResult<Vec<TargetState>> {
     let s = Scope::new(store, account, region, 0.0);
-    let out = crate::tg::describe_health(&s, &json!({"TargetGroupArn": arn}))?;
-    Ok(out["TargetHealthDescriptions"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .map(|d| TargetState {
-            id: str_of(&d["Target"], "Id").to_string(),
-            port: d["Target"]["Port"].as_i64().unwrap_or(0),
-            state: str_of(&d["TargetHealth"], "State").to_string(),
-            reason: str_of(&d["TargetHealth"], "Reason").to_string(),
+    let out = crate::tg::describe_health(
+        &s,
+        elbv2::DescribeTargetHealthInput {
+            target_group_arn: arn.to_string(),
+            targets: None,
+            include: None,
+        },
+    )?;
+    Ok(out
+        .target_health_descriptions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let (target, health) = (d.target, d.target_health);
+            TargetState {
+                id: target.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+                port: target.and_then(|t| t.port).map_or(0, i64::from),
+                state: health
+                    .as_ref()
+                    .and_then(|h| h.state)
+                    .map_or("", |s| s.as_str())
+                    .to_string(),
+                reason: health
+                    .and_then(|h| h.reason)
+                    .map_or("", |r| r.as_str())
+                    .to_string(),
+            }
         })
         .collect())
 }

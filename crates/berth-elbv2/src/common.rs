@@ -17,8 +17,10 @@
 //!   the lock for its rules' priorities.
 
 use berth_store::{Record, Store};
-use berth_wire::page::{paginate, Page};
+use berth_types::elbv2;
+use berth_wire::page::{page_after, params, Page};
 use berth_wire::{ApiError, ApiResult};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 pub use berth_model::elbv2::arn::{parse as parse_arn, Arn};
@@ -154,17 +156,13 @@ pub fn check_name(name: &str, what: &str) -> ApiResult<()> {
 
 pub const MAX_TAGS: usize = 50;
 
-/// The tags of a create request, checked: no duplicate keys, at most 50, no `aws:` prefix.
-pub fn request_tags(input: &Value) -> ApiResult<Vec<Value>> {
-    let tags: Vec<Value> = input
-        .get("Tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+/// The tags of a request, checked (no duplicate keys, at most 50, no `aws:` prefix), as
+/// records keep them.
+pub fn request_tags(tags: &[elbv2::Tag]) -> ApiResult<Vec<Value>> {
     let mut seen = std::collections::HashSet::new();
-    for t in &tags {
-        let k = str_of(t, "Key");
-        if !seen.insert(k.to_string()) {
+    for t in tags {
+        let k = t.key.as_str();
+        if !seen.insert(k) {
             return Err(ApiError::client(
                 "DuplicateTagKeys",
                 format!("Tag key '{k}' is duplicated"),
@@ -180,8 +178,8 @@ pub fn request_tags(input: &Value) -> ApiResult<Vec<Value>> {
         return Err(too_many_tags());
     }
     Ok(tags
-        .into_iter()
-        .map(|t| json!({"Key": t["Key"], "Value": t.get("Value").cloned().unwrap_or(json!(""))}))
+        .iter()
+        .map(|t| json!({"Key": t.key, "Value": t.value.as_deref().unwrap_or("")}))
         .collect())
 }
 
@@ -195,9 +193,38 @@ pub fn too_many_tags() -> ApiError {
 // ---- paging -------------------------------------------------------------------------------
 
 /// ELBv2's Marker/PageSize paging over items already sorted by `key`.
-pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiResult<Page<T>> {
-    let shim = json!({"maxResults": input.get("PageSize"), "nextToken": input.get("Marker")});
-    paginate(items, key, &shim, 400, 400, "ValidationError")
+pub fn page<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    page_size: Option<i32>,
+    marker: Option<&str>,
+) -> ApiResult<Page<T>> {
+    let (max, after) = params(
+        page_size.map(i64::from),
+        marker,
+        400,
+        400,
+        "ValidationError",
+    )?;
+    Ok(page_after(items, key, max, after))
+}
+
+// ---- outputs ------------------------------------------------------------------------------
+
+/// A model shape as a record keeps it (a load balancer, target group, listener, rule, or
+/// their parts) read as the output type. Records are written from checked requests, so a
+/// record that does not fit is Berth's fault: a 500, not the caller's 400.
+pub fn shape<T: DeserializeOwned>(v: &Value) -> ApiResult<T> {
+    T::deserialize(v).map_err(|e| {
+        ApiError::internal(format!(
+            "a stored ELBv2 record does not fit the model's output shape: {e}"
+        ))
+    })
+}
+
+/// [`shape`] for each of `values`.
+pub fn shapes<T: DeserializeOwned>(values: &[Value]) -> ApiResult<Vec<T>> {
+    values.iter().map(shape).collect()
 }
 
 // ---- writes -------------------------------------------------------------------------------

@@ -5,8 +5,9 @@
 use crate::common::*;
 use crate::rule::RuleRef;
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The record holding `arn`'s tags and the field they are in.
@@ -28,7 +29,7 @@ fn update(
     s: &Scope,
     arns: &[String],
     change: impl Fn(&mut Vec<Value>) -> ApiResult<()>,
-) -> ApiResult<Value> {
+) -> ApiResult<()> {
     commit(s.store, || {
         let mut recs: BTreeMap<String, (Record, Value)> = BTreeMap::new();
         for arn in arns {
@@ -40,7 +41,7 @@ fn update(
             change(&mut tags)?;
             entry.1[field] = Value::Array(tags);
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(());
         for (rec, v) in recs.into_values() {
             plan.put(&rec, v);
         }
@@ -48,9 +49,9 @@ fn update(
     })
 }
 
-pub fn add(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let new = request_tags(input)?;
-    update(s, &strings(input, "ResourceArns"), |tags| {
+pub fn add(s: &Scope, input: elbv2::AddTagsInput) -> ApiResult<elbv2::AddTagsOutput> {
+    let new = request_tags(&input.tags)?;
+    update(s, &input.resource_arns, |tags| {
         for t in &new {
             match tags.iter_mut().find(|x| x["Key"] == t["Key"]) {
                 Some(x) => *x = t.clone(),
@@ -61,19 +62,24 @@ pub fn add(s: &Scope, input: &Value) -> ApiResult<Value> {
             return Err(too_many_tags());
         }
         Ok(())
-    })
+    })?;
+    Ok(elbv2::AddTagsOutput {})
 }
 
-pub fn remove(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let keys = strings(input, "TagKeys");
-    update(s, &strings(input, "ResourceArns"), |tags| {
+pub fn remove(s: &Scope, input: elbv2::RemoveTagsInput) -> ApiResult<elbv2::RemoveTagsOutput> {
+    let keys = &input.tag_keys;
+    update(s, &input.resource_arns, |tags| {
         tags.retain(|t| !keys.iter().any(|k| t["Key"] == k.as_str()));
         Ok(())
-    })
+    })?;
+    Ok(elbv2::RemoveTagsOutput {})
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "ResourceArns");
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeTagsInput,
+) -> ApiResult<elbv2::DescribeTagsOutput> {
+    let arns = &input.resource_arns;
     if arns.len() > 20 {
         return Err(ApiError::client(
             "ValidationError",
@@ -84,8 +90,13 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
         .iter()
         .map(|arn| {
             let (rec, field) = locate(s, arn)?;
-            Ok(json!({"ResourceArn": arn, "Tags": rec.value[field].clone()}))
+            Ok(elbv2::TagDescription {
+                resource_arn: Some(arn.clone()),
+                tags: shape(&rec.value[field])?,
+            })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(json!({"TagDescriptions": out}))
+    Ok(elbv2::DescribeTagsOutput {
+        tag_descriptions: Some(out),
+    })
 }

@@ -5,7 +5,9 @@
 
 use crate::common::*;
 use crate::lb::{apply_attributes, render_attributes, AttrSpec, Kind};
+use berth_model::elbv2 as model;
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +61,59 @@ const HC_FIELDS: &[&str] = &[
     "HealthCheckPath",
     "Matcher",
 ];
+
+/// The health-check members of a CreateTargetGroup or ModifyTargetGroup request.
+struct HcRequest<'a> {
+    protocol: Option<elbv2::ProtocolEnum>,
+    port: Option<&'a str>,
+    enabled: Option<bool>,
+    interval: Option<i32>,
+    timeout: Option<i32>,
+    healthy: Option<i32>,
+    unhealthy: Option<i32>,
+    path: Option<&'a str>,
+    matcher: Option<&'a elbv2::Matcher>,
+}
+
+impl HcRequest<'_> {
+    /// The members given, as the record's `TargetGroup` keeps them (HC_FIELDS).
+    fn overlay(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        let mut set = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        set(
+            "HealthCheckProtocol",
+            self.protocol.map(|p| json!(p.as_str())),
+        );
+        set("HealthCheckPort", self.port.map(|p| json!(p)));
+        set("HealthCheckEnabled", self.enabled.map(|e| json!(e)));
+        set(
+            "HealthCheckIntervalSeconds",
+            self.interval.map(|n| json!(n)),
+        );
+        set("HealthCheckTimeoutSeconds", self.timeout.map(|n| json!(n)));
+        set("HealthyThresholdCount", self.healthy.map(|n| json!(n)));
+        set("UnhealthyThresholdCount", self.unhealthy.map(|n| json!(n)));
+        set("HealthCheckPath", self.path.map(|p| json!(p)));
+        set(
+            "Matcher",
+            self.matcher.map(|m| {
+                let mut v = json!({});
+                if let Some(c) = &m.http_code {
+                    v["HttpCode"] = json!(c);
+                }
+                if let Some(c) = &m.grpc_code {
+                    v["GrpcCode"] = json!(c);
+                }
+                v
+            }),
+        );
+        m
+    }
+}
 
 /// The health check of a group with `protocol` (and `version`, for HTTP/HTTPS): AWS's
 /// defaults for the health check protocol, overlaid with `input`, then checked.
@@ -181,14 +236,17 @@ fn check_codes(codes: &str, lo: i64, hi: i64) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "Name");
+pub fn create(
+    s: &Scope,
+    input: elbv2::CreateTargetGroupInput,
+) -> ApiResult<elbv2::CreateTargetGroupOutput> {
+    let name = input.name.as_str();
     check_name(name, "target group")?;
-    let target_type = opt_str(input, "TargetType").unwrap_or("instance");
+    let target_type = input.target_type.map_or("instance", |t| t.as_str());
     if target_type == "lambda" || target_type == "alb" {
         return Err(not_supported(format!("Target type '{target_type}'")));
     }
-    let Some(protocol) = opt_str(input, "Protocol") else {
+    let Some(protocol) = input.protocol.map(|p| p.as_str()) else {
         return Err(validation(format!(
             "A protocol must be specified for target groups with the target type '{target_type}'"
         )));
@@ -196,12 +254,12 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     if matches!(protocol, "GENEVE" | "QUIC" | "TCP_QUIC") {
         return Err(not_supported(format!("Target group protocol '{protocol}'")));
     }
-    let Some(port) = input.get("Port").and_then(Value::as_i64) else {
+    let Some(port) = input.port.map(i64::from) else {
         return Err(validation(format!(
             "A port must be specified for target groups with the target type '{target_type}'"
         )));
     };
-    let Some(vpc_id) = opt_str(input, "VpcId") else {
+    let Some(vpc_id) = input.vpc_id.as_deref() else {
         return Err(validation(format!(
             "A VPC ID must be specified for target groups with the target type '{target_type}'"
         )));
@@ -209,7 +267,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     if berth_ec2::vpc_cidr(s.store, s.account, s.region, vpc_id).is_none() {
         return Err(validation(format!("The VPC ID '{vpc_id}' is not found")));
     }
-    let version = match opt_str(input, "ProtocolVersion") {
+    let version = match input.protocol_version.as_deref() {
         Some(_) if !is_http(protocol) => {
             return Err(validation(format!(
                 "A protocol version can only be specified for HTTP and HTTPS target groups, not '{protocol}'"
@@ -227,15 +285,31 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
         None if is_http(protocol) => Some("HTTP1".to_string()),
         None => None,
     };
-    let ip_type = opt_str(input, "IpAddressType").unwrap_or("ipv4");
+    let ip_type = input.ip_address_type.map_or("ipv4", |t| t.as_str());
     if ip_type != "ipv4" {
         return Err(not_supported(format!("IpAddressType '{ip_type}'")));
     }
-    if input.get("TargetControlPort").is_some() {
+    if input.target_control_port.is_some() {
         return Err(not_supported("TargetControlPort"));
     }
-    let hc = health_check(protocol, version.as_deref(), target_type, input)?;
-    let tags = request_tags(input)?;
+    let asked = HcRequest {
+        protocol: input.health_check_protocol,
+        port: input.health_check_port.as_deref(),
+        enabled: input.health_check_enabled,
+        interval: input.health_check_interval_seconds,
+        timeout: input.health_check_timeout_seconds,
+        healthy: input.healthy_threshold_count,
+        unhealthy: input.unhealthy_threshold_count,
+        path: input.health_check_path.as_deref(),
+        matcher: input.matcher.as_ref(),
+    };
+    let hc = health_check(
+        protocol,
+        version.as_deref(),
+        target_type,
+        &Value::Object(asked.overlay()),
+    )?;
+    let tags = request_tags(input.tags.as_deref().unwrap_or_default())?;
 
     let arn = berth_model::elbv2::arn::tg_arn(s.region, s.account, name, &new_id());
     let mut tg = json!({
@@ -262,9 +336,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
                 .chain(HC_FIELDS)
                 .all(|f| old.get(*f) == tg.get(*f));
             if same {
-                return Ok(Plan::new(
-                    json!({"TargetGroups": [render(&existing.value)]}),
-                ));
+                return Ok(Plan::new(elbv2::CreateTargetGroupOutput {
+                    target_groups: Some(vec![shape(&render(&existing.value))?]),
+                }));
             }
             return Err(ApiError::client(
                 "DuplicateTargetGroupName",
@@ -272,7 +346,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
             ));
         }
         let rec = json!({"TargetGroup": tg.clone(), "Tags": tags.clone(), "Attributes": {}, "UsedBy": {}});
-        let mut plan = Plan::new(json!({"TargetGroups": [render(&rec)]}));
+        let mut plan = Plan::new(elbv2::CreateTargetGroupOutput {
+            target_groups: Some(vec![shape(&render(&rec))?]),
+        });
         plan.create(key.clone(), rec);
         plan.create(
             targets_key(s, str_of(&tg, "TargetGroupArn")),
@@ -282,10 +358,13 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "TargetGroupArns");
-    let names = strings(input, "Names");
-    let lb_arn = opt_str(input, "LoadBalancerArn");
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeTargetGroupsInput,
+) -> ApiResult<elbv2::DescribeTargetGroupsOutput> {
+    let arns = input.target_group_arns.unwrap_or_default();
+    let names = input.names.unwrap_or_default();
+    let lb_arn = input.load_balancer_arn.as_deref();
     if [!arns.is_empty(), !names.is_empty(), lb_arn.is_some()]
         .iter()
         .filter(|x| **x)
@@ -333,12 +412,35 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
     };
     found.sort_by(|a, b| str_of(a, "TargetGroupName").cmp(str_of(b, "TargetGroupName")));
     found.dedup_by(|a, b| a["TargetGroupArn"] == b["TargetGroupArn"]);
-    let p = page(found, |t| str_of(t, "TargetGroupName").to_string(), input)?;
-    Ok(json!({"TargetGroups": p.items, "NextMarker": p.next_token}))
+    let p = page(
+        found,
+        |t| str_of(t, "TargetGroupName").to_string(),
+        input.page_size,
+        input.marker.as_deref(),
+    )?;
+    Ok(elbv2::DescribeTargetGroupsOutput {
+        target_groups: Some(shapes(&p.items)?),
+        next_marker: p.next_token,
+    })
 }
 
-pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn modify(
+    s: &Scope,
+    input: elbv2::ModifyTargetGroupInput,
+) -> ApiResult<elbv2::ModifyTargetGroupOutput> {
+    let arn = input.target_group_arn.as_str();
+    let asked = HcRequest {
+        protocol: input.health_check_protocol,
+        port: input.health_check_port.as_deref(),
+        enabled: input.health_check_enabled,
+        interval: input.health_check_interval_seconds,
+        timeout: input.health_check_timeout_seconds,
+        healthy: input.healthy_threshold_count,
+        unhealthy: input.unhealthy_threshold_count,
+        path: input.health_check_path.as_deref(),
+        matcher: input.matcher.as_ref(),
+    }
+    .overlay();
     commit(s.store, || {
         let rec = get(s, arn)?;
         let tg = &rec.value["TargetGroup"];
@@ -346,11 +448,11 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
         // The effective request: the group's current health check with the changes over it.
         // A change between TCP and HTTP(S) checks starts from the new protocol's defaults.
         let mut eff = json!({});
-        let new_hcp = opt_str(input, "HealthCheckProtocol");
+        let new_hcp = input.health_check_protocol.map(|p| p.as_str());
         let category_change =
             new_hcp.is_some_and(|p| is_http(p) != is_http(str_of(tg, "HealthCheckProtocol")));
         for f in HC_FIELDS {
-            if let Some(v) = input.get(*f) {
+            if let Some(v) = asked.get(*f) {
                 eff[*f] = v.clone();
             } else if let Some(v) = tg.get(*f) {
                 let derived = matches!(
@@ -376,18 +478,25 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
             t.remove(*f);
         }
         t.extend(hc);
-        let mut plan = Plan::new(json!({"TargetGroups": [render(&v)]}));
+        let mut plan = Plan::new(elbv2::ModifyTargetGroupOutput {
+            target_groups: Some(vec![shape(&render(&v))?]),
+        });
         plan.put(&rec, v);
         Ok(plan)
     })
 }
 
-pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn delete(
+    s: &Scope,
+    input: elbv2::DeleteTargetGroupInput,
+) -> ApiResult<elbv2::DeleteTargetGroupOutput> {
+    let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = match get(s, arn) {
             Ok(r) => r,
-            Err(e) if e.code == "TargetGroupNotFound" => return Ok(Plan::new(json!({}))),
+            Err(e) if e.code == "TargetGroupNotFound" => {
+                return Ok(Plan::new(elbv2::DeleteTargetGroupOutput {}))
+            }
             Err(e) => return Err(e),
         };
         if in_use(&rec.value) {
@@ -396,7 +505,7 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
                 format!("Target group '{arn}' is currently in use by a listener or a rule"),
             ));
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::DeleteTargetGroupOutput {});
         plan.delete(&rec);
         if let Some(t) = s.store.get(&targets_key(s, arn)) {
             plan.delete(&t);
@@ -576,10 +685,26 @@ fn specs(tg: &Value) -> Vec<AttrSpec> {
     v
 }
 
-pub fn describe_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let rec = get(s, str_of(input, "TargetGroupArn"))?;
+/// [`render_attributes`] as a target group's attributes.
+fn tg_attributes(specs: &[AttrSpec], set: &Value) -> Vec<elbv2::TargetGroupAttribute> {
+    render_attributes(specs, set)
+        .into_iter()
+        .map(|(k, v)| elbv2::TargetGroupAttribute {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
+}
+
+pub fn describe_attributes(
+    s: &Scope,
+    input: elbv2::DescribeTargetGroupAttributesInput,
+) -> ApiResult<elbv2::DescribeTargetGroupAttributesOutput> {
+    let rec = get(s, &input.target_group_arn)?;
     let specs = specs(&rec.value["TargetGroup"]);
-    Ok(json!({"Attributes": render_attributes(&specs, &rec.value["Attributes"])}))
+    Ok(elbv2::DescribeTargetGroupAttributesOutput {
+        attributes: Some(tg_attributes(&specs, &rec.value["Attributes"])),
+    })
 }
 
 /// Settings the data plane does not carry out yet: refused rather than stored and
@@ -591,9 +716,8 @@ const UNACTED: [(&str, &str); 3] = [
     ("preserve_client_ip.enabled", "false"),
 ];
 
-fn refuse_unacted(attrs: &Value) -> ApiResult<()> {
-    for a in attrs.as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let (key, value) = (str_of(a, "Key"), str_of(a, "Value"));
+fn refuse_unacted(attrs: &[(&str, &str)]) -> ApiResult<()> {
+    for &(key, value) in attrs {
         if UNACTED.contains(&(key, value)) {
             return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
         }
@@ -601,15 +725,28 @@ fn refuse_unacted(attrs: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn modify_attributes(
+    s: &Scope,
+    input: elbv2::ModifyTargetGroupAttributesInput,
+) -> ApiResult<elbv2::ModifyTargetGroupAttributesOutput> {
+    let arn = input.target_group_arn.as_str();
+    let attrs: Vec<(&str, &str)> = input
+        .attributes
+        .iter()
+        .map(|a| {
+            (
+                a.key.as_deref().unwrap_or(""),
+                a.value.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
     commit(s.store, || {
         let rec = get(s, arn)?;
         let specs = specs(&rec.value["TargetGroup"]);
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
-        apply_attributes(&specs, &input["Attributes"], &mut set)?;
-        refuse_unacted(&input["Attributes"])?;
+        apply_attributes(&specs, &attrs, &mut set)?;
+        refuse_unacted(&attrs)?;
         let get_attr = |k: &str| {
             set.get(k)
                 .and_then(Value::as_str)
@@ -633,8 +770,9 @@ pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
             ));
         }
         v["Attributes"] = Value::Object(set);
-        let mut plan =
-            Plan::new(json!({"Attributes": render_attributes(&specs, &v["Attributes"])}));
+        let mut plan = Plan::new(elbv2::ModifyTargetGroupAttributesOutput {
+            attributes: Some(tg_attributes(&specs, &v["Attributes"])),
+        });
         plan.put(&rec, v);
         Ok(plan)
     })
@@ -668,36 +806,36 @@ fn invalid_target(msg: impl Into<String>) -> ApiError {
 }
 
 /// The request's targets with their ports filled in from the group's.
-fn requested(tg: &Value, input: &Value) -> Vec<(String, i64, Option<String>)> {
+fn requested(
+    tg: &Value,
+    targets: &[elbv2::TargetDescription],
+) -> Vec<(String, i64, Option<String>)> {
     let port = tg["Port"].as_i64().unwrap_or(0);
-    input["Targets"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    targets
         .iter()
         .map(|t| {
             (
-                str_of(t, "Id").to_string(),
-                t["Port"].as_i64().unwrap_or(port),
-                opt_str(t, "AvailabilityZone").map(str::to_string),
+                t.id.clone(),
+                t.port.map_or(port, i64::from),
+                t.availability_zone.clone(),
             )
         })
         .collect()
 }
 
-pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn register(
+    s: &Scope,
+    input: elbv2::RegisterTargetsInput,
+) -> ApiResult<elbv2::RegisterTargetsOutput> {
+    let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
         let tg = &rec.value["TargetGroup"];
         let vpc_cidr = berth_ec2::vpc_cidr(s.store, s.account, s.region, str_of(tg, "VpcId"))
             .unwrap_or_default();
-        let wanted = requested(tg, input);
+        let wanted = requested(tg, &input.targets);
         for (id, _, zone) in &wanted {
-            if input["Targets"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|t| t.get("QuicServerId").is_some()))
-            {
+            if input.targets.iter().any(|t| t.quic_server_id.is_some()) {
                 return Err(validation(
                     "QuicServerId can only be used with QUIC target groups",
                 ));
@@ -778,7 +916,7 @@ pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
                 format!("A target group can have at most {MAX_TARGETS} targets"),
             ));
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::RegisterTargetsOutput {});
         let value = json!({"TargetGroupArn": arn, "Targets": targets});
         match &trec {
             Some(r) => plan.put(r, value),
@@ -802,13 +940,16 @@ pub fn deregistration_delay(rec: &Value) -> f64 {
 /// Deregistration: a group that a load balancer uses keeps the target as `draining` (the
 /// data plane sends it no new requests and removes it once its in-flight requests are done
 /// or the deregistration delay has passed); an unused group lets it go at once.
-pub fn deregister(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn deregister(
+    s: &Scope,
+    input: elbv2::DeregisterTargetsInput,
+) -> ApiResult<elbv2::DeregisterTargetsOutput> {
+    let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let wanted = requested(&rec.value["TargetGroup"], input);
+        let wanted = requested(&rec.value["TargetGroup"], &input.targets);
         let Some(trec) = s.store.get(&targets_key(s, arn)) else {
-            return Ok(Plan::new(json!({})));
+            return Ok(Plan::new(elbv2::DeregisterTargetsOutput {}));
         };
         let mut targets = trec.value["Targets"]
             .as_array()
@@ -834,7 +975,7 @@ pub fn deregister(s: &Scope, input: &Value) -> ApiResult<Value> {
         } else {
             targets.retain(|t| !matches(t));
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::DeregisterTargetsOutput {});
         if targets != before {
             plan.put(&trec, json!({"TargetGroupArn": arn, "Targets": targets}));
         }
@@ -842,53 +983,81 @@ pub fn deregister(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn describe_health(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn describe_health(
+    s: &Scope,
+    input: elbv2::DescribeTargetHealthInput,
+) -> ApiResult<elbv2::DescribeTargetHealthOutput> {
+    use elbv2::{TargetHealthReasonEnum as Reason, TargetHealthStateEnum as State};
+    let arn = input.target_group_arn.as_str();
     let rec = get(s, arn)?;
     let tg = &rec.value["TargetGroup"];
     let used = in_use(&rec.value);
-    let targets: Vec<Value> = s
-        .store
-        .get(&targets_key(s, arn))
-        .and_then(|r| r.value["Targets"].as_array().cloned())
-        .unwrap_or_default();
-    let hc_port = |port: &Value| match str_of(tg, "HealthCheckPort") {
-        "traffic-port" | "" => json!(port.as_i64().unwrap_or(0).to_string()),
-        p => json!(p),
-    };
-    let describe = |t: &Value| {
-        let mut target = json!({"Id": t["Id"], "Port": t["Port"]});
-        if let Some(z) = t.get("AvailabilityZone") {
-            target["AvailabilityZone"] = z.clone();
+    let targets: Vec<model::Target> = match s.store.get(&targets_key(s, arn)) {
+        Some(r) => {
+            model::from_value::<model::TargetsRecord>(&r.value)
+                .map_err(|e| ApiError::internal(format!("a targets record does not fit: {e}")))?
+                .targets
         }
-        let health = if used {
-            json!({"State": t["State"], "Reason": t.get("Reason"), "Description": t.get("Description")})
-        } else {
-            json!({"State": "unused", "Reason": "Target.NotInUse",
-                   "Description": "Target group is not configured to receive traffic from the load balancer"})
-        };
-        json!({"Target": target, "HealthCheckPort": hc_port(&t["Port"]), "TargetHealth": health})
+        None => vec![],
     };
-    let asked = input["Targets"].as_array();
-    let out: Vec<Value> = match asked {
+    let hc_port = |port: i64| match str_of(tg, "HealthCheckPort") {
+        "traffic-port" | "" => port.to_string(),
+        p => p.to_string(),
+    };
+    let health = |state: State, reason: Reason, description: &str| elbv2::TargetHealth {
+        state: Some(state),
+        reason: Some(reason),
+        description: Some(description.to_string()),
+    };
+    let target = |id: &str, port: i64, zone: Option<String>| elbv2::TargetDescription {
+        id: id.to_string(),
+        port: i32::try_from(port).ok(),
+        availability_zone: zone,
+        quic_server_id: None,
+    };
+    let describe = |t: &model::Target| elbv2::TargetHealthDescription {
+        target: Some(target(&t.id, t.port, t.availability_zone.clone())),
+        health_check_port: Some(hc_port(t.port)),
+        target_health: Some(if used {
+            elbv2::TargetHealth {
+                state: State::from_wire(t.state.as_str()),
+                reason: t.reason.as_deref().and_then(Reason::from_wire),
+                description: t.description.clone(),
+            }
+        } else {
+            health(
+                State::Unused,
+                Reason::TargetNotInUse,
+                "Target group is not configured to receive traffic from the load balancer",
+            )
+        }),
+        anomaly_detection: None,
+        administrative_override: None,
+    };
+    let out: Vec<elbv2::TargetHealthDescription> = match &input.targets {
         None => targets.iter().map(describe).collect(),
         Some(list) => {
             let mut out = vec![];
             for a in list {
-                let id = str_of(a, "Id");
-                let port = a.get("Port").and_then(Value::as_i64);
-                let matching: Vec<&Value> = targets
+                let id = a.id.as_str();
+                let port = a.port.map(i64::from);
+                let matching: Vec<&model::Target> = targets
                     .iter()
-                    .filter(|t| t["Id"] == id && port.is_none_or(|p| t["Port"] == p))
+                    .filter(|t| t.id == id && port.is_none_or(|p| t.port == p))
                     .collect();
                 if matching.is_empty() {
                     let port = port.unwrap_or(tg["Port"].as_i64().unwrap_or(0));
-                    out.push(json!({
-                        "Target": {"Id": id, "Port": port},
-                        "HealthCheckPort": hc_port(&json!(port)),
-                        "TargetHealth": {"State": "unused", "Reason": "Target.NotRegistered",
-                                         "Description": "Target is not registered to the target group"},
-                    }));
+                    out.push(elbv2::TargetHealthDescription {
+                        target: Some(target(id, port, None)),
+                        health_check_port: Some(hc_port(port)),
+                        target_health: Some(health(
+                            State::Unused,
+                            Reason::TargetNotRegistered,
+                            "Target is not registered to the target group",
+                        )),
+                        anomaly_detection: None,
+                        administrative_override: None,
+                    });
                 } else {
                     out.extend(matching.into_iter().map(describe));
                 }
@@ -896,5 +1065,7 @@ pub fn describe_health(s: &Scope, input: &Value) -> ApiResult<Value> {
             out
         }
     };
-    Ok(json!({"TargetHealthDescriptions": out}))
+    Ok(elbv2::DescribeTargetHealthOutput {
+        target_health_descriptions: Some(out),
+    })
 }

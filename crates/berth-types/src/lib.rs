@@ -5,6 +5,7 @@
 
 pub mod ec2;
 pub mod ecr;
+pub mod elbv2;
 pub mod logs;
 
 #[cfg(test)]
