@@ -8,6 +8,10 @@
 
 pub mod api;
 mod common;
+/// `compile_fail.rs` (tests/compile_fail/elbv2_types.sh) shows a handler cannot read a
+/// member the model lacks nor miss a required one.
+#[cfg(feature = "compile-fail-typed")]
+mod compile_fail;
 mod lb;
 mod listener;
 mod rule;
