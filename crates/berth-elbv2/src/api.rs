@@ -3,6 +3,7 @@
 //! reads their health; the data plane finds its records under the keys named here.
 
 use crate::common::*;
+use berth_model::elbv2 as model;
 use berth_store::Store;
 use berth_types::elbv2;
 use berth_wire::ApiResult;
@@ -41,14 +42,15 @@ pub fn target_group(
     arn: &str,
 ) -> ApiResult<TargetGroupInfo> {
     let s = Scope::new(store, account, region, 0.0);
-    let rec = crate::tg::get(&s, arn)?;
-    let tg = crate::tg::render(&rec.value);
+    let rec: model::TgRecord = record(&crate::tg::get(&s, arn)?.value)?;
+    let lbs: std::collections::BTreeSet<String> = rec.used_by.into_values().collect();
+    let tg = rec.target_group;
     Ok(TargetGroupInfo {
         arn: arn.to_string(),
-        target_type: str_of(&tg, "TargetType").to_string(),
-        protocol: str_of(&tg, "Protocol").to_string(),
-        vpc_id: str_of(&tg, "VpcId").to_string(),
-        load_balancer_arns: strings(&tg, "LoadBalancerArns"),
+        target_type: tg.target_type,
+        protocol: tg.protocol.unwrap_or_default(),
+        vpc_id: tg.vpc_id.unwrap_or_default(),
+        load_balancer_arns: lbs.into_iter().collect(),
     })
 }
 
@@ -152,19 +154,11 @@ pub fn record_in_use(rec: &Value) -> bool {
 /// A VPC's IPv4 range.
 pub use berth_ec2::vpc_cidr;
 
-/// A load balancer's addresses (its model shape's `AvailabilityZones`).
-pub fn addresses(lb: &Value) -> Vec<std::net::Ipv4Addr> {
-    lb["AvailabilityZones"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+/// The addresses of a load balancer's `AvailabilityZones` entries.
+pub fn addresses(zones: &[model::AvailabilityZone]) -> Vec<std::net::Ipv4Addr> {
+    zones
         .iter()
-        .flat_map(|z| {
-            z["LoadBalancerAddresses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|a| str_of(&a, "IpAddress").parse().ok())
+        .flat_map(|z| z.addresses.iter().flatten())
+        .filter_map(|a| a.ip_address.as_deref()?.parse().ok())
         .collect()
 }

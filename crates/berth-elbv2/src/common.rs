@@ -120,17 +120,6 @@ pub fn opt_str<'v>(v: &'v Value, field: &str) -> Option<&'v str> {
     v.get(field).and_then(Value::as_str)
 }
 
-pub fn strings(v: &Value, field: &str) -> Vec<String> {
-    v.get(field)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A name as ELBv2 allows it for load balancers and target groups: 1-32 alphanumerics and
 /// hyphens, not starting or ending with a hyphen.
 pub fn check_name(name: &str, what: &str) -> ApiResult<()> {
@@ -220,6 +209,13 @@ pub fn shape<T: DeserializeOwned>(v: &Value) -> ApiResult<T> {
             "a stored ELBv2 record does not fit the model's output shape: {e}"
         ))
     })
+}
+
+/// A stored record (or part of one) as its berth-model type; one that does not fit is
+/// Berth's fault, a 500.
+pub fn record<T: DeserializeOwned>(v: &Value) -> ApiResult<T> {
+    berth_model::elbv2::from_value(v)
+        .map_err(|e| ApiError::internal(format!("a stored ELBv2 record does not fit: {e}")))
 }
 
 /// [`shape`] for each of `values`.

@@ -877,7 +877,9 @@ pub fn set_subnets(s: &Scope, input: elbv2::SetSubnetsInput) -> ApiResult<elbv2:
     });
     match &out {
         Ok(_) => {
-            let now = crate::api::addresses(&json!({"AvailabilityZones": zones}));
+            // The zones were made here, so each reads as its type.
+            let zones: Vec<_> = zones.iter().filter_map(|z| record(z).ok()).collect();
+            let now = crate::api::addresses(&zones);
             for (ip, owner) in berth_leases::ipam::leases(s.store) {
                 if owner == arn && !now.contains(&ip) {
                     release_addresses(s, arn, &[ip]);

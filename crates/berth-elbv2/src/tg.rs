@@ -880,35 +880,30 @@ pub fn register(
         }
         let key = targets_key(s, arn);
         let trec = s.store.get(&key);
-        let mut targets: Vec<Value> = trec
-            .as_ref()
-            .and_then(|r| r.value["Targets"].as_array().cloned())
-            .unwrap_or_default();
+        let mut targets: Vec<model::Target> = match &trec {
+            Some(r) => record::<model::TargetsRecord>(&r.value)?.targets,
+            None => vec![],
+        };
+        let fresh = |id: &str, port: i64, zone: &Option<String>| model::Target {
+            id: id.to_string(),
+            port,
+            availability_zone: zone.clone(),
+            state: model::TargetHealthState::Initial,
+            reason: Some("Elb.RegistrationInProgress".into()),
+            description: Some("Target registration is in progress".into()),
+            draining_since: None,
+            drain_seconds: None,
+            extra: Default::default(),
+        };
         for (id, port, zone) in &wanted {
-            if let Some(t) = targets
-                .iter_mut()
-                .find(|t| t["Id"] == id.as_str() && t["Port"] == *port)
-            {
+            if let Some(t) = targets.iter_mut().find(|t| t.id == *id && t.port == *port) {
                 // A draining target registered again takes traffic again, after its checks.
-                if t["State"] == "draining" {
-                    *t = json!({"Id": id, "Port": port, "State": "initial",
-                        "Reason": "Elb.RegistrationInProgress",
-                        "Description": "Target registration is in progress"});
-                    if let Some(z) = zone {
-                        t["AvailabilityZone"] = json!(z);
-                    }
+                if t.state == model::TargetHealthState::Draining {
+                    *t = fresh(id, *port, zone);
                 }
                 continue;
             }
-            let mut t = json!({
-                "Id": id, "Port": port,
-                "State": "initial", "Reason": "Elb.RegistrationInProgress",
-                "Description": "Target registration is in progress",
-            });
-            if let Some(z) = zone {
-                t["AvailabilityZone"] = json!(z);
-            }
-            targets.push(t);
+            targets.push(fresh(id, *port, zone));
         }
         if targets.len() > MAX_TARGETS {
             return Err(ApiError::client(
@@ -917,7 +912,7 @@ pub fn register(
             ));
         }
         let mut plan = Plan::new(elbv2::RegisterTargetsOutput {});
-        let value = json!({"TargetGroupArn": arn, "Targets": targets});
+        let value = targets_record(arn, targets);
         match &trec {
             Some(r) => plan.put(r, value),
             None => plan.create(key.clone(), value),
@@ -926,6 +921,15 @@ pub fn register(
         plan.conds
             .push(berth_store::Cond::Revision(rec.key.clone(), rec.revision));
         Ok(plan)
+    })
+}
+
+/// A group's targets record, as the store keeps it.
+fn targets_record(arn: &str, targets: Vec<model::Target>) -> Value {
+    model::to_value(&model::TargetsRecord {
+        target_group_arn: arn.to_string(),
+        targets,
+        extra: Default::default(),
     })
 }
 
@@ -951,25 +955,22 @@ pub fn deregister(
         let Some(trec) = s.store.get(&targets_key(s, arn)) else {
             return Ok(Plan::new(elbv2::DeregisterTargetsOutput {}));
         };
-        let mut targets = trec.value["Targets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let matches = |t: &Value| {
+        let mut targets = record::<model::TargetsRecord>(&trec.value)?.targets;
+        let matches = |t: &model::Target| {
             wanted
                 .iter()
-                .any(|(id, port, _)| t["Id"] == id.as_str() && t["Port"] == *port)
+                .any(|(id, port, _)| t.id == *id && t.port == *port)
         };
         let before = targets.clone();
         if in_use(&rec.value) {
             let delay = deregistration_delay(&rec.value);
             for t in targets.iter_mut().filter(|t| matches(t)) {
-                if t["State"] != "draining" {
-                    t["State"] = json!("draining");
-                    t["Reason"] = json!("Target.DeregistrationInProgress");
-                    t["Description"] = json!("Target deregistration is in progress");
-                    t["DrainingSince"] = json!(s.now);
-                    t["DrainSeconds"] = json!(delay);
+                if t.state != model::TargetHealthState::Draining {
+                    t.state = model::TargetHealthState::Draining;
+                    t.reason = Some("Target.DeregistrationInProgress".into());
+                    t.description = Some("Target deregistration is in progress".into());
+                    t.draining_since = Some(s.now);
+                    t.drain_seconds = serde_json::Number::from_f64(delay);
                 }
             }
         } else {
@@ -977,7 +978,7 @@ pub fn deregister(
         }
         let mut plan = Plan::new(elbv2::DeregisterTargetsOutput {});
         if targets != before {
-            plan.put(&trec, json!({"TargetGroupArn": arn, "Targets": targets}));
+            plan.put(&trec, targets_record(arn, targets));
         }
         Ok(plan)
     })
