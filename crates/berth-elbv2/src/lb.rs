@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use crate::listener;
+use berth_model::elbv2 as model;
 use berth_store::Record;
 use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
@@ -457,16 +458,17 @@ pub fn describe(
             "Load balancer names and load balancer ARNs cannot be specified at the same time",
         ));
     }
-    let mut found: Vec<Value> = if !arns.is_empty() {
+    let lb_of = |r: &Record| record::<model::LbRecord>(&r.value).map(|r| r.load_balancer);
+    let mut found: Vec<model::LoadBalancer> = if !arns.is_empty() {
         arns.iter()
-            .map(|a| get(s, a).map(|r| r.value["LoadBalancer"].clone()))
+            .map(|a| lb_of(&get(s, a)?))
             .collect::<ApiResult<_>>()?
     } else if !names.is_empty() {
         let mut missing = vec![];
         let mut out = vec![];
         for n in &names {
             match s.get(LB, n) {
-                Some(r) => out.push(r.value["LoadBalancer"].clone()),
+                Some(r) => out.push(lb_of(&r)?),
                 None => missing.push(n.clone()),
             }
         }
@@ -478,21 +480,23 @@ pub fn describe(
         }
         out
     } else {
-        s.list(LB, "")
-            .into_iter()
-            .map(|r| r.value["LoadBalancer"].clone())
-            .collect()
+        s.list(LB, "").iter().map(lb_of).collect::<ApiResult<_>>()?
     };
-    found.sort_by(|a, b| str_of(a, "LoadBalancerName").cmp(str_of(b, "LoadBalancerName")));
-    found.dedup_by(|a, b| a["LoadBalancerArn"] == b["LoadBalancerArn"]);
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by(|a, b| a.arn == b.arn);
     let p = page(
         found,
-        |l| str_of(l, "LoadBalancerName").to_string(),
+        |l| l.name.clone(),
         input.page_size,
         input.marker.as_deref(),
     )?;
     Ok(elbv2::DescribeLoadBalancersOutput {
-        load_balancers: Some(shapes(&p.items)?),
+        load_balancers: Some(
+            p.items
+                .iter()
+                .map(|l| shape(&model::to_value(l)))
+                .collect::<ApiResult<_>>()?,
+        ),
         next_marker: p.next_token,
     })
 }
@@ -615,6 +619,15 @@ const NET_ATTRS: &[AttrSpec] = &[
     ("load_balancing.cross_zone.enabled", Kind::Bool, "false"),
     ("zonal_shift.config.enabled", Kind::Bool, "false"),
 ];
+
+/// A load balancer type as the API names it.
+fn lb_type_str(t: model::LbType) -> &'static str {
+    match t {
+        model::LbType::Application => "application",
+        model::LbType::Network => "network",
+        model::LbType::Gateway => "gateway",
+    }
+}
 
 fn specs(lb: &Value) -> &'static [AttrSpec] {
     if lb["LoadBalancer"]["Type"] == "network" {
@@ -787,8 +800,8 @@ pub fn set_security_groups(
     let groups = &input.security_groups;
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let lb = &rec.value["LoadBalancer"];
-        if lb["Type"] == "network" && lb.get("SecurityGroups").is_none() {
+        let lb = record::<model::LbRecord>(&rec.value)?.load_balancer;
+        if lb.lb_type == model::LbType::Network && lb.security_groups.is_none() {
             return Err(invalid_config(
                 "You can't associate a security group with a Network Load Balancer that was created without one",
             ));
@@ -796,8 +809,16 @@ pub fn set_security_groups(
         if groups.is_empty() {
             return Err(validation("At least one security group must be specified"));
         }
-        let subnet = str_of(&lb["AvailabilityZones"][0], "SubnetId");
-        check_groups(s, str_of(lb, "VpcId"), subnet, groups)?;
+        let subnet = lb
+            .availability_zones
+            .first()
+            .and_then(|z| z.subnet_id.as_deref());
+        check_groups(
+            s,
+            lb.vpc_id.as_deref().unwrap_or(""),
+            subnet.unwrap_or(""),
+            groups,
+        )?;
         let mut v = (*rec.value).clone();
         v["LoadBalancer"]["SecurityGroups"] = json!(groups);
         let mut plan = Plan::new(elbv2::SetSecurityGroupsOutput {
@@ -825,32 +846,28 @@ pub fn set_subnets(s: &Scope, input: elbv2::SetSubnetsInput) -> ApiResult<elbv2:
     // New subnets get their addresses before the write, kept ones keep theirs; what the
     // write drops is released after it, what a failed write leased is released too.
     let rec = get(s, arn)?;
-    let lb = &rec.value["LoadBalancer"];
+    let lb = record::<model::LbRecord>(&rec.value)?.load_balancer;
+    let lb_vpc = lb.vpc_id.as_deref().unwrap_or("");
     let (vpc, mut zones) = resolve_subnets(
         s,
-        str_of(lb, "Type"),
-        str_of(lb, "Scheme"),
+        lb_type_str(lb.lb_type),
+        lb.scheme.as_deref().unwrap_or(""),
         input.subnets.as_deref(),
         input.subnet_mappings.as_deref(),
     )?;
-    if vpc != str_of(lb, "VpcId") {
+    if vpc != lb_vpc {
         return Err(ApiError::client(
             "InvalidSubnet",
-            format!(
-                "The subnets must be in the load balancer's VPC '{}'",
-                str_of(lb, "VpcId")
-            ),
+            format!("The subnets must be in the load balancer's VPC '{lb_vpc}'"),
         ));
     }
-    let keep: Vec<(String, Value)> = lb["AvailabilityZones"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    let keep: Vec<(String, Value)> = lb
+        .availability_zones
         .iter()
         .map(|z| {
             (
-                str_of(z, "SubnetId").to_string(),
-                z["LoadBalancerAddresses"].clone(),
+                z.subnet_id.clone().unwrap_or_default(),
+                z.addresses.as_ref().map_or(Value::Null, model::to_value),
             )
         })
         .collect();
