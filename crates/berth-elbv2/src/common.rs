@@ -21,7 +21,7 @@ use berth_types::elbv2;
 use berth_wire::page::{page_after, params, Page};
 use berth_wire::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use berth_model::elbv2::arn::{parse as parse_arn, Arn};
 use berth_model::elbv2::key;
@@ -147,7 +147,7 @@ pub const MAX_TAGS: usize = 50;
 
 /// The tags of a request, checked (no duplicate keys, at most 50, no `aws:` prefix), as
 /// records keep them.
-pub fn request_tags(tags: &[elbv2::Tag]) -> ApiResult<Vec<Value>> {
+pub fn request_tags(tags: &[elbv2::Tag]) -> ApiResult<Vec<berth_model::elbv2::Tag>> {
     let mut seen = std::collections::HashSet::new();
     for t in tags {
         let k = t.key.as_str();
@@ -168,7 +168,11 @@ pub fn request_tags(tags: &[elbv2::Tag]) -> ApiResult<Vec<Value>> {
     }
     Ok(tags
         .iter()
-        .map(|t| json!({"Key": t.key, "Value": t.value.as_deref().unwrap_or("")}))
+        .map(|t| berth_model::elbv2::Tag {
+            key: t.key.clone(),
+            value: t.value.clone().unwrap_or_default(),
+            extra: Default::default(),
+        })
         .collect())
 }
 

@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use crate::rule::RuleRef;
+use berth_model::elbv2::Tag;
 use berth_store::Record;
 use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
@@ -28,7 +29,7 @@ fn locate(s: &Scope, arn: &str) -> ApiResult<(Record, &'static str)> {
 fn update(
     s: &Scope,
     arns: &[String],
-    change: impl Fn(&mut Vec<Value>) -> ApiResult<()>,
+    change: impl Fn(&mut Vec<Tag>) -> ApiResult<()>,
 ) -> ApiResult<()> {
     commit(s.store, || {
         let mut recs: BTreeMap<String, (Record, Value)> = BTreeMap::new();
@@ -37,9 +38,12 @@ fn update(
             let entry = recs
                 .entry(rec.key.clone())
                 .or_insert_with(|| (rec.clone(), (*rec.value).clone()));
-            let mut tags = entry.1[field].as_array().cloned().unwrap_or_default();
+            let mut tags: Vec<Tag> = match &entry.1[field] {
+                Value::Null => vec![],
+                v => record(v)?,
+            };
             change(&mut tags)?;
-            entry.1[field] = Value::Array(tags);
+            entry.1[field] = berth_model::elbv2::to_value(&tags);
         }
         let mut plan = Plan::new(());
         for (rec, v) in recs.into_values() {
@@ -53,7 +57,7 @@ pub fn add(s: &Scope, input: elbv2::AddTagsInput) -> ApiResult<elbv2::AddTagsOut
     let new = request_tags(&input.tags)?;
     update(s, &input.resource_arns, |tags| {
         for t in &new {
-            match tags.iter_mut().find(|x| x["Key"] == t["Key"]) {
+            match tags.iter_mut().find(|x| x.key == t.key) {
                 Some(x) => *x = t.clone(),
                 None => tags.push(t.clone()),
             }
@@ -69,7 +73,7 @@ pub fn add(s: &Scope, input: elbv2::AddTagsInput) -> ApiResult<elbv2::AddTagsOut
 pub fn remove(s: &Scope, input: elbv2::RemoveTagsInput) -> ApiResult<elbv2::RemoveTagsOutput> {
     let keys = &input.tag_keys;
     update(s, &input.resource_arns, |tags| {
-        tags.retain(|t| !keys.iter().any(|k| t["Key"] == k.as_str()));
+        tags.retain(|t| !keys.contains(&t.key));
         Ok(())
     })?;
     Ok(elbv2::RemoveTagsOutput {})
