@@ -421,13 +421,23 @@ pub fn check_conditions(list: &[elbv2::RuleCondition]) -> ApiResult<Value> {
 
 // ---- operations ----------------------------------------------------------------------------
 
+/// A listener's record read as berth-model's.
+fn listener_of(listener: &Record) -> ApiResult<model::Listener> {
+    record::<model::ListenerRecord>(&listener.value).map(|r| r.listener)
+}
+
+/// A rule's priority as its record keeps it (a number, or `default`).
+fn priority_of(rule: &Record) -> ApiResult<String> {
+    record::<model::RuleRecord>(&rule.value).map(|r| r.rule.priority)
+}
+
 fn lb_of(s: &Scope, listener: &Record) -> ApiResult<Record> {
-    crate::lb::get(s, str_of(&listener.value["Listener"], "LoadBalancerArn"))
+    crate::lb::get(s, &listener_of(listener)?.load_balancer_arn)
 }
 
 fn check_app_listener(listener: &Record) -> ApiResult<()> {
-    let p = str_of(&listener.value["Listener"], "Protocol");
-    if !tg::is_http(p) {
+    let p = listener_of(listener)?.protocol;
+    if !tg::is_http(&p) {
         return Err(not_supported(format!(
             "Rules on {p} listeners of Network Load Balancers"
         )));
@@ -456,30 +466,21 @@ pub fn create(s: &Scope, input: elbv2::CreateRuleInput) -> ApiResult<elbv2::Crea
         let conditions = check_conditions(&input.conditions)?;
         let lb_rec = lb_of(s, &listener)?;
         let lb = &lb_rec.value["LoadBalancer"];
-        let protocol = str_of(&listener.value["Listener"], "Protocol");
-        let actions = json!(check_actions(s, lb, protocol, &input.actions)?);
+        let lb_arn = record::<model::LbRecord>(&lb_rec.value)?.load_balancer.arn;
+        let protocol = listener_of(&listener)?.protocol;
+        let actions = json!(check_actions(s, lb, &protocol, &input.actions)?);
         let lid = crate::lb::id_of(listener_arn);
-        if s.list(RULE, &format!("{lid}/"))
-            .iter()
-            .any(|r| str_of(&r.value["Rule"], "Priority").parse::<i64>() == Ok(priority))
-        {
-            return Err(priority_in_use(priority));
+        for r in s.list(RULE, &format!("{lid}/")) {
+            if priority_of(&r)?.parse::<i64>() == Ok(priority) {
+                return Err(priority_in_use(priority));
+            }
         }
-        let lb_id = crate::lb::id_of(str_of(lb, "LoadBalancerArn"));
-        let count: usize = s
-            .list(LISTENER, &format!("{lb_id}/"))
-            .iter()
-            .map(|l| {
-                s.list(
-                    RULE,
-                    &format!(
-                        "{}/",
-                        crate::lb::id_of(str_of(&l.value["Listener"], "ListenerArn"))
-                    ),
-                )
-                .len()
-            })
-            .sum();
+        let lb_id = crate::lb::id_of(&lb_arn);
+        let mut count = 0;
+        for l in s.list(LISTENER, &format!("{lb_id}/")) {
+            let lid = crate::lb::id_of(&listener_of(&l)?.arn).to_string();
+            count += s.list(RULE, &format!("{lid}/")).len();
+        }
         if count >= MAX_RULES {
             return Err(ApiError::client(
                 "TooManyRules",
@@ -501,7 +502,7 @@ pub fn create(s: &Scope, input: elbv2::CreateRuleInput) -> ApiResult<elbv2::Crea
         );
         let usage = Usage {
             user: arn.clone(),
-            lb_arn: str_of(lb, "LoadBalancerArn").to_string(),
+            lb_arn,
             old: vec![],
             new: forward_tgs(&actions),
         };
@@ -569,13 +570,13 @@ pub fn modify(s: &Scope, input: elbv2::ModifyRuleInput) -> ApiResult<elbv2::Modi
         let listener = r.listener();
         let lb_rec = lb_of(s, listener)?;
         let lb = &lb_rec.value["LoadBalancer"];
-        let protocol = str_of(&listener.value["Listener"], "Protocol");
+        let l = listener_of(listener)?;
         let actions = input
             .actions
             .as_deref()
-            .map(|a| check_actions(s, lb, protocol, a).map(|a| json!(a)))
+            .map(|a| check_actions(s, lb, &l.protocol, a).map(|a| json!(a)))
             .transpose()?;
-        let lb_arn = str_of(lb, "LoadBalancerArn").to_string();
+        let lb_arn = l.load_balancer_arn;
         let mut plan = Plan::new(elbv2::ModifyRuleOutput { rules: None });
         match &r {
             RuleRef::Default { listener } => {
@@ -587,7 +588,7 @@ pub fn modify(s: &Scope, input: elbv2::ModifyRuleInput) -> ApiResult<elbv2::Modi
                 let mut v = (*listener.value).clone();
                 if let Some(a) = &actions {
                     let usage = Usage {
-                        user: str_of(&v["Listener"], "ListenerArn").to_string(),
+                        user: l.arn.clone(),
                         lb_arn,
                         old: forward_tgs(&v["Listener"]["DefaultActions"]),
                         new: forward_tgs(a),
@@ -634,7 +635,7 @@ pub fn delete(s: &Scope, input: elbv2::DeleteRuleInput) -> ApiResult<elbv2::Dele
         plan.delete(&rule);
         let usage = Usage {
             user: arn.to_string(),
-            lb_arn: str_of(&listener.value["Listener"], "LoadBalancerArn").to_string(),
+            lb_arn: listener_of(&listener)?.load_balancer_arn,
             old: forward_tgs(&rule.value["Rule"]["Actions"]),
             new: vec![],
         };
@@ -676,14 +677,14 @@ pub fn set_priorities(
         let mut plan = Plan::new(elbv2::SetRulePrioritiesOutput { rules: None });
         let mut out = vec![];
         for (listener, updates) in changes.values() {
-            let lid = crate::lb::id_of(str_of(&listener.value["Listener"], "ListenerArn"));
+            let listener_arn = listener_of(listener)?.arn;
+            let lid = crate::lb::id_of(&listener_arn);
             let mut taken: BTreeMap<i64, String> = BTreeMap::new();
             for r in s.list(RULE, &format!("{lid}/")) {
-                let prio = updates
-                    .iter()
-                    .find(|(u, _)| u.key == r.key)
-                    .map(|(_, p)| *p)
-                    .unwrap_or_else(|| str_of(&r.value["Rule"], "Priority").parse().unwrap_or(0));
+                let prio = match updates.iter().find(|(u, _)| u.key == r.key) {
+                    Some((_, p)) => *p,
+                    None => priority_of(&r)?.parse().unwrap_or(0),
+                };
                 if taken.insert(prio, r.key.clone()).is_some() {
                     return Err(priority_in_use(prio));
                 }
