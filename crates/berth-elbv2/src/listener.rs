@@ -498,7 +498,11 @@ pub fn create(
     commit(s.store, || {
         let lb_rec = crate::lb::get(s, lb_arn)?;
         let existing = s.list(LISTENER, &format!("{lb_id}/"));
-        if existing.iter().any(|l| l.value["Listener"]["Port"] == port) {
+        let mut ports = vec![];
+        for l in &existing {
+            ports.push(record::<model::ListenerRecord>(&l.value)?.listener.port);
+        }
+        if ports.contains(&port) {
             return Err(ApiError::client(
                 "DuplicateListener",
                 format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
@@ -589,25 +593,25 @@ pub fn modify(
     commit(s.store, || {
         let rec = get(s, arn)?;
         let old = &rec.value["Listener"];
-        let lb_arn = str_of(old, "LoadBalancerArn");
+        let was = record::<model::ListenerRecord>(&rec.value)?.listener;
+        let lb_arn = was.load_balancer_arn.as_str();
         let lb_rec = crate::lb::get(s, lb_arn)?;
         let lb = &lb_rec.value["LoadBalancer"];
-        let protocol = input
-            .protocol
-            .map_or(str_of(old, "Protocol"), |p| p.as_str());
+        let protocol = input.protocol.map_or(was.protocol.as_str(), |p| p.as_str());
         check_protocol(lb, protocol, &tls)?;
         let actions = json!(match &input.default_actions {
             Some(a) => check_actions(s, lb, protocol, a)?,
             None => check_actions(s, lb, protocol, &stored_actions(&old["DefaultActions"])?)?,
         });
-        let port = input
-            .port
-            .map_or(old["Port"].as_i64().unwrap_or(0), i64::from);
+        let port = input.port.map_or(was.port, i64::from);
         let lb_id = crate::lb::id_of(lb_arn);
-        if s.list(LISTENER, &format!("{lb_id}/"))
-            .iter()
-            .any(|l| l.value["Listener"]["Port"] == port && l.key != rec.key)
-        {
+        let mut others = vec![];
+        for l in s.list(LISTENER, &format!("{lb_id}/")) {
+            if l.key != rec.key {
+                others.push(record::<model::ListenerRecord>(&l.value)?.listener.port);
+            }
+        }
+        if others.contains(&port) {
             return Err(ApiError::client(
                 "DuplicateListener",
                 format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
@@ -621,7 +625,7 @@ pub fn modify(
             listeners: Some(vec![shape(&v["Listener"])?]),
         });
         plan.put(&lb_rec, (*lb_rec.value).clone());
-        if old["Port"] != port || str_of(old, "Protocol") != protocol {
+        if was.port != port || was.protocol != protocol {
             release_published_ports(s, old, &mut plan);
             lease_published_port(
                 s,
