@@ -444,13 +444,14 @@ pub fn modify(
     commit(s.store, || {
         let rec = get(s, arn)?;
         let tg = &rec.value["TargetGroup"];
-        let protocol = str_of(tg, "Protocol");
+        let typed = record::<model::TgRecord>(&rec.value)?.target_group;
+        let protocol = typed.protocol.as_deref().unwrap_or("");
+        let old_hcp = typed.health_check_protocol.as_deref().unwrap_or("");
         // The effective request: the group's current health check with the changes over it.
         // A change between TCP and HTTP(S) checks starts from the new protocol's defaults.
         let mut eff = json!({});
         let new_hcp = input.health_check_protocol.map(|p| p.as_str());
-        let category_change =
-            new_hcp.is_some_and(|p| is_http(p) != is_http(str_of(tg, "HealthCheckProtocol")));
+        let category_change = new_hcp.is_some_and(|p| is_http(p) != is_http(old_hcp));
         for f in HC_FIELDS {
             if let Some(v) = asked.get(*f) {
                 eff[*f] = v.clone();
@@ -467,7 +468,7 @@ pub fn modify(
         let hc = health_check(
             protocol,
             opt_str(tg, "ProtocolVersion"),
-            str_of(tg, "TargetType"),
+            &typed.target_type,
             &eff,
         )?;
         let mut v = (*rec.value).clone();
@@ -807,10 +808,10 @@ fn invalid_target(msg: impl Into<String>) -> ApiError {
 
 /// The request's targets with their ports filled in from the group's.
 fn requested(
-    tg: &Value,
+    tg: &model::TargetGroup,
     targets: &[elbv2::TargetDescription],
 ) -> Vec<(String, i64, Option<String>)> {
-    let port = tg["Port"].as_i64().unwrap_or(0);
+    let port = tg.port.unwrap_or(0);
     targets
         .iter()
         .map(|t| {
@@ -830,17 +831,18 @@ pub fn register(
     let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let tg = &rec.value["TargetGroup"];
-        let vpc_cidr = berth_ec2::vpc_cidr(s.store, s.account, s.region, str_of(tg, "VpcId"))
-            .unwrap_or_default();
-        let wanted = requested(tg, &input.targets);
+        let tg = record::<model::TgRecord>(&rec.value)?.target_group;
+        let vpc_id = tg.vpc_id.as_deref().unwrap_or("");
+        let vpc_cidr =
+            berth_ec2::vpc_cidr(s.store, s.account, s.region, vpc_id).unwrap_or_default();
+        let wanted = requested(&tg, &input.targets);
         for (id, _, zone) in &wanted {
             if input.targets.iter().any(|t| t.quic_server_id.is_some()) {
                 return Err(validation(
                     "QuicServerId can only be used with QUIC target groups",
                 ));
             }
-            match str_of(tg, "TargetType") {
+            match tg.target_type.as_str() {
                 "ip" => {
                     let Ok(ip) = id.parse::<Ipv4Addr>() else {
                         return Err(invalid_target(format!(
@@ -951,7 +953,8 @@ pub fn deregister(
     let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let wanted = requested(&rec.value["TargetGroup"], &input.targets);
+        let tg = record::<model::TgRecord>(&rec.value)?.target_group;
+        let wanted = requested(&tg, &input.targets);
         let Some(trec) = s.store.get(&targets_key(s, arn)) else {
             return Ok(Plan::new(elbv2::DeregisterTargetsOutput {}));
         };
@@ -991,7 +994,7 @@ pub fn describe_health(
     use elbv2::{TargetHealthReasonEnum as Reason, TargetHealthStateEnum as State};
     let arn = input.target_group_arn.as_str();
     let rec = get(s, arn)?;
-    let tg = &rec.value["TargetGroup"];
+    let tg = record::<model::TgRecord>(&rec.value)?.target_group;
     let used = in_use(&rec.value);
     let targets: Vec<model::Target> = match s.store.get(&targets_key(s, arn)) {
         Some(r) => {
@@ -1001,7 +1004,7 @@ pub fn describe_health(
         }
         None => vec![],
     };
-    let hc_port = |port: i64| match str_of(tg, "HealthCheckPort") {
+    let hc_port = |port: i64| match tg.health_check_port.as_deref().unwrap_or("") {
         "traffic-port" | "" => port.to_string(),
         p => p.to_string(),
     };
@@ -1047,7 +1050,7 @@ pub fn describe_health(
                     .filter(|t| t.id == id && port.is_none_or(|p| t.port == p))
                     .collect();
                 if matching.is_empty() {
-                    let port = port.unwrap_or(tg["Port"].as_i64().unwrap_or(0));
+                    let port = port.unwrap_or(tg.port.unwrap_or(0));
                     out.push(elbv2::TargetHealthDescription {
                         target: Some(target(id, port, None)),
                         health_check_port: Some(hc_port(port)),
