@@ -540,7 +540,7 @@ pub fn describe(
 ) -> ApiResult<elbv2::DescribeListenersOutput> {
     let arns = input.listener_arns.unwrap_or_default();
     let lb_arn = input.load_balancer_arn.as_deref();
-    let mut found: Vec<Value> = match (lb_arn, arns.is_empty()) {
+    let mut found: Vec<elbv2::Listener> = match (lb_arn, arns.is_empty()) {
         (Some(_), false) => {
             return Err(validation(
                 "Listener ARNs and a load balancer ARN cannot be specified at the same time",
@@ -554,27 +554,27 @@ pub fn describe(
         (Some(lb), true) => {
             crate::lb::get(s, lb)?;
             s.list(LISTENER, &format!("{}/", crate::lb::id_of(lb)))
-                .into_iter()
-                .map(|r| r.value["Listener"].clone())
-                .collect()
+                .iter()
+                .map(|r| shape(&r.value["Listener"]))
+                .collect::<ApiResult<_>>()?
         }
         (None, false) => arns
             .iter()
-            .map(|a| get(s, a).map(|r| r.value["Listener"].clone()))
+            .map(|a| shape(&get(s, a)?.value["Listener"]))
             .collect::<ApiResult<_>>()?,
     };
-    let key = |l: &Value| {
+    let key = |l: &elbv2::Listener| {
         format!(
             "{:05}{}",
-            l["Port"].as_i64().unwrap_or(0),
-            str_of(l, "ListenerArn")
+            l.port.unwrap_or(0),
+            l.listener_arn.as_deref().unwrap_or("")
         )
     };
     found.sort_by_key(key);
-    found.dedup_by(|a, b| a["ListenerArn"] == b["ListenerArn"]);
+    found.dedup_by(|a, b| a.listener_arn == b.listener_arn);
     let p = page(found, key, input.page_size, input.marker.as_deref())?;
     Ok(elbv2::DescribeListenersOutput {
-        listeners: Some(shapes(&p.items)?),
+        listeners: Some(p.items),
         next_marker: p.next_token,
     })
 }

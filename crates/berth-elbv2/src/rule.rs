@@ -511,8 +511,9 @@ pub fn create(s: &Scope, input: elbv2::CreateRuleInput) -> ApiResult<elbv2::Crea
     })
 }
 
-fn sort_key(r: &Value) -> String {
-    match r["Priority"].as_str().and_then(|p| p.parse::<u32>().ok()) {
+/// Rules in priority order, the default rule last.
+fn sort_key(r: &elbv2::Rule) -> String {
+    match r.priority.as_deref().and_then(|p| p.parse::<u32>().ok()) {
         Some(p) => format!("{p:05}"),
         None => "99999".into(),
     }
@@ -524,7 +525,7 @@ pub fn describe(
 ) -> ApiResult<elbv2::DescribeRulesOutput> {
     let arns = input.rule_arns.unwrap_or_default();
     let listener_arn = input.listener_arn.as_deref();
-    let mut found: Vec<Value> = match (listener_arn, arns.is_empty()) {
+    let mut found: Vec<elbv2::Rule> = match (listener_arn, arns.is_empty()) {
         (Some(_), false) => {
             return Err(validation(
                 "Rule ARNs and a listener ARN cannot be specified at the same time",
@@ -537,25 +538,25 @@ pub fn describe(
         }
         (Some(l), true) => {
             let listener = listener::get(s, l)?;
-            let mut v: Vec<Value> = s
+            let mut v: Vec<elbv2::Rule> = s
                 .list(RULE, &format!("{}/", crate::lb::id_of(l)))
-                .into_iter()
-                .map(|r| r.value["Rule"].clone())
-                .collect();
-            v.push(render_default(&listener.value));
+                .iter()
+                .map(|r| shape(&r.value["Rule"]))
+                .collect::<ApiResult<_>>()?;
+            v.push(shape(&render_default(&listener.value))?);
             v
         }
         (None, false) => arns
             .iter()
-            .map(|a| get(s, a).map(|r| render(&r)))
+            .map(|a| shape(&render(&get(s, a)?)))
             .collect::<ApiResult<_>>()?,
     };
-    let key = |r: &Value| format!("{}{}", sort_key(r), str_of(r, "RuleArn"));
+    let key = |r: &elbv2::Rule| format!("{}{}", sort_key(r), r.rule_arn.as_deref().unwrap_or(""));
     found.sort_by_key(key);
-    found.dedup_by(|a, b| a["RuleArn"] == b["RuleArn"]);
+    found.dedup_by(|a, b| a.rule_arn == b.rule_arn);
     let p = page(found, key, input.page_size, input.marker.as_deref())?;
     Ok(elbv2::DescribeRulesOutput {
-        rules: Some(shapes(&p.items)?),
+        rules: Some(p.items),
         next_marker: p.next_token,
     })
 }
@@ -693,12 +694,12 @@ pub fn set_priorities(
             for (rule, prio) in updates {
                 let mut v = (*rule.value).clone();
                 v["Rule"]["Priority"] = json!(prio.to_string());
-                out.push(v["Rule"].clone());
+                out.push(shape::<elbv2::Rule>(&v["Rule"])?);
                 plan.put(rule, v);
             }
         }
         out.sort_by_key(sort_key);
-        plan.result.rules = Some(shapes(&out)?);
+        plan.result.rules = Some(out);
         Ok(plan)
     })
 }

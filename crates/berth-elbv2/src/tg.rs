@@ -375,16 +375,17 @@ pub fn describe(
             "Target group ARNs, names and a load balancer ARN cannot be specified together",
         ));
     }
-    let mut found: Vec<Value> = if !arns.is_empty() {
+    let shown = |r: &Record| shape::<elbv2::TargetGroup>(&render(&r.value));
+    let mut found: Vec<elbv2::TargetGroup> = if !arns.is_empty() {
         arns.iter()
-            .map(|a| get(s, a).map(|r| render(&r.value)))
+            .map(|a| shown(&get(s, a)?))
             .collect::<ApiResult<_>>()?
     } else if !names.is_empty() {
         let mut missing = vec![];
         let mut out = vec![];
         for n in &names {
             match s.get(TG, n) {
-                Some(r) => out.push(render(&r.value)),
+                Some(r) => out.push(shown(&r)?),
                 None => missing.push(n.clone()),
             }
         }
@@ -396,30 +397,35 @@ pub fn describe(
         }
         out
     } else {
-        let all = s.list(TG, "").into_iter().map(|r| render(&r.value));
+        let all = s
+            .list(TG, "")
+            .iter()
+            .map(shown)
+            .collect::<ApiResult<Vec<_>>>()?;
         match lb_arn {
             Some(lb) => {
                 crate::lb::get(s, lb)?;
-                all.filter(|t| {
-                    t["LoadBalancerArns"]
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|x| x == lb))
-                })
-                .collect()
+                all.into_iter()
+                    .filter(|t| {
+                        t.load_balancer_arns
+                            .as_ref()
+                            .is_some_and(|a| a.iter().any(|x| x == lb))
+                    })
+                    .collect()
             }
-            None => all.collect(),
+            None => all,
         }
     };
-    found.sort_by(|a, b| str_of(a, "TargetGroupName").cmp(str_of(b, "TargetGroupName")));
-    found.dedup_by(|a, b| a["TargetGroupArn"] == b["TargetGroupArn"]);
+    found.sort_by(|a, b| a.target_group_name.cmp(&b.target_group_name));
+    found.dedup_by(|a, b| a.target_group_arn == b.target_group_arn);
     let p = page(
         found,
-        |t| str_of(t, "TargetGroupName").to_string(),
+        |t| t.target_group_name.clone().unwrap_or_default(),
         input.page_size,
         input.marker.as_deref(),
     )?;
     Ok(elbv2::DescribeTargetGroupsOutput {
-        target_groups: Some(shapes(&p.items)?),
+        target_groups: Some(p.items),
         next_marker: p.next_token,
     })
 }
