@@ -213,22 +213,22 @@ fn check_forward(
                 "Target group weight {w} is not between 0 and 999"
             )));
         }
-        let rec = tg::get(s, arn)?;
-        let g = &rec.value["TargetGroup"];
-        if !compatible(protocol, str_of(g, "Protocol")) {
+        let g = record::<model::TgRecord>(&tg::get(s, arn)?.value)?.target_group;
+        let g_protocol = g.protocol.as_deref().unwrap_or("");
+        if !compatible(protocol, g_protocol) {
             return Err(ApiError::client(
                 "IncompatibleProtocols",
                 format!(
-                    "The listener protocol '{protocol}' is not compatible with the protocol '{}' of target group '{arn}'",
-                    str_of(g, "Protocol")
+                    "The listener protocol '{protocol}' is not compatible with the protocol '{g_protocol}' of target group '{arn}'"
                 ),
             ));
         }
-        if g["VpcId"] != lb["VpcId"] {
+        let (g_vpc, lb_vpc) = (g.vpc_id.as_deref(), lb["VpcId"].as_str());
+        if g_vpc != lb_vpc {
             return Err(invalid_config(format!(
                 "Target group '{arn}' is in VPC '{}', not in the load balancer's VPC '{}'",
-                str_of(g, "VpcId"),
-                str_of(lb, "VpcId")
+                g_vpc.unwrap_or(""),
+                lb_vpc.unwrap_or("")
             )));
         }
     }
