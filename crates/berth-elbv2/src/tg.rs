@@ -116,15 +116,17 @@ impl HcRequest<'_> {
 }
 
 /// The health check of a group with `protocol` (and `version`, for HTTP/HTTPS): AWS's
-/// defaults for the health check protocol, overlaid with `input`, then checked.
+/// defaults for the health check protocol, overlaid with `asked` (the request's members as
+/// `HcRequest::overlay` lays them out, over the group's current ones for a modify), then
+/// checked.
 fn health_check(
     protocol: &str,
     version: Option<&str>,
     target_type: &str,
-    input: &Value,
+    asked: &Value,
 ) -> ApiResult<Map<String, Value>> {
     let alb = is_http(protocol);
-    let hcp = opt_str(input, "HealthCheckProtocol").unwrap_or(if alb { protocol } else { "TCP" });
+    let hcp = opt_str(asked, "HealthCheckProtocol").unwrap_or(if alb { protocol } else { "TCP" });
     let allowed: &[&str] = if alb {
         &["HTTP", "HTTPS"]
     } else {
@@ -161,7 +163,7 @@ fn health_check(
         hc.insert("Matcher".into(), matcher);
     }
     for f in HC_FIELDS {
-        if let Some(v) = input.get(*f) {
+        if let Some(v) = asked.get(*f) {
             if (*f == "HealthCheckPath" || *f == "Matcher") && !http_hc {
                 return Err(validation(format!(
                     "{f} is not supported for health checks with the protocol '{hcp}'"
