@@ -3,9 +3,11 @@
 //! reads their health; the data plane finds its records under the keys named here.
 
 use crate::common::*;
+use berth_model::elbv2 as model;
 use berth_store::Store;
+use berth_types::elbv2;
 use berth_wire::ApiResult;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The store key prefix of every ELBv2 record kind, as the data plane filters events.
 pub const KEY_MARK: &str = berth_model::elbv2::key::MARK;
@@ -40,14 +42,15 @@ pub fn target_group(
     arn: &str,
 ) -> ApiResult<TargetGroupInfo> {
     let s = Scope::new(store, account, region, 0.0);
-    let rec = crate::tg::get(&s, arn)?;
-    let tg = crate::tg::render(&rec.value);
+    let rec: model::TgRecord = record(&crate::tg::get(&s, arn)?.value)?;
+    let lbs: std::collections::BTreeSet<String> = rec.used_by.into_values().collect();
+    let tg = rec.target_group;
     Ok(TargetGroupInfo {
         arn: arn.to_string(),
-        target_type: str_of(&tg, "TargetType").to_string(),
-        protocol: str_of(&tg, "Protocol").to_string(),
-        vpc_id: str_of(&tg, "VpcId").to_string(),
-        load_balancer_arns: strings(&tg, "LoadBalancerArns"),
+        target_type: tg.target_type,
+        protocol: tg.protocol.unwrap_or_default(),
+        vpc_id: tg.vpc_id.unwrap_or_default(),
+        load_balancer_arns: lbs.into_iter().collect(),
     })
 }
 
@@ -60,15 +63,15 @@ pub fn register_targets(
     arn: &str,
     targets: &[(String, i64)],
 ) -> ApiResult<()> {
-    with_targets(
-        crate::tg::register,
-        store,
-        account,
-        region,
-        now,
-        arn,
-        targets,
+    let s = Scope::new(store, account, region, now);
+    crate::tg::register(
+        &s,
+        elbv2::RegisterTargetsInput {
+            target_group_arn: arn.to_string(),
+            targets: descriptions(targets),
+        },
     )
+    .map(drop)
 }
 
 /// DeregisterTargets for (id, port) pairs: they drain, then leave the group.
@@ -80,33 +83,28 @@ pub fn deregister_targets(
     arn: &str,
     targets: &[(String, i64)],
 ) -> ApiResult<()> {
-    with_targets(
-        crate::tg::deregister,
-        store,
-        account,
-        region,
-        now,
-        arn,
-        targets,
+    let s = Scope::new(store, account, region, now);
+    crate::tg::deregister(
+        &s,
+        elbv2::DeregisterTargetsInput {
+            target_group_arn: arn.to_string(),
+            targets: descriptions(targets),
+        },
     )
+    .map(drop)
 }
 
-/// Call a targets operation with the request it takes.
-fn with_targets(
-    op: fn(&Scope, &Value) -> ApiResult<Value>,
-    store: &dyn Store,
-    account: &str,
-    region: &str,
-    now: f64,
-    arn: &str,
-    targets: &[(String, i64)],
-) -> ApiResult<()> {
-    let s = Scope::new(store, account, region, now);
-    let targets: Vec<Value> = targets
+/// (id, port) pairs as a targets request names them.
+fn descriptions(targets: &[(String, i64)]) -> Vec<elbv2::TargetDescription> {
+    targets
         .iter()
-        .map(|(id, port)| json!({"Id": id, "Port": port}))
-        .collect();
-    op(&s, &json!({"TargetGroupArn": arn, "Targets": targets})).map(drop)
+        .map(|(id, port)| elbv2::TargetDescription {
+            id: id.clone(),
+            port: i32::try_from(*port).ok(),
+            availability_zone: None,
+            quic_server_id: None,
+        })
+        .collect()
 }
 
 /// The group's registered targets with their health, as DescribeTargetHealth reports it.
@@ -117,17 +115,33 @@ pub fn target_health(
     arn: &str,
 ) -> ApiResult<Vec<TargetState>> {
     let s = Scope::new(store, account, region, 0.0);
-    let out = crate::tg::describe_health(&s, &json!({"TargetGroupArn": arn}))?;
-    Ok(out["TargetHealthDescriptions"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-        .iter()
-        .map(|d| TargetState {
-            id: str_of(&d["Target"], "Id").to_string(),
-            port: d["Target"]["Port"].as_i64().unwrap_or(0),
-            state: str_of(&d["TargetHealth"], "State").to_string(),
-            reason: str_of(&d["TargetHealth"], "Reason").to_string(),
+    let out = crate::tg::describe_health(
+        &s,
+        elbv2::DescribeTargetHealthInput {
+            target_group_arn: arn.to_string(),
+            targets: None,
+            include: None,
+        },
+    )?;
+    Ok(out
+        .target_health_descriptions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let (target, health) = (d.target, d.target_health);
+            TargetState {
+                id: target.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+                port: target.and_then(|t| t.port).map_or(0, i64::from),
+                state: health
+                    .as_ref()
+                    .and_then(|h| h.state)
+                    .map_or("", |s| s.as_str())
+                    .to_string(),
+                reason: health
+                    .and_then(|h| h.reason)
+                    .map_or("", |r| r.as_str())
+                    .to_string(),
+            }
         })
         .collect())
 }
@@ -140,19 +154,11 @@ pub fn record_in_use(rec: &Value) -> bool {
 /// A VPC's IPv4 range.
 pub use berth_ec2::vpc_cidr;
 
-/// A load balancer's addresses (its model shape's `AvailabilityZones`).
-pub fn addresses(lb: &Value) -> Vec<std::net::Ipv4Addr> {
-    lb["AvailabilityZones"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+/// The addresses of a load balancer's `AvailabilityZones` entries.
+pub fn addresses(zones: &[model::AvailabilityZone]) -> Vec<std::net::Ipv4Addr> {
+    zones
         .iter()
-        .flat_map(|z| {
-            z["LoadBalancerAddresses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|a| str_of(&a, "IpAddress").parse().ok())
+        .flat_map(|z| z.addresses.iter().flatten())
+        .filter_map(|a| a.ip_address.as_deref()?.parse().ok())
         .collect()
 }

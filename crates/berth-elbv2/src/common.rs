@@ -17,9 +17,11 @@
 //!   the lock for its rules' priorities.
 
 use berth_store::{Record, Store};
-use berth_wire::page::{paginate, Page};
+use berth_types::elbv2;
+use berth_wire::page::{page_after, params, Page};
 use berth_wire::{ApiError, ApiResult};
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 pub use berth_model::elbv2::arn::{parse as parse_arn, Arn};
 use berth_model::elbv2::key;
@@ -118,17 +120,6 @@ pub fn opt_str<'v>(v: &'v Value, field: &str) -> Option<&'v str> {
     v.get(field).and_then(Value::as_str)
 }
 
-pub fn strings(v: &Value, field: &str) -> Vec<String> {
-    v.get(field)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A name as ELBv2 allows it for load balancers and target groups: 1-32 alphanumerics and
 /// hyphens, not starting or ending with a hyphen.
 pub fn check_name(name: &str, what: &str) -> ApiResult<()> {
@@ -154,17 +145,13 @@ pub fn check_name(name: &str, what: &str) -> ApiResult<()> {
 
 pub const MAX_TAGS: usize = 50;
 
-/// The tags of a create request, checked: no duplicate keys, at most 50, no `aws:` prefix.
-pub fn request_tags(input: &Value) -> ApiResult<Vec<Value>> {
-    let tags: Vec<Value> = input
-        .get("Tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+/// The tags of a request, checked (no duplicate keys, at most 50, no `aws:` prefix), as
+/// records keep them.
+pub fn request_tags(tags: &[elbv2::Tag]) -> ApiResult<Vec<berth_model::elbv2::Tag>> {
     let mut seen = std::collections::HashSet::new();
-    for t in &tags {
-        let k = str_of(t, "Key");
-        if !seen.insert(k.to_string()) {
+    for t in tags {
+        let k = t.key.as_str();
+        if !seen.insert(k) {
             return Err(ApiError::client(
                 "DuplicateTagKeys",
                 format!("Tag key '{k}' is duplicated"),
@@ -180,8 +167,12 @@ pub fn request_tags(input: &Value) -> ApiResult<Vec<Value>> {
         return Err(too_many_tags());
     }
     Ok(tags
-        .into_iter()
-        .map(|t| json!({"Key": t["Key"], "Value": t.get("Value").cloned().unwrap_or(json!(""))}))
+        .iter()
+        .map(|t| berth_model::elbv2::Tag {
+            key: t.key.clone(),
+            value: t.value.clone().unwrap_or_default(),
+            extra: Default::default(),
+        })
         .collect())
 }
 
@@ -195,9 +186,45 @@ pub fn too_many_tags() -> ApiError {
 // ---- paging -------------------------------------------------------------------------------
 
 /// ELBv2's Marker/PageSize paging over items already sorted by `key`.
-pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, input: &Value) -> ApiResult<Page<T>> {
-    let shim = json!({"maxResults": input.get("PageSize"), "nextToken": input.get("Marker")});
-    paginate(items, key, &shim, 400, 400, "ValidationError")
+pub fn page<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    page_size: Option<i32>,
+    marker: Option<&str>,
+) -> ApiResult<Page<T>> {
+    let (max, after) = params(
+        page_size.map(i64::from),
+        marker,
+        400,
+        400,
+        "ValidationError",
+    )?;
+    Ok(page_after(items, key, max, after))
+}
+
+// ---- outputs ------------------------------------------------------------------------------
+
+/// A model shape as a record keeps it (a load balancer, target group, listener, rule, or
+/// their parts) read as the output type. Records are written from checked requests, so a
+/// record that does not fit is Berth's fault: a 500, not the caller's 400.
+pub fn shape<T: DeserializeOwned>(v: &Value) -> ApiResult<T> {
+    T::deserialize(v).map_err(|e| {
+        ApiError::internal(format!(
+            "a stored ELBv2 record does not fit the model's output shape: {e}"
+        ))
+    })
+}
+
+/// A stored record (or part of one) as its berth-model type; one that does not fit is
+/// Berth's fault, a 500.
+pub fn record<T: DeserializeOwned>(v: &Value) -> ApiResult<T> {
+    berth_model::elbv2::from_value(v)
+        .map_err(|e| ApiError::internal(format!("a stored ELBv2 record does not fit: {e}")))
+}
+
+/// [`shape`] for each of `values`.
+pub fn shapes<T: DeserializeOwned>(values: &[Value]) -> ApiResult<Vec<T>> {
+    values.iter().map(shape).collect()
 }
 
 // ---- writes -------------------------------------------------------------------------------

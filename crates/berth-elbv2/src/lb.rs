@@ -4,7 +4,9 @@
 
 use crate::common::*;
 use crate::listener;
+use berth_model::elbv2 as model;
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Map, Value};
 
@@ -50,18 +52,44 @@ fn resolve_subnets(
     s: &Scope,
     lb_type: &str,
     scheme: &str,
-    input: &Value,
+    subnets: Option<&[String]>,
+    mappings: Option<&[elbv2::SubnetMapping]>,
 ) -> ApiResult<(String, Vec<Value>)> {
-    let subnets = input.get("Subnets").and_then(Value::as_array);
-    let mappings = input.get("SubnetMappings").and_then(Value::as_array);
-    let wanted: Vec<Value> = match (subnets, mappings) {
+    /// One subnet asked for: its id, the address asked for in it, and the first member
+    /// of its mapping Berth does not support.
+    struct Wanted<'a> {
+        id: &'a str,
+        private_ip: Option<&'a str>,
+        unsupported: Option<&'static str>,
+    }
+    let wanted: Vec<Wanted> = match (subnets, mappings) {
         (Some(_), Some(_)) => {
             return Err(validation(
                 "You can specify subnets or subnet mappings, but not both",
             ))
         }
-        (Some(l), None) => l.iter().map(|id| json!({"SubnetId": id})).collect(),
-        (None, Some(m)) => m.clone(),
+        (Some(l), None) => l
+            .iter()
+            .map(|id| Wanted {
+                id,
+                private_ip: None,
+                unsupported: None,
+            })
+            .collect(),
+        (None, Some(m)) => m
+            .iter()
+            .map(|m| Wanted {
+                id: m.subnet_id.as_deref().unwrap_or(""),
+                private_ip: m.private_i_pv4_address.as_deref(),
+                unsupported: [
+                    ("AllocationId", m.allocation_id.is_some()),
+                    ("IPv6Address", m.i_pv6_address.is_some()),
+                    ("SourceNatIpv6Prefix", m.source_nat_ipv6_prefix.is_some()),
+                ]
+                .into_iter()
+                .find_map(|(p, set)| set.then_some(p)),
+            })
+            .collect(),
         (None, None) => vec![],
     };
     let app = lb_type == "application";
@@ -75,22 +103,20 @@ fn resolve_subnets(
     let mut vpc: Option<(String, String)> = None;
     let mut zones: Vec<(String, Value)> = vec![];
     for m in &wanted {
-        let id = str_of(m, "SubnetId");
+        let id = m.id;
         if id.is_empty() {
             return Err(validation(
                 "A subnet ID must be specified in each subnet mapping",
             ));
         }
-        for p in ["AllocationId", "IPv6Address", "SourceNatIpv6Prefix"] {
-            if m.get(p).is_some() {
-                return Err(if app {
-                    invalid_config(format!(
-                        "{p} is not supported for Application Load Balancers"
-                    ))
-                } else {
-                    not_supported(format!("SubnetMapping {p}"))
-                });
-            }
+        if let Some(p) = m.unsupported {
+            return Err(if app {
+                invalid_config(format!(
+                    "{p} is not supported for Application Load Balancers"
+                ))
+            } else {
+                not_supported(format!("SubnetMapping {p}"))
+            });
         }
         let info = berth_ec2::subnet_info(s.store, s.account, s.region, id).ok_or_else(|| {
             ApiError::client(
@@ -115,7 +141,7 @@ fn resolve_subnets(
             )));
         }
         let mut addresses = vec![];
-        if let Some(ip) = opt_str(m, "PrivateIPv4Address") {
+        if let Some(ip) = m.private_ip {
             if app {
                 return Err(invalid_config(
                     "PrivateIPv4Address is not supported for Application Load Balancers",
@@ -288,42 +314,57 @@ fn subnet_ids(zones: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "Name");
+pub fn create(
+    s: &Scope,
+    input: elbv2::CreateLoadBalancerInput,
+) -> ApiResult<elbv2::CreateLoadBalancerOutput> {
+    let name = input.name.as_str();
     check_name(name, "load balancer")?;
     if name.starts_with("internal-") {
         return Err(validation(format!(
             "The load balancer name '{name}' cannot begin with 'internal-'"
         )));
     }
-    let lb_type = opt_str(input, "Type").unwrap_or("application");
+    let lb_type = input.r#type.map_or("application", |t| t.as_str());
     if lb_type == "gateway" {
         return Err(not_supported("Gateway Load Balancers"));
     }
-    let scheme = opt_str(input, "Scheme").unwrap_or("internet-facing");
-    let ip_type = opt_str(input, "IpAddressType").unwrap_or("ipv4");
+    let scheme = input.scheme.map_or("internet-facing", |t| t.as_str());
+    let ip_type = input.ip_address_type.map_or("ipv4", |t| t.as_str());
     if ip_type != "ipv4" {
         return Err(not_supported(format!("IpAddressType '{ip_type}'")));
     }
-    for p in [
-        "CustomerOwnedIpv4Pool",
-        "IpamPools",
-        "EnablePrefixForIpv6SourceNat",
+    for (p, set) in [
+        (
+            "CustomerOwnedIpv4Pool",
+            input.customer_owned_ipv4_pool.is_some(),
+        ),
+        ("IpamPools", input.ipam_pools.is_some()),
+        (
+            "EnablePrefixForIpv6SourceNat",
+            input.enable_prefix_for_ipv6_source_nat.is_some(),
+        ),
     ] {
-        if input.get(p).is_some() {
+        if set {
             return Err(not_supported(p));
         }
     }
-    let (vpc_id, mut zones) = resolve_subnets(s, lb_type, scheme, input)?;
+    let (vpc_id, mut zones) = resolve_subnets(
+        s,
+        lb_type,
+        scheme,
+        input.subnets.as_deref(),
+        input.subnet_mappings.as_deref(),
+    )?;
     let first_subnet = str_of(&zones[0], "SubnetId").to_string();
-    let mut groups = strings(input, "SecurityGroups");
+    let mut groups = input.security_groups.clone().unwrap_or_default();
     if groups.is_empty() && lb_type == "application" {
         groups.extend(berth_ec2::default_security_group(
             s.store, s.account, s.region, &vpc_id,
         ));
     }
     check_groups(s, &vpc_id, &first_subnet, &groups)?;
-    let tags = request_tags(input)?;
+    let tags = request_tags(input.tags.as_deref().unwrap_or_default())?;
 
     let id = new_id();
     let arn = berth_model::elbv2::arn::lb_arn(s.region, s.account, lb_type, name, &id);
@@ -343,7 +384,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
             && subnet_ids(&old["AvailabilityZones"]) == subnet_ids(&json!(zones))
             && old.get("SecurityGroups").cloned().unwrap_or(json!([])) == json!(groups);
         if same {
-            return Ok(json!({"LoadBalancers": [old]}));
+            return Ok(elbv2::CreateLoadBalancerOutput {
+                load_balancers: Some(vec![shape(old)?]),
+            });
         }
         return Err(duplicate_name(name));
     }
@@ -395,27 +438,37 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     }) {
         release_addresses(s, &arn, &leased);
     }
-    out
+    Ok(elbv2::CreateLoadBalancerOutput {
+        load_balancers: Some(shapes(
+            out?["LoadBalancers"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice),
+        )?),
+    })
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "LoadBalancerArns");
-    let names = strings(input, "Names");
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeLoadBalancersInput,
+) -> ApiResult<elbv2::DescribeLoadBalancersOutput> {
+    let arns = input.load_balancer_arns.unwrap_or_default();
+    let names = input.names.unwrap_or_default();
     if !arns.is_empty() && !names.is_empty() {
         return Err(validation(
             "Load balancer names and load balancer ARNs cannot be specified at the same time",
         ));
     }
-    let mut found: Vec<Value> = if !arns.is_empty() {
+    let lb_of = |r: &Record| record::<model::LbRecord>(&r.value).map(|r| r.load_balancer);
+    let mut found: Vec<model::LoadBalancer> = if !arns.is_empty() {
         arns.iter()
-            .map(|a| get(s, a).map(|r| r.value["LoadBalancer"].clone()))
+            .map(|a| lb_of(&get(s, a)?))
             .collect::<ApiResult<_>>()?
     } else if !names.is_empty() {
         let mut missing = vec![];
         let mut out = vec![];
         for n in &names {
             match s.get(LB, n) {
-                Some(r) => out.push(r.value["LoadBalancer"].clone()),
+                Some(r) => out.push(lb_of(&r)?),
                 None => missing.push(n.clone()),
             }
         }
@@ -427,19 +480,32 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
         }
         out
     } else {
-        s.list(LB, "")
-            .into_iter()
-            .map(|r| r.value["LoadBalancer"].clone())
-            .collect()
+        s.list(LB, "").iter().map(lb_of).collect::<ApiResult<_>>()?
     };
-    found.sort_by(|a, b| str_of(a, "LoadBalancerName").cmp(str_of(b, "LoadBalancerName")));
-    found.dedup_by(|a, b| a["LoadBalancerArn"] == b["LoadBalancerArn"]);
-    let p = page(found, |l| str_of(l, "LoadBalancerName").to_string(), input)?;
-    Ok(json!({"LoadBalancers": p.items, "NextMarker": p.next_token}))
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by(|a, b| a.arn == b.arn);
+    let p = page(
+        found,
+        |l| l.name.clone(),
+        input.page_size,
+        input.marker.as_deref(),
+    )?;
+    Ok(elbv2::DescribeLoadBalancersOutput {
+        load_balancers: Some(
+            p.items
+                .iter()
+                .map(|l| shape(&model::to_value(l)))
+                .collect::<ApiResult<_>>()?,
+        ),
+        next_marker: p.next_token,
+    })
 }
 
-pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "LoadBalancerArn");
+pub fn delete(
+    s: &Scope,
+    input: elbv2::DeleteLoadBalancerInput,
+) -> ApiResult<elbv2::DeleteLoadBalancerOutput> {
+    let arn = input.load_balancer_arn.as_str();
     commit(s.store, || {
         let rec = match get(s, arn) {
             Ok(r) => r,
@@ -468,7 +534,7 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
             "The load balancer is deleted, but its addresses could not be freed yet ({e}); retry the deletion"
         ))
     })?;
-    Ok(json!({}))
+    Ok(elbv2::DeleteLoadBalancerOutput {})
 }
 
 // ---- attributes ----------------------------------------------------------------------------
@@ -554,6 +620,15 @@ const NET_ATTRS: &[AttrSpec] = &[
     ("zonal_shift.config.enabled", Kind::Bool, "false"),
 ];
 
+/// A load balancer type as the API names it.
+fn lb_type_str(t: model::LbType) -> &'static str {
+    match t {
+        model::LbType::Application => "application",
+        model::LbType::Network => "network",
+        model::LbType::Gateway => "gateway",
+    }
+}
+
 fn specs(lb: &Value) -> &'static [AttrSpec] {
     if lb["LoadBalancer"]["Type"] == "network" {
         NET_ATTRS
@@ -575,26 +650,35 @@ pub fn attribute_value(rec: &Value, key: &str) -> String {
 }
 
 /// Every attribute of `specs` with `set` over the defaults, in key order.
-pub fn render_attributes(specs: &[AttrSpec], set: &Value) -> Value {
-    let list: Vec<Value> = specs
+pub fn render_attributes(specs: &[AttrSpec], set: &Value) -> Vec<(String, String)> {
+    specs
         .iter()
         .map(|(k, _, d)| {
             let v = set.get(*k).and_then(Value::as_str).unwrap_or(d);
-            json!({"Key": k, "Value": v})
+            (k.to_string(), v.to_string())
         })
-        .collect();
-    Value::Array(list)
+        .collect()
 }
 
-/// Check `attrs` (the request's `[{Key, Value}]`) against `specs` and apply them to `set`.
+/// [`render_attributes`] as a load balancer's attributes.
+fn lb_attributes(specs: &[AttrSpec], set: &Value) -> Vec<elbv2::LoadBalancerAttribute> {
+    render_attributes(specs, set)
+        .into_iter()
+        .map(|(k, v)| elbv2::LoadBalancerAttribute {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
+}
+
+/// Check `attrs` (the request's `(Key, Value)` pairs, absent as empty) against `specs`
+/// and apply them to `set`.
 pub fn apply_attributes(
     specs: &[AttrSpec],
-    attrs: &Value,
+    attrs: &[(&str, &str)],
     set: &mut Map<String, Value>,
 ) -> ApiResult<()> {
-    for a in attrs.as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let key = str_of(a, "Key");
-        let value = str_of(a, "Value");
+    for &(key, value) in attrs {
         let Some((_, kind, default)) = specs.iter().find(|(k, _, _)| *k == key) else {
             return Err(invalid_config(format!("Key {key} not valid")));
         };
@@ -659,21 +743,40 @@ pub fn apply_attributes(
     Ok(())
 }
 
-pub fn describe_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let rec = get(s, str_of(input, "LoadBalancerArn"))?;
-    Ok(json!({"Attributes": render_attributes(specs(&rec.value), &rec.value["Attributes"])}))
+pub fn describe_attributes(
+    s: &Scope,
+    input: elbv2::DescribeLoadBalancerAttributesInput,
+) -> ApiResult<elbv2::DescribeLoadBalancerAttributesOutput> {
+    let rec = get(s, &input.load_balancer_arn)?;
+    Ok(elbv2::DescribeLoadBalancerAttributesOutput {
+        attributes: Some(lb_attributes(specs(&rec.value), &rec.value["Attributes"])),
+    })
 }
 
-pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "LoadBalancerArn");
+pub fn modify_attributes(
+    s: &Scope,
+    input: elbv2::ModifyLoadBalancerAttributesInput,
+) -> ApiResult<elbv2::ModifyLoadBalancerAttributesOutput> {
+    let arn = input.load_balancer_arn.as_str();
+    let attrs: Vec<(&str, &str)> = input
+        .attributes
+        .iter()
+        .map(|a| {
+            (
+                a.key.as_deref().unwrap_or(""),
+                a.value.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
     commit(s.store, || {
         let rec = get(s, arn)?;
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
-        apply_attributes(specs(&v), &input["Attributes"], &mut set)?;
+        apply_attributes(specs(&v), &attrs, &mut set)?;
         v["Attributes"] = Value::Object(set);
-        let mut plan =
-            Plan::new(json!({"Attributes": render_attributes(specs(&v), &v["Attributes"])}));
+        let mut plan = Plan::new(elbv2::ModifyLoadBalancerAttributesOutput {
+            attributes: Some(lb_attributes(specs(&v), &v["Attributes"])),
+        });
         plan.put(&rec, v);
         Ok(plan)
     })
@@ -681,21 +784,24 @@ pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
 
 // ---- security groups and subnets ----------------------------------------------------------
 
-pub fn set_security_groups(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "LoadBalancerArn");
+pub fn set_security_groups(
+    s: &Scope,
+    input: elbv2::SetSecurityGroupsInput,
+) -> ApiResult<elbv2::SetSecurityGroupsOutput> {
+    let arn = input.load_balancer_arn.as_str();
     if input
-        .get("EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic")
+        .enforce_security_group_inbound_rules_on_private_link_traffic
         .is_some()
     {
         return Err(not_supported(
             "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
         ));
     }
-    let groups = strings(input, "SecurityGroups");
+    let groups = &input.security_groups;
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let lb = &rec.value["LoadBalancer"];
-        if lb["Type"] == "network" && lb.get("SecurityGroups").is_none() {
+        let lb = record::<model::LbRecord>(&rec.value)?.load_balancer;
+        if lb.lb_type == model::LbType::Network && lb.security_groups.is_none() {
             return Err(invalid_config(
                 "You can't associate a security group with a Network Load Balancer that was created without one",
             ));
@@ -703,46 +809,65 @@ pub fn set_security_groups(s: &Scope, input: &Value) -> ApiResult<Value> {
         if groups.is_empty() {
             return Err(validation("At least one security group must be specified"));
         }
-        let subnet = str_of(&lb["AvailabilityZones"][0], "SubnetId");
-        check_groups(s, str_of(lb, "VpcId"), subnet, &groups)?;
+        let subnet = lb
+            .availability_zones
+            .first()
+            .and_then(|z| z.subnet_id.as_deref());
+        check_groups(
+            s,
+            lb.vpc_id.as_deref().unwrap_or(""),
+            subnet.unwrap_or(""),
+            groups,
+        )?;
         let mut v = (*rec.value).clone();
         v["LoadBalancer"]["SecurityGroups"] = json!(groups);
-        let mut plan = Plan::new(json!({"SecurityGroupIds": groups}));
+        let mut plan = Plan::new(elbv2::SetSecurityGroupsOutput {
+            security_group_ids: Some(groups.clone()),
+            enforce_security_group_inbound_rules_on_private_link_traffic: None,
+        });
         plan.put(&rec, v);
         Ok(plan)
     })
 }
 
-pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "LoadBalancerArn");
-    for p in ["IpAddressType", "EnablePrefixForIpv6SourceNat"] {
-        if input.get(p).is_some_and(|v| v != "ipv4") {
+pub fn set_subnets(s: &Scope, input: elbv2::SetSubnetsInput) -> ApiResult<elbv2::SetSubnetsOutput> {
+    let arn = input.load_balancer_arn.as_str();
+    for (p, v) in [
+        ("IpAddressType", input.ip_address_type.map(|t| t.as_str())),
+        (
+            "EnablePrefixForIpv6SourceNat",
+            input.enable_prefix_for_ipv6_source_nat.map(|t| t.as_str()),
+        ),
+    ] {
+        if v.is_some_and(|v| v != "ipv4") {
             return Err(not_supported(p));
         }
     }
     // New subnets get their addresses before the write, kept ones keep theirs; what the
     // write drops is released after it, what a failed write leased is released too.
     let rec = get(s, arn)?;
-    let lb = &rec.value["LoadBalancer"];
-    let (vpc, mut zones) = resolve_subnets(s, str_of(lb, "Type"), str_of(lb, "Scheme"), input)?;
-    if vpc != str_of(lb, "VpcId") {
+    let lb = record::<model::LbRecord>(&rec.value)?.load_balancer;
+    let lb_vpc = lb.vpc_id.as_deref().unwrap_or("");
+    let (vpc, mut zones) = resolve_subnets(
+        s,
+        lb_type_str(lb.lb_type),
+        lb.scheme.as_deref().unwrap_or(""),
+        input.subnets.as_deref(),
+        input.subnet_mappings.as_deref(),
+    )?;
+    if vpc != lb_vpc {
         return Err(ApiError::client(
             "InvalidSubnet",
-            format!(
-                "The subnets must be in the load balancer's VPC '{}'",
-                str_of(lb, "VpcId")
-            ),
+            format!("The subnets must be in the load balancer's VPC '{lb_vpc}'"),
         ));
     }
-    let keep: Vec<(String, Value)> = lb["AvailabilityZones"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    let keep: Vec<(String, Value)> = lb
+        .availability_zones
         .iter()
         .map(|z| {
             (
-                str_of(z, "SubnetId").to_string(),
-                z["LoadBalancerAddresses"].clone(),
+                z.subnet_id.clone().unwrap_or_default(),
+                z.addresses.as_ref().map_or(Value::Null, model::to_value),
             )
         })
         .collect();
@@ -759,14 +884,19 @@ pub fn set_subnets(s: &Scope, input: &Value) -> ApiResult<Value> {
         let lb = &rec.value["LoadBalancer"];
         let mut v = (*rec.value).clone();
         v["LoadBalancer"]["AvailabilityZones"] = json!(zones);
-        let mut plan =
-            Plan::new(json!({"AvailabilityZones": zones, "IpAddressType": lb["IpAddressType"]}));
+        let mut plan = Plan::new(elbv2::SetSubnetsOutput {
+            availability_zones: Some(shapes(&zones)?),
+            ip_address_type: shape(&lb["IpAddressType"])?,
+            enable_prefix_for_ipv6_source_nat: None,
+        });
         plan.put(&rec, v);
         Ok(plan)
     });
     match &out {
         Ok(_) => {
-            let now = crate::api::addresses(&json!({"AvailabilityZones": zones}));
+            // The zones were made here, so each reads as its type.
+            let zones: Vec<_> = zones.iter().filter_map(|z| record(z).ok()).collect();
+            let now = crate::api::addresses(&zones);
             for (ip, owner) in berth_leases::ipam::leases(s.store) {
                 if owner == arn && !now.contains(&ip) {
                     release_addresses(s, arn, &[ip]);

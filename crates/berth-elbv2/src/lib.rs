@@ -8,6 +8,10 @@
 
 pub mod api;
 mod common;
+/// `compile_fail.rs` (tests/compile_fail/elbv2_types.sh) shows a handler cannot read a
+/// member the model lacks nor miss a required one.
+#[cfg(feature = "compile-fail-typed")]
+mod compile_fail;
 mod lb;
 mod listener;
 mod rule;
@@ -15,6 +19,7 @@ mod tags;
 mod tg;
 
 use berth_store::Store;
+use berth_types::elbv2::op;
 use berth_wire::model::LazyModel;
 use berth_wire::{ApiError, ApiResult, Clock, Model, RequestContext, Service, ValidationCodes};
 use common::Scope;
@@ -62,41 +67,12 @@ impl Service for Elbv2 {
             constraint: "ValidationError",
             serialization: "ValidationError",
             missing: None,
-            unknown_parameter: None,
+            // A form parameter the model lacks is refused before any handler runs, as
+            // EC2 refuses it (the typed inputs refuse such members too).
+            unknown_parameter: Some("ValidationError"),
         }
     }
     fn call(&self, ctx: &RequestContext, operation: &str, input: Value) -> ApiResult<Value> {
-        let handler: fn(&Scope, &Value) -> ApiResult<Value> = match operation {
-            "CreateLoadBalancer" => lb::create,
-            "DescribeLoadBalancers" => lb::describe,
-            "DeleteLoadBalancer" => lb::delete,
-            "DescribeLoadBalancerAttributes" => lb::describe_attributes,
-            "ModifyLoadBalancerAttributes" => lb::modify_attributes,
-            "SetSecurityGroups" => lb::set_security_groups,
-            "SetSubnets" => lb::set_subnets,
-            "CreateTargetGroup" => tg::create,
-            "DescribeTargetGroups" => tg::describe,
-            "ModifyTargetGroup" => tg::modify,
-            "DeleteTargetGroup" => tg::delete,
-            "DescribeTargetGroupAttributes" => tg::describe_attributes,
-            "ModifyTargetGroupAttributes" => tg::modify_attributes,
-            "RegisterTargets" => tg::register,
-            "DeregisterTargets" => tg::deregister,
-            "DescribeTargetHealth" => tg::describe_health,
-            "CreateListener" => listener::create,
-            "DescribeListeners" => listener::describe,
-            "ModifyListener" => listener::modify,
-            "DeleteListener" => listener::delete,
-            "CreateRule" => rule::create,
-            "DescribeRules" => rule::describe,
-            "ModifyRule" => rule::modify,
-            "DeleteRule" => rule::delete,
-            "SetRulePriorities" => rule::set_priorities,
-            "AddTags" => tags::add,
-            "RemoveTags" => tags::remove,
-            "DescribeTags" => tags::describe,
-            _ => return Err(ApiError::not_implemented("elasticloadbalancing", operation)),
-        };
         let mut scope = Scope::new(
             self.store.as_ref(),
             &ctx.account,
@@ -104,7 +80,37 @@ impl Service for Elbv2 {
             self.clock.now(),
         );
         scope.publish = self.publish;
-        handler(&scope, &input)
+        let s = &scope;
+        berth_wire::dispatch!(operation, input, self.codes(), op {
+            CreateLoadBalancer => |i| lb::create(s, i),
+            DescribeLoadBalancers => |i| lb::describe(s, i),
+            DeleteLoadBalancer => |i| lb::delete(s, i),
+            DescribeLoadBalancerAttributes => |i| lb::describe_attributes(s, i),
+            ModifyLoadBalancerAttributes => |i| lb::modify_attributes(s, i),
+            SetSecurityGroups => |i| lb::set_security_groups(s, i),
+            SetSubnets => |i| lb::set_subnets(s, i),
+            CreateTargetGroup => |i| tg::create(s, i),
+            DescribeTargetGroups => |i| tg::describe(s, i),
+            ModifyTargetGroup => |i| tg::modify(s, i),
+            DeleteTargetGroup => |i| tg::delete(s, i),
+            DescribeTargetGroupAttributes => |i| tg::describe_attributes(s, i),
+            ModifyTargetGroupAttributes => |i| tg::modify_attributes(s, i),
+            RegisterTargets => |i| tg::register(s, i),
+            DeregisterTargets => |i| tg::deregister(s, i),
+            DescribeTargetHealth => |i| tg::describe_health(s, i),
+            CreateListener => |i| listener::create(s, i),
+            DescribeListeners => |i| listener::describe(s, i),
+            ModifyListener => |i| listener::modify(s, i),
+            DeleteListener => |i| listener::delete(s, i),
+            CreateRule => |i| rule::create(s, i),
+            DescribeRules => |i| rule::describe(s, i),
+            ModifyRule => |i| rule::modify(s, i),
+            DeleteRule => |i| rule::delete(s, i),
+            SetRulePriorities => |i| rule::set_priorities(s, i),
+            AddTags => |i| tags::add(s, i),
+            RemoveTags => |i| tags::remove(s, i),
+            DescribeTags => |i| tags::describe(s, i),
+        } else Err(ApiError::not_implemented("elasticloadbalancing", operation)))
     }
 }
 

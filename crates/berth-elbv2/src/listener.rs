@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::tg::{self, is_http, Usage};
 use berth_model::elbv2 as model;
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
 
@@ -49,35 +50,75 @@ fn invalid_action(msg: impl Into<String>) -> ApiError {
     ApiError::client("InvalidLoadBalancerAction", msg)
 }
 
-const CONFIGS: &[(&str, &str)] = &[
-    ("forward", "ForwardConfig"),
-    ("redirect", "RedirectConfig"),
-    ("fixed-response", "FixedResponseConfig"),
-    ("authenticate-oidc", "AuthenticateOidcConfig"),
-    ("authenticate-cognito", "AuthenticateCognitoConfig"),
-    ("jwt-validation", "JwtValidationConfig"),
-];
+/// An action of type `ty` with nothing else set.
+fn action(ty: elbv2::ActionTypeEnum) -> elbv2::Action {
+    elbv2::Action {
+        r#type: ty,
+        target_group_arn: None,
+        forward_config: None,
+        redirect_config: None,
+        fixed_response_config: None,
+        authenticate_oidc_config: None,
+        authenticate_cognito_config: None,
+        jwt_validation_config: None,
+        order: None,
+    }
+}
+
+/// Actions as a record keeps them (a listener's `DefaultActions`, a rule's `Actions`),
+/// read as the model's.
+pub fn stored_actions(v: &Value) -> ApiResult<Vec<elbv2::Action>> {
+    shapes(v.as_array().map_or(&[][..], Vec::as_slice))
+}
 
 /// Check `actions` for a listener with `protocol` on load balancer `lb` (the model's
 /// `LoadBalancer`), as AWS does; returns them as AWS reports them (forward configs and
 /// redirect components filled in).
-pub fn check_actions(s: &Scope, lb: &Value, protocol: &str, actions: &Value) -> ApiResult<Value> {
-    let list = actions.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if list.is_empty() {
+pub fn check_actions(
+    s: &Scope,
+    lb: &Value,
+    protocol: &str,
+    actions: &[elbv2::Action],
+) -> ApiResult<Vec<elbv2::Action>> {
+    if actions.is_empty() {
         return Err(validation("At least one action must be specified"));
     }
     let app = lb["Type"] != "network";
     let mut out = vec![];
-    for a in list {
-        let ty = str_of(a, "Type");
-        for (t, cfg) in CONFIGS {
-            if *t != ty && a.get(*cfg).is_some() {
+    for a in actions {
+        let ty = a.r#type.as_str();
+        let configs = [
+            ("forward", "ForwardConfig", a.forward_config.is_some()),
+            ("redirect", "RedirectConfig", a.redirect_config.is_some()),
+            (
+                "fixed-response",
+                "FixedResponseConfig",
+                a.fixed_response_config.is_some(),
+            ),
+            (
+                "authenticate-oidc",
+                "AuthenticateOidcConfig",
+                a.authenticate_oidc_config.is_some(),
+            ),
+            (
+                "authenticate-cognito",
+                "AuthenticateCognitoConfig",
+                a.authenticate_cognito_config.is_some(),
+            ),
+            (
+                "jwt-validation",
+                "JwtValidationConfig",
+                a.jwt_validation_config.is_some(),
+            ),
+        ];
+        for (t, cfg, set) in configs {
+            if t != ty && set {
                 return Err(validation(format!(
                     "{cfg} can only be specified for '{t}' actions"
                 )));
             }
         }
-        if ty != "forward" && a.get("TargetGroupArn").is_some() {
+        if ty != "forward" && a.target_group_arn.is_some() {
             return Err(validation(
                 "A target group ARN can only be specified for 'forward' actions",
             ));
@@ -93,9 +134,7 @@ pub fn check_actions(s: &Scope, lb: &Value, protocol: &str, actions: &Value) -> 
             "fixed-response" => check_fixed(a)?,
             other => return Err(not_supported(format!("'{other}' actions"))),
         };
-        if let Some(o) = a.get("Order") {
-            n["Order"] = o.clone();
-        }
+        n.order = a.order;
         out.push(n);
     }
     if out.len() > 1 {
@@ -104,36 +143,47 @@ pub fn check_actions(s: &Scope, lb: &Value, protocol: &str, actions: &Value) -> 
             "Only one of forward, redirect or fixed-response can be specified, as the last action",
         ));
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
-fn check_forward(s: &Scope, lb: &Value, protocol: &str, a: &Value) -> ApiResult<Value> {
+fn check_forward(
+    s: &Scope,
+    lb: &Value,
+    protocol: &str,
+    a: &elbv2::Action,
+) -> ApiResult<elbv2::Action> {
     let app = lb["Type"] != "network";
-    let single = opt_str(a, "TargetGroupArn");
-    let fc = a.get("ForwardConfig");
-    let tuples: Vec<Value> = match (single, fc) {
+    let single = a.target_group_arn.as_deref();
+    let fc = a.forward_config.as_ref();
+    let tuples: Vec<elbv2::TargetGroupTuple> = match (single, fc) {
         (None, None) => {
             return Err(validation(
                 "A target group ARN must be specified for a 'forward' action",
             ))
         }
-        (Some(arn), None) => vec![json!({"TargetGroupArn": arn, "Weight": 1})],
+        (Some(arn), None) => vec![elbv2::TargetGroupTuple {
+            target_group_arn: Some(arn.to_string()),
+            weight: Some(1),
+        }],
         (_, Some(fc)) => {
-            let list = fc["TargetGroups"].as_array().cloned().unwrap_or_default();
+            let list = fc.target_groups.as_deref().unwrap_or_default();
             if list.is_empty() {
                 return Err(validation(
                     "A forward config must specify at least one target group",
                 ));
             }
             if let Some(arn) = single {
-                if list.len() != 1 || list[0]["TargetGroupArn"] != arn {
+                if list.len() != 1 || list[0].target_group_arn.as_deref() != Some(arn) {
                     return Err(validation(
                         "The target group ARN and the forward config's target groups must be the same",
                     ));
                 }
             }
             list.iter()
-                .map(|t| json!({"TargetGroupArn": t["TargetGroupArn"], "Weight": t.get("Weight").cloned().unwrap_or(json!(1))}))
+                .map(|t| elbv2::TargetGroupTuple {
+                    target_group_arn: t.target_group_arn.clone(),
+                    weight: Some(t.weight.unwrap_or(1)),
+                })
                 .collect()
         }
     };
@@ -146,7 +196,7 @@ fn check_forward(s: &Scope, lb: &Value, protocol: &str, a: &Value) -> ApiResult<
     }
     let mut seen = std::collections::HashSet::new();
     for t in &tuples {
-        let arn = str_of(t, "TargetGroupArn");
+        let arn = t.target_group_arn.as_deref().unwrap_or("");
         if arn.is_empty() {
             return Err(validation(
                 "Each target group of a forward config must have an ARN",
@@ -157,106 +207,122 @@ fn check_forward(s: &Scope, lb: &Value, protocol: &str, a: &Value) -> ApiResult<
                 "Target group '{arn}' is specified more than once"
             )));
         }
-        let w = t["Weight"].as_i64().unwrap_or(-1);
+        let w = t.weight.unwrap_or(-1);
         if !(0..=999).contains(&w) {
             return Err(validation(format!(
                 "Target group weight {w} is not between 0 and 999"
             )));
         }
-        let rec = tg::get(s, arn)?;
-        let g = &rec.value["TargetGroup"];
-        if !compatible(protocol, str_of(g, "Protocol")) {
+        let g = record::<model::TgRecord>(&tg::get(s, arn)?.value)?.target_group;
+        let g_protocol = g.protocol.as_deref().unwrap_or("");
+        if !compatible(protocol, g_protocol) {
             return Err(ApiError::client(
                 "IncompatibleProtocols",
                 format!(
-                    "The listener protocol '{protocol}' is not compatible with the protocol '{}' of target group '{arn}'",
-                    str_of(g, "Protocol")
+                    "The listener protocol '{protocol}' is not compatible with the protocol '{g_protocol}' of target group '{arn}'"
                 ),
             ));
         }
-        if g["VpcId"] != lb["VpcId"] {
+        let (g_vpc, lb_vpc) = (g.vpc_id.as_deref(), lb["VpcId"].as_str());
+        if g_vpc != lb_vpc {
             return Err(invalid_config(format!(
                 "Target group '{arn}' is in VPC '{}', not in the load balancer's VPC '{}'",
-                str_of(g, "VpcId"),
-                str_of(lb, "VpcId")
+                g_vpc.unwrap_or(""),
+                lb_vpc.unwrap_or("")
             )));
         }
     }
-    let mut sticky = json!({"Enabled": false});
-    if let Some(st) = fc.and_then(|f| f.get("TargetGroupStickinessConfig")) {
-        if st["Enabled"] == true {
+    let mut sticky = elbv2::TargetGroupStickinessConfig {
+        enabled: Some(false),
+        duration_seconds: None,
+    };
+    if let Some(st) = fc.and_then(|f| f.target_group_stickiness_config.as_ref()) {
+        if st.enabled == Some(true) {
             if !app {
                 return Err(invalid_config(
                     "Target group stickiness is supported only by Application Load Balancers",
                 ));
             }
-            let d = st["DurationSeconds"].as_i64();
+            let d = st.duration_seconds;
             if !d.is_some_and(|d| (1..=604_800).contains(&d)) {
                 return Err(validation(
                     "The stickiness duration must be between 1 and 604800 seconds when target group stickiness is enabled",
                 ));
             }
-            sticky = json!({"Enabled": true, "DurationSeconds": d});
+            sticky = elbv2::TargetGroupStickinessConfig {
+                enabled: Some(true),
+                duration_seconds: d,
+            };
         }
     }
-    let mut out = json!({"Type": "forward", "ForwardConfig": {"TargetGroups": tuples, "TargetGroupStickinessConfig": sticky}});
+    let mut out = action(elbv2::ActionTypeEnum::Forward);
     if tuples.len() == 1 {
-        out["TargetGroupArn"] = tuples[0]["TargetGroupArn"].clone();
+        out.target_group_arn = tuples[0].target_group_arn.clone();
     }
+    out.forward_config = Some(elbv2::ForwardActionConfig {
+        target_groups: Some(tuples),
+        target_group_stickiness_config: Some(sticky),
+    });
     Ok(out)
 }
 
-fn check_redirect(a: &Value) -> ApiResult<Value> {
-    let Some(c) = a.get("RedirectConfig") else {
+fn check_redirect(a: &elbv2::Action) -> ApiResult<elbv2::Action> {
+    let Some(c) = &a.redirect_config else {
         return Err(validation(
             "A redirect config must be specified for a 'redirect' action",
         ));
     };
-    let protocol = opt_str(c, "Protocol").unwrap_or("#{protocol}");
+    let protocol = c.protocol.as_deref().unwrap_or("#{protocol}");
     if !matches!(protocol, "HTTP" | "HTTPS" | "#{protocol}") {
         return Err(validation(format!(
             "Redirect protocol '{protocol}' must be HTTP, HTTPS or #{{protocol}}"
         )));
     }
-    let port = opt_str(c, "Port").unwrap_or("#{port}");
+    let port = c.port.as_deref().unwrap_or("#{port}");
     if port != "#{port}" && !port.parse::<u16>().is_ok_and(|p| p >= 1) {
         return Err(validation(format!(
             "Redirect port '{port}' must be between 1 and 65535 or #{{port}}"
         )));
     }
-    let host = opt_str(c, "Host").unwrap_or("#{host}");
-    let path = opt_str(c, "Path").unwrap_or("/#{path}");
+    let host = c.host.as_deref().unwrap_or("#{host}");
+    let path = c.path.as_deref().unwrap_or("/#{path}");
     if !path.starts_with('/') {
         return Err(validation(format!(
             "Redirect path '{path}' must start with a '/'"
         )));
     }
-    let query = opt_str(c, "Query").unwrap_or("#{query}");
+    let query = c.query.as_deref().unwrap_or("#{query}");
     if protocol == "#{protocol}" && port == "#{port}" && host == "#{host}" && path == "/#{path}" {
         return Err(invalid_action(
             "The redirect must change at least one of protocol, host, port or path, to avoid a redirect loop",
         ));
     }
-    Ok(json!({"Type": "redirect", "RedirectConfig": {
-        "Protocol": protocol, "Port": port, "Host": host, "Path": path, "Query": query,
-        "StatusCode": c["StatusCode"],
-    }}))
+    let mut out = action(elbv2::ActionTypeEnum::Redirect);
+    out.redirect_config = Some(elbv2::RedirectActionConfig {
+        protocol: Some(protocol.to_string()),
+        port: Some(port.to_string()),
+        host: Some(host.to_string()),
+        path: Some(path.to_string()),
+        query: Some(query.to_string()),
+        status_code: c.status_code,
+    });
+    Ok(out)
 }
 
-fn check_fixed(a: &Value) -> ApiResult<Value> {
-    let Some(c) = a.get("FixedResponseConfig") else {
+fn check_fixed(a: &elbv2::Action) -> ApiResult<elbv2::Action> {
+    let Some(c) = &a.fixed_response_config else {
         return Err(validation(
             "A fixed response config must be specified for a 'fixed-response' action",
         ));
     };
-    let code = str_of(c, "StatusCode");
+    let code = c.status_code.as_str();
     let b = code.as_bytes();
     if !(b.len() == 3 && matches!(b[0], b'2' | b'4' | b'5') && b.iter().all(u8::is_ascii_digit)) {
         return Err(validation(format!(
             "Fixed response status code '{code}' must be a 2XX, 4XX or 5XX code"
         )));
     }
-    if let Some(ct) = opt_str(c, "ContentType") {
+    if let Some(ct) = c.content_type.as_deref() {
         const TYPES: &[&str] = &[
             "text/plain",
             "text/css",
@@ -271,17 +337,26 @@ fn check_fixed(a: &Value) -> ApiResult<Value> {
             )));
         }
     }
-    let mut cfg = json!({"StatusCode": code});
-    for k in ["ContentType", "MessageBody"] {
-        if let Some(v) = c.get(k) {
-            cfg[k] = v.clone();
-        }
-    }
-    Ok(json!({"Type": "fixed-response", "FixedResponseConfig": cfg}))
+    let mut out = action(elbv2::ActionTypeEnum::FixedResponse);
+    out.fixed_response_config = Some(elbv2::FixedResponseActionConfig {
+        status_code: code.to_string(),
+        content_type: c.content_type.clone(),
+        message_body: c.message_body.clone(),
+    });
+    Ok(out)
+}
+
+/// What a listener request asks of TLS: certificates (and whether any), SslPolicy,
+/// AlpnPolicy, MutualAuthentication.
+struct Tls {
+    certificates: Option<usize>,
+    ssl_policy: bool,
+    alpn_policy: bool,
+    mutual_authentication: bool,
 }
 
 /// A listener's protocol checked against its load balancer's type.
-fn check_protocol(lb: &Value, protocol: &str, input: &Value) -> ApiResult<()> {
+fn check_protocol(lb: &Value, protocol: &str, tls: &Tls) -> ApiResult<()> {
     let app = lb["Type"] != "network";
     if matches!(protocol, "QUIC" | "TCP_QUIC") && !app {
         return Err(not_supported(format!("Listener protocol '{protocol}'")));
@@ -301,9 +376,7 @@ fn check_protocol(lb: &Value, protocol: &str, input: &Value) -> ApiResult<()> {
         ));
     }
     let secure = protocol == "HTTPS" || protocol == "TLS";
-    let certs = input["Certificates"]
-        .as_array()
-        .is_some_and(|c| !c.is_empty());
+    let certs = tls.certificates.is_some_and(|n| n > 0);
     if secure {
         if !certs {
             return Err(ApiError::client(
@@ -315,14 +388,14 @@ fn check_protocol(lb: &Value, protocol: &str, input: &Value) -> ApiResult<()> {
             "{protocol} listeners (certificates; there is no ACM yet)"
         )));
     }
-    for p in [
-        "Certificates",
-        "SslPolicy",
-        "AlpnPolicy",
-        "MutualAuthentication",
+    for (p, set) in [
+        ("Certificates", tls.certificates.is_some()),
+        ("SslPolicy", tls.ssl_policy),
+        ("AlpnPolicy", tls.alpn_policy),
+        ("MutualAuthentication", tls.mutual_authentication),
     ] {
         // An empty certificate list on a plain listener is harmless.
-        if input.get(p).is_some() && (p != "Certificates" || certs) {
+        if set && (p != "Certificates" || certs) {
             return Err(validation(format!(
                 "{p} can only be specified for HTTPS and TLS listeners"
             )));
@@ -393,19 +466,28 @@ fn release_published_ports<T>(s: &Scope, listener: &Value, plan: &mut Plan<T>) {
     }
 }
 
-pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let lb_arn = str_of(input, "LoadBalancerArn");
+pub fn create(
+    s: &Scope,
+    input: elbv2::CreateListenerInput,
+) -> ApiResult<elbv2::CreateListenerOutput> {
+    let lb_arn = input.load_balancer_arn.as_str();
     let lb_rec = crate::lb::get(s, lb_arn)?;
     let lb = lb_rec.value["LoadBalancer"].clone();
-    let Some(protocol) = opt_str(input, "Protocol") else {
+    let Some(protocol) = input.protocol.map(|p| p.as_str()) else {
         return Err(validation("A listener protocol must be specified"));
     };
-    let Some(port) = input["Port"].as_i64() else {
+    let Some(port) = input.port.map(i64::from) else {
         return Err(validation("A listener port must be specified"));
     };
-    check_protocol(&lb, protocol, input)?;
-    let actions = check_actions(s, &lb, protocol, &input["DefaultActions"])?;
-    let tags = request_tags(input)?;
+    let tls = Tls {
+        certificates: input.certificates.as_ref().map(Vec::len),
+        ssl_policy: input.ssl_policy.is_some(),
+        alpn_policy: input.alpn_policy.is_some(),
+        mutual_authentication: input.mutual_authentication.is_some(),
+    };
+    check_protocol(&lb, protocol, &tls)?;
+    let actions = json!(check_actions(s, &lb, protocol, &input.default_actions)?);
+    let tags = request_tags(input.tags.as_deref().unwrap_or_default())?;
     let lb_id = crate::lb::id_of(lb_arn);
     let id = new_id();
     let arn = berth_model::elbv2::arn::listener_arn(lb_arn, &id);
@@ -416,7 +498,11 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     commit(s.store, || {
         let lb_rec = crate::lb::get(s, lb_arn)?;
         let existing = s.list(LISTENER, &format!("{lb_id}/"));
-        if existing.iter().any(|l| l.value["Listener"]["Port"] == port) {
+        let mut ports = vec![];
+        for l in &existing {
+            ports.push(record::<model::ListenerRecord>(&l.value)?.listener.port);
+        }
+        if ports.contains(&port) {
             return Err(ApiError::client(
                 "DuplicateListener",
                 format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
@@ -428,7 +514,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
                 format!("A load balancer can have at most {MAX_LISTENERS} listeners"),
             ));
         }
-        let mut plan = Plan::new(json!({"Listeners": [listener.clone()]}));
+        let mut plan = Plan::new(elbv2::CreateListenerOutput {
+            listeners: Some(vec![shape(&listener)?]),
+        });
         plan.put(&lb_rec, (*lb_rec.value).clone());
         lease_published_port(s, &lb, &arn, protocol, port, &mut plan)?;
         plan.create(
@@ -446,10 +534,13 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "ListenerArns");
-    let lb_arn = opt_str(input, "LoadBalancerArn");
-    let mut found: Vec<Value> = match (lb_arn, arns.is_empty()) {
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeListenersInput,
+) -> ApiResult<elbv2::DescribeListenersOutput> {
+    let arns = input.listener_arns.unwrap_or_default();
+    let lb_arn = input.load_balancer_arn.as_deref();
+    let mut found: Vec<elbv2::Listener> = match (lb_arn, arns.is_empty()) {
         (Some(_), false) => {
             return Err(validation(
                 "Listener ARNs and a load balancer ARN cannot be specified at the same time",
@@ -463,50 +554,64 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
         (Some(lb), true) => {
             crate::lb::get(s, lb)?;
             s.list(LISTENER, &format!("{}/", crate::lb::id_of(lb)))
-                .into_iter()
-                .map(|r| r.value["Listener"].clone())
-                .collect()
+                .iter()
+                .map(|r| shape(&r.value["Listener"]))
+                .collect::<ApiResult<_>>()?
         }
         (None, false) => arns
             .iter()
-            .map(|a| get(s, a).map(|r| r.value["Listener"].clone()))
+            .map(|a| shape(&get(s, a)?.value["Listener"]))
             .collect::<ApiResult<_>>()?,
     };
-    let key = |l: &Value| {
+    let key = |l: &elbv2::Listener| {
         format!(
             "{:05}{}",
-            l["Port"].as_i64().unwrap_or(0),
-            str_of(l, "ListenerArn")
+            l.port.unwrap_or(0),
+            l.listener_arn.as_deref().unwrap_or("")
         )
     };
     found.sort_by_key(key);
-    found.dedup_by(|a, b| a["ListenerArn"] == b["ListenerArn"]);
-    let p = page(found, key, input)?;
-    Ok(json!({"Listeners": p.items, "NextMarker": p.next_token}))
+    found.dedup_by(|a, b| a.listener_arn == b.listener_arn);
+    let p = page(found, key, input.page_size, input.marker.as_deref())?;
+    Ok(elbv2::DescribeListenersOutput {
+        listeners: Some(p.items),
+        next_marker: p.next_token,
+    })
 }
 
-pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "ListenerArn");
+pub fn modify(
+    s: &Scope,
+    input: elbv2::ModifyListenerInput,
+) -> ApiResult<elbv2::ModifyListenerOutput> {
+    let arn = input.listener_arn.as_str();
+    let tls = Tls {
+        certificates: input.certificates.as_ref().map(Vec::len),
+        ssl_policy: input.ssl_policy.is_some(),
+        alpn_policy: input.alpn_policy.is_some(),
+        mutual_authentication: input.mutual_authentication.is_some(),
+    };
     commit(s.store, || {
         let rec = get(s, arn)?;
         let old = &rec.value["Listener"];
-        let lb_arn = str_of(old, "LoadBalancerArn");
+        let was = record::<model::ListenerRecord>(&rec.value)?.listener;
+        let lb_arn = was.load_balancer_arn.as_str();
         let lb_rec = crate::lb::get(s, lb_arn)?;
         let lb = &lb_rec.value["LoadBalancer"];
-        let protocol = opt_str(input, "Protocol").unwrap_or(str_of(old, "Protocol"));
-        check_protocol(lb, protocol, input)?;
-        let actions = match input.get("DefaultActions") {
+        let protocol = input.protocol.map_or(was.protocol.as_str(), |p| p.as_str());
+        check_protocol(lb, protocol, &tls)?;
+        let actions = json!(match &input.default_actions {
             Some(a) => check_actions(s, lb, protocol, a)?,
-            None => check_actions(s, lb, protocol, &old["DefaultActions"])?,
-        };
-        let port = input["Port"]
-            .as_i64()
-            .unwrap_or(old["Port"].as_i64().unwrap_or(0));
+            None => check_actions(s, lb, protocol, &stored_actions(&old["DefaultActions"])?)?,
+        });
+        let port = input.port.map_or(was.port, i64::from);
         let lb_id = crate::lb::id_of(lb_arn);
-        if s.list(LISTENER, &format!("{lb_id}/"))
-            .iter()
-            .any(|l| l.value["Listener"]["Port"] == port && l.key != rec.key)
-        {
+        let mut others = vec![];
+        for l in s.list(LISTENER, &format!("{lb_id}/")) {
+            if l.key != rec.key {
+                others.push(record::<model::ListenerRecord>(&l.value)?.listener.port);
+            }
+        }
+        if others.contains(&port) {
             return Err(ApiError::client(
                 "DuplicateListener",
                 format!("A listener already exists on port {port} of load balancer '{lb_arn}'"),
@@ -516,9 +621,11 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
         v["Listener"]["Port"] = json!(port);
         v["Listener"]["Protocol"] = json!(protocol);
         v["Listener"]["DefaultActions"] = actions.clone();
-        let mut plan = Plan::new(json!({"Listeners": [v["Listener"].clone()]}));
+        let mut plan = Plan::new(elbv2::ModifyListenerOutput {
+            listeners: Some(vec![shape(&v["Listener"])?]),
+        });
         plan.put(&lb_rec, (*lb_rec.value).clone());
-        if old["Port"] != port || str_of(old, "Protocol") != protocol {
+        if was.port != port || was.protocol != protocol {
             release_published_ports(s, old, &mut plan);
             lease_published_port(
                 s,
@@ -566,11 +673,14 @@ pub fn plan_delete<T>(s: &Scope, rec: &Record, plan: &mut Plan<T>) -> Vec<Usage>
     released
 }
 
-pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "ListenerArn");
+pub fn delete(
+    s: &Scope,
+    input: elbv2::DeleteListenerInput,
+) -> ApiResult<elbv2::DeleteListenerOutput> {
+    let arn = input.listener_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::DeleteListenerOutput {});
         let released = plan_delete(s, &rec, &mut plan);
         tg::release(s, &released, &mut plan)?;
         Ok(plan)

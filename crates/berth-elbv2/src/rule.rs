@@ -11,6 +11,7 @@ use berth_model::elbv2::{
     Condition, Extra,
 };
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -91,14 +92,57 @@ const FIELDS: &[(&str, &str)] = &[
     ("source-ip", "SourceIpConfig"),
 ];
 
-fn values_of(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// A condition's per-field config as the checks need it: whether it is there, its
+/// `Values` (query-string's are pairs, read apart) and whether it has `RegexValues`.
+struct Config<'a> {
+    present: bool,
+    values: Option<&'a [String]>,
+    regex: bool,
+}
+
+/// The config of `c` for `field` (`FIELDS`), and whether each field's config is set.
+fn config_of<'a>(c: &'a elbv2::RuleCondition, field: &str) -> Config<'a> {
+    let none = Config {
+        present: false,
+        values: None,
+        regex: false,
+    };
+    match field {
+        "host-header" => c.host_header_config.as_ref().map_or(none, |h| Config {
+            present: true,
+            values: h.values.as_deref(),
+            regex: h.regex_values.is_some(),
+        }),
+        "path-pattern" => c.path_pattern_config.as_ref().map_or(none, |h| Config {
+            present: true,
+            values: h.values.as_deref(),
+            regex: h.regex_values.is_some(),
+        }),
+        "http-header" => c.http_header_config.as_ref().map_or(none, |h| Config {
+            present: true,
+            values: h.values.as_deref(),
+            regex: h.regex_values.is_some(),
+        }),
+        "http-request-method" => c
+            .http_request_method_config
+            .as_ref()
+            .map_or(none, |h| Config {
+                present: true,
+                values: h.values.as_deref(),
+                regex: false,
+            }),
+        "query-string" => c.query_string_config.as_ref().map_or(none, |_| Config {
+            present: true,
+            values: None,
+            regex: false,
+        }),
+        "source-ip" => c.source_ip_config.as_ref().map_or(none, |h| Config {
+            present: true,
+            values: h.values.as_deref(),
+            regex: false,
+        }),
+        _ => none,
+    }
 }
 
 fn check_strings(
@@ -147,8 +191,7 @@ fn check_cidr(v: &str) -> bool {
 }
 
 /// Check an application load balancer rule's conditions; returns them as AWS reports them.
-pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
-    let list = conds.as_array().map(Vec::as_slice).unwrap_or(&[]);
+pub fn check_conditions(list: &[elbv2::RuleCondition]) -> ApiResult<Value> {
     if list.is_empty() {
         return Err(validation("A rule must have at least one condition"));
     }
@@ -156,7 +199,7 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
     let mut once = std::collections::HashSet::new();
     let (mut total, mut wildcards) = (0usize, 0usize);
     for c in list {
-        let Some(field) = opt_str(c, "Field") else {
+        let Some(field) = c.field.as_deref() else {
             return Err(validation("A condition field must be specified"));
         };
         let Some((_, cfg_name)) = FIELDS.iter().find(|(f, _)| *f == field) else {
@@ -165,13 +208,14 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
             )));
         };
         for (f, other) in FIELDS {
-            if *f != field && c.get(*other).is_some() {
+            if *f != field && config_of(c, f).present {
                 return Err(validation(format!(
                     "{other} can only be specified for '{f}' conditions"
                 )));
             }
         }
-        if c.get("RegexValues").is_some() || c[*cfg_name].get("RegexValues").is_some() {
+        let config = config_of(c, field);
+        if c.regex_values.is_some() || config.regex {
             return Err(not_supported("Regular expression conditions (RegexValues)"));
         }
         if matches!(
@@ -183,23 +227,22 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 "A rule can have at most one '{field}' condition"
             )));
         }
-        let legacy = c.get("Values");
-        let cfg = c.get(*cfg_name);
+        let legacy = c.values.as_deref();
+        let cfg = config.present;
         if legacy.is_some() && !matches!(field, "host-header" | "path-pattern") {
             return Err(validation(format!(
                 "Values cannot be specified for '{field}' conditions; use {cfg_name}"
             )));
         }
-        if legacy.is_some() && cfg.is_some() {
+        if legacy.is_some() && cfg {
             return Err(validation(format!(
                 "Values and {cfg_name} cannot both be specified"
             )));
         }
-        let values = match (legacy, cfg) {
-            (Some(v), _) => values_of(v),
-            (None, Some(cfg)) if field != "query-string" => values_of(&cfg["Values"]),
-            (None, Some(_)) => vec![],
-            (None, None) => {
+        let values: Vec<String> = match (legacy, cfg) {
+            (Some(v), _) => v.to_vec(),
+            (None, true) => config.values.unwrap_or_default().to_vec(),
+            (None, false) => {
                 return Err(validation(format!(
                     "A '{field}' condition must specify {cfg_name}"
                 )))
@@ -254,8 +297,11 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 }
             }
             "http-header" => {
-                let cfg = cfg.expect("config checked above");
-                let name = str_of(cfg, "HttpHeaderName");
+                let name = c
+                    .http_header_config
+                    .as_ref()
+                    .and_then(|h| h.http_header_name.as_deref())
+                    .unwrap_or("");
                 let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
                 if name.is_empty() || name.len() > 40 || !name.chars().all(token) {
                     return Err(validation(format!(
@@ -293,9 +339,10 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 }
             }
             "query-string" => {
-                let pairs = cfg.expect("config checked above")["Values"]
-                    .as_array()
-                    .cloned()
+                let pairs = c
+                    .query_string_config
+                    .as_ref()
+                    .and_then(|q| q.values.as_deref())
                     .unwrap_or_default();
                 if pairs.is_empty() {
                     return Err(validation(
@@ -303,15 +350,15 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                     ));
                 }
                 let mut norm = vec![];
-                for p in &pairs {
-                    let v = str_of(p, "Value");
+                for p in pairs {
+                    let v = p.value.as_deref().unwrap_or("");
                     if v.is_empty() {
                         return Err(validation(
                             "The value of a 'query-string' condition cannot be empty",
                         ));
                     }
                     let mut strs = vec![v.to_string()];
-                    let key = opt_str(p, "Key").map(str::to_string);
+                    let key = p.key.clone();
                     strs.extend(key.clone());
                     let n = KeyValue {
                         key,
@@ -332,7 +379,10 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
                 }
             }
             _ => {
-                if cfg.is_some_and(|c| c.get("IpAddressType").is_some()) {
+                if c.source_ip_config
+                    .as_ref()
+                    .is_some_and(|s| s.ip_address_type.is_some())
+                {
                     return Err(validation(
                         "IpAddressType can only be specified for Network Load Balancer rules",
                     ));
@@ -371,13 +421,23 @@ pub fn check_conditions(conds: &Value) -> ApiResult<Value> {
 
 // ---- operations ----------------------------------------------------------------------------
 
+/// A listener's record read as berth-model's.
+fn listener_of(listener: &Record) -> ApiResult<model::Listener> {
+    record::<model::ListenerRecord>(&listener.value).map(|r| r.listener)
+}
+
+/// A rule's priority as its record keeps it (a number, or `default`).
+fn priority_of(rule: &Record) -> ApiResult<String> {
+    record::<model::RuleRecord>(&rule.value).map(|r| r.rule.priority)
+}
+
 fn lb_of(s: &Scope, listener: &Record) -> ApiResult<Record> {
-    crate::lb::get(s, str_of(&listener.value["Listener"], "LoadBalancerArn"))
+    crate::lb::get(s, &listener_of(listener)?.load_balancer_arn)
 }
 
 fn check_app_listener(listener: &Record) -> ApiResult<()> {
-    let p = str_of(&listener.value["Listener"], "Protocol");
-    if !tg::is_http(p) {
+    let p = listener_of(listener)?.protocol;
+    if !tg::is_http(&p) {
         return Err(not_supported(format!(
             "Rules on {p} listeners of Network Load Balancers"
         )));
@@ -392,44 +452,35 @@ fn priority_in_use(p: i64) -> ApiError {
     )
 }
 
-pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let listener_arn = str_of(input, "ListenerArn");
-    let priority = input["Priority"].as_i64().unwrap_or(0);
-    if input.get("Transforms").is_some() {
+pub fn create(s: &Scope, input: elbv2::CreateRuleInput) -> ApiResult<elbv2::CreateRuleOutput> {
+    let listener_arn = input.listener_arn.as_str();
+    let priority = i64::from(input.priority);
+    if input.transforms.is_some() {
         return Err(not_supported("Rule transforms"));
     }
-    let tags = request_tags(input)?;
+    let tags = request_tags(input.tags.as_deref().unwrap_or_default())?;
     let id = new_id();
     commit(s.store, || {
         let listener = listener::get(s, listener_arn)?;
         check_app_listener(&listener)?;
-        let conditions = check_conditions(&input["Conditions"])?;
+        let conditions = check_conditions(&input.conditions)?;
         let lb_rec = lb_of(s, &listener)?;
         let lb = &lb_rec.value["LoadBalancer"];
-        let protocol = str_of(&listener.value["Listener"], "Protocol");
-        let actions = check_actions(s, lb, protocol, &input["Actions"])?;
+        let lb_arn = record::<model::LbRecord>(&lb_rec.value)?.load_balancer.arn;
+        let protocol = listener_of(&listener)?.protocol;
+        let actions = json!(check_actions(s, lb, &protocol, &input.actions)?);
         let lid = crate::lb::id_of(listener_arn);
-        if s.list(RULE, &format!("{lid}/"))
-            .iter()
-            .any(|r| str_of(&r.value["Rule"], "Priority").parse::<i64>() == Ok(priority))
-        {
-            return Err(priority_in_use(priority));
+        for r in s.list(RULE, &format!("{lid}/")) {
+            if priority_of(&r)?.parse::<i64>() == Ok(priority) {
+                return Err(priority_in_use(priority));
+            }
         }
-        let lb_id = crate::lb::id_of(str_of(lb, "LoadBalancerArn"));
-        let count: usize = s
-            .list(LISTENER, &format!("{lb_id}/"))
-            .iter()
-            .map(|l| {
-                s.list(
-                    RULE,
-                    &format!(
-                        "{}/",
-                        crate::lb::id_of(str_of(&l.value["Listener"], "ListenerArn"))
-                    ),
-                )
-                .len()
-            })
-            .sum();
+        let lb_id = crate::lb::id_of(&lb_arn);
+        let mut count = 0;
+        for l in s.list(LISTENER, &format!("{lb_id}/")) {
+            let lid = crate::lb::id_of(&listener_of(&l)?.arn).to_string();
+            count += s.list(RULE, &format!("{lid}/")).len();
+        }
         if count >= MAX_RULES {
             return Err(ApiError::client(
                 "TooManyRules",
@@ -441,7 +492,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
             "RuleArn": arn, "Priority": priority.to_string(), "Conditions": conditions,
             "Actions": actions, "IsDefault": false,
         });
-        let mut plan = Plan::new(json!({"Rules": [rule.clone()]}));
+        let mut plan = Plan::new(elbv2::CreateRuleOutput {
+            rules: Some(vec![shape(&rule)?]),
+        });
         plan.put(&listener, (*listener.value).clone());
         plan.create(
             s.key(RULE, &format!("{lid}/{id}")),
@@ -449,7 +502,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
         );
         let usage = Usage {
             user: arn.clone(),
-            lb_arn: str_of(lb, "LoadBalancerArn").to_string(),
+            lb_arn,
             old: vec![],
             new: forward_tgs(&actions),
         };
@@ -458,17 +511,21 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-fn sort_key(r: &Value) -> String {
-    match r["Priority"].as_str().and_then(|p| p.parse::<u32>().ok()) {
+/// Rules in priority order, the default rule last.
+fn sort_key(r: &elbv2::Rule) -> String {
+    match r.priority.as_deref().and_then(|p| p.parse::<u32>().ok()) {
         Some(p) => format!("{p:05}"),
         None => "99999".into(),
     }
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "RuleArns");
-    let listener_arn = opt_str(input, "ListenerArn");
-    let mut found: Vec<Value> = match (listener_arn, arns.is_empty()) {
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeRulesInput,
+) -> ApiResult<elbv2::DescribeRulesOutput> {
+    let arns = input.rule_arns.unwrap_or_default();
+    let listener_arn = input.listener_arn.as_deref();
+    let mut found: Vec<elbv2::Rule> = match (listener_arn, arns.is_empty()) {
         (Some(_), false) => {
             return Err(validation(
                 "Rule ARNs and a listener ARN cannot be specified at the same time",
@@ -481,29 +538,32 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
         }
         (Some(l), true) => {
             let listener = listener::get(s, l)?;
-            let mut v: Vec<Value> = s
+            let mut v: Vec<elbv2::Rule> = s
                 .list(RULE, &format!("{}/", crate::lb::id_of(l)))
-                .into_iter()
-                .map(|r| r.value["Rule"].clone())
-                .collect();
-            v.push(render_default(&listener.value));
+                .iter()
+                .map(|r| shape(&r.value["Rule"]))
+                .collect::<ApiResult<_>>()?;
+            v.push(shape(&render_default(&listener.value))?);
             v
         }
         (None, false) => arns
             .iter()
-            .map(|a| get(s, a).map(|r| render(&r)))
+            .map(|a| shape(&render(&get(s, a)?)))
             .collect::<ApiResult<_>>()?,
     };
-    let key = |r: &Value| format!("{}{}", sort_key(r), str_of(r, "RuleArn"));
+    let key = |r: &elbv2::Rule| format!("{}{}", sort_key(r), r.rule_arn.as_deref().unwrap_or(""));
     found.sort_by_key(key);
-    found.dedup_by(|a, b| a["RuleArn"] == b["RuleArn"]);
-    let p = page(found, key, input)?;
-    Ok(json!({"Rules": p.items, "NextMarker": p.next_token}))
+    found.dedup_by(|a, b| a.rule_arn == b.rule_arn);
+    let p = page(found, key, input.page_size, input.marker.as_deref())?;
+    Ok(elbv2::DescribeRulesOutput {
+        rules: Some(p.items),
+        next_marker: p.next_token,
+    })
 }
 
-pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "RuleArn");
-    if input.get("Transforms").is_some() {
+pub fn modify(s: &Scope, input: elbv2::ModifyRuleInput) -> ApiResult<elbv2::ModifyRuleOutput> {
+    let arn = input.rule_arn.as_str();
+    if input.transforms.is_some() {
         return Err(not_supported("Rule transforms"));
     }
     commit(s.store, || {
@@ -511,16 +571,17 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
         let listener = r.listener();
         let lb_rec = lb_of(s, listener)?;
         let lb = &lb_rec.value["LoadBalancer"];
-        let protocol = str_of(&listener.value["Listener"], "Protocol");
+        let l = listener_of(listener)?;
         let actions = input
-            .get("Actions")
-            .map(|a| check_actions(s, lb, protocol, a))
+            .actions
+            .as_deref()
+            .map(|a| check_actions(s, lb, &l.protocol, a).map(|a| json!(a)))
             .transpose()?;
-        let lb_arn = str_of(lb, "LoadBalancerArn").to_string();
-        let mut plan = Plan::new(json!({}));
+        let lb_arn = l.load_balancer_arn;
+        let mut plan = Plan::new(elbv2::ModifyRuleOutput { rules: None });
         match &r {
             RuleRef::Default { listener } => {
-                if input.get("Conditions").is_some() {
+                if input.conditions.is_some() {
                     return Err(not_permitted(
                         "The conditions of a default rule cannot be modified",
                     ));
@@ -528,7 +589,7 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
                 let mut v = (*listener.value).clone();
                 if let Some(a) = &actions {
                     let usage = Usage {
-                        user: str_of(&v["Listener"], "ListenerArn").to_string(),
+                        user: l.arn.clone(),
                         lb_arn,
                         old: forward_tgs(&v["Listener"]["DefaultActions"]),
                         new: forward_tgs(a),
@@ -536,13 +597,13 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
                     v["Listener"]["DefaultActions"] = a.clone();
                     tg::apply_usage(s, &[usage], &mut plan)?;
                 }
-                plan.result = json!({"Rules": [render_default(&v)]});
+                plan.result.rules = Some(vec![shape(&render_default(&v))?]);
                 plan.put(listener, v);
             }
             RuleRef::Rule { rule, .. } => {
                 check_app_listener(listener)?;
                 let mut v = (*rule.value).clone();
-                if let Some(c) = input.get("Conditions") {
+                if let Some(c) = &input.conditions {
                     v["Rule"]["Conditions"] = check_conditions(c)?;
                 }
                 if let Some(a) = &actions {
@@ -555,7 +616,7 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
                     v["Rule"]["Actions"] = a.clone();
                     tg::apply_usage(s, &[usage], &mut plan)?;
                 }
-                plan.result = json!({"Rules": [v["Rule"].clone()]});
+                plan.result.rules = Some(vec![shape(&v["Rule"])?]);
                 plan.put(rule, v);
             }
         }
@@ -563,19 +624,19 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "RuleArn");
+pub fn delete(s: &Scope, input: elbv2::DeleteRuleInput) -> ApiResult<elbv2::DeleteRuleOutput> {
+    let arn = input.rule_arn.as_str();
     commit(s.store, || {
         let RuleRef::Rule { rule, listener } = get(s, arn)? else {
             return Err(not_permitted(
                 "The default rule of a listener cannot be deleted",
             ));
         };
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::DeleteRuleOutput {});
         plan.delete(&rule);
         let usage = Usage {
             user: arn.to_string(),
-            lb_arn: str_of(&listener.value["Listener"], "LoadBalancerArn").to_string(),
+            lb_arn: listener_of(&listener)?.load_balancer_arn,
             old: forward_tgs(&rule.value["Rule"]["Actions"]),
             new: vec![],
         };
@@ -584,17 +645,17 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn set_priorities(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let pairs = input["RulePriorities"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+pub fn set_priorities(
+    s: &Scope,
+    input: elbv2::SetRulePrioritiesInput,
+) -> ApiResult<elbv2::SetRulePrioritiesOutput> {
+    let pairs = &input.rule_priorities;
     commit(s.store, || {
         // New priority per rule, grouped by listener.
         let mut changes: BTreeMap<String, (Record, Vec<(Record, i64)>)> = BTreeMap::new();
-        for p in &pairs {
-            let arn = str_of(p, "RuleArn");
-            let Some(prio) = p["Priority"].as_i64() else {
+        for p in pairs {
+            let arn = p.rule_arn.as_deref().unwrap_or("");
+            let Some(prio) = p.priority.map(i64::from) else {
                 return Err(validation(format!(
                     "A priority must be specified for rule '{arn}'"
                 )));
@@ -614,17 +675,17 @@ pub fn set_priorities(s: &Scope, input: &Value) -> ApiResult<Value> {
             }
             entry.1.push((rule, prio));
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::SetRulePrioritiesOutput { rules: None });
         let mut out = vec![];
         for (listener, updates) in changes.values() {
-            let lid = crate::lb::id_of(str_of(&listener.value["Listener"], "ListenerArn"));
+            let listener_arn = listener_of(listener)?.arn;
+            let lid = crate::lb::id_of(&listener_arn);
             let mut taken: BTreeMap<i64, String> = BTreeMap::new();
             for r in s.list(RULE, &format!("{lid}/")) {
-                let prio = updates
-                    .iter()
-                    .find(|(u, _)| u.key == r.key)
-                    .map(|(_, p)| *p)
-                    .unwrap_or_else(|| str_of(&r.value["Rule"], "Priority").parse().unwrap_or(0));
+                let prio = match updates.iter().find(|(u, _)| u.key == r.key) {
+                    Some((_, p)) => *p,
+                    None => priority_of(&r)?.parse().unwrap_or(0),
+                };
                 if taken.insert(prio, r.key.clone()).is_some() {
                     return Err(priority_in_use(prio));
                 }
@@ -633,12 +694,12 @@ pub fn set_priorities(s: &Scope, input: &Value) -> ApiResult<Value> {
             for (rule, prio) in updates {
                 let mut v = (*rule.value).clone();
                 v["Rule"]["Priority"] = json!(prio.to_string());
-                out.push(v["Rule"].clone());
+                out.push(shape::<elbv2::Rule>(&v["Rule"])?);
                 plan.put(rule, v);
             }
         }
         out.sort_by_key(sort_key);
-        plan.result = json!({"Rules": out});
+        plan.result.rules = Some(out);
         Ok(plan)
     })
 }

@@ -4,9 +4,11 @@
 
 use crate::common::*;
 use crate::rule::RuleRef;
+use berth_model::elbv2::Tag;
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The record holding `arn`'s tags and the field they are in.
@@ -27,8 +29,8 @@ fn locate(s: &Scope, arn: &str) -> ApiResult<(Record, &'static str)> {
 fn update(
     s: &Scope,
     arns: &[String],
-    change: impl Fn(&mut Vec<Value>) -> ApiResult<()>,
-) -> ApiResult<Value> {
+    change: impl Fn(&mut Vec<Tag>) -> ApiResult<()>,
+) -> ApiResult<()> {
     commit(s.store, || {
         let mut recs: BTreeMap<String, (Record, Value)> = BTreeMap::new();
         for arn in arns {
@@ -36,11 +38,14 @@ fn update(
             let entry = recs
                 .entry(rec.key.clone())
                 .or_insert_with(|| (rec.clone(), (*rec.value).clone()));
-            let mut tags = entry.1[field].as_array().cloned().unwrap_or_default();
+            let mut tags: Vec<Tag> = match &entry.1[field] {
+                Value::Null => vec![],
+                v => record(v)?,
+            };
             change(&mut tags)?;
-            entry.1[field] = Value::Array(tags);
+            entry.1[field] = berth_model::elbv2::to_value(&tags);
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(());
         for (rec, v) in recs.into_values() {
             plan.put(&rec, v);
         }
@@ -48,11 +53,11 @@ fn update(
     })
 }
 
-pub fn add(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let new = request_tags(input)?;
-    update(s, &strings(input, "ResourceArns"), |tags| {
+pub fn add(s: &Scope, input: elbv2::AddTagsInput) -> ApiResult<elbv2::AddTagsOutput> {
+    let new = request_tags(&input.tags)?;
+    update(s, &input.resource_arns, |tags| {
         for t in &new {
-            match tags.iter_mut().find(|x| x["Key"] == t["Key"]) {
+            match tags.iter_mut().find(|x| x.key == t.key) {
                 Some(x) => *x = t.clone(),
                 None => tags.push(t.clone()),
             }
@@ -61,19 +66,24 @@ pub fn add(s: &Scope, input: &Value) -> ApiResult<Value> {
             return Err(too_many_tags());
         }
         Ok(())
-    })
+    })?;
+    Ok(elbv2::AddTagsOutput {})
 }
 
-pub fn remove(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let keys = strings(input, "TagKeys");
-    update(s, &strings(input, "ResourceArns"), |tags| {
-        tags.retain(|t| !keys.iter().any(|k| t["Key"] == k.as_str()));
+pub fn remove(s: &Scope, input: elbv2::RemoveTagsInput) -> ApiResult<elbv2::RemoveTagsOutput> {
+    let keys = &input.tag_keys;
+    update(s, &input.resource_arns, |tags| {
+        tags.retain(|t| !keys.contains(&t.key));
         Ok(())
-    })
+    })?;
+    Ok(elbv2::RemoveTagsOutput {})
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "ResourceArns");
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeTagsInput,
+) -> ApiResult<elbv2::DescribeTagsOutput> {
+    let arns = &input.resource_arns;
     if arns.len() > 20 {
         return Err(ApiError::client(
             "ValidationError",
@@ -84,8 +94,13 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
         .iter()
         .map(|arn| {
             let (rec, field) = locate(s, arn)?;
-            Ok(json!({"ResourceArn": arn, "Tags": rec.value[field].clone()}))
+            Ok(elbv2::TagDescription {
+                resource_arn: Some(arn.clone()),
+                tags: shape(&rec.value[field])?,
+            })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(json!({"TagDescriptions": out}))
+    Ok(elbv2::DescribeTagsOutput {
+        tag_descriptions: Some(out),
+    })
 }

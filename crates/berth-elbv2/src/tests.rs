@@ -1183,6 +1183,47 @@ fn the_wire_speaks_aws_query() {
 }
 
 #[test]
+fn a_member_the_model_lacks_is_refused() {
+    let t = T::new();
+    let subs = t.subnets();
+    // Over the wire: a form parameter naming nothing in the operation's input.
+    let form: Params = [
+        ("Action", "CreateLoadBalancer"),
+        ("Version", "2015-12-01"),
+        ("Name", "typo"),
+        ("Subnets.member.1", subs[0].as_str()),
+        ("Subnets.member.2", subs[1].as_str()),
+        ("Schema", "internal"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let before = t.store.revision();
+    let r = berth_wire::service::handle_query(&t.elb, &ctx(), &form);
+    let body = String::from_utf8(r.body).unwrap();
+    assert_eq!(r.status, 400, "{body}");
+    assert!(body.contains("<Code>ValidationError</Code>"), "{body}");
+    assert!(body.contains("Schema"), "{body}");
+    assert_eq!(t.store.revision(), before, "nothing was written");
+    // In the document, at the top and nested: the typed input refuses it.
+    let e = t.err(
+        "CreateLoadBalancer",
+        json!({"Name": "typo", "Subnets": [subs[0], subs[1]], "Schema": "internal"}),
+    );
+    assert_eq!((e.status, e.code.as_str()), (400, "ValidationError"));
+    assert!(e.message.contains("Schema"), "{}", e.message);
+    let tg = t.tg("g", "HTTP");
+    let e = t.err(
+        "RegisterTargets",
+        json!({"TargetGroupArn": tg, "Targets": [{"Id": "10.0.0.5", "Prot": 80}]}),
+    );
+    assert_eq!((e.status, e.code.as_str()), (400, "ValidationError"));
+    // A required member missing is refused the same way, before the handler.
+    let e = t.err("DescribeTargetHealth", json!({}));
+    assert_eq!((e.status, e.code.as_str()), (400, "ValidationError"));
+}
+
+#[test]
 fn load_balancers_lease_an_address_in_each_subnet() {
     let t = T::new();
     let st = t.store.as_ref();

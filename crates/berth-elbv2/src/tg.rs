@@ -5,7 +5,9 @@
 
 use crate::common::*;
 use crate::lb::{apply_attributes, render_attributes, AttrSpec, Kind};
+use berth_model::elbv2 as model;
 use berth_store::Record;
+use berth_types::elbv2;
 use berth_wire::{ApiError, ApiResult};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,16 +62,71 @@ const HC_FIELDS: &[&str] = &[
     "Matcher",
 ];
 
+/// The health-check members of a CreateTargetGroup or ModifyTargetGroup request.
+struct HcRequest<'a> {
+    protocol: Option<elbv2::ProtocolEnum>,
+    port: Option<&'a str>,
+    enabled: Option<bool>,
+    interval: Option<i32>,
+    timeout: Option<i32>,
+    healthy: Option<i32>,
+    unhealthy: Option<i32>,
+    path: Option<&'a str>,
+    matcher: Option<&'a elbv2::Matcher>,
+}
+
+impl HcRequest<'_> {
+    /// The members given, as the record's `TargetGroup` keeps them (HC_FIELDS).
+    fn overlay(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        let mut set = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        set(
+            "HealthCheckProtocol",
+            self.protocol.map(|p| json!(p.as_str())),
+        );
+        set("HealthCheckPort", self.port.map(|p| json!(p)));
+        set("HealthCheckEnabled", self.enabled.map(|e| json!(e)));
+        set(
+            "HealthCheckIntervalSeconds",
+            self.interval.map(|n| json!(n)),
+        );
+        set("HealthCheckTimeoutSeconds", self.timeout.map(|n| json!(n)));
+        set("HealthyThresholdCount", self.healthy.map(|n| json!(n)));
+        set("UnhealthyThresholdCount", self.unhealthy.map(|n| json!(n)));
+        set("HealthCheckPath", self.path.map(|p| json!(p)));
+        set(
+            "Matcher",
+            self.matcher.map(|m| {
+                let mut v = json!({});
+                if let Some(c) = &m.http_code {
+                    v["HttpCode"] = json!(c);
+                }
+                if let Some(c) = &m.grpc_code {
+                    v["GrpcCode"] = json!(c);
+                }
+                v
+            }),
+        );
+        m
+    }
+}
+
 /// The health check of a group with `protocol` (and `version`, for HTTP/HTTPS): AWS's
-/// defaults for the health check protocol, overlaid with `input`, then checked.
+/// defaults for the health check protocol, overlaid with `asked` (the request's members as
+/// `HcRequest::overlay` lays them out, over the group's current ones for a modify), then
+/// checked.
 fn health_check(
     protocol: &str,
     version: Option<&str>,
     target_type: &str,
-    input: &Value,
+    asked: &Value,
 ) -> ApiResult<Map<String, Value>> {
     let alb = is_http(protocol);
-    let hcp = opt_str(input, "HealthCheckProtocol").unwrap_or(if alb { protocol } else { "TCP" });
+    let hcp = opt_str(asked, "HealthCheckProtocol").unwrap_or(if alb { protocol } else { "TCP" });
     let allowed: &[&str] = if alb {
         &["HTTP", "HTTPS"]
     } else {
@@ -106,7 +163,7 @@ fn health_check(
         hc.insert("Matcher".into(), matcher);
     }
     for f in HC_FIELDS {
-        if let Some(v) = input.get(*f) {
+        if let Some(v) = asked.get(*f) {
             if (*f == "HealthCheckPath" || *f == "Matcher") && !http_hc {
                 return Err(validation(format!(
                     "{f} is not supported for health checks with the protocol '{hcp}'"
@@ -181,14 +238,17 @@ fn check_codes(codes: &str, lo: i64, hi: i64) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let name = str_of(input, "Name");
+pub fn create(
+    s: &Scope,
+    input: elbv2::CreateTargetGroupInput,
+) -> ApiResult<elbv2::CreateTargetGroupOutput> {
+    let name = input.name.as_str();
     check_name(name, "target group")?;
-    let target_type = opt_str(input, "TargetType").unwrap_or("instance");
+    let target_type = input.target_type.map_or("instance", |t| t.as_str());
     if target_type == "lambda" || target_type == "alb" {
         return Err(not_supported(format!("Target type '{target_type}'")));
     }
-    let Some(protocol) = opt_str(input, "Protocol") else {
+    let Some(protocol) = input.protocol.map(|p| p.as_str()) else {
         return Err(validation(format!(
             "A protocol must be specified for target groups with the target type '{target_type}'"
         )));
@@ -196,12 +256,12 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     if matches!(protocol, "GENEVE" | "QUIC" | "TCP_QUIC") {
         return Err(not_supported(format!("Target group protocol '{protocol}'")));
     }
-    let Some(port) = input.get("Port").and_then(Value::as_i64) else {
+    let Some(port) = input.port.map(i64::from) else {
         return Err(validation(format!(
             "A port must be specified for target groups with the target type '{target_type}'"
         )));
     };
-    let Some(vpc_id) = opt_str(input, "VpcId") else {
+    let Some(vpc_id) = input.vpc_id.as_deref() else {
         return Err(validation(format!(
             "A VPC ID must be specified for target groups with the target type '{target_type}'"
         )));
@@ -209,7 +269,7 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     if berth_ec2::vpc_cidr(s.store, s.account, s.region, vpc_id).is_none() {
         return Err(validation(format!("The VPC ID '{vpc_id}' is not found")));
     }
-    let version = match opt_str(input, "ProtocolVersion") {
+    let version = match input.protocol_version.as_deref() {
         Some(_) if !is_http(protocol) => {
             return Err(validation(format!(
                 "A protocol version can only be specified for HTTP and HTTPS target groups, not '{protocol}'"
@@ -227,15 +287,31 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
         None if is_http(protocol) => Some("HTTP1".to_string()),
         None => None,
     };
-    let ip_type = opt_str(input, "IpAddressType").unwrap_or("ipv4");
+    let ip_type = input.ip_address_type.map_or("ipv4", |t| t.as_str());
     if ip_type != "ipv4" {
         return Err(not_supported(format!("IpAddressType '{ip_type}'")));
     }
-    if input.get("TargetControlPort").is_some() {
+    if input.target_control_port.is_some() {
         return Err(not_supported("TargetControlPort"));
     }
-    let hc = health_check(protocol, version.as_deref(), target_type, input)?;
-    let tags = request_tags(input)?;
+    let asked = HcRequest {
+        protocol: input.health_check_protocol,
+        port: input.health_check_port.as_deref(),
+        enabled: input.health_check_enabled,
+        interval: input.health_check_interval_seconds,
+        timeout: input.health_check_timeout_seconds,
+        healthy: input.healthy_threshold_count,
+        unhealthy: input.unhealthy_threshold_count,
+        path: input.health_check_path.as_deref(),
+        matcher: input.matcher.as_ref(),
+    };
+    let hc = health_check(
+        protocol,
+        version.as_deref(),
+        target_type,
+        &Value::Object(asked.overlay()),
+    )?;
+    let tags = request_tags(input.tags.as_deref().unwrap_or_default())?;
 
     let arn = berth_model::elbv2::arn::tg_arn(s.region, s.account, name, &new_id());
     let mut tg = json!({
@@ -262,9 +338,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
                 .chain(HC_FIELDS)
                 .all(|f| old.get(*f) == tg.get(*f));
             if same {
-                return Ok(Plan::new(
-                    json!({"TargetGroups": [render(&existing.value)]}),
-                ));
+                return Ok(Plan::new(elbv2::CreateTargetGroupOutput {
+                    target_groups: Some(vec![shape(&render(&existing.value))?]),
+                }));
             }
             return Err(ApiError::client(
                 "DuplicateTargetGroupName",
@@ -272,7 +348,9 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
             ));
         }
         let rec = json!({"TargetGroup": tg.clone(), "Tags": tags.clone(), "Attributes": {}, "UsedBy": {}});
-        let mut plan = Plan::new(json!({"TargetGroups": [render(&rec)]}));
+        let mut plan = Plan::new(elbv2::CreateTargetGroupOutput {
+            target_groups: Some(vec![shape(&render(&rec))?]),
+        });
         plan.create(key.clone(), rec);
         plan.create(
             targets_key(s, str_of(&tg, "TargetGroupArn")),
@@ -282,10 +360,13 @@ pub fn create(s: &Scope, input: &Value) -> ApiResult<Value> {
     })
 }
 
-pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arns = strings(input, "TargetGroupArns");
-    let names = strings(input, "Names");
-    let lb_arn = opt_str(input, "LoadBalancerArn");
+pub fn describe(
+    s: &Scope,
+    input: elbv2::DescribeTargetGroupsInput,
+) -> ApiResult<elbv2::DescribeTargetGroupsOutput> {
+    let arns = input.target_group_arns.unwrap_or_default();
+    let names = input.names.unwrap_or_default();
+    let lb_arn = input.load_balancer_arn.as_deref();
     if [!arns.is_empty(), !names.is_empty(), lb_arn.is_some()]
         .iter()
         .filter(|x| **x)
@@ -296,16 +377,17 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
             "Target group ARNs, names and a load balancer ARN cannot be specified together",
         ));
     }
-    let mut found: Vec<Value> = if !arns.is_empty() {
+    let shown = |r: &Record| shape::<elbv2::TargetGroup>(&render(&r.value));
+    let mut found: Vec<elbv2::TargetGroup> = if !arns.is_empty() {
         arns.iter()
-            .map(|a| get(s, a).map(|r| render(&r.value)))
+            .map(|a| shown(&get(s, a)?))
             .collect::<ApiResult<_>>()?
     } else if !names.is_empty() {
         let mut missing = vec![];
         let mut out = vec![];
         for n in &names {
             match s.get(TG, n) {
-                Some(r) => out.push(render(&r.value)),
+                Some(r) => out.push(shown(&r)?),
                 None => missing.push(n.clone()),
             }
         }
@@ -317,40 +399,69 @@ pub fn describe(s: &Scope, input: &Value) -> ApiResult<Value> {
         }
         out
     } else {
-        let all = s.list(TG, "").into_iter().map(|r| render(&r.value));
+        let all = s
+            .list(TG, "")
+            .iter()
+            .map(shown)
+            .collect::<ApiResult<Vec<_>>>()?;
         match lb_arn {
             Some(lb) => {
                 crate::lb::get(s, lb)?;
-                all.filter(|t| {
-                    t["LoadBalancerArns"]
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|x| x == lb))
-                })
-                .collect()
+                all.into_iter()
+                    .filter(|t| {
+                        t.load_balancer_arns
+                            .as_ref()
+                            .is_some_and(|a| a.iter().any(|x| x == lb))
+                    })
+                    .collect()
             }
-            None => all.collect(),
+            None => all,
         }
     };
-    found.sort_by(|a, b| str_of(a, "TargetGroupName").cmp(str_of(b, "TargetGroupName")));
-    found.dedup_by(|a, b| a["TargetGroupArn"] == b["TargetGroupArn"]);
-    let p = page(found, |t| str_of(t, "TargetGroupName").to_string(), input)?;
-    Ok(json!({"TargetGroups": p.items, "NextMarker": p.next_token}))
+    found.sort_by(|a, b| a.target_group_name.cmp(&b.target_group_name));
+    found.dedup_by(|a, b| a.target_group_arn == b.target_group_arn);
+    let p = page(
+        found,
+        |t| t.target_group_name.clone().unwrap_or_default(),
+        input.page_size,
+        input.marker.as_deref(),
+    )?;
+    Ok(elbv2::DescribeTargetGroupsOutput {
+        target_groups: Some(p.items),
+        next_marker: p.next_token,
+    })
 }
 
-pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn modify(
+    s: &Scope,
+    input: elbv2::ModifyTargetGroupInput,
+) -> ApiResult<elbv2::ModifyTargetGroupOutput> {
+    let arn = input.target_group_arn.as_str();
+    let asked = HcRequest {
+        protocol: input.health_check_protocol,
+        port: input.health_check_port.as_deref(),
+        enabled: input.health_check_enabled,
+        interval: input.health_check_interval_seconds,
+        timeout: input.health_check_timeout_seconds,
+        healthy: input.healthy_threshold_count,
+        unhealthy: input.unhealthy_threshold_count,
+        path: input.health_check_path.as_deref(),
+        matcher: input.matcher.as_ref(),
+    }
+    .overlay();
     commit(s.store, || {
         let rec = get(s, arn)?;
         let tg = &rec.value["TargetGroup"];
-        let protocol = str_of(tg, "Protocol");
+        let typed = record::<model::TgRecord>(&rec.value)?.target_group;
+        let protocol = typed.protocol.as_deref().unwrap_or("");
+        let old_hcp = typed.health_check_protocol.as_deref().unwrap_or("");
         // The effective request: the group's current health check with the changes over it.
         // A change between TCP and HTTP(S) checks starts from the new protocol's defaults.
         let mut eff = json!({});
-        let new_hcp = opt_str(input, "HealthCheckProtocol");
-        let category_change =
-            new_hcp.is_some_and(|p| is_http(p) != is_http(str_of(tg, "HealthCheckProtocol")));
+        let new_hcp = input.health_check_protocol.map(|p| p.as_str());
+        let category_change = new_hcp.is_some_and(|p| is_http(p) != is_http(old_hcp));
         for f in HC_FIELDS {
-            if let Some(v) = input.get(*f) {
+            if let Some(v) = asked.get(*f) {
                 eff[*f] = v.clone();
             } else if let Some(v) = tg.get(*f) {
                 let derived = matches!(
@@ -365,7 +476,7 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
         let hc = health_check(
             protocol,
             opt_str(tg, "ProtocolVersion"),
-            str_of(tg, "TargetType"),
+            &typed.target_type,
             &eff,
         )?;
         let mut v = (*rec.value).clone();
@@ -376,18 +487,25 @@ pub fn modify(s: &Scope, input: &Value) -> ApiResult<Value> {
             t.remove(*f);
         }
         t.extend(hc);
-        let mut plan = Plan::new(json!({"TargetGroups": [render(&v)]}));
+        let mut plan = Plan::new(elbv2::ModifyTargetGroupOutput {
+            target_groups: Some(vec![shape(&render(&v))?]),
+        });
         plan.put(&rec, v);
         Ok(plan)
     })
 }
 
-pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn delete(
+    s: &Scope,
+    input: elbv2::DeleteTargetGroupInput,
+) -> ApiResult<elbv2::DeleteTargetGroupOutput> {
+    let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = match get(s, arn) {
             Ok(r) => r,
-            Err(e) if e.code == "TargetGroupNotFound" => return Ok(Plan::new(json!({}))),
+            Err(e) if e.code == "TargetGroupNotFound" => {
+                return Ok(Plan::new(elbv2::DeleteTargetGroupOutput {}))
+            }
             Err(e) => return Err(e),
         };
         if in_use(&rec.value) {
@@ -396,7 +514,7 @@ pub fn delete(s: &Scope, input: &Value) -> ApiResult<Value> {
                 format!("Target group '{arn}' is currently in use by a listener or a rule"),
             ));
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::DeleteTargetGroupOutput {});
         plan.delete(&rec);
         if let Some(t) = s.store.get(&targets_key(s, arn)) {
             plan.delete(&t);
@@ -576,10 +694,26 @@ fn specs(tg: &Value) -> Vec<AttrSpec> {
     v
 }
 
-pub fn describe_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let rec = get(s, str_of(input, "TargetGroupArn"))?;
+/// [`render_attributes`] as a target group's attributes.
+fn tg_attributes(specs: &[AttrSpec], set: &Value) -> Vec<elbv2::TargetGroupAttribute> {
+    render_attributes(specs, set)
+        .into_iter()
+        .map(|(k, v)| elbv2::TargetGroupAttribute {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect()
+}
+
+pub fn describe_attributes(
+    s: &Scope,
+    input: elbv2::DescribeTargetGroupAttributesInput,
+) -> ApiResult<elbv2::DescribeTargetGroupAttributesOutput> {
+    let rec = get(s, &input.target_group_arn)?;
     let specs = specs(&rec.value["TargetGroup"]);
-    Ok(json!({"Attributes": render_attributes(&specs, &rec.value["Attributes"])}))
+    Ok(elbv2::DescribeTargetGroupAttributesOutput {
+        attributes: Some(tg_attributes(&specs, &rec.value["Attributes"])),
+    })
 }
 
 /// Settings the data plane does not carry out yet: refused rather than stored and
@@ -591,9 +725,8 @@ const UNACTED: [(&str, &str); 3] = [
     ("preserve_client_ip.enabled", "false"),
 ];
 
-fn refuse_unacted(attrs: &Value) -> ApiResult<()> {
-    for a in attrs.as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let (key, value) = (str_of(a, "Key"), str_of(a, "Value"));
+fn refuse_unacted(attrs: &[(&str, &str)]) -> ApiResult<()> {
+    for &(key, value) in attrs {
         if UNACTED.contains(&(key, value)) {
             return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
         }
@@ -601,15 +734,28 @@ fn refuse_unacted(attrs: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn modify_attributes(
+    s: &Scope,
+    input: elbv2::ModifyTargetGroupAttributesInput,
+) -> ApiResult<elbv2::ModifyTargetGroupAttributesOutput> {
+    let arn = input.target_group_arn.as_str();
+    let attrs: Vec<(&str, &str)> = input
+        .attributes
+        .iter()
+        .map(|a| {
+            (
+                a.key.as_deref().unwrap_or(""),
+                a.value.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
     commit(s.store, || {
         let rec = get(s, arn)?;
         let specs = specs(&rec.value["TargetGroup"]);
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
-        apply_attributes(&specs, &input["Attributes"], &mut set)?;
-        refuse_unacted(&input["Attributes"])?;
+        apply_attributes(&specs, &attrs, &mut set)?;
+        refuse_unacted(&attrs)?;
         let get_attr = |k: &str| {
             set.get(k)
                 .and_then(Value::as_str)
@@ -633,8 +779,9 @@ pub fn modify_attributes(s: &Scope, input: &Value) -> ApiResult<Value> {
             ));
         }
         v["Attributes"] = Value::Object(set);
-        let mut plan =
-            Plan::new(json!({"Attributes": render_attributes(&specs, &v["Attributes"])}));
+        let mut plan = Plan::new(elbv2::ModifyTargetGroupAttributesOutput {
+            attributes: Some(tg_attributes(&specs, &v["Attributes"])),
+        });
         plan.put(&rec, v);
         Ok(plan)
     })
@@ -668,41 +815,42 @@ fn invalid_target(msg: impl Into<String>) -> ApiError {
 }
 
 /// The request's targets with their ports filled in from the group's.
-fn requested(tg: &Value, input: &Value) -> Vec<(String, i64, Option<String>)> {
-    let port = tg["Port"].as_i64().unwrap_or(0);
-    input["Targets"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+fn requested(
+    tg: &model::TargetGroup,
+    targets: &[elbv2::TargetDescription],
+) -> Vec<(String, i64, Option<String>)> {
+    let port = tg.port.unwrap_or(0);
+    targets
         .iter()
         .map(|t| {
             (
-                str_of(t, "Id").to_string(),
-                t["Port"].as_i64().unwrap_or(port),
-                opt_str(t, "AvailabilityZone").map(str::to_string),
+                t.id.clone(),
+                t.port.map_or(port, i64::from),
+                t.availability_zone.clone(),
             )
         })
         .collect()
 }
 
-pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn register(
+    s: &Scope,
+    input: elbv2::RegisterTargetsInput,
+) -> ApiResult<elbv2::RegisterTargetsOutput> {
+    let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let tg = &rec.value["TargetGroup"];
-        let vpc_cidr = berth_ec2::vpc_cidr(s.store, s.account, s.region, str_of(tg, "VpcId"))
-            .unwrap_or_default();
-        let wanted = requested(tg, input);
+        let tg = record::<model::TgRecord>(&rec.value)?.target_group;
+        let vpc_id = tg.vpc_id.as_deref().unwrap_or("");
+        let vpc_cidr =
+            berth_ec2::vpc_cidr(s.store, s.account, s.region, vpc_id).unwrap_or_default();
+        let wanted = requested(&tg, &input.targets);
         for (id, _, zone) in &wanted {
-            if input["Targets"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|t| t.get("QuicServerId").is_some()))
-            {
+            if input.targets.iter().any(|t| t.quic_server_id.is_some()) {
                 return Err(validation(
                     "QuicServerId can only be used with QUIC target groups",
                 ));
             }
-            match str_of(tg, "TargetType") {
+            match tg.target_type.as_str() {
                 "ip" => {
                     let Ok(ip) = id.parse::<Ipv4Addr>() else {
                         return Err(invalid_target(format!(
@@ -742,35 +890,30 @@ pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
         }
         let key = targets_key(s, arn);
         let trec = s.store.get(&key);
-        let mut targets: Vec<Value> = trec
-            .as_ref()
-            .and_then(|r| r.value["Targets"].as_array().cloned())
-            .unwrap_or_default();
+        let mut targets: Vec<model::Target> = match &trec {
+            Some(r) => record::<model::TargetsRecord>(&r.value)?.targets,
+            None => vec![],
+        };
+        let fresh = |id: &str, port: i64, zone: &Option<String>| model::Target {
+            id: id.to_string(),
+            port,
+            availability_zone: zone.clone(),
+            state: model::TargetHealthState::Initial,
+            reason: Some("Elb.RegistrationInProgress".into()),
+            description: Some("Target registration is in progress".into()),
+            draining_since: None,
+            drain_seconds: None,
+            extra: Default::default(),
+        };
         for (id, port, zone) in &wanted {
-            if let Some(t) = targets
-                .iter_mut()
-                .find(|t| t["Id"] == id.as_str() && t["Port"] == *port)
-            {
+            if let Some(t) = targets.iter_mut().find(|t| t.id == *id && t.port == *port) {
                 // A draining target registered again takes traffic again, after its checks.
-                if t["State"] == "draining" {
-                    *t = json!({"Id": id, "Port": port, "State": "initial",
-                        "Reason": "Elb.RegistrationInProgress",
-                        "Description": "Target registration is in progress"});
-                    if let Some(z) = zone {
-                        t["AvailabilityZone"] = json!(z);
-                    }
+                if t.state == model::TargetHealthState::Draining {
+                    *t = fresh(id, *port, zone);
                 }
                 continue;
             }
-            let mut t = json!({
-                "Id": id, "Port": port,
-                "State": "initial", "Reason": "Elb.RegistrationInProgress",
-                "Description": "Target registration is in progress",
-            });
-            if let Some(z) = zone {
-                t["AvailabilityZone"] = json!(z);
-            }
-            targets.push(t);
+            targets.push(fresh(id, *port, zone));
         }
         if targets.len() > MAX_TARGETS {
             return Err(ApiError::client(
@@ -778,8 +921,8 @@ pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
                 format!("A target group can have at most {MAX_TARGETS} targets"),
             ));
         }
-        let mut plan = Plan::new(json!({}));
-        let value = json!({"TargetGroupArn": arn, "Targets": targets});
+        let mut plan = Plan::new(elbv2::RegisterTargetsOutput {});
+        let value = targets_record(arn, targets);
         match &trec {
             Some(r) => plan.put(r, value),
             None => plan.create(key.clone(), value),
@@ -788,6 +931,15 @@ pub fn register(s: &Scope, input: &Value) -> ApiResult<Value> {
         plan.conds
             .push(berth_store::Cond::Revision(rec.key.clone(), rec.revision));
         Ok(plan)
+    })
+}
+
+/// A group's targets record, as the store keeps it.
+fn targets_record(arn: &str, targets: Vec<model::Target>) -> Value {
+    model::to_value(&model::TargetsRecord {
+        target_group_arn: arn.to_string(),
+        targets,
+        extra: Default::default(),
     })
 }
 
@@ -802,93 +954,122 @@ pub fn deregistration_delay(rec: &Value) -> f64 {
 /// Deregistration: a group that a load balancer uses keeps the target as `draining` (the
 /// data plane sends it no new requests and removes it once its in-flight requests are done
 /// or the deregistration delay has passed); an unused group lets it go at once.
-pub fn deregister(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn deregister(
+    s: &Scope,
+    input: elbv2::DeregisterTargetsInput,
+) -> ApiResult<elbv2::DeregisterTargetsOutput> {
+    let arn = input.target_group_arn.as_str();
     commit(s.store, || {
         let rec = get(s, arn)?;
-        let wanted = requested(&rec.value["TargetGroup"], input);
+        let tg = record::<model::TgRecord>(&rec.value)?.target_group;
+        let wanted = requested(&tg, &input.targets);
         let Some(trec) = s.store.get(&targets_key(s, arn)) else {
-            return Ok(Plan::new(json!({})));
+            return Ok(Plan::new(elbv2::DeregisterTargetsOutput {}));
         };
-        let mut targets = trec.value["Targets"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let matches = |t: &Value| {
+        let mut targets = record::<model::TargetsRecord>(&trec.value)?.targets;
+        let matches = |t: &model::Target| {
             wanted
                 .iter()
-                .any(|(id, port, _)| t["Id"] == id.as_str() && t["Port"] == *port)
+                .any(|(id, port, _)| t.id == *id && t.port == *port)
         };
         let before = targets.clone();
         if in_use(&rec.value) {
             let delay = deregistration_delay(&rec.value);
             for t in targets.iter_mut().filter(|t| matches(t)) {
-                if t["State"] != "draining" {
-                    t["State"] = json!("draining");
-                    t["Reason"] = json!("Target.DeregistrationInProgress");
-                    t["Description"] = json!("Target deregistration is in progress");
-                    t["DrainingSince"] = json!(s.now);
-                    t["DrainSeconds"] = json!(delay);
+                if t.state != model::TargetHealthState::Draining {
+                    t.state = model::TargetHealthState::Draining;
+                    t.reason = Some("Target.DeregistrationInProgress".into());
+                    t.description = Some("Target deregistration is in progress".into());
+                    t.draining_since = Some(s.now);
+                    t.drain_seconds = serde_json::Number::from_f64(delay);
                 }
             }
         } else {
             targets.retain(|t| !matches(t));
         }
-        let mut plan = Plan::new(json!({}));
+        let mut plan = Plan::new(elbv2::DeregisterTargetsOutput {});
         if targets != before {
-            plan.put(&trec, json!({"TargetGroupArn": arn, "Targets": targets}));
+            plan.put(&trec, targets_record(arn, targets));
         }
         Ok(plan)
     })
 }
 
-pub fn describe_health(s: &Scope, input: &Value) -> ApiResult<Value> {
-    let arn = str_of(input, "TargetGroupArn");
+pub fn describe_health(
+    s: &Scope,
+    input: elbv2::DescribeTargetHealthInput,
+) -> ApiResult<elbv2::DescribeTargetHealthOutput> {
+    use elbv2::{TargetHealthReasonEnum as Reason, TargetHealthStateEnum as State};
+    let arn = input.target_group_arn.as_str();
     let rec = get(s, arn)?;
-    let tg = &rec.value["TargetGroup"];
+    let tg = record::<model::TgRecord>(&rec.value)?.target_group;
     let used = in_use(&rec.value);
-    let targets: Vec<Value> = s
-        .store
-        .get(&targets_key(s, arn))
-        .and_then(|r| r.value["Targets"].as_array().cloned())
-        .unwrap_or_default();
-    let hc_port = |port: &Value| match str_of(tg, "HealthCheckPort") {
-        "traffic-port" | "" => json!(port.as_i64().unwrap_or(0).to_string()),
-        p => json!(p),
-    };
-    let describe = |t: &Value| {
-        let mut target = json!({"Id": t["Id"], "Port": t["Port"]});
-        if let Some(z) = t.get("AvailabilityZone") {
-            target["AvailabilityZone"] = z.clone();
+    let targets: Vec<model::Target> = match s.store.get(&targets_key(s, arn)) {
+        Some(r) => {
+            model::from_value::<model::TargetsRecord>(&r.value)
+                .map_err(|e| ApiError::internal(format!("a targets record does not fit: {e}")))?
+                .targets
         }
-        let health = if used {
-            json!({"State": t["State"], "Reason": t.get("Reason"), "Description": t.get("Description")})
-        } else {
-            json!({"State": "unused", "Reason": "Target.NotInUse",
-                   "Description": "Target group is not configured to receive traffic from the load balancer"})
-        };
-        json!({"Target": target, "HealthCheckPort": hc_port(&t["Port"]), "TargetHealth": health})
+        None => vec![],
     };
-    let asked = input["Targets"].as_array();
-    let out: Vec<Value> = match asked {
+    let hc_port = |port: i64| match tg.health_check_port.as_deref().unwrap_or("") {
+        "traffic-port" | "" => port.to_string(),
+        p => p.to_string(),
+    };
+    let health = |state: State, reason: Reason, description: &str| elbv2::TargetHealth {
+        state: Some(state),
+        reason: Some(reason),
+        description: Some(description.to_string()),
+    };
+    let target = |id: &str, port: i64, zone: Option<String>| elbv2::TargetDescription {
+        id: id.to_string(),
+        port: i32::try_from(port).ok(),
+        availability_zone: zone,
+        quic_server_id: None,
+    };
+    let describe = |t: &model::Target| elbv2::TargetHealthDescription {
+        target: Some(target(&t.id, t.port, t.availability_zone.clone())),
+        health_check_port: Some(hc_port(t.port)),
+        target_health: Some(if used {
+            elbv2::TargetHealth {
+                state: State::from_wire(t.state.as_str()),
+                reason: t.reason.as_deref().and_then(Reason::from_wire),
+                description: t.description.clone(),
+            }
+        } else {
+            health(
+                State::Unused,
+                Reason::TargetNotInUse,
+                "Target group is not configured to receive traffic from the load balancer",
+            )
+        }),
+        anomaly_detection: None,
+        administrative_override: None,
+    };
+    let out: Vec<elbv2::TargetHealthDescription> = match &input.targets {
         None => targets.iter().map(describe).collect(),
         Some(list) => {
             let mut out = vec![];
             for a in list {
-                let id = str_of(a, "Id");
-                let port = a.get("Port").and_then(Value::as_i64);
-                let matching: Vec<&Value> = targets
+                let id = a.id.as_str();
+                let port = a.port.map(i64::from);
+                let matching: Vec<&model::Target> = targets
                     .iter()
-                    .filter(|t| t["Id"] == id && port.is_none_or(|p| t["Port"] == p))
+                    .filter(|t| t.id == id && port.is_none_or(|p| t.port == p))
                     .collect();
                 if matching.is_empty() {
-                    let port = port.unwrap_or(tg["Port"].as_i64().unwrap_or(0));
-                    out.push(json!({
-                        "Target": {"Id": id, "Port": port},
-                        "HealthCheckPort": hc_port(&json!(port)),
-                        "TargetHealth": {"State": "unused", "Reason": "Target.NotRegistered",
-                                         "Description": "Target is not registered to the target group"},
-                    }));
+                    let port = port.unwrap_or(tg.port.unwrap_or(0));
+                    out.push(elbv2::TargetHealthDescription {
+                        target: Some(target(id, port, None)),
+                        health_check_port: Some(hc_port(port)),
+                        target_health: Some(health(
+                            State::Unused,
+                            Reason::TargetNotRegistered,
+                            "Target is not registered to the target group",
+                        )),
+                        anomaly_detection: None,
+                        administrative_override: None,
+                    });
                 } else {
                     out.extend(matching.into_iter().map(describe));
                 }
@@ -896,5 +1077,7 @@ pub fn describe_health(s: &Scope, input: &Value) -> ApiResult<Value> {
             out
         }
     };
-    Ok(json!({"TargetHealthDescriptions": out}))
+    Ok(elbv2::DescribeTargetHealthOutput {
+        target_health_descriptions: Some(out),
+    })
 }

@@ -5,6 +5,7 @@
 
 pub mod ec2;
 pub mod ecr;
+pub mod elbv2;
 pub mod logs;
 
 #[cfg(test)]
@@ -35,6 +36,26 @@ mod tests {
         let (name, days): (String, i32) = (input.log_group_name, input.retention_in_days);
         assert_eq!((name.as_str(), days), ("g", 7));
         assert!(op::PutRetentionPolicy::decode(json!({"logGroupName": "g"})).is_err());
+    }
+
+    #[test]
+    fn elbv2_outputs_read_back_from_records_and_inputs_stay_strict() {
+        use super::elbv2;
+        // A record's shape (with a member the model lacks) read as the output type.
+        let lb: elbv2::LoadBalancer = serde_json::from_value(json!({
+            "LoadBalancerName": "web", "Type": "application", "CreatedTime": 1.5,
+            "State": {"Code": "active"}, "BerthOnly": 1}))
+        .unwrap();
+        assert_eq!(lb.r#type, Some(elbv2::LoadBalancerTypeEnum::Application));
+        assert_eq!(
+            serde_json::to_value(&lb).unwrap(),
+            json!({"LoadBalancerName": "web", "Type": "application", "CreatedTime": 1.5,
+                   "State": {"Code": "active"}})
+        );
+        // Inputs still refuse what the model lacks.
+        let e =
+            elbv2::op::DeleteLoadBalancer::decode(json!({"LoadBalancerArn": "a", "Force": true}));
+        assert!(e.unwrap_err().to_string().contains("Force"));
     }
 
     #[test]
