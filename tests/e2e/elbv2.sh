@@ -67,6 +67,12 @@ expect_eq "stickiness on" "true lb_cookie" \
   "$(awsb elbv2 modify-target-group-attributes --target-group-arn "$TG" --attributes Key=stickiness.enabled,Value=true \
      --query "[Attributes[?Key=='stickiness.enabled'].Value|[0],Attributes[?Key=='stickiness.type'].Value|[0]]" --output text | tr '\t' ' ')"
 expect_error "unknown algorithm" InvalidConfigurationRequest awsb elbv2 modify-target-group-attributes --target-group-arn "$TG" --attributes Key=load_balancing.algorithm.type,Value=random
+expect_error "slow start is not carried out: refused, not stored" NotImplemented awsb elbv2 modify-target-group-attributes --target-group-arn "$TG" --attributes Key=slow_start.duration_seconds,Value=60
+expect_eq "slow start unchanged" "0" \
+  "$(awsb elbv2 describe-target-group-attributes --target-group-arn "$TG" --query "Attributes[?Key=='slow_start.duration_seconds'].Value" --output text)"
+expect_error "HTTP/2 off is not carried out" NotImplemented awsb elbv2 modify-load-balancer-attributes --load-balancer-arn "$ALB" --attributes Key=routing.http2.enabled,Value=false
+awsb elbv2 modify-target-group-attributes --target-group-arn "$TG" --attributes Key=slow_start.duration_seconds,Value=0 Key=load_balancing.cross_zone.enabled,Value=use_load_balancer_configuration >/dev/null
+pass "defaults, as IaC tools send them, are taken"
 awsb elbv2 register-targets --target-group-arn "$TG" --targets Id=172.31.0.10 Id=172.31.0.11,Port=9090 >/dev/null
 expect_error "public address as ip target" InvalidTarget awsb elbv2 register-targets --target-group-arn "$TG" --targets Id=8.8.8.8
 expect_error "instance id in an ip group" InvalidTarget awsb elbv2 register-targets --target-group-arn "$TG" --targets Id=i-0123456789abcdef0

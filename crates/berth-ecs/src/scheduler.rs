@@ -252,26 +252,43 @@ impl Ecs {
 
     /// Stopped tasks are deleted once their retention has ended (ECS keeps them about an
     /// hour); one still holding load balancer targets waits until they are deregistered.
+    /// The expired ones go in one transaction (one sync), each on its revision.
     fn delete_expired(&self, ix: &mut TaskIndex, now: f64) {
+        let mut gone = vec![];
         for k in ix
             .expired(now, self.task_retention_secs)
             .into_iter()
             .take(DELETES_PER_PASS)
         {
-            let Some(r) = self.store.get(&k) else {
-                ix.forget(&k);
-                continue;
-            };
-            if r.value["lastStatus"] != "STOPPED" || holds_targets(&r.value) {
-                ix.postpone(&k, now);
-                continue;
+            match self.store.get(&k) {
+                None => ix.forget(&k),
+                Some(r) if r.value["lastStatus"] == "STOPPED" && !holds_targets(&r.value) => {
+                    gone.push((k, r.revision))
+                }
+                Some(_) => ix.postpone(&k, now),
             }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        let conds: Vec<Cond> = gone
+            .iter()
+            .map(|(k, r)| Cond::Revision(k.clone(), *r))
+            .collect();
+        let ops: Vec<Op> = gone.iter().map(|(k, _)| Op::Delete(k.clone())).collect();
+        if self.store.txn(&conds, ops).is_ok() {
+            for (k, _) in &gone {
+                ix.forget(k);
+            }
+            return;
+        }
+        // One was written meanwhile: each on its own, the rest waiting for their events.
+        for (k, rev) in gone {
             match self.store.txn(
-                &[Cond::Revision(k.clone(), r.revision)],
+                &[Cond::Revision(k.clone(), rev)],
                 vec![Op::Delete(k.clone())],
             ) {
                 Ok(_) => ix.forget(&k),
-                // Written meanwhile: its change event indexes it again.
                 Err(_) => ix.postpone(&k, now),
             }
         }

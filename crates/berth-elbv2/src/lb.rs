@@ -753,6 +753,29 @@ pub fn describe_attributes(
     })
 }
 
+/// Load balancer attributes the data plane or the API carries out; the others may only be
+/// set to their defaults (logs' buckets and prefixes matter only once logs are on, which
+/// is refused).
+fn acted(key: &str) -> bool {
+    matches!(
+        key,
+        "idle_timeout.timeout_seconds"
+            | "deletion_protection.enabled"
+            | "load_balancing.cross_zone.enabled"
+    ) || key.contains("_logs.s3.")
+}
+
+/// Attributes set to what Berth does not do are refused rather than stored and ignored.
+fn refuse_unacted(specs: &[AttrSpec], attrs: &[(&str, &str)]) -> ApiResult<()> {
+    for &(key, value) in attrs {
+        let default = specs.iter().find(|(k, _, _)| *k == key).map(|s| s.2);
+        if !acted(key) && default.is_some_and(|d| d != value) {
+            return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
+        }
+    }
+    Ok(())
+}
+
 pub fn modify_attributes(
     s: &Scope,
     input: elbv2::ModifyLoadBalancerAttributesInput,
@@ -773,6 +796,7 @@ pub fn modify_attributes(
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
         apply_attributes(specs(&v), &attrs, &mut set)?;
+        refuse_unacted(specs(&v), &attrs)?;
         v["Attributes"] = Value::Object(set);
         let mut plan = Plan::new(elbv2::ModifyLoadBalancerAttributesOutput {
             attributes: Some(lb_attributes(specs(&v), &v["Attributes"])),

@@ -336,6 +336,14 @@ fn load_balancer_attributes_security_groups_and_subnets() {
             "InvalidConfigurationRequest",
         ),
         ("access_logs.s3.enabled", "true", "NotImplemented"),
+        // Valid settings the data plane does not act on: only their defaults are taken.
+        ("routing.http2.enabled", "false", "NotImplemented"),
+        ("client_keep_alive.seconds", "120", "NotImplemented"),
+        (
+            "routing.http.preserve_host_header.enabled",
+            "true",
+            "NotImplemented",
+        ),
     ] {
         let e = t.err(
             "ModifyLoadBalancerAttributes",
@@ -527,7 +535,7 @@ fn target_group_attributes() {
         json!({"TargetGroupArn": arn, "Attributes": [
             {"Key": "stickiness.enabled", "Value": "true"},
             {"Key": "load_balancing.algorithm.type", "Value": "least_outstanding_requests"},
-            {"Key": "slow_start.duration_seconds", "Value": "30"},
+            {"Key": "slow_start.duration_seconds", "Value": "0"},
         ]}),
     );
     assert!(out["Attributes"]
@@ -554,6 +562,23 @@ fn target_group_attributes() {
     );
     assert_eq!(e.code, "NotImplemented");
     assert!(e.message.contains("weighted_random"), "{}", e.message);
+    // Any other attribute the data plane does not act on may only keep its default.
+    for (k, v) in [
+        ("slow_start.duration_seconds", "30"),
+        ("load_balancing.cross_zone.enabled", "false"),
+        (
+            "target_group_health.dns_failover.minimum_healthy_targets.count",
+            "2",
+        ),
+        ("load_balancing.algorithm.anomaly_mitigation", "on"),
+    ] {
+        let e = t.err(
+            "ModifyTargetGroupAttributes",
+            json!({"TargetGroupArn": arn, "Attributes": [{"Key": k, "Value": v}]}),
+        );
+        assert_eq!(e.code, "NotImplemented", "{k}={v}");
+        assert!(e.message.contains(k), "{}", e.message);
+    }
     let a = t.ok(
         "DescribeTargetGroupAttributes",
         json!({"TargetGroupArn": arn}),

@@ -716,18 +716,38 @@ pub fn describe_attributes(
     })
 }
 
-/// Settings the data plane does not carry out yet: refused rather than stored and
-/// ignored (the load balancer would behave otherwise than it says).
-const UNACTED: [(&str, &str); 3] = [
+/// Attributes the data plane carries out (with the values in UNACTED the exceptions);
+/// any other attribute may only be set to its default.
+const ACTED: [&str; 8] = [
+    "deregistration_delay.timeout_seconds",
+    "load_balancing.algorithm.type",
+    "load_balancing.cross_zone.enabled",
+    "stickiness.enabled",
+    "stickiness.type",
+    "stickiness.lb_cookie.duration_seconds",
+    "preserve_client_ip.enabled",
+    "proxy_protocol_v2.enabled",
+];
+
+/// Values of acted attributes the data plane does not carry out.
+const UNACTED: [(&str, &str); 5] = [
     ("load_balancing.algorithm.type", "weighted_random"),
     ("proxy_protocol_v2.enabled", "true"),
     // The data plane DNATs: a client's address is always what the target sees.
     ("preserve_client_ip.enabled", "false"),
+    ("stickiness.type", "app_cookie"),
+    // One host serves every zone: traffic always crosses zones.
+    ("load_balancing.cross_zone.enabled", "false"),
 ];
 
-fn refuse_unacted(attrs: &[(&str, &str)]) -> ApiResult<()> {
+/// Settings the data plane does not carry out yet are refused rather than stored and
+/// ignored (the load balancer would behave otherwise than it says). A network load
+/// balancer's groups have no stickiness (source_ip) yet.
+fn refuse_unacted(specs: &[AttrSpec], http: bool, attrs: &[(&str, &str)]) -> ApiResult<()> {
     for &(key, value) in attrs {
-        if UNACTED.contains(&(key, value)) {
+        let default = specs.iter().find(|(k, _, _)| *k == key).map(|s| s.2);
+        let acted = ACTED.contains(&key) && (http || key != "stickiness.enabled");
+        if UNACTED.contains(&(key, value)) || (!acted && default.is_some_and(|d| d != value)) {
             return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
         }
     }
@@ -755,7 +775,6 @@ pub fn modify_attributes(
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
         apply_attributes(&specs, &attrs, &mut set)?;
-        refuse_unacted(&attrs)?;
         let get_attr = |k: &str| {
             set.get(k)
                 .and_then(Value::as_str)
@@ -778,6 +797,9 @@ pub fn modify_attributes(
                 "Slow start cannot be combined with the weighted_random algorithm",
             ));
         }
+        // Valid as AWS sees it; then what Berth does not carry out is refused.
+        let http = is_http(str_of(&rec.value["TargetGroup"], "Protocol"));
+        refuse_unacted(&specs, http, &attrs)?;
         v["Attributes"] = Value::Object(set);
         let mut plan = Plan::new(elbv2::ModifyTargetGroupAttributesOutput {
             attributes: Some(tg_attributes(&specs, &v["Attributes"])),
