@@ -20,7 +20,9 @@
 //! again. A task that stops by itself has its targets deregistered at once.
 //!
 //! It runs on store changes (a service, task, container instance or ELBv2 target record
-//! written), and on a tick for retries while a service has not settled.
+//! written) for the services they concern (`index.rs`), and on a 1 s tick for retries
+//! while a service has not settled. Each pass first deletes the stopped tasks whose
+//! retention has ended.
 
 use crate::common::*;
 use crate::index::TaskIndex;
