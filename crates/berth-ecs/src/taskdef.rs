@@ -418,6 +418,11 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
     if containers.is_empty() {
         return Err(client("Container list cannot be empty."));
     }
+    if !arr_of(input, "inferenceAccelerators").is_empty() {
+        return Err(client(
+            "inferenceAccelerators are not supported by Berth yet.",
+        ));
+    }
     if containers.len() > MAX_CONTAINERS {
         return Err(client(format!(
             "Too many containers. A task definition can have at most {MAX_CONTAINERS} containers."
@@ -578,6 +583,7 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
                 )));
             }
         }
+        check_container_fields(c, name, fargate, network_mode)?;
         if fargate && (c.get("links").is_some()) {
             return Err(client(
                 "Fargate compatible task definitions do not support links.",
@@ -742,6 +748,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
             && !out_containers.iter().any(|c| {
                 c.get("privileged").and_then(Value::as_bool) == Some(true)
                     || c.get("links").is_some()
+                    || c.pointer("/linuxParameters/capabilities/add")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|x| x != "SYS_PTRACE"))
             }));
     let mut compatibilities = vec![json!("EC2")];
     if fargate_ok {
@@ -789,6 +798,128 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
     }
     td.insert("registeredBy".into(), json!(root_arn(ctx)));
     Ok(Value::Object(td))
+}
+
+/// The capabilities linuxParameters.capabilities may name, as ECS lists them.
+const CAPABILITIES: [&str; 38] = [
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+
+/// The container fields Berth acts on with rules of their own (restartPolicy,
+/// startTimeout, disableNetworking, dnsSearchDomains, linuxParameters.capabilities),
+/// and those it refuses rather than store and ignore.
+fn check_container_fields(
+    c: &Value,
+    name: &str,
+    fargate: bool,
+    network_mode: Option<&str>,
+) -> ApiResult<()> {
+    let unsupported = |what: &str| {
+        Err(client(format!(
+            "Invalid setting for container '{name}': {what} is not supported by Berth yet."
+        )))
+    };
+    if let Some(r) = arr_of(c, "resourceRequirements").first() {
+        let kind = str_of(r, "type").unwrap_or_default();
+        return unsupported(&format!("resourceRequirements of type {kind}"));
+    }
+    if !arr_of(c, "dockerSecurityOptions").is_empty() {
+        return unsupported("dockerSecurityOptions");
+    }
+    if !arr_of(c, "credentialSpecs").is_empty() {
+        return unsupported("credentialSpecs");
+    }
+    for f in ["interactive", "pseudoTerminal"] {
+        if c.get(f).and_then(Value::as_bool) == Some(true) {
+            return unsupported(&format!("{f}=true"));
+        }
+    }
+    let awsvpc = network_mode == Some("awsvpc");
+    if c.get("disableNetworking").and_then(Value::as_bool) == Some(true) && awsvpc {
+        return Err(client(format!(
+            "Invalid setting for container '{name}': disableNetworking is not supported when networkMode=awsvpc."
+        )));
+    }
+    if !arr_of(c, "dnsSearchDomains").is_empty() && awsvpc {
+        return Err(client(format!(
+            "Invalid setting for container '{name}': dnsSearchDomains is not supported when networkMode=awsvpc."
+        )));
+    }
+    if let Some(t) = c.get("startTimeout").and_then(Value::as_i64) {
+        if t < 0 {
+            return Err(client(format!(
+                "Invalid 'startTimeout' setting for container '{name}'. It must be a positive number of seconds."
+            )));
+        }
+    }
+    if let Some(p) = c.get("restartPolicy") {
+        if let Some(period) = p.get("restartAttemptPeriod").and_then(Value::as_i64) {
+            if !(60..=1800).contains(&period) {
+                return Err(client(format!(
+                    "Invalid 'restartPolicy' setting for container '{name}'. restartAttemptPeriod must be between 60 and 1800 seconds."
+                )));
+            }
+        }
+        if arr_of(p, "ignoredExitCodes").len() > 50 {
+            return Err(client(format!(
+                "Invalid 'restartPolicy' setting for container '{name}'. At most 50 ignoredExitCodes can be given."
+            )));
+        }
+    }
+    let caps = c.pointer("/linuxParameters/capabilities");
+    for list in ["add", "drop"] {
+        for cap in caps.map(|c| arr_of(c, list)).unwrap_or_default() {
+            let cap = cap.as_str().unwrap_or_default();
+            if !CAPABILITIES.contains(&cap) {
+                return Err(client(format!(
+                    "Invalid 'linuxParameters.capabilities.{list}' setting for container '{name}': '{cap}' is not a capability ECS knows."
+                )));
+            }
+            if fargate && list == "add" && cap != "SYS_PTRACE" {
+                return Err(client(format!(
+                    "Fargate compatible task definitions only support adding the 'SYS_PTRACE' capability (container '{name}' adds '{cap}')."
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The agent capabilities a task definition needs, as ECS lists them.

@@ -109,6 +109,7 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
         .unwrap_or_default()
         .to_string();
     let mut health = vec![];
+    let mut restarts = vec![];
     for c in t["containers"].as_array_mut().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or_default().to_string();
         let Some(s) = by_name.get(name.as_str()) else {
@@ -122,8 +123,18 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
         if s.started_at.is_some() {
             c["runtimeId"] = json!(format!("{task_id}-{name}"));
         }
-        if let Some(code) = s.exit_code {
-            c["exitCode"] = json!(code);
+        match s.exit_code {
+            Some(code) => c["exitCode"] = json!(code),
+            // Restarted by its restart policy: running again, with no exit code.
+            None if s.restart_count > 0 => {
+                if let Some(o) = c.as_object_mut() {
+                    o.remove("exitCode");
+                }
+            }
+            None => {}
+        }
+        if s.restart_count > 0 {
+            restarts.push((name.clone(), s.restart_count));
         }
         if let Some(r) = &s.reason {
             c["reason"] = json!(r);
@@ -155,6 +166,15 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
     } else {
         "UNKNOWN"
     });
+    for (name, n) in restarts {
+        if t.get("_berth").is_some_and(Value::is_object) {
+            let counts = &mut t["_berth"]["restartCounts"];
+            if !counts.is_object() {
+                *counts = json!({});
+            }
+            counts[name] = json!(n);
+        }
+    }
     if let (None, Some(at)) = (t.get("startedAt"), st.started_at) {
         t["startedAt"] = json!(at);
     }

@@ -50,6 +50,23 @@ pub struct ContainerPlan {
     pub layers: Vec<PathBuf>,
     /// The awslogs stream directory (segments of the log store) for stdout and stderr.
     pub log_stream: Option<PathBuf>,
+    /// ECS's container restart policy (only when enabled).
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
+    /// startTimeout: seconds to wait for the dependencies to be met, from the task's
+    /// start, before giving up on the container.
+    #[serde(default)]
+    pub start_timeout_secs: Option<u64>,
+}
+
+/// A container that exits is restarted in place, unless its exit code is ignored or it
+/// ran less than `attempt_period_secs` since it started (or was last restarted), as the
+/// ECS agent decides it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub ignored_exit_codes: Vec<i32>,
+    pub attempt_period_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -98,6 +115,9 @@ pub struct ContainerState {
     pub started_at: Option<f64>,
     pub finished_at: Option<f64>,
     pub health: Health,
+    /// How many times the restart policy restarted it.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
