@@ -989,6 +989,85 @@ mod tests {
         assert_eq!(*index[0].value, json!(arn));
     }
 
+    fn refusal(c: Value, fargate: bool, mode: Option<&str>) -> Option<String> {
+        check_container_fields(&c, "app", fargate, mode)
+            .err()
+            .map(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn fields_berth_cannot_act_on_are_refused() {
+        for (c, what) in [
+            (
+                json!({"resourceRequirements": [{"type": "GPU", "value": "1"}]}),
+                "resourceRequirements of type GPU",
+            ),
+            (
+                json!({"resourceRequirements": [{"type": "InferenceAccelerator", "value": "d"}]}),
+                "resourceRequirements of type InferenceAccelerator",
+            ),
+            (
+                json!({"dockerSecurityOptions": ["no-new-privileges"]}),
+                "dockerSecurityOptions",
+            ),
+            (
+                json!({"credentialSpecs": ["credentialspec:file://x"]}),
+                "credentialSpecs",
+            ),
+            (json!({"interactive": true}), "interactive=true"),
+            (json!({"pseudoTerminal": true}), "pseudoTerminal=true"),
+        ] {
+            let e = refusal(c, false, Some("bridge")).expect(what);
+            assert!(
+                e.contains(&format!("{what} is not supported by Berth yet")),
+                "{e}"
+            );
+            assert!(e.contains("ClientException"), "{e}");
+        }
+        for c in [
+            json!({"interactive": false, "pseudoTerminal": false}),
+            json!({"dockerSecurityOptions": [], "credentialSpecs": [], "resourceRequirements": []}),
+        ] {
+            assert_eq!(refusal(c, false, Some("bridge")), None);
+        }
+    }
+
+    #[test]
+    fn acted_on_fields_have_ecs_rules() {
+        let awsvpc = Some("awsvpc");
+        assert!(refusal(json!({"dnsSearchDomains": ["a"]}), false, awsvpc).is_some());
+        assert!(refusal(json!({"disableNetworking": true}), false, awsvpc).is_some());
+        assert_eq!(
+            refusal(
+                json!({"dnsSearchDomains": ["a"], "disableNetworking": true}),
+                false,
+                Some("bridge")
+            ),
+            None
+        );
+        assert_eq!(
+            refusal(json!({"disableNetworking": false}), true, awsvpc),
+            None
+        );
+        let period =
+            |p: i64| json!({"restartPolicy": {"enabled": true, "restartAttemptPeriod": p}});
+        assert!(refusal(period(59), false, None).is_some());
+        assert!(refusal(period(1801), false, None).is_some());
+        assert_eq!(refusal(period(60), true, awsvpc), None);
+        let many: Vec<i64> = (0..51).collect();
+        assert!(refusal(
+            json!({"restartPolicy": {"enabled": true, "ignoredExitCodes": many}}),
+            false,
+            None
+        )
+        .is_some());
+        let caps = |add: &str| json!({"linuxParameters": {"capabilities": {"add": [add], "drop": ["NET_RAW"]}}});
+        assert_eq!(refusal(caps("SYS_PTRACE"), true, awsvpc), None);
+        assert!(refusal(caps("NET_ADMIN"), true, awsvpc).is_some());
+        assert_eq!(refusal(caps("NET_ADMIN"), false, Some("bridge")), None);
+        assert!(refusal(caps("CAP_NET_ADMIN"), false, Some("bridge")).is_some());
+    }
+
     #[test]
     fn sizes_parse_both_forms() {
         assert_eq!(parse_cpu("1 vCPU"), Some(1024));

@@ -550,8 +550,10 @@ mod tests {
             restart_policy(&json!({"restartPolicy": {"enabled": false}})),
             None
         );
-        let p = restart_policy(&json!({"restartPolicy": {"enabled": true, "ignoredExitCodes": [0, 7]}}))
-            .unwrap();
+        let p = restart_policy(
+            &json!({"restartPolicy": {"enabled": true, "ignoredExitCodes": [0, 7]}}),
+        )
+        .unwrap();
         assert_eq!(p.attempt_period_secs, 300);
         assert_eq!(p.ignored_exit_codes, [0, 7]);
     }

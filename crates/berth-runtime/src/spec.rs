@@ -184,9 +184,7 @@ pub fn build(c: &ContainerSpec) -> Spec {
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|ns| {
-            ns.typ() != LinuxNamespaceType::Network || c.netns.is_some() || c.no_network
-        })
+        .filter(|ns| ns.typ() != LinuxNamespaceType::Network || c.netns.is_some() || c.no_network)
         .map(|mut ns| {
             if ns.typ() == LinuxNamespaceType::Network {
                 // Without a path the runtime makes a new namespace with loopback up.
@@ -367,7 +365,9 @@ mod tests {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let dropped = tweak_capabilities(&d, &[], &s(&["NET_RAW", "cap_chown"]));
         assert_eq!(dropped.len(), d.len() - 2);
-        assert!(!dropped.iter().any(|c| c == "CAP_NET_RAW" || c == "CAP_CHOWN"));
+        assert!(!dropped
+            .iter()
+            .any(|c| c == "CAP_NET_RAW" || c == "CAP_CHOWN"));
         let added = tweak_capabilities(&d, &s(&["SYS_PTRACE"]), &[]);
         assert_eq!(added.len(), d.len() + 1);
         assert!(added.iter().any(|c| c == "CAP_SYS_PTRACE"));
