@@ -69,6 +69,33 @@ pub struct RestartPolicy {
     pub attempt_period_secs: u64,
 }
 
+impl RestartPolicy {
+    /// Whether a container that exited with `code` after running `ran` since it started
+    /// (or was last restarted) is restarted.
+    pub fn allows(&self, code: i32, ran: std::time::Duration) -> bool {
+        !self.ignored_exit_codes.contains(&code) && ran.as_secs() >= self.attempt_period_secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn restart_needs_a_long_enough_run_and_a_code_not_ignored() {
+        let p = RestartPolicy {
+            ignored_exit_codes: vec![0, 3],
+            attempt_period_secs: 60,
+        };
+        assert!(p.allows(1, Duration::from_secs(60)));
+        assert!(p.allows(137, Duration::from_secs(600)));
+        assert!(!p.allows(1, Duration::from_millis(59_999)));
+        assert!(!p.allows(3, Duration::from_secs(600)));
+        assert!(!p.allows(0, Duration::from_secs(600)));
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Dependency {
     pub container: String,

@@ -73,10 +73,7 @@ impl Ctr {
         let Some(p) = &self.plan.restart_policy else {
             return false;
         };
-        !p.ignored_exit_codes.contains(&code)
-            && self
-                .started
-                .is_some_and(|s| s.elapsed() >= Duration::from_secs(p.attempt_period_secs))
+        self.started.is_some_and(|s| p.allows(code, s.elapsed()))
     }
 }
 
