@@ -263,6 +263,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_restarted_container_is_running_with_its_restart_count() {
+        let mut t = json!({
+            "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/c1/abc",
+            "containers": [{"name": "app", "exitCode": 1, "lastStatus": "RUNNING"}],
+            "_berth": {"ip": "10.0.0.5"},
+        });
+        let mut st = TaskState::new(TaskStatus::Running);
+        st.containers.push(berth_runtime::ContainerState {
+            name: "app".into(),
+            status: berth_runtime::ContainerStatus::Running,
+            pid: Some(7),
+            exit_code: None,
+            reason: None,
+            started_at: Some(1.0),
+            finished_at: None,
+            health: berth_runtime::Health::Unknown,
+            restart_count: 2,
+        });
+        apply(&mut t, &st, LastStatus::Running, 2.0);
+        assert!(t["containers"][0].get("exitCode").is_none());
+        assert_eq!(t["_berth"]["restartCounts"], json!({"app": 2}));
+        assert_eq!(t["_berth"]["ip"], "10.0.0.5");
+        let private = berth_model::ecs::TaskPrivate::of(&t);
+        assert_eq!(private.restart_counts.get("app"), Some(&2));
+    }
+
+    #[test]
     fn steps_follow_ecs_order() {
         use LastStatus::*;
         assert_eq!(steps(Some(Pending), Running, false, true), [Running]);
