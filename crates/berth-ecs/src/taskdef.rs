@@ -888,6 +888,11 @@ fn check_container_fields(
                 "Invalid 'startTimeout' setting for container '{name}'. It must be a positive number of seconds."
             )));
         }
+        if fargate && !(2..=120).contains(&t) {
+            return Err(client(format!(
+                "Invalid 'startTimeout' setting for container '{name}'. The valid values for Fargate are 2-120 seconds."
+            )));
+        }
     }
     if let Some(p) = c.get("restartPolicy") {
         if let Some(period) = p.get("restartAttemptPeriod").and_then(Value::as_i64) {
@@ -1054,6 +1059,10 @@ mod tests {
         assert!(refusal(period(59), false, None).is_some());
         assert!(refusal(period(1801), false, None).is_some());
         assert_eq!(refusal(period(60), true, awsvpc), None);
+        assert!(refusal(json!({"startTimeout": 121}), true, awsvpc).is_some());
+        assert!(refusal(json!({"startTimeout": 1}), true, awsvpc).is_some());
+        assert_eq!(refusal(json!({"startTimeout": 2}), true, awsvpc), None);
+        assert_eq!(refusal(json!({"startTimeout": 600}), false, None), None);
         let many: Vec<i64> = (0..51).collect();
         assert!(refusal(
             json!({"restartPolicy": {"enabled": true, "ignoredExitCodes": many}}),
