@@ -430,6 +430,11 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
     if containers.is_empty() {
         return Err(client("Container list cannot be empty."));
     }
+    if !arr_of(input, "inferenceAccelerators").is_empty() {
+        return Err(client(
+            "inferenceAccelerators are not supported by Berth yet.",
+        ));
+    }
     if containers.len() > MAX_CONTAINERS {
         return Err(client(format!(
             "Too many containers. A task definition can have at most {MAX_CONTAINERS} containers."
@@ -590,6 +595,7 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
                 )));
             }
         }
+        check_container_fields(c, name, fargate, network_mode)?;
         if fargate && (c.get("links").is_some()) {
             return Err(client(
                 "Fargate compatible task definitions do not support links.",
@@ -754,6 +760,9 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
             && !out_containers.iter().any(|c| {
                 c.get("privileged").and_then(Value::as_bool) == Some(true)
                     || c.get("links").is_some()
+                    || c.pointer("/linuxParameters/capabilities/add")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| a.iter().any(|x| x != "SYS_PTRACE"))
             }));
     let mut compatibilities = vec![json!("EC2")];
     if fargate_ok {
@@ -801,6 +810,133 @@ fn normalize(ctx: &RequestContext, input: &Value) -> ApiResult<Value> {
     }
     td.insert("registeredBy".into(), json!(root_arn(ctx)));
     Ok(Value::Object(td))
+}
+
+/// The capabilities linuxParameters.capabilities may name, as ECS lists them.
+const CAPABILITIES: [&str; 38] = [
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+
+/// The container fields Berth acts on with rules of their own (restartPolicy,
+/// startTimeout, disableNetworking, dnsSearchDomains, linuxParameters.capabilities),
+/// and those it refuses rather than store and ignore.
+fn check_container_fields(
+    c: &Value,
+    name: &str,
+    fargate: bool,
+    network_mode: Option<&str>,
+) -> ApiResult<()> {
+    let unsupported = |what: &str| {
+        Err(client(format!(
+            "Invalid setting for container '{name}': {what} is not supported by Berth yet."
+        )))
+    };
+    if let Some(r) = arr_of(c, "resourceRequirements").first() {
+        let kind = str_of(r, "type").unwrap_or_default();
+        return unsupported(&format!("resourceRequirements of type {kind}"));
+    }
+    if !arr_of(c, "dockerSecurityOptions").is_empty() {
+        return unsupported("dockerSecurityOptions");
+    }
+    if !arr_of(c, "credentialSpecs").is_empty() {
+        return unsupported("credentialSpecs");
+    }
+    for f in ["interactive", "pseudoTerminal"] {
+        if c.get(f).and_then(Value::as_bool) == Some(true) {
+            return unsupported(&format!("{f}=true"));
+        }
+    }
+    let awsvpc = network_mode == Some("awsvpc");
+    if c.get("disableNetworking").and_then(Value::as_bool) == Some(true) && awsvpc {
+        return Err(client(format!(
+            "Invalid setting for container '{name}': disableNetworking is not supported when networkMode=awsvpc."
+        )));
+    }
+    if !arr_of(c, "dnsSearchDomains").is_empty() && awsvpc {
+        return Err(client(format!(
+            "Invalid setting for container '{name}': dnsSearchDomains is not supported when networkMode=awsvpc."
+        )));
+    }
+    if let Some(t) = c.get("startTimeout").and_then(Value::as_i64) {
+        if t < 0 {
+            return Err(client(format!(
+                "Invalid 'startTimeout' setting for container '{name}'. It must be a positive number of seconds."
+            )));
+        }
+        if fargate && !(2..=120).contains(&t) {
+            return Err(client(format!(
+                "Invalid 'startTimeout' setting for container '{name}'. The valid values for Fargate are 2-120 seconds."
+            )));
+        }
+    }
+    if let Some(p) = c.get("restartPolicy") {
+        if let Some(period) = p.get("restartAttemptPeriod").and_then(Value::as_i64) {
+            if !(60..=1800).contains(&period) {
+                return Err(client(format!(
+                    "Invalid 'restartPolicy' setting for container '{name}'. restartAttemptPeriod must be between 60 and 1800 seconds."
+                )));
+            }
+        }
+        if arr_of(p, "ignoredExitCodes").len() > 50 {
+            return Err(client(format!(
+                "Invalid 'restartPolicy' setting for container '{name}'. At most 50 ignoredExitCodes can be given."
+            )));
+        }
+    }
+    let caps = c.pointer("/linuxParameters/capabilities");
+    for list in ["add", "drop"] {
+        for cap in caps.map(|c| arr_of(c, list)).unwrap_or_default() {
+            let cap = cap.as_str().unwrap_or_default();
+            if !CAPABILITIES.contains(&cap) {
+                return Err(client(format!(
+                    "Invalid 'linuxParameters.capabilities.{list}' setting for container '{name}': '{cap}' is not a capability ECS knows."
+                )));
+            }
+            if fargate && list == "add" && cap != "SYS_PTRACE" {
+                return Err(client(format!(
+                    "Fargate compatible task definitions only support adding the 'SYS_PTRACE' capability (container '{name}' adds '{cap}')."
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The agent capabilities a task definition needs, as ECS lists them.
@@ -868,6 +1004,89 @@ mod tests {
         let index = store.list("/000000000000/us-east-1/ecs/taskdef-active/");
         assert_eq!(index.len(), 1);
         assert_eq!(*index[0].value, json!(arn));
+    }
+
+    fn refusal(c: Value, fargate: bool, mode: Option<&str>) -> Option<String> {
+        check_container_fields(&c, "app", fargate, mode)
+            .err()
+            .map(|e| format!("{e:?}"))
+    }
+
+    #[test]
+    fn fields_berth_cannot_act_on_are_refused() {
+        for (c, what) in [
+            (
+                json!({"resourceRequirements": [{"type": "GPU", "value": "1"}]}),
+                "resourceRequirements of type GPU",
+            ),
+            (
+                json!({"resourceRequirements": [{"type": "InferenceAccelerator", "value": "d"}]}),
+                "resourceRequirements of type InferenceAccelerator",
+            ),
+            (
+                json!({"dockerSecurityOptions": ["no-new-privileges"]}),
+                "dockerSecurityOptions",
+            ),
+            (
+                json!({"credentialSpecs": ["credentialspec:file://x"]}),
+                "credentialSpecs",
+            ),
+            (json!({"interactive": true}), "interactive=true"),
+            (json!({"pseudoTerminal": true}), "pseudoTerminal=true"),
+        ] {
+            let e = refusal(c, false, Some("bridge")).expect(what);
+            assert!(
+                e.contains(&format!("{what} is not supported by Berth yet")),
+                "{e}"
+            );
+            assert!(e.contains("ClientException"), "{e}");
+        }
+        for c in [
+            json!({"interactive": false, "pseudoTerminal": false}),
+            json!({"dockerSecurityOptions": [], "credentialSpecs": [], "resourceRequirements": []}),
+        ] {
+            assert_eq!(refusal(c, false, Some("bridge")), None);
+        }
+    }
+
+    #[test]
+    fn acted_on_fields_have_ecs_rules() {
+        let awsvpc = Some("awsvpc");
+        assert!(refusal(json!({"dnsSearchDomains": ["a"]}), false, awsvpc).is_some());
+        assert!(refusal(json!({"disableNetworking": true}), false, awsvpc).is_some());
+        assert_eq!(
+            refusal(
+                json!({"dnsSearchDomains": ["a"], "disableNetworking": true}),
+                false,
+                Some("bridge")
+            ),
+            None
+        );
+        assert_eq!(
+            refusal(json!({"disableNetworking": false}), true, awsvpc),
+            None
+        );
+        let period =
+            |p: i64| json!({"restartPolicy": {"enabled": true, "restartAttemptPeriod": p}});
+        assert!(refusal(period(59), false, None).is_some());
+        assert!(refusal(period(1801), false, None).is_some());
+        assert_eq!(refusal(period(60), true, awsvpc), None);
+        assert!(refusal(json!({"startTimeout": 121}), true, awsvpc).is_some());
+        assert!(refusal(json!({"startTimeout": 1}), true, awsvpc).is_some());
+        assert_eq!(refusal(json!({"startTimeout": 2}), true, awsvpc), None);
+        assert_eq!(refusal(json!({"startTimeout": 600}), false, None), None);
+        let many: Vec<i64> = (0..51).collect();
+        assert!(refusal(
+            json!({"restartPolicy": {"enabled": true, "ignoredExitCodes": many}}),
+            false,
+            None
+        )
+        .is_some());
+        let caps = |add: &str| json!({"linuxParameters": {"capabilities": {"add": [add], "drop": ["NET_RAW"]}}});
+        assert_eq!(refusal(caps("SYS_PTRACE"), true, awsvpc), None);
+        assert!(refusal(caps("NET_ADMIN"), true, awsvpc).is_some());
+        assert_eq!(refusal(caps("NET_ADMIN"), false, Some("bridge")), None);
+        assert!(refusal(caps("CAP_NET_ADMIN"), false, Some("bridge")).is_some());
     }
 
     #[test]

@@ -41,6 +41,16 @@ pub(crate) fn check_run(op: &str, input: &Value) -> ApiResult<()> {
             "Amazon EBS volumes configured at launch are not implemented",
         ));
     }
+    if arr_of(&input["overrides"], "containerOverrides")
+        .iter()
+        .any(|c| non_empty(c, "resourceRequirements"))
+    {
+        return Err(not_supported(
+            op,
+            "overrides.containerOverrides.resourceRequirements",
+            "GPUs and inference accelerators are not implemented",
+        ));
+    }
     if input
         .get("overrides")
         .is_some_and(|o| non_empty(o, "inferenceAcceleratorOverrides"))

@@ -205,6 +205,10 @@ pub struct TaskPrivate {
     pub task_role_arn: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ports_mapped: bool,
+    /// How many times each container's restart policy restarted it, by container name
+    /// (DescribeTasks has no member for it; the metadata endpoint's RestartCount does).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub restart_counts: std::collections::BTreeMap<String, u32>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -105,6 +105,15 @@ impl Node {
             spec.etc_hosts = hosts.clone();
             spec.etc_hostname = hostname_file.clone();
             spec.etc_resolv = resolv.clone();
+            let search = resolve::dns_search_domains(def);
+            if !search.is_empty() {
+                let own = dir.join(format!("resolv-{name}.conf"));
+                let base = std::fs::read_to_string(&resolv).unwrap_or_default();
+                std::fs::write(&own, resolve::resolv_with_search(&base, &search)).map_err(io)?;
+                spec.etc_resolv = own;
+            }
+            (spec.cap_add, spec.cap_drop) = resolve::capabilities(def);
+            spec.no_network = def["disableNetworking"].as_bool() == Some(true);
             spec.volumes = resolve::mounts(def, td, dir, &self.shared_volumes())
                 .map_err(|e| format!("ResourceInitializationError: {e}"))?;
             if def["linuxParameters"]["initProcessEnabled"].as_bool() == Some(true) {
@@ -142,6 +151,8 @@ impl Node {
                 health_check: resolve::health_check(def),
                 layers: pulled.layers.clone(),
                 log_stream,
+                restart_policy: resolve::restart_policy(def),
+                start_timeout_secs: def["startTimeout"].as_u64().filter(|t| *t > 0),
             });
         }
         let cpu = overrides["cpu"]

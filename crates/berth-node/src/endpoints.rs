@@ -313,6 +313,13 @@ fn container_doc(task: &Value, td: &Value, name: &str, v4: bool) -> Option<Value
     if let Some(code) = c.get("exitCode") {
         doc["ExitCode"] = code.clone();
     }
+    if def["restartPolicy"]["enabled"] == true {
+        doc["RestartCount"] = json!(TaskPrivate::of(task)
+            .restart_counts
+            .get(name)
+            .copied()
+            .unwrap_or(0));
+    }
     if let Some(log) = def.get("logConfiguration") {
         doc["LogDriver"] = log["logDriver"].clone();
         doc["LogOptions"] = log["options"].clone();

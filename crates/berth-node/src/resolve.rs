@@ -475,10 +475,89 @@ pub fn write_etc(
     Ok((hosts, name, resolv))
 }
 
+/// The task's resolv.conf with a container's dnsSearchDomains as its `search` line, in
+/// place of any `search` or `domain` line, as Docker's `--dns-search` writes it.
+pub fn resolv_with_search(base: &str, domains: &[String]) -> String {
+    let mut out: String = base
+        .lines()
+        .filter(|l| {
+            let first = l.split_whitespace().next().unwrap_or_default();
+            first != "search" && first != "domain"
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("search {}\n", domains.join(" ")));
+    out
+}
+
+/// A container's dnsSearchDomains.
+pub fn dns_search_domains(def: &Value) -> Vec<String> {
+    def["dnsSearchDomains"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect()
+}
+
+/// linuxParameters.capabilities: (add, drop).
+pub fn capabilities(def: &Value) -> (Vec<String>, Vec<String>) {
+    let list = |k: &str| -> Vec<String> {
+        def["linuxParameters"]["capabilities"][k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect()
+    };
+    (list("add"), list("drop"))
+}
+
+/// The container's restartPolicy, when enabled (restartAttemptPeriod defaults to 300 s).
+pub fn restart_policy(def: &Value) -> Option<berth_runtime::RestartPolicy> {
+    let p = &def["restartPolicy"];
+    if p["enabled"].as_bool() != Some(true) {
+        return None;
+    }
+    Some(berth_runtime::RestartPolicy {
+        ignored_exit_codes: p["ignoredExitCodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_i64().map(|c| c as i32))
+            .collect(),
+        attempt_period_secs: p["restartAttemptPeriod"].as_u64().unwrap_or(300),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn search_domains_replace_the_search_line() {
+        let base = "nameserver 10.0.0.2\nsearch old.example\ndomain x\noptions ndots:2\n";
+        assert_eq!(
+            resolv_with_search(base, &["a.example".into(), "b.example".into()]),
+            "nameserver 10.0.0.2\noptions ndots:2\nsearch a.example b.example\n"
+        );
+    }
+
+    #[test]
+    fn restart_policy_only_when_enabled() {
+        assert_eq!(restart_policy(&json!({})), None);
+        assert_eq!(
+            restart_policy(&json!({"restartPolicy": {"enabled": false}})),
+            None
+        );
+        let p = restart_policy(
+            &json!({"restartPolicy": {"enabled": true, "ignoredExitCodes": [0, 7]}}),
+        )
+        .unwrap();
+        assert_eq!(p.attempt_period_secs, 300);
+        assert_eq!(p.ignored_exit_codes, [0, 7]);
+    }
 
     #[test]
     fn entrypoint_from_user_drops_image_cmd() {

@@ -109,6 +109,7 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
         .unwrap_or_default()
         .to_string();
     let mut health = vec![];
+    let mut restarts = vec![];
     for c in t["containers"].as_array_mut().into_iter().flatten() {
         let name = c["name"].as_str().unwrap_or_default().to_string();
         let Some(s) = by_name.get(name.as_str()) else {
@@ -122,8 +123,18 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
         if s.started_at.is_some() {
             c["runtimeId"] = json!(format!("{task_id}-{name}"));
         }
-        if let Some(code) = s.exit_code {
-            c["exitCode"] = json!(code);
+        match s.exit_code {
+            Some(code) => c["exitCode"] = json!(code),
+            // Restarted by its restart policy: running again, with no exit code.
+            None if s.restart_count > 0 => {
+                if let Some(o) = c.as_object_mut() {
+                    o.remove("exitCode");
+                }
+            }
+            None => {}
+        }
+        if s.restart_count > 0 {
+            restarts.push((name.clone(), s.restart_count));
         }
         if let Some(r) = &s.reason {
             c["reason"] = json!(r);
@@ -155,6 +166,15 @@ fn apply(t: &mut Value, st: &TaskState, step: LastStatus, now: f64) -> bool {
     } else {
         "UNKNOWN"
     });
+    for (name, n) in restarts {
+        if t.get("_berth").is_some_and(Value::is_object) {
+            let counts = &mut t["_berth"]["restartCounts"];
+            if !counts.is_object() {
+                *counts = json!({});
+            }
+            counts[name] = json!(n);
+        }
+    }
     if let (None, Some(at)) = (t.get("startedAt"), st.started_at) {
         t["startedAt"] = json!(at);
     }
@@ -241,6 +261,33 @@ fn set_attachment_status(t: &mut Value, status: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restarted_container_is_running_with_its_restart_count() {
+        let mut t = json!({
+            "taskArn": "arn:aws:ecs:us-east-1:000000000000:task/c1/abc",
+            "containers": [{"name": "app", "exitCode": 1, "lastStatus": "RUNNING"}],
+            "_berth": {"ip": "10.0.0.5"},
+        });
+        let mut st = TaskState::new(TaskStatus::Running);
+        st.containers.push(berth_runtime::ContainerState {
+            name: "app".into(),
+            status: berth_runtime::ContainerStatus::Running,
+            pid: Some(7),
+            exit_code: None,
+            reason: None,
+            started_at: Some(1.0),
+            finished_at: None,
+            health: berth_runtime::Health::Unknown,
+            restart_count: 2,
+        });
+        apply(&mut t, &st, LastStatus::Running, 2.0);
+        assert!(t["containers"][0].get("exitCode").is_none());
+        assert_eq!(t["_berth"]["restartCounts"], json!({"app": 2}));
+        assert_eq!(t["_berth"]["ip"], "10.0.0.5");
+        let private = berth_model::ecs::TaskPrivate::of(&t);
+        assert_eq!(private.restart_counts.get("app"), Some(&2));
+    }
 
     #[test]
     fn steps_follow_ecs_order() {

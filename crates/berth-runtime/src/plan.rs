@@ -50,6 +50,50 @@ pub struct ContainerPlan {
     pub layers: Vec<PathBuf>,
     /// The awslogs stream directory (segments of the log store) for stdout and stderr.
     pub log_stream: Option<PathBuf>,
+    /// ECS's container restart policy (only when enabled).
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
+    /// startTimeout: seconds to wait for the dependencies to be met, from the task's
+    /// start, before giving up on the container.
+    #[serde(default)]
+    pub start_timeout_secs: Option<u64>,
+}
+
+/// A container that exits is restarted in place, unless its exit code is ignored or it
+/// ran less than `attempt_period_secs` since it started (or was last restarted), as the
+/// ECS agent decides it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub ignored_exit_codes: Vec<i32>,
+    pub attempt_period_secs: u64,
+}
+
+impl RestartPolicy {
+    /// Whether a container that exited with `code` after running `ran` since it started
+    /// (or was last restarted) is restarted.
+    pub fn allows(&self, code: i32, ran: std::time::Duration) -> bool {
+        !self.ignored_exit_codes.contains(&code) && ran.as_secs() >= self.attempt_period_secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn restart_needs_a_long_enough_run_and_a_code_not_ignored() {
+        let p = RestartPolicy {
+            ignored_exit_codes: vec![0, 3],
+            attempt_period_secs: 60,
+        };
+        assert!(p.allows(1, Duration::from_secs(60)));
+        assert!(p.allows(137, Duration::from_secs(600)));
+        assert!(!p.allows(1, Duration::from_millis(59_999)));
+        assert!(!p.allows(3, Duration::from_secs(600)));
+        assert!(!p.allows(0, Duration::from_secs(600)));
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -98,6 +142,9 @@ pub struct ContainerState {
     pub started_at: Option<f64>,
     pub finished_at: Option<f64>,
     pub health: Health,
+    /// How many times the restart policy restarted it.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

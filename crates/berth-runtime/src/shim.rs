@@ -59,6 +59,24 @@ struct Ctr {
     sink: Option<Box<dyn LineSink>>,
 }
 
+impl Ctr {
+    /// When its startTimeout runs out for those waiting on it, while it runs.
+    fn start_deadline(&self) -> Option<Instant> {
+        let secs = self.plan.start_timeout_secs?;
+        Some(self.started? + Duration::from_secs(secs))
+    }
+
+    /// Whether the restart policy restarts it after it exited with `code`, as the ECS
+    /// agent decides: not an ignored code, and it ran at least the attempt period since
+    /// it started or was last restarted.
+    fn should_restart(&self, code: i32) -> bool {
+        let Some(p) = &self.plan.restart_policy else {
+            return false;
+        };
+        self.started.is_some_and(|s| p.allows(code, s.elapsed()))
+    }
+}
+
 struct Output {
     fd: OwnedFd,
     ctr: usize,
@@ -158,6 +176,7 @@ pub fn run(dir: &Path, open_sink: &SinkOpener) -> i32 {
                     started_at: None,
                     finished_at: None,
                     health: Health::Unknown,
+                    restart_count: 0,
                 },
                 id: format!("{}-{}", plan.task_id, c.name),
                 bundle: dir.join("containers").join(&c.name),
@@ -431,6 +450,20 @@ impl Shim {
             };
             let s = &dep.st;
             let stopped = s.status == ContainerStatus::Stopped;
+            // The dependency's startTimeout, from its start, as the ECS agent counts it:
+            // past it, a COMPLETE, SUCCESS or HEALTHY condition not yet met never will be.
+            let timed_out = || {
+                dep.start_deadline()
+                    .is_some_and(|t| t <= Instant::now() && !stopped)
+                    .then(|| {
+                        Deps::Never(format!(
+                            "dependency {} did not reach {} within its startTimeout of {} seconds",
+                            d.container,
+                            d.condition,
+                            dep.plan.start_timeout_secs.unwrap_or_default()
+                        ))
+                    })
+            };
             match d.condition.as_str() {
                 "START" => {
                     if s.started_at.is_none() {
@@ -445,12 +478,12 @@ impl Shim {
                 }
                 "COMPLETE" => {
                     if !stopped {
-                        return Deps::Wait;
+                        return timed_out().unwrap_or(Deps::Wait);
                     }
                 }
                 "SUCCESS" => {
                     if !stopped {
-                        return Deps::Wait;
+                        return timed_out().unwrap_or(Deps::Wait);
                     }
                     if s.exit_code != Some(0) {
                         return Deps::Never(format!(
@@ -468,7 +501,7 @@ impl Shim {
                                 d.container
                             ));
                         }
-                        return Deps::Wait;
+                        return timed_out().unwrap_or(Deps::Wait);
                     }
                 }
                 other => return Deps::Never(format!("unknown dependency condition {other}")),
@@ -662,6 +695,30 @@ impl Shim {
         let id = self.ctrs[i].id.clone();
         self.runtime_cmd(&["delete", "--force", &id]);
         let _ = sys::unmount(&self.ctrs[i].bundle.join("rootfs"));
+        let stopping = matches!(self.task.status, TaskStatus::Stopping | TaskStatus::Stopped);
+        if !stopping && self.ctrs[i].should_restart(code) {
+            // Restarted in place: same bundle, same upper layer, the task goes on.
+            let c = &mut self.ctrs[i];
+            c.st.pid = None;
+            c.st.health = Health::Unknown;
+            c.health_fails = 0;
+            c.health_next = None;
+            c.kill_at = None;
+            match self.start_container(i) {
+                Ok(()) => {
+                    let c = &mut self.ctrs[i];
+                    c.st.restart_count += 1;
+                    c.st.exit_code = None;
+                    c.st.reason = None;
+                    self.changed(true);
+                    self.evaluate();
+                    return;
+                }
+                Err(e) => {
+                    self.ctrs[i].st.reason = Some(format!("CannotStartContainerError: {e}"));
+                }
+            }
+        }
         let c = &mut self.ctrs[i];
         c.st.status = ContainerStatus::Stopped;
         c.st.pid = None;
@@ -971,12 +1028,22 @@ impl Shim {
             .ctrs
             .iter()
             .flat_map(|c| [c.kill_at, c.health_next.filter(|_| !c.health_running)]);
+        let now = Instant::now();
+        let start_timeouts = self
+            .ctrs
+            .iter()
+            .filter(|c| c.st.status == ContainerStatus::Running)
+            .map(|c| c.start_deadline().filter(|t| *t > now));
         let child_times = self
             .children
             .iter()
             .filter(|c| !c.timed_out)
             .map(|c| Some(c.deadline));
-        ctr_times.chain(child_times).flatten().min()
+        ctr_times
+            .chain(start_timeouts)
+            .chain(child_times)
+            .flatten()
+            .min()
     }
 
     fn finish(&mut self) {

@@ -56,6 +56,13 @@ pub struct ContainerSpec {
     /// The host path of berth-init, run as PID 1 in front of the command
     /// (initProcessEnabled); containers see it at `INIT_PATH`.
     pub init: Option<PathBuf>,
+    /// linuxParameters.capabilities: names as ECS takes them (`SYS_PTRACE`, `ALL`),
+    /// applied to Docker's default set with Docker's rules (`tweak_capabilities`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// disableNetworking: the container gets a network namespace of its own, made by the
+    /// OCI runtime, with loopback only (Docker's `--network none`).
+    pub no_network: bool,
 }
 
 /// Docker's default capability set.
@@ -133,7 +140,7 @@ pub fn build(c: &ContainerSpec) -> Spec {
     let cap_names = if c.privileged {
         all_capabilities()
     } else {
-        default_capabilities()
+        tweak_capabilities(&default_capabilities(), &c.cap_add, &c.cap_drop)
     };
     let set = caps(&cap_names);
     let mut lc = LinuxCapabilities::default();
@@ -177,10 +184,11 @@ pub fn build(c: &ContainerSpec) -> Spec {
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .filter(|ns| ns.typ() != LinuxNamespaceType::Network || c.netns.is_some())
+        .filter(|ns| ns.typ() != LinuxNamespaceType::Network || c.netns.is_some() || c.no_network)
         .map(|mut ns| {
             if ns.typ() == LinuxNamespaceType::Network {
-                ns.set_path(c.netns.clone());
+                // Without a path the runtime makes a new namespace with loopback up.
+                ns.set_path(if c.no_network { None } else { c.netns.clone() });
             }
             ns
         })
@@ -219,6 +227,45 @@ pub fn build(c: &ContainerSpec) -> Spec {
         linux.set_seccomp(Some(default_seccomp()));
     }
     spec
+}
+
+/// A capability's name as the OCI spec has it: `sys_ptrace` and `CAP_SYS_PTRACE` are
+/// both `CAP_SYS_PTRACE`; `ALL` stays `ALL`.
+fn cap_name(n: &str) -> String {
+    let up = n.trim().to_ascii_uppercase();
+    if up == "ALL" || up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// Docker's rules for capAdd and capDrop over the default set: `ALL` in add is every
+/// capability but those dropped; `ALL` in drop leaves only those added; otherwise the
+/// defaults less those dropped, plus those added.
+pub fn tweak_capabilities(defaults: &[String], add: &[String], drop: &[String]) -> Vec<String> {
+    let add: Vec<String> = add.iter().map(|n| cap_name(n)).collect();
+    let drop: Vec<String> = drop.iter().map(|n| cap_name(n)).collect();
+    let has = |list: &[String], n: &str| list.iter().any(|x| x == n);
+    let mut out: Vec<String> = if has(&add, "ALL") {
+        all_capabilities()
+            .into_iter()
+            .filter(|c| !has(&drop, c))
+            .collect()
+    } else if has(&drop, "ALL") {
+        add.clone()
+    } else {
+        defaults
+            .iter()
+            .filter(|c| !has(&drop, c))
+            .cloned()
+            .chain(add.iter().cloned())
+            .collect()
+    };
+    out.retain(|c| c != "ALL");
+    let mut seen = HashSet::new();
+    out.retain(|c| seen.insert(c.clone()));
+    out
 }
 
 /// Every capability, in the kernel's bit order.
@@ -310,6 +357,46 @@ mod tests {
             .unwrap();
         assert_eq!(net["path"], "/tmp/netns");
         assert_eq!(v["process"]["noNewPrivileges"], true);
+    }
+
+    #[test]
+    fn capabilities_follow_dockers_rules() {
+        let d = default_capabilities();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let dropped = tweak_capabilities(&d, &[], &s(&["NET_RAW", "cap_chown"]));
+        assert_eq!(dropped.len(), d.len() - 2);
+        assert!(!dropped
+            .iter()
+            .any(|c| c == "CAP_NET_RAW" || c == "CAP_CHOWN"));
+        let added = tweak_capabilities(&d, &s(&["SYS_PTRACE"]), &[]);
+        assert_eq!(added.len(), d.len() + 1);
+        assert!(added.iter().any(|c| c == "CAP_SYS_PTRACE"));
+        assert_eq!(
+            tweak_capabilities(&d, &s(&["KILL"]), &s(&["ALL"])),
+            s(&["CAP_KILL"])
+        );
+        let all = tweak_capabilities(&d, &s(&["ALL"]), &s(&["SYS_ADMIN"]));
+        assert!(!all.iter().any(|c| c == "CAP_SYS_ADMIN" || c == "ALL"));
+        assert!(all.len() >= d.len());
+        // Adding one already there does not list it twice.
+        assert_eq!(tweak_capabilities(&d, &s(&["CHOWN"]), &[]).len(), d.len());
+    }
+
+    #[test]
+    fn disabled_networking_gets_a_namespace_of_its_own() {
+        let s = build(&ContainerSpec {
+            netns: Some("/tmp/netns".into()),
+            no_network: true,
+            ..Default::default()
+        });
+        let v = serde_json::to_value(&s).unwrap();
+        let net = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .unwrap();
+        assert!(net.get("path").is_none_or(|p| p.is_null()));
     }
 
     #[test]
