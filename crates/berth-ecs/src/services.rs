@@ -201,9 +201,11 @@ impl Ecs {
                 ));
             }
         }
+        // An empty strategy is the same as none (what IaC tools send for a launch type).
+        let strategy_of = |v: &Value| v.as_array().filter(|a| !a.is_empty()).cloned();
         if input
             .get("capacityProviderStrategy")
-            .is_some_and(|c| *c != s["capacityProviderStrategy"])
+            .is_some_and(|c| strategy_of(c) != strategy_of(&s["capacityProviderStrategy"]))
         {
             return Err(not_supported(
                 "UpdateService",
