@@ -9,7 +9,9 @@ if [ "$(id -u)" != 0 ]; then echo "upgrade.sh runs tasks: it needs root" >&2; ex
 export BERTH_PORT=45666 # the fixture's images name this port
 BERTH_DATA="$(mktemp -d)"
 tar -C "$BERTH_DATA" -xzf "$(dirname "$0")/../fixtures/datadir-v0.tar.gz"
-start_berth
+# The fixture's tasks stopped long before this run: keep them for now, so their records
+# can be read back (the default hour of retention applies after the restart below).
+start_berth --stopped-task-retention 31536000
 trap 'stop_berth; "$BERTH_BIN" down --data-dir "$BERTH_DATA" >/dev/null 2>&1 || true' EXIT
 
 expect_eq "the schema was migrated (to 2), once" "1" "$(grep -c 'migrated the stored records' "$BERTH_DATA/berth.log")"
@@ -19,6 +21,7 @@ expect_eq "an inactive revision stays inactive" "INACTIVE" "$(awsb ecs describe-
 tasks="$(awsb ecs list-tasks --cluster legacy --desired-status STOPPED --query 'taskArns' --output text)"
 exit_of() { awsb ecs describe-tasks --cluster legacy --tasks $tasks --query "tasks[?taskDefinitionArn.contains(@, '$1')].containers[0].exitCode | [0]" --output text; }
 expect_eq "the task that had stopped keeps its exit code" "3" "$(exit_of ':task-definition/once:1')"
+once_arn="$(awsb ecs describe-tasks --cluster legacy --tasks $tasks --query "tasks[?taskDefinitionArn.contains(@, ':task-definition/once:1')].taskArn | [0]" --output text)"
 # The task recorded RUNNING when the server died (its id is the fixture's): its
 # supervisor recorded the exit when `berth down` stopped it; the new server settles it.
 orphan=arn:aws:ecs:us-east-1:000000000000:task/legacy/31ae4a048cea4db9a6c0af41e0c8a3e9
@@ -37,4 +40,7 @@ kill9_berth
 start_berth
 expect_eq "a second start finds the schema current" "0" "$(grep -c 'migrated the stored records' "$BERTH_DATA/berth.log")"
 expect_eq "and the records are still there" "ACTIVE" "$(awsb ecs describe-clusters --clusters legacy --query 'clusters[0].status' --output text)"
+# With ECS's hour of retention, a task that stopped long ago is deleted.
+once_gone() { [ "$(awsb ecs describe-tasks --cluster legacy --tasks "$once_arn" --query 'failures[0].reason' --output text)" = MISSING ]; }
+if wait_for "the long-stopped task to be deleted" 30 once_gone; then pass "a task stopped more than an hour ago is deleted"; else fail "the long-stopped task was kept"; fi
 finish
