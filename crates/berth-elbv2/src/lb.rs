@@ -766,10 +766,16 @@ fn acted(key: &str) -> bool {
 }
 
 /// Attributes set to what Berth does not do are refused rather than stored and ignored.
-fn refuse_unacted(specs: &[AttrSpec], attrs: &[(&str, &str)]) -> ApiResult<()> {
+/// `refused(key, value, changed)` decides, `changed` saying the value is not the
+/// attribute's default; load balancers and target groups each say which of theirs act.
+pub fn refuse_unacted(
+    specs: &[AttrSpec],
+    attrs: &[(&str, &str)],
+    refused: impl Fn(&str, &str, bool) -> bool,
+) -> ApiResult<()> {
     for &(key, value) in attrs {
         let default = specs.iter().find(|(k, _, _)| *k == key).map(|s| s.2);
-        if !acted(key) && default.is_some_and(|d| d != value) {
+        if refused(key, value, default.is_some_and(|d| d != value)) {
             return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
         }
     }
@@ -796,7 +802,7 @@ pub fn modify_attributes(
         let mut v = (*rec.value).clone();
         let mut set = v["Attributes"].as_object().cloned().unwrap_or_default();
         apply_attributes(specs(&v), &attrs, &mut set)?;
-        refuse_unacted(specs(&v), &attrs)?;
+        refuse_unacted(specs(&v), &attrs, |k, _, changed| changed && !acted(k))?;
         v["Attributes"] = Value::Object(set);
         let mut plan = Plan::new(elbv2::ModifyLoadBalancerAttributesOutput {
             attributes: Some(lb_attributes(specs(&v), &v["Attributes"])),

@@ -4,7 +4,7 @@
 //! group's record (`UsedBy`), updated in the same transaction as the listener or rule.
 
 use crate::common::*;
-use crate::lb::{apply_attributes, render_attributes, AttrSpec, Kind};
+use crate::lb::{apply_attributes, refuse_unacted, render_attributes, AttrSpec, Kind};
 use berth_model::elbv2 as model;
 use berth_store::Record;
 use berth_types::elbv2;
@@ -740,18 +740,12 @@ const UNACTED: [(&str, &str); 5] = [
     ("load_balancing.cross_zone.enabled", "false"),
 ];
 
-/// Settings the data plane does not carry out yet are refused rather than stored and
-/// ignored (the load balancer would behave otherwise than it says). A network load
-/// balancer's groups have no stickiness (source_ip) yet.
-fn refuse_unacted(specs: &[AttrSpec], http: bool, attrs: &[(&str, &str)]) -> ApiResult<()> {
-    for &(key, value) in attrs {
-        let default = specs.iter().find(|(k, _, _)| *k == key).map(|s| s.2);
-        let acted = ACTED.contains(&key) && (http || key != "stickiness.enabled");
-        if UNACTED.contains(&(key, value)) || (!acted && default.is_some_and(|d| d != value)) {
-            return Err(not_supported(format!("Attribute '{key}' set to '{value}'")));
-        }
-    }
-    Ok(())
+/// Whether `key` set to `value` is refused: a value the data plane does not carry out
+/// (UNACTED, default or not), or an attribute outside ACTED changed from its default (a
+/// network load balancer's groups have no stickiness, source_ip, yet).
+fn refused(http: bool, key: &str, value: &str, changed: bool) -> bool {
+    let acted = ACTED.contains(&key) && (http || key != "stickiness.enabled");
+    UNACTED.contains(&(key, value)) || (changed && !acted)
 }
 
 pub fn modify_attributes(
@@ -799,7 +793,7 @@ pub fn modify_attributes(
         }
         // Valid as AWS sees it; then what Berth does not carry out is refused.
         let http = is_http(str_of(&rec.value["TargetGroup"], "Protocol"));
-        refuse_unacted(&specs, http, &attrs)?;
+        refuse_unacted(&specs, &attrs, |k, v, changed| refused(http, k, v, changed))?;
         v["Attributes"] = Value::Object(set);
         let mut plan = Plan::new(elbv2::ModifyTargetGroupAttributesOutput {
             attributes: Some(tg_attributes(&specs, &v["Attributes"])),
