@@ -936,31 +936,35 @@ pub(crate) mod testing {
             addr: Some(*addr),
             drain_deadline: None,
         };
-        let mut w = World::default();
-        w.tgs.insert(
-            "tg".into(),
-            Tg {
-                arn: "tg".into(),
-                targets_key: String::new(),
-                protocol: "HTTP".into(),
+        front_of(Tg {
+            arn: "tg".into(),
+            targets_key: String::new(),
+            protocol: "HTTP".into(),
+            version: ProtocolVersion::Http1,
+            in_use: true,
+            algorithm: Algorithm::RoundRobin,
+            sticky_secs: None,
+            health: HealthCheck {
                 version: ProtocolVersion::Http1,
-                in_use: true,
-                algorithm: Algorithm::RoundRobin,
-                sticky_secs: None,
-                health: HealthCheck {
-                    version: ProtocolVersion::Http1,
-                    protocol: "HTTP".into(),
-                    port: None,
-                    path: "/".into(),
-                    interval_secs: 30,
-                    timeout_secs: 5,
-                    healthy_threshold: 2,
-                    unhealthy_threshold: 2,
-                    codes: vec![(200, 200)],
-                },
-                targets: targets.iter().map(target).collect(),
+                protocol: "HTTP".into(),
+                port: None,
+                path: "/".into(),
+                interval_secs: 30,
+                timeout_secs: 5,
+                healthy_threshold: 2,
+                unhealthy_threshold: 2,
+                codes: vec![(200, 200)],
             },
-        );
+            targets: targets.iter().map(target).collect(),
+        })
+        .await
+    }
+
+    /// Serve a listener on 127.0.0.1 (an ephemeral port) whose one rule forwards
+    /// everything to `tg`; its idle timeout is 60 s.
+    pub async fn front_of(tg: Tg) -> SocketAddr {
+        let mut w = World::default();
+        w.tgs.insert("tg".into(), tg);
         let listener = Listener {
             arn: "l".into(),
             port: 80,

@@ -3,8 +3,7 @@
 //! hyper servers on loopback, with a self-signed certificate made by `openssl`.
 
 use crate::health::{check, Outcome};
-use crate::proxy::{Proxy, Slot};
-use crate::rules::Action;
+use crate::proxy::testing::front_of as front;
 use crate::world::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::{SocketAddr, SocketAddrV4};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
@@ -198,40 +197,6 @@ fn hc(protocol: &str, version: ProtocolVersion, path: &str) -> HealthCheck {
             vec![(200, 200)]
         },
     }
-}
-
-/// A listener on loopback forwarding everything to `tg`.
-async fn front(tg: Tg) -> SocketAddr {
-    let mut w = World::default();
-    w.tgs.insert("tg".into(), tg);
-    let listener = Listener {
-        arn: "l".into(),
-        port: 80,
-        protocol: "HTTP".into(),
-        rules: vec![Rule {
-            conditions: vec![],
-            action: Action::Forward {
-                groups: vec![("tg".into(), 1)],
-                sticky_secs: None,
-            },
-        }],
-    };
-    let lb = Lb {
-        arn: "lb".into(),
-        dns_name: "web.elb.localhost".into(),
-        lb_type: LbType::Application,
-        ips: vec![],
-        vpc_cidr: None,
-        idle_timeout_secs: 60,
-        internal: false,
-        listeners: vec![listener.clone()],
-    };
-    let proxy = Arc::new(Proxy::new());
-    let slot: Slot = Arc::new(RwLock::new(Arc::new(proxy.view(&w, &lb, &listener))));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(proxy.serve(l, slot));
-    addr
 }
 
 /// One HTTP/1.1 request on a new connection: the whole response (the connection closes).
